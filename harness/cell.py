@@ -1,0 +1,96 @@
+"""The cell: one training run of the grid, and its content key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.problem import ParamValue
+
+Pairs = tuple[tuple[str, Any], ...]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (problem, parameters, optimizer, hyperparameters, device, seed) run."""
+
+    problem: str
+    optimizer: str
+    device: str
+    seed: int
+    steps: int
+    batch_size: int
+    #: Problem parameters, every declared one, sorted by name.
+    params: tuple[tuple[str, ParamValue], ...] = ()
+    #: Resolved optimizer hyperparameters (defaults plus overrides), sorted by name.
+    hyper: Pairs = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params"] = {k: _jsonable(v) for k, v in self.params}
+        d["hyper"] = {k: _jsonable(v) for k, v in self.hyper}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Cell:
+        def pairs(m: dict[str, Any]) -> Pairs:
+            return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in m.items()))
+
+        return cls(
+            problem=d["problem"],
+            optimizer=d["optimizer"],
+            device=d["device"],
+            seed=int(d["seed"]),
+            steps=int(d["steps"]),
+            batch_size=int(d["batch_size"]),
+            params=pairs(d.get("params", {})),
+            hyper=pairs(d.get("hyper", {})),
+        )
+
+    @property
+    def key(self) -> str:
+        """A canonical JSON string identifying the cell's content."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def cell_id(self) -> str:
+        """A readable, file-name-safe id: problem, optimizer, device, seed and a hash."""
+        digest = hashlib.sha1(self.key.encode()).hexdigest()[:10]
+        readable = f"{self.problem}-{self.optimizer}-{self.device}-s{self.seed}"
+        return f"{safe_name(readable)}-{digest}"
+
+    def describe(self, *, with_hyper: bool = False) -> str:
+        parts = [self.problem]
+        parts += [f"{k}={format_value(v)}" for k, v in self.params]
+        parts += [self.optimizer]
+        if with_hyper:
+            parts += [f"{k}={format_value(v)}" for k, v in self.hyper]
+        parts += [self.device, f"seed {self.seed}"]
+        return " ".join(parts)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def format_pairs(pairs: Pairs) -> str:
+    return ",".join(f"{k}={format_value(v)}" for k, v in pairs)
+
+
+def safe_name(text: str) -> str:
+    """Only letters, digits, '.', '_' and '-': nothing that could leave a directory."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
+    return cleaned[:120] or "cell"

@@ -1,0 +1,74 @@
+"""The command line: it parses, then delegates. Errors are one line, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from harness import __version__
+from harness.errors import HarnessError, UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a grid of models x optimizers x devices x seeds")
+    run.add_argument("grid", nargs="?", help="a TOML grid file")
+    run.add_argument("--preset", help="a built-in grid: 'quick' or 'default'")
+    run.add_argument("-m", "--models", help="comma-separated model names")
+    run.add_argument("-o", "--optimizers", help="comma-separated optimizer names")
+    run.add_argument("-d", "--devices", help="comma-separated devices: cpu, cuda, cuda:N, mps")
+    run.add_argument("-s", "--seeds", help="seeds: 0-4, or 0,1,2")
+    run.add_argument("--steps", help="training steps per cell (default: each model's)")
+    run.add_argument("--batch-size", help="batch size (default: each model's)")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="a model parameter or optimizer hyperparameter: activation=tanh, "
+                          "adam.lr=0.001; a comma list makes an axis (repeatable)")
+    run.add_argument("--out", help="output directory (default: results/<timestamp>)")
+    run.add_argument("--data-dir", help="where datasets live (default: $HARNESS_DATA_DIR or "
+                                        "~/.cache/harness/data)")
+    run.add_argument("--download", action="store_true",
+                     help="download datasets that are missing (needs the network)")
+    run.add_argument("--skip-unavailable", action="store_true",
+                     help="mark cells on devices this machine lacks as skipped")
+    run.add_argument("--windows", default="50", help="logging windows per cell (default 50)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    lst = sub.add_parser("list", help="list models, optimizers and plugins (with load errors)")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+
+    show = sub.add_parser("show", help="print a run's summary table")
+    show.add_argument("dir", help="a results directory")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(args_list)
+        if args.command is None:
+            build_parser().print_help()
+            return 0
+        from harness import commands
+
+        handler = getattr(commands, f"cmd_{args.command}")
+        return int(handler(args, args_list))
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

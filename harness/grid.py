@@ -1,0 +1,475 @@
+"""Grid definition: read a TOML grid file and command-line flags, expand into cells.
+
+A grid file::
+
+    models = ["regression", "cnn"]
+    optimizers = ["sgd", "adam"]
+    devices = ["cpu"]
+    seeds = "0-2"            # or [0, 1, 2], or 3
+    steps = 300              # optional: overrides each problem's default
+    batch_size = 64          # optional
+
+    [params]                 # for any selected model or optimizer that takes them
+    activation = ["relu", "tanh"]   # a list makes an axis
+
+    [model.regression]       # one model's parameters (and steps, batch_size)
+    steps = 500
+
+    [optimizer.adam]         # one optimizer's hyperparameters
+    lr = [0.001, 0.01]
+    betas = [0.9, 0.999]     # a tuple-valued hyperparameter: a list of lists is an axis
+
+Everything is validated before any cell runs; errors are :class:`UsageError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.cell import Cell
+from harness.errors import DeviceUnavailableError, UsageError
+from harness.optimizer import OptimizerSpec
+from harness.problem import Param, ParamValue, Problem
+from harness.registry import OptimizerRegistry, ProblemRegistry
+
+MAX_SEEDS = 10_000
+MAX_CELLS = 100_000
+MAX_STEPS = 1_000_000_000
+MAX_BATCH = 10_000_000
+TOP_LEVEL_KEYS = ("models", "optimizers", "devices", "seeds", "steps", "batch_size",
+                  "params", "model", "optimizer")
+PROBLEM_SETTINGS = ("steps", "batch_size")
+
+Values = tuple[Any, ...]
+
+
+@dataclass
+class GridSpec:
+    """The axes of a grid before expansion; built from presets, a file, then flags."""
+
+    models: list[str] | None = None
+    optimizers: list[str] | None = None
+    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    steps: int | None = None
+    batch_size: int | None = None
+    #: Bare settings: apply to every selected model or optimizer that takes them.
+    params: dict[str, list[Any]] = field(default_factory=dict)
+    #: Per-model settings (parameters, plus steps and batch_size).
+    model: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: Per-optimizer hyperparameters.
+    optimizer: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+
+
+# -- small parsers ---------------------------------------------------------------
+def parse_list(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in items):
+        raise UsageError(f"{what}: expected a comma-separated list, got {text!r}")
+    return items
+
+
+def parse_seeds(value: Any) -> list[int]:
+    """Seeds from ``3``, ``[0, 1]``, ``"0-4"`` or ``"0-2,7"``."""
+    if isinstance(value, bool):
+        raise UsageError(f"seeds: expected integers or a range like 0-4, got {value!r}")
+    if isinstance(value, int):
+        parts: list[Any] = [value]
+    elif isinstance(value, list):
+        parts = value
+    elif isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+    else:
+        raise UsageError(f"seeds: expected integers or a range like 0-4, got {value!r}")
+    seeds: list[int] = []
+    for part in parts:
+        if isinstance(part, int) and not isinstance(part, bool):
+            seeds.append(part)
+            continue
+        if not isinstance(part, str):
+            raise UsageError(f"seeds: expected integers or a range like 0-4, got {part!r}")
+        m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if not m:
+            raise UsageError(f"seeds: {part!r} is not a seed or a range like 0-4")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise UsageError(f"seeds: range {part!r} is empty (it counts down)")
+        if hi - lo + 1 > MAX_SEEDS:
+            raise UsageError(f"seeds: range {part!r} has more than {MAX_SEEDS} seeds")
+        seeds.extend(range(lo, hi + 1))
+    if not seeds:
+        raise UsageError("seeds: the list is empty")
+    for s in seeds:
+        if s < 0 or s > 2**31 - 1:
+            raise UsageError(f"seeds: {s} is out of range (0 to 2147483647)")
+    if len(seeds) > MAX_SEEDS:
+        raise UsageError(f"seeds: more than {MAX_SEEDS} seeds")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError("seeds: a seed is listed twice")
+    return seeds
+
+
+def parse_positive(value: Any, what: str, maximum: int) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise UsageError(f"{what}: expected a positive integer, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{what}: expected a positive integer, got {value!r}")
+    if not 1 <= value <= maximum:
+        raise UsageError(f"{what}: {value} is out of range (1 to {maximum})")
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: a TOML literal (number, bool, list, quoted string) or a bare word."""
+    text = text.strip()
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split on commas that are not inside brackets or quotes."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def parse_set(assignment: str) -> tuple[str | None, str, list[Any]]:
+    """``[NAME.]KEY=VALUE[,VALUE...]`` -> (NAME or None, KEY, values)."""
+    if "=" not in assignment:
+        raise UsageError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set adam.lr=0.001")
+    lhs, rhs = assignment.split("=", 1)
+    lhs = lhs.strip()
+    if not re.fullmatch(r"([a-z0-9][a-z0-9_-]*\.)?[A-Za-z_][A-Za-z0-9_]*", lhs):
+        raise UsageError(f"--set {assignment!r}: {lhs!r} is not KEY or NAME.KEY")
+    scope, _, key = lhs.rpartition(".")
+    if not rhs.strip():
+        raise UsageError(f"--set {assignment!r}: the value is empty")
+    raw = split_top_level(rhs)
+    if any(not r.strip() for r in raw):
+        raise UsageError(f"--set {assignment!r}: an empty value in the list")
+    return (scope or None), key, [parse_value(r) for r in raw]
+
+
+# -- grid files --------------------------------------------------------------------
+def _as_values(value: Any) -> list[Any]:
+    """A setting as a list of candidate values; a list is an axis (disambiguated later)."""
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"{where}: unknown key {key!r}{hint}")
+
+
+def _str_list(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        return parse_list(value, what)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{what}: expected a non-empty list of names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise UsageError(f"{what}: a name is listed twice")
+    return list(value)
+
+
+def _settings_table(value: Any, where: str) -> dict[str, list[Any]]:
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: expected a table of settings")
+    out: dict[str, list[Any]] = {}
+    for key, v in value.items():
+        if isinstance(v, dict):
+            raise UsageError(f"{where}.{key}: expected a value or a list of values, not a table")
+        values = _as_values(v)
+        if not values:
+            raise UsageError(f"{where}.{key}: the list is empty")
+        out[key] = values
+    return out
+
+
+def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
+    """Merge a parsed grid file (or preset) into ``spec``."""
+    _check_keys(data, TOP_LEVEL_KEYS, source)
+    if "models" in data:
+        spec.models = _str_list(data["models"], f"{source}: models")
+    if "optimizers" in data:
+        spec.optimizers = _str_list(data["optimizers"], f"{source}: optimizers")
+    if "devices" in data:
+        spec.devices = _str_list(data["devices"], f"{source}: devices")
+    if "seeds" in data:
+        spec.seeds = parse_seeds(data["seeds"])
+    if "steps" in data:
+        spec.steps = parse_positive(data["steps"], f"{source}: steps", MAX_STEPS)
+    if "batch_size" in data:
+        spec.batch_size = parse_positive(data["batch_size"], f"{source}: batch_size", MAX_BATCH)
+    if "params" in data:
+        spec.params.update(_settings_table(data["params"], f"{source}: params"))
+    for section, target in (("model", spec.model), ("optimizer", spec.optimizer)):
+        if section not in data:
+            continue
+        tables = data[section]
+        if not isinstance(tables, dict):
+            raise UsageError(f"{source}: [{section}] must hold tables like [{section}.NAME]")
+        for name, table in tables.items():
+            target.setdefault(name, {}).update(
+                _settings_table(table, f"{source}: {section}.{name}")
+            )
+
+
+def load_grid_file(path: Path) -> dict[str, Any]:
+    """Read a TOML grid file; any failure is one line naming the file and the problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read grid file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"grid file {str(path)!r} is not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"grid file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+PRESETS = ("default", "quick")
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, PRESETS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown preset {name!r}{hint}; known: {', '.join(PRESETS)}")
+    text = resources.files("harness").joinpath(f"presets/{name}.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+# -- devices -----------------------------------------------------------------------
+def normalize_device(name: str) -> str:
+    m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", name.strip())
+    if not m or (m.group(1) == "cpu" and m.group(2)):
+        raise UsageError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps")
+    return name.strip()
+
+
+def device_available(name: str) -> str | None:
+    """None when the device can be used here, else the reason it cannot."""
+    kind, _, index = name.partition(":")
+    if kind == "cpu":
+        return None
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine"
+        n = torch.cuda.device_count()
+        if index and int(index) >= n:
+            return f"this machine has {n} CUDA device(s)"
+        return None
+    if kind == "mps":
+        return None if torch.backends.mps.is_available() else "MPS is not available here"
+    return f"unknown device {name!r}"
+
+
+# -- expansion ---------------------------------------------------------------------
+def _is_scalar(v: Any) -> bool:
+    return not isinstance(v, list | tuple | dict)
+
+
+def _axis(values: list[Any], default: Any) -> list[Any]:
+    """Disambiguate a list: for a tuple-valued setting, a flat list is one value."""
+    if isinstance(default, tuple) and values and all(_is_scalar(v) for v in values):
+        return [tuple(values)]
+    return values
+
+
+def _dedupe(values: Iterable[Any], where: str) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if v in out:
+            raise UsageError(f"{where}: the value {v!r} is listed twice")
+        out.append(v)
+    return out
+
+
+@dataclass(frozen=True)
+class ExpandedGrid:
+    cells: tuple[Cell, ...]
+    devices: tuple[str, ...]
+    unavailable: dict[str, str]
+
+
+def expand(
+    spec: GridSpec,
+    problems: ProblemRegistry,
+    optimizers: OptimizerRegistry,
+    *,
+    skip_unavailable: bool = False,
+) -> ExpandedGrid:
+    """Validate ``spec`` against the registries and expand it into cells."""
+    model_names = spec.models if spec.models is not None else problems.names()
+    opt_names = spec.optimizers if spec.optimizers is not None else optimizers.names()
+    if not model_names:
+        raise UsageError("no models selected")
+    if not opt_names:
+        raise UsageError("no optimizers selected")
+    selected_p: list[Problem] = [problems.get(n) for n in _dedupe(model_names, "models")]
+    selected_o: list[OptimizerSpec] = [optimizers.get(n) for n in _dedupe(opt_names, "optimizers")]
+
+    devices = [normalize_device(d) for d in _dedupe(spec.devices, "devices")]
+    if not devices:
+        raise UsageError("no devices selected")
+    unavailable = {d: r for d in devices if (r := device_available(d)) is not None}
+    if unavailable and not skip_unavailable:
+        d, reason = next(iter(unavailable.items()))
+        raise DeviceUnavailableError(
+            f"device {d!r} is not available: {reason} (pass --skip-unavailable to skip its cells)"
+        )
+
+    # Scoped settings must name a selected model or optimizer.
+    for name in spec.model:
+        if name not in model_names:
+            hint = problems.unknown(name) if name not in problems else "it is not selected"
+            raise UsageError(f"settings for model {name!r}: {hint}")
+    for name in spec.optimizer:
+        if name not in opt_names:
+            hint = optimizers.unknown(name) if name not in optimizers else "it is not selected"
+            raise UsageError(f"settings for optimizer {name!r}: {hint}")
+
+    # Bare settings must be taken by somebody.
+    for key in spec.params:
+        if key in PROBLEM_SETTINGS:
+            raise UsageError(f"params: use the top-level {key!r} (or [model.NAME] {key})")
+        takers = [p for p in selected_p if p.param(key)] + [
+            o for o in selected_o if _accepts(o, key)
+        ]
+        if not takers:
+            known = sorted({q.name for p in selected_p for q in p.params}
+                           | {k for o in selected_o for k in (o.accepted() or set(o.defaults))})
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"no selected model or optimizer takes the parameter {key!r}{hint}")
+
+    opt_variants = {o.name: _optimizer_variants(o, spec) for o in selected_o}
+
+    cells: list[Cell] = []
+    for problem in selected_p:
+        own = spec.model.get(problem.name, {})
+        steps = problem.steps if spec.steps is None else spec.steps
+        batch = problem.batch_size if spec.batch_size is None else spec.batch_size
+        if "steps" in own:
+            steps = parse_positive(_single(own["steps"], f"model.{problem.name}.steps"),
+                                   f"model.{problem.name}.steps", MAX_STEPS)
+        if "batch_size" in own:
+            batch = parse_positive(_single(own["batch_size"], f"model.{problem.name}.batch_size"),
+                                   f"model.{problem.name}.batch_size", MAX_BATCH)
+        for key in own:
+            if key not in PROBLEM_SETTINGS and problem.param(key) is None:
+                names = [p.name for p in problem.params] + list(PROBLEM_SETTINGS)
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise UsageError(
+                    f"model {problem.name!r} has no parameter {key!r}{hint}; "
+                    f"it takes: {', '.join(names)}"
+                )
+        axes: list[list[tuple[str, ParamValue]]] = []
+        for param in sorted(problem.params, key=lambda p: p.name):
+            raw = own.get(param.name, spec.params.get(param.name, [param.default]))
+            axes.append(_param_axis(problem, param, raw))
+        for combo in itertools.product(*axes):
+            for opt in selected_o:
+                for hyper in opt_variants[opt.name]:
+                    for device in devices:
+                        for seed in spec.seeds:
+                            cells.append(Cell(
+                                problem=problem.name, optimizer=opt.name, device=device,
+                                seed=seed, steps=steps, batch_size=batch,
+                                params=tuple(combo), hyper=hyper,
+                            ))
+                            if len(cells) > MAX_CELLS:
+                                raise UsageError(f"the grid has more than {MAX_CELLS} cells")
+    return ExpandedGrid(tuple(cells), tuple(devices), unavailable)
+
+
+def _single(values: list[Any], where: str) -> Any:
+    if len(values) != 1:
+        raise UsageError(f"{where}: expected one value, got a list")
+    return values[0]
+
+
+def _accepts(opt: OptimizerSpec, key: str) -> bool:
+    accepted = opt.accepted()
+    return key in opt.defaults if accepted is None else key in accepted
+
+
+def _param_axis(problem: Problem, param: Param, raw: list[Any]) -> list[tuple[str, ParamValue]]:
+    where = f"model {problem.name!r}"
+    values = [param.coerce(v, where=where) for v in _axis(raw, param.default)]
+    return [(param.name, v) for v in _dedupe(values, f"{where}: {param.name}")]
+
+
+def _optimizer_variants(opt: OptimizerSpec, spec: GridSpec) -> list[tuple[tuple[str, Any], ...]]:
+    settings: dict[str, list[Any]] = {
+        k: v for k, v in spec.params.items() if _accepts(opt, k)
+    }
+    settings.update(spec.optimizer.get(opt.name, {}))
+    keys = sorted(settings)
+    axes = [
+        _dedupe(_axis(settings[k], opt.defaults.get(k)), f"optimizer {opt.name!r}: {k}")
+        for k in keys
+    ]
+    variants = []
+    for combo in itertools.product(*axes):
+        hyper = opt.resolve(dict(zip(keys, combo, strict=True)))
+        variants.append(tuple(sorted(hyper.items())))
+    return variants
+
+
+def apply_sets(spec: GridSpec, assignments: Sequence[str], problems: ProblemRegistry,
+               optimizers: OptimizerRegistry) -> None:
+    """Apply ``--set`` flags (they override the grid file's settings)."""
+    for text in assignments:
+        scope, key, values = parse_set(text)
+        if scope is None:
+            spec.params[key] = values
+        elif scope in problems:
+            spec.model.setdefault(scope, {})[key] = values
+        elif scope in optimizers:
+            spec.optimizer.setdefault(scope, {})[key] = values
+        else:
+            names = problems.names() + optimizers.names()
+            close = difflib.get_close_matches(scope, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"--set {text!r}: no model or optimizer named {scope!r}{hint}")

@@ -1,0 +1,251 @@
+"""The problem contract: what a model plugin registers.
+
+A :class:`Problem` describes a benchmark (name, parameters, defaults, target) and
+builds, for one device and one seed, either
+
+* a :class:`Supervised` bundle (model, data, loss, evaluation). The harness owns
+  the step (zero_grad, forward, loss, backward, optimizer step) so that speed-ups
+  happen in one place; or
+* a :class:`Task`, for problems with their own training loop and one optimizer
+  per parameter group (a GAN's generator and discriminator, a DQN's Q-network).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from harness.errors import UsageError
+
+#: A problem parameter's value: what a TOML file or ``--set`` can spell.
+ParamValue = bool | int | float | str | tuple[Any, ...]
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def check_name(kind: str, name: str) -> None:
+    """Reject names that could not be used as a grid key or inside a file name."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"invalid {kind} name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-'"
+        )
+
+
+@dataclass(frozen=True)
+class Param:
+    """A problem parameter; a list of values for it in a grid makes it an axis."""
+
+    name: str
+    default: ParamValue
+    choices: tuple[ParamValue, ...] | None = None
+    help: str = ""
+
+    def coerce(self, value: Any, *, where: str) -> ParamValue:
+        """Return ``value`` converted to this parameter's type, or raise UsageError."""
+        kind = type(self.default)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise UsageError(f"{where}: {self.name} must be true or false, got {value!r}")
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"{where}: {self.name} must be an integer, got {value!r}")
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise UsageError(f"{where}: {self.name} must be a number, got {value!r}")
+            value = float(value)
+            if not math.isfinite(value):
+                raise UsageError(f"{where}: {self.name} must be finite, got {value!r}")
+        elif kind is str:
+            if not isinstance(value, str):
+                raise UsageError(f"{where}: {self.name} must be a string, got {value!r}")
+        elif kind is tuple:
+            if not isinstance(value, list | tuple):
+                raise UsageError(f"{where}: {self.name} must be a list, got {value!r}")
+            value = tuple(value)
+        if self.choices is not None and value not in self.choices:
+            options = ", ".join(str(c) for c in self.choices)
+            raise UsageError(f"{where}: {self.name} must be one of {options}; got {value!r}")
+        return value  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What counts as converged, for time-to-target: ``metric`` crossing ``threshold``."""
+
+    metric: str
+    threshold: float
+    mode: Literal["min", "max"] = "min"
+
+    def reached(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        return value <= self.threshold if self.mode == "min" else value >= self.threshold
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Everything a problem needs to build itself for one cell."""
+
+    device: torch.device
+    seed: int
+    batch_size: int
+    steps: int
+    params: Mapping[str, ParamValue]
+    data_dir: Path
+    download: bool = False
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A generator on the cell's device seeded from the cell's seed (plus ``offset``)."""
+        return torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + offset)
+
+    def cpu_generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the cell's seed, for data synthesised on the host."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+
+
+class BatchSource(Protocol):
+    """Yields training batches that already live on the cell's device."""
+
+    def next(self) -> tuple[Tensor, Tensor]: ...
+
+
+class ShuffledBatches:
+    """Epochs over device-resident tensors in a seeded random order.
+
+    The permutation is drawn on the device; an epoch's last partial batch is
+    dropped so every batch has the same shape. With fewer samples than the batch
+    size, every step sees the whole set.
+    """
+
+    def __init__(
+        self, inputs: Tensor, targets: Tensor, batch_size: int, generator: torch.Generator
+    ) -> None:
+        self.inputs = inputs
+        self.targets = targets
+        self.n = int(inputs.shape[0])
+        self.batch_size = min(batch_size, self.n)
+        self.generator = generator
+        self._perm = torch.empty(0, dtype=torch.long, device=inputs.device)
+        self._pos = self.n  # forces a permutation on the first call
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        if self._pos + self.batch_size > self.n:
+            self._perm = torch.randperm(
+                self.n, device=self.inputs.device, generator=self.generator
+            )
+            self._pos = 0
+        idx = self._perm[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return self.inputs.index_select(0, idx), self.targets.index_select(0, idx)
+
+
+@dataclass
+class Supervised:
+    """A supervised problem built for one cell; the harness owns its training step.
+
+    ``forward(model, x)`` returns what ``loss_fn(output, y)`` takes (default
+    ``model(x)``). ``evaluate(model)`` runs in eval mode under ``torch.no_grad``
+    and returns the metrics the problem declares. ``batches`` defaults to
+    :class:`ShuffledBatches` over ``inputs``/``targets``.
+    """
+
+    model: nn.Module
+    loss_fn: Callable[[Any, Tensor], Tensor]
+    inputs: Tensor
+    targets: Tensor
+    evaluate: Callable[[nn.Module], Mapping[str, float]]
+    forward: Callable[[nn.Module, Tensor], Any] | None = None
+    batches: BatchSource | None = None
+    artifacts: Callable[[nn.Module], Mapping[str, Any]] | None = None
+    data_source: str = "synthetic"
+
+
+class Task(ABC):
+    """A problem that owns its training step and may train several parameter groups.
+
+    Each role in :meth:`parameter_groups` gets its own optimizer instance; the
+    grid's optimizer applies to every role unless the grid says otherwise.
+    """
+
+    #: Where the data came from, recorded in the summary.
+    data_source: str = "synthetic"
+    #: Samples (or environment steps) consumed by one call of :meth:`train_step`.
+    samples_per_step: int = 1
+
+    @abstractmethod
+    def parameter_groups(self) -> Mapping[str, Iterable[nn.Parameter]]:
+        """Role name -> the parameters one optimizer instance trains."""
+
+    @abstractmethod
+    def train_step(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> Mapping[str, Tensor]:
+        """Run one step; return scalar losses as device tensors, including ``"loss"``.
+
+        Do not call ``.item()`` here: the harness reads losses at window edges.
+        """
+
+    @abstractmethod
+    def evaluate(self) -> Mapping[str, float]:
+        """Return the declared metrics; runs outside the timed windows."""
+
+    def artifacts(self) -> Mapping[str, Any]:
+        """JSON-serialisable data kept for the report's pictures."""
+        return {}
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        """The networks, by name (used for state dicts and train/eval mode)."""
+        return {}
+
+
+class Problem(ABC):
+    """A benchmark problem. Subclass it, set the class attributes, implement build."""
+
+    #: Registered name: lowercase letters, digits, '.', '_' or '-'.
+    name: str
+    #: One line saying what is learned, from what.
+    description: str = ""
+    #: Parameters that may become grid axes.
+    params: tuple[Param, ...] = ()
+    #: Default batch size and step budget.
+    batch_size: int = 64
+    steps: int = 500
+    #: Evaluate every this many steps (``None``: ten times per run) and at the end.
+    eval_every: int | None = None
+    #: Metric names :meth:`Supervised.evaluate` / :meth:`Task.evaluate` return.
+    metrics: tuple[str, ...] = ()
+    #: When the problem counts as solved, for time-to-target.
+    target: Target | None = None
+    #: What ``samples_per_s`` counts.
+    sample_unit: str = "samples"
+
+    @abstractmethod
+    def build(self, ctx: BuildContext) -> Supervised | Task:
+        """Build models and data on ``ctx.device``, seeded by ``ctx.seed``."""
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def defaults(self) -> dict[str, ParamValue]:
+        return {p.name: p.default for p in self.params}
+
+
+@dataclass(frozen=True)
+class ProblemInfo:
+    """A problem's metadata as ``harness list`` shows it."""
+
+    name: str
+    description: str
+    plugin: str
+    distribution: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 0
+    steps: int = 0
+    metrics: tuple[str, ...] = ()
+    target: str | None = None

@@ -1,0 +1,137 @@
+"""Typed registries handed to the registration hooks."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import torch
+
+from harness.errors import DuplicateNameError, UsageError
+from harness.optimizer import OptimizerSpec
+from harness.problem import Problem, check_name
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One plugin as discovered: its entry point name, distribution and load state."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    module: str | None = None
+    #: "loaded", "error", "blocked" or "not-selected".
+    status: str = "loaded"
+    error: str | None = None
+
+    def label(self) -> str:
+        dist = f" from {self.distribution} {self.version}" if self.distribution else ""
+        return f"{self.name!r}{dist}"
+
+
+T = TypeVar("T")
+
+
+class _Registry(Generic[T]):
+    kind = "item"
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[T, PluginInfo]] = {}
+        self._owner = PluginInfo(name="<unknown>")
+
+    def _name(self, item: T) -> str:
+        raise NotImplementedError
+
+    def _add(self, item: T) -> None:
+        name = self._name(item)
+        check_name(self.kind, name)
+        if name in self._items:
+            other = self._items[name][1]
+            raise DuplicateNameError(
+                f"{self.kind} {name!r} from plugin {self._owner.label()} "
+                f"is already registered by plugin {other.label()}"
+            )
+        self._items[name] = (item, self._owner)
+
+    # -- reading -------------------------------------------------------------
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[T]:
+        return (item for item, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name][0]
+        except KeyError:
+            raise UsageError(self.unknown(name)) from None
+
+    def owner(self, name: str) -> PluginInfo:
+        return self._items[name][1]
+
+    def unknown(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known = ", ".join(sorted(self.names())) or "none registered"
+        return f"unknown {self.kind} {name!r}{hint}; known: {known}"
+
+    # -- used by the plugin host -------------------------------------------
+    def _transaction(self, owner: PluginInfo, register: Callable[[Any], None]) -> None:
+        """Run one plugin's registration; on any error, undo what it added and re-raise."""
+        before = dict(self._items)
+        self._owner = owner
+        try:
+            register(self)
+        except BaseException:
+            self._items = before
+            raise
+        finally:
+            self._owner = PluginInfo(name="<unknown>")
+
+
+class ProblemRegistry(_Registry[Problem]):
+    """Passed to ``register_models``: ``registry.add(problem)``."""
+
+    kind = "model"
+
+    def _name(self, item: Problem) -> str:
+        return item.name
+
+    def add(self, problem: Problem) -> None:
+        """Register a :class:`harness.Problem` instance under ``problem.name``."""
+        if not isinstance(problem, Problem):
+            raise TypeError(f"register_models expects Problem instances, got {problem!r}")
+        self._add(problem)
+
+
+class OptimizerRegistry(_Registry[OptimizerSpec]):
+    """Passed to ``register_optimizers``: ``registry.add(spec)`` or ``registry.add_torch(...)``."""
+
+    kind = "optimizer"
+
+    def _name(self, item: OptimizerSpec) -> str:
+        return item.name
+
+    def add(self, spec: OptimizerSpec) -> None:
+        """Register an :class:`harness.OptimizerSpec`."""
+        if not isinstance(spec, OptimizerSpec):
+            raise TypeError(f"register_optimizers expects OptimizerSpec, got {spec!r}")
+        self._add(spec)
+
+    def add_torch(
+        self,
+        name: str,
+        cls: type[torch.optim.Optimizer],
+        description: str = "",
+        **defaults: Any,
+    ) -> None:
+        """Register a ``torch.optim`` class under ``name`` with the given defaults."""
+        self.add(OptimizerSpec(name=name, factory=cls, defaults=defaults, description=description))

@@ -1,0 +1,364 @@
+"""Running one cell: build, train with timed windows, evaluate, summarise.
+
+Timing follows three rules. The loss is accumulated on the device and read only
+at window edges, so the hot loop has no host synchronisation. The device is
+synchronised at every window edge before the clock is read. Evaluation happens
+at window edges with the clock stopped, so it never counts as training time.
+Throughput is measured over the windows after the warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from harness.cell import Cell
+from harness.errors import DivergedError
+from harness.optimizer import OptimizerSpec
+from harness.problem import BuildContext, Problem, ShuffledBatches, Supervised, Task
+
+#: A window's mean loss above this multiple of the first window's (or non-finite) is divergence.
+DIVERGENCE_FACTOR = 1e4
+
+STATUSES = ("ok", "diverged", "timeout", "oom", "error", "skipped")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How cells are run; shared by every cell of a grid."""
+
+    data_dir: Path = Path("data")
+    download: bool = False
+    #: Number of logging windows per cell (the curve's resolution).
+    windows: int = 50
+    #: Steps excluded from steady-state throughput; None: 10% of the steps, at most 50.
+    warmup_steps: int | None = None
+    #: Evaluate every N steps; None: the problem's own ``eval_every`` or ten times per run.
+    eval_every: int | None = None
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """What one cell produced; written once, as one record."""
+
+    cell: Cell
+    status: str
+    summary: Mapping[str, Any]
+    curve: tuple[Mapping[str, Any], ...] = ()
+    artifacts: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+
+
+WindowCallback = Callable[[int, int, float], None]
+
+
+class SupervisedTask(Task):
+    """The harness-owned training step for :class:`Supervised` problems."""
+
+    def __init__(self, built: Supervised, batch_size: int, generator: torch.Generator) -> None:
+        self.built = built
+        self.model = built.model
+        self.loss_fn = built.loss_fn
+        self.forward = built.forward
+        if built.batches is None:
+            shuffled = ShuffledBatches(built.inputs, built.targets, batch_size, generator)
+            self.batches: Any = shuffled
+            self.samples_per_step = shuffled.batch_size
+        else:
+            self.batches = built.batches
+            self.samples_per_step = batch_size
+        self.data_source = built.data_source
+
+    def parameter_groups(self) -> Mapping[str, Iterable[nn.Parameter]]:
+        return {"model": self.model.parameters()}
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        return {"model": self.model}
+
+    def step_function(
+        self, optimizers: Mapping[str, torch.optim.Optimizer]
+    ) -> Callable[[], Tensor]:
+        """The hot path: one closure, no lookups, no host syncs."""
+        opt = optimizers["model"]
+        model, loss_fn, forward, batches = self.model, self.loss_fn, self.forward, self.batches
+
+        if forward is None:
+            def step() -> Tensor:
+                x, y = batches.next()
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                opt.step()
+                return loss
+        else:
+            def step() -> Tensor:
+                x, y = batches.next()
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(forward(model, x), y)
+                loss.backward()
+                opt.step()
+                return loss
+        return step
+
+    def train_step(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> Mapping[str, Tensor]:
+        return {"loss": self.step_function(optimizers)()}
+
+    def evaluate(self) -> Mapping[str, float]:
+        with _eval_mode(self.model):
+            return dict(self.built.evaluate(self.model))
+
+    def artifacts(self) -> Mapping[str, Any]:
+        if self.built.artifacts is None:
+            return {}
+        with _eval_mode(self.model):
+            return dict(self.built.artifacts(self.model))
+
+
+class _eval_mode:
+    def __init__(self, *modules: nn.Module) -> None:
+        self.modules = modules
+        self.was_training = [m.training for m in modules]
+        self.no_grad = torch.no_grad()
+
+    def __enter__(self) -> None:
+        for m in self.modules:
+            m.eval()
+        self.no_grad.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.no_grad.__exit__(None, None, None)
+        for m, was in zip(self.modules, self.was_training, strict=True):
+            m.train(was)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_task(problem: Problem, cell: Cell, options: RunOptions) -> Task:
+    device = torch.device(cell.device)
+    seed_everything(cell.seed)
+    ctx = BuildContext(
+        device=device, seed=cell.seed, batch_size=cell.batch_size, steps=cell.steps,
+        params=dict(cell.params), data_dir=options.data_dir, download=options.download,
+    )
+    built = problem.build(ctx)
+    if isinstance(built, Supervised):
+        return SupervisedTask(built, cell.batch_size, ctx.generator())
+    if isinstance(built, Task):
+        return built
+    raise TypeError(f"{problem.name}.build() returned {type(built).__name__}, "
+                    "expected harness.Supervised or harness.Task")
+
+
+def _boundaries(
+    steps: int, log_every: int, eval_every: int, warmup: int
+) -> tuple[set[int], set[int]]:
+    log = set(range(log_every, steps + 1, log_every)) | {steps, warmup}
+    evals = set(range(eval_every, steps + 1, eval_every)) | {steps}
+    return log | evals, evals
+
+
+def run_cell(
+    cell: Cell,
+    problem: Problem,
+    optimizer: OptimizerSpec,
+    options: RunOptions,
+    on_window: WindowCallback | None = None,
+) -> CellResult:
+    """Train one cell and return its record. Never raises for a failure of the cell itself."""
+    t_start = time.perf_counter()
+    device = torch.device(cell.device)
+    curve: list[dict[str, Any]] = []
+    state: dict[str, Any] = {"data_source": None, "sample_unit": problem.sample_unit}
+    try:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        task = build_task(problem, cell, options)
+        state["data_source"] = task.data_source
+        hyper = dict(cell.hyper)
+        optimizers = {
+            role: optimizer.build(list(params), hyper)
+            for role, params in task.parameter_groups().items()
+        }
+        _train(cell, problem, task, optimizers, options, curve, state, on_window)
+        status, error, tb = "ok", None, None
+    except DivergedError as exc:
+        status, error, tb = "diverged", str(exc), None
+    except torch.cuda.OutOfMemoryError as exc:
+        status, error, tb = "oom", _one_line(exc), traceback.format_exc()
+    except Exception as exc:
+        status, error, tb = "error", _one_line(exc), traceback.format_exc()
+    finally:
+        if device.type == "cuda" and torch.cuda.is_available():
+            state["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    summary = _summarise(cell, problem, curve, state, time.perf_counter() - t_start)
+    return CellResult(cell=cell, status=status, summary=summary, curve=tuple(curve),
+                      artifacts=state.get("artifacts", {}), error=error, traceback=tb)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _train(
+    cell: Cell,
+    problem: Problem,
+    task: Task,
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    options: RunOptions,
+    curve: list[dict[str, Any]],
+    state: dict[str, Any],
+    on_window: WindowCallback | None,
+) -> None:
+    device = torch.device(cell.device)
+    steps = cell.steps
+    log_every = max(1, steps // max(1, options.windows))
+    eval_every = options.eval_every or problem.eval_every or max(1, steps // 10)
+    warmup = options.warmup_steps if options.warmup_steps is not None else min(50, steps // 10)
+    warmup = max(1, min(warmup, steps))
+    edges, evals = _boundaries(steps, log_every, eval_every, warmup)
+    target = problem.target
+
+    step: Callable[[], Tensor | Mapping[str, Tensor]]
+    if isinstance(task, SupervisedTask):
+        step = task.step_function(optimizers)
+    else:
+        def step() -> Tensor | Mapping[str, Tensor]:
+            return task.train_step(optimizers)
+
+    acc: dict[str, Tensor] = {}
+    rss_peak = _rss_mb()
+    train_time = warmup_s = steady_time = 0.0
+    steady_steps = 0
+    prev_edge = 0
+    first_loss: float | None = None
+    losses: list[float] = []
+    metrics: dict[str, float] = {}
+    state.update(time_to_target_s=None, steps_to_target=None)
+
+    synchronize(device)
+    t0 = time.perf_counter()
+    for i in range(1, steps + 1):
+        out = step()
+        if isinstance(out, Tensor):
+            if "loss" in acc:
+                acc["loss"] += out.detach()
+            else:
+                acc["loss"] = out.detach().clone()
+        else:
+            for k, v in out.items():
+                if k in acc:
+                    acc[k] += v.detach()
+                else:
+                    acc[k] = v.detach().clone()
+        if i not in edges:
+            continue
+        # -- window edge: synchronise, read the clock, then the losses -------------
+        synchronize(device)
+        elapsed = time.perf_counter() - t0
+        n = i - prev_edge
+        train_time += elapsed
+        if i <= warmup:
+            warmup_s += elapsed
+        else:
+            steady_time += elapsed
+            steady_steps += n
+        row: dict[str, Any] = {"step": i, "elapsed_s": train_time}
+        for k, v in acc.items():
+            row[k] = float(v.item()) / n
+        acc = {}
+        loss = row.get("loss", math.nan)
+        losses.append(loss)
+        if first_loss is None:
+            first_loss = loss
+        rss_peak = max(rss_peak, _rss_mb())
+        if i in evals:
+            metrics = {k: float(v) for k, v in task.evaluate().items()}
+            row.update(metrics)
+        curve.append(row)
+        if target is not None and state["time_to_target_s"] is None:
+            value = row.get(target.metric)
+            if value is not None and target.reached(float(value)):
+                state.update(time_to_target_s=train_time, steps_to_target=i)
+        state.update(steps_done=i, losses=losses, metrics=metrics, warmup_s=warmup_s,
+                     steady_time=steady_time, steady_steps=steady_steps,
+                     samples_per_step=task.samples_per_step, rss_peak=rss_peak)
+        if on_window is not None:
+            on_window(i, steps, loss)
+        if not math.isfinite(loss) or (
+            first_loss is not None and math.isfinite(first_loss)
+            and loss > DIVERGENCE_FACTOR * max(abs(first_loss), 1.0)
+        ):
+            raise DivergedError(f"loss {loss:.4g} at step {i} (first window {first_loss:.4g})")
+        prev_edge = i
+        synchronize(device)
+        t0 = time.perf_counter()
+    state["artifacts"] = dict(task.artifacts())
+
+
+def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
+               state: dict[str, Any], wall_s: float) -> dict[str, Any]:
+    losses = [x for x in state.get("losses", []) if math.isfinite(x)]
+    steady_steps = state.get("steady_steps", 0)
+    steady_time = state.get("steady_time", 0.0)
+    sps = state.get("samples_per_step", cell.batch_size)
+    if steady_steps == 0 and curve:
+        # Too few steps for a warm-up: fall back to every window.
+        steady_steps = state.get("steps_done", 0)
+        steady_time = curve[-1]["elapsed_s"]
+    rate = steady_steps * sps / steady_time if steady_time > 0 else math.nan
+    summary: dict[str, Any] = {
+        "steps_done": state.get("steps_done", 0),
+        "final_loss": state["losses"][-1] if state.get("losses") else math.nan,
+        "best_loss": min(losses) if losses else math.nan,
+        "time_to_target_s": _or_nan(state.get("time_to_target_s")),
+        "steps_to_target": _or_nan(state.get("steps_to_target")),
+        "samples_per_s": rate,
+        "step_time_ms": 1000 * steady_time / steady_steps if steady_steps else math.nan,
+        "warmup_s": state.get("warmup_s", math.nan),
+        "peak_mem_mb": state.get("peak_mem_mb", state.get("rss_peak", math.nan)),
+        "wall_s": wall_s,
+        "data_source": state.get("data_source"),
+        "sample_unit": state.get("sample_unit"),
+        "target_metric": problem.target.metric if problem.target else None,
+        "target_threshold": problem.target.threshold if problem.target else math.nan,
+    }
+    for k, v in state.get("metrics", {}).items():
+        summary[k] = v
+    return summary
+
+
+def _or_nan(value: float | int | None) -> float:
+    return math.nan if value is None else float(value)
