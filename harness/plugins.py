@@ -170,9 +170,8 @@ class PluginHost:
                 impl = impls.get(name)
                 if impl is None or info.status != "loaded":
                     continue
-                function = impl.function
                 try:
-                    registry._transaction(info, lambda reg: function(registry=reg))
+                    registry._transaction(info, impl.function)
                 except Exception as exc:
                     self._infos[name] = replace(
                         info, status="error", error=f"{hook_name}: {_error_text(exc)}"

@@ -84,12 +84,12 @@ class _Registry(Generic[T]):
         return f"unknown {self.kind} {name!r}{hint}; known: {known}"
 
     # -- used by the plugin host -------------------------------------------
-    def _transaction(self, owner: PluginInfo, register: Callable[[Any], None]) -> None:
-        """Run one plugin's registration; on any error, undo what it added and re-raise."""
+    def _transaction(self, owner: PluginInfo, hook: Callable[..., Any]) -> None:
+        """Call one plugin's ``hook(registry=self)``; on any error undo its additions, re-raise."""
         before = dict(self._items)
         self._owner = owner
         try:
-            register(self)
+            hook(registry=self)
         except BaseException:
             self._items = before
             raise

@@ -1,0 +1,75 @@
+"""Shared fixtures.
+
+Tests see only the harness's own entry points (``HARNESS_PLUGINS=harness``), so
+plugins installed on the machine never leak in; a test that wants a third-party
+package installs it on purpose (see ``installed_packages``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ["HARNESS_PLUGINS"] = "harness"
+os.environ.pop("HARNESS_BLOCK_PLUGINS", None)
+
+from harness.plugins import PluginHost, get_host, reset_host  # noqa: E402
+
+TESTS = Path(__file__).parent
+PACKAGES = TESTS / "packages"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_host() -> Iterator[None]:
+    reset_host()
+    yield
+    reset_host()
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    return get_host()
+
+
+@pytest.fixture
+def register_plugin(host: PluginHost) -> Iterator[Any]:
+    """Register in-process plugins on the global host; they are removed afterwards."""
+    names: list[str] = []
+
+    def register(plugin: object, name: str) -> None:
+        info = host.register(plugin, name)
+        assert info.status == "loaded", info.error
+        names.append(name)
+
+    yield register
+    for name in names:
+        host.unregister(name)
+
+
+@pytest.fixture(scope="session")
+def installed_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pip-install the test plugin packages into a private target directory."""
+    target = tmp_path_factory.mktemp("site")
+    for pkg in ("harness-sampleplugin", "harness-brokenplugin"):
+        build = tmp_path_factory.mktemp(f"build-{pkg}")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+             "--no-build-isolation", "--no-index", "--target", str(target), str(PACKAGES / pkg)],
+            check=True, cwd=build, env={**os.environ, "PIP_NO_CACHE_DIR": "1"},
+        )
+    return target
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``harness`` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout,
+    )

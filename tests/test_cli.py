@@ -1,0 +1,127 @@
+"""The command line: one-line errors with exit code 2, and a full run read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import run_cli
+
+from harness.cli import main
+from harness.results import SUMMARY_COLUMNS
+
+BAD_RUNS = [
+    (["-m", "regresion"], "unknown model 'regresion' (did you mean 'regression'?)"),
+    (["-o", "adamm"], "unknown optimizer 'adamm' (did you mean 'adam'?)"),
+    (["-s", "0-x"], "seeds: '0-x' is not a seed"),
+    (["-s", "5-1"], "is empty"),
+    (["--set", "sgd.lrr=0.1"], "unknown hyperparameter 'lrr' (did you mean 'lr'?)"),
+    (["--set", "adma.lr=0.1"], "no model or optimizer named 'adma' (did you mean 'adam'?)"),
+    (["--set", "activation=swish"], "activation must be one of"),
+    (["--set", "nonsense=1"], "no selected model or optimizer takes the parameter 'nonsense'"),
+    (["--steps", "0"], "--steps: 0 is out of range"),
+    (["--steps", "ten"], "--steps: expected a positive integer"),
+    (["--batch-size", "-3"], "--batch-size"),
+    (["-d", "gpu"], "unknown device 'gpu'"),
+    (["--preset", "quik"], "unknown preset 'quik' (did you mean 'quick'?)"),
+    (["does-not-exist.toml"], "cannot read grid file 'does-not-exist.toml'"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_RUNS)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    code = main(["run", "-m", "regression", "-o", "sgd", "--steps", "5", "--out", str(out),
+                 *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("harness: error: "), err
+    assert message in lines[0]
+    assert "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "results").exists()
+
+
+def test_bad_grid_file_content(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text('models = ["regression"\n')
+    assert main(["run", str(grid), "--out", str(tmp_path / "o")]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
+
+
+def test_show_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["show", str(tmp_path / "nope")]) == 2
+    assert main(["show", str(tmp_path)]) == 2
+    assert "holds no harness results" in capsys.readouterr().err
+
+
+def test_output_dir_holding_a_run_is_refused(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / "x.json").write_text("{}")
+    assert main(["run", "-m", "regression", "-o", "sgd", "--out", str(tmp_path)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_process_error_has_no_traceback(tmp_path: Path) -> None:
+    proc = run_cli("run", "-m", "regression", "-o", "adam", "-s", "x", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "harness: error: seeds: 'x' is not a seed or a range like 0-4"]
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_end_to_end_grid_through_the_cli(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "regression,classification", "-o", "sgd,adam", "-s", "0-1",
+                   "--steps", "60", "--set", "activation=relu,tanh", "--set", "adam.lr=0.02",
+                   "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"results in {out}" in proc.stdout
+    assert "cells" in proc.stderr  # the progress bar
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 2 * 2 * 2 * 2
+    assert list(summary.columns[: len(SUMMARY_COLUMNS)]) == list(SUMMARY_COLUMNS)
+    assert set(summary["status"]) == {"ok"}
+    assert set(summary["activation"]) == {"relu", "tanh"}
+    assert set(summary.loc[summary.optimizer == "adam", "hp.lr"]) == {0.02}
+    assert (summary["samples_per_s"] > 0).all() and (summary["peak_mem_mb"] > 0).all()
+    assert (summary["steps_done"] == 60).all()
+    assert summary["data_source"].eq("synthetic").all()
+    cls = summary[summary.model == "classification"]
+    assert cls["test_accuracy"].between(0, 1).all()
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "summary.parquet")[["model", "seed"]],
+                                  summary[["model", "seed"]])
+
+    curves = pd.read_parquet(out / "curves.parquet")
+    assert set(curves["cell_id"]) == set(summary["cell_id"])
+    first = curves[curves.cell_id == summary.cell_id[0]]
+    assert first["step"].is_monotonic_increasing and first["step"].iloc[-1] == 60
+    assert first["elapsed_s"].is_monotonic_increasing
+    assert first["test_loss"].notna().sum() >= 2  # evaluated at intervals and at the end
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"][:2] == ["harness", "run"]
+    assert len(manifest["cells"]) == 16
+    assert manifest["versions"]["torch"] and manifest["versions"]["python"]
+    assert manifest["machine"]["cpu_count"] >= 1 and manifest["devices"]["cpu"]
+    assert manifest["git"] is None or len(manifest["git"]["commit"]) == 40
+
+    shown = run_cli("show", str(out))
+    assert shown.returncode == 0 and "classification" in shown.stdout and "ok" in shown.stdout

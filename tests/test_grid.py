@@ -1,0 +1,160 @@
+"""Grid parsing and expansion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import DeviceUnavailableError, UsageError
+from harness.grid import (
+    GridSpec,
+    apply_sets,
+    apply_toml,
+    expand,
+    load_grid_file,
+    load_preset,
+    parse_seeds,
+    parse_set,
+)
+from harness.plugins import PluginHost
+
+
+@pytest.mark.parametrize(("text", "seeds"), [
+    ("0-4", [0, 1, 2, 3, 4]), ("3", [3]), ("0,2,5", [0, 2, 5]), ("0-1,7", [0, 1, 7]),
+    (2, [2]), ([4, 1], [4, 1]),
+])
+def test_seeds(text: object, seeds: list[int]) -> None:
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("bad", ["", "a", "4-1", "-1", "0-", "1,1", "0-999999", True, 1.5, []])
+def test_bad_seeds(bad: object) -> None:
+    with pytest.raises(UsageError, match="seeds"):
+        parse_seeds(bad)
+
+
+def test_parse_set() -> None:
+    assert parse_set("activation=tanh") == (None, "activation", ["tanh"])
+    assert parse_set("adam.lr=0.001") == ("adam", "lr", [0.001])
+    assert parse_set("activation=relu,tanh") == (None, "activation", ["relu", "tanh"])
+    assert parse_set("adam.betas=[0.9,0.999]") == ("adam", "betas", [[0.9, 0.999]])
+    assert parse_set("dropout=true,false") == (None, "dropout", [True, False])
+    for bad in ("noequals", "=3", "a.b.c=1", "lr=", "lr=1,,2"):
+        with pytest.raises(UsageError):
+            parse_set(bad)
+
+
+def spec_from(toml: str, tmp_path: Path) -> GridSpec:
+    path = tmp_path / "grid.toml"
+    path.write_text(toml)
+    spec = GridSpec()
+    apply_toml(spec, load_grid_file(path), str(path))
+    return spec
+
+
+def test_grid_file_axes_and_scopes(tmp_path: Path, host: PluginHost) -> None:
+    spec = spec_from("""
+models = ["regression", "classification"]
+optimizers = ["sgd", "adam"]
+seeds = "0-1"
+steps = 20
+[params]
+activation = ["relu", "tanh"]
+[model.classification]
+steps = 7
+activation = "sigmoid"
+[optimizer.adam]
+lr = [0.001, 0.01]
+betas = [0.8, 0.9]
+""", tmp_path)
+    cells = expand(spec, host.problems, host.optimizers).cells
+    reg = [c for c in cells if c.problem == "regression"]
+    cls = [c for c in cells if c.problem == "classification"]
+    # regression: 2 activations x (sgd + 2 adam lrs) x 2 seeds
+    assert len(reg) == 2 * 3 * 2
+    assert {dict(c.params)["activation"] for c in reg} == {"relu", "tanh"}
+    assert {c.steps for c in reg} == {20}
+    assert {c.steps for c in cls} == {7} and {dict(c.params)["activation"] for c in cls} == {
+        "sigmoid"}
+    adam = {c.hyper for c in cells if c.optimizer == "adam"}
+    assert {dict(h)["lr"] for h in adam} == {0.001, 0.01}
+    assert {dict(h)["betas"] for h in adam} == {(0.8, 0.9)}  # a flat list is one tuple value
+    assert len({c.cell_id for c in cells}) == len(cells)
+
+
+def test_set_overrides_file(tmp_path: Path, host: PluginHost) -> None:
+    spec = spec_from('models = ["regression"]\noptimizers = ["adam"]\n'
+                     '[optimizer.adam]\nlr = 0.5\n', tmp_path)
+    apply_sets(spec, ["adam.lr=0.001", "activation=relu,softplus"], host.problems,
+               host.optimizers)
+    cells = expand(spec, host.problems, host.optimizers).cells
+    assert {dict(c.hyper)["lr"] for c in cells} == {0.001}
+    assert {dict(c.params)["activation"] for c in cells} == {"relu", "softplus"}
+
+
+def test_hyperparameter_defaults_are_resolved_into_the_key(host: PluginHost) -> None:
+    spec = GridSpec(models=["regression"], optimizers=["momentum"])
+    [cell] = expand(spec, host.problems, host.optimizers).cells
+    assert dict(cell.hyper) == {"lr": 0.01, "momentum": 0.8}
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ('models = ["regresion"]', "did you mean 'regression'"),
+    ('optimizers = ["adamm"]', "did you mean 'adam'"),
+    ('modles = ["cnn"]', "did you mean 'models'"),
+    ('models = ["regression"]\n[params]\nactivaton = "relu"', "did you mean 'activation'"),
+    ('models = ["regression"]\n[params]\nactivation = "swish"', "must be one of"),
+    ('models = ["regression"]\n[optimizer.sgd]\nlrr = 0.1', "did you mean 'lr'"),
+    ('models = ["regression"]\n[optimizer.sgd]\nlr = "fast"', "lr must look like"),
+    ('models = ["regression"]\n[optimizer.sgd]\nlr = -1.0', "lr must be >= 0"),
+    ('models = ["regression"]\n[optimizer.sgd]\nlr = nan', "must be finite"),
+    ('models = ["regression"]\n[model.classification]\nsteps = 3', "it is not selected"),
+    ('models = ["regression"]\n[model.regression]\nwidth = 3', "has no parameter 'width'"),
+    ('steps = 0', "out of range"),
+    ('steps = -5', "out of range"),
+    ('batch_size = "big"', "positive integer"),
+    ('devices = ["tpu"]', "unknown device 'tpu'"),
+    ('devices = ["cpu:1"]', "unknown device"),
+    ('models = []', "non-empty list"),
+    ('models = ["cnn", "cnn"]', "listed twice"),
+    ('models = ["regression"]\n[params]\nactivation = ["relu", "relu"]', "listed twice"),
+])
+def test_bad_grid_files(toml: str, message: str, tmp_path: Path, host: PluginHost) -> None:
+    with pytest.raises(UsageError, match=message):
+        spec = spec_from(toml, tmp_path)
+        expand(spec, host.problems, host.optimizers)
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read grid file"):
+        load_grid_file(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("models = [")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_grid_file(bad)
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00models")
+    with pytest.raises(UsageError, match="not UTF-8"):
+        load_grid_file(binary)
+
+
+def test_unavailable_device(host: PluginHost) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    spec = GridSpec(models=["regression"], optimizers=["sgd"], devices=["cpu", "cuda"])
+    with pytest.raises(DeviceUnavailableError, match="--skip-unavailable"):
+        expand(spec, host.problems, host.optimizers)
+    grid = expand(spec, host.problems, host.optimizers, skip_unavailable=True)
+    assert grid.unavailable == {"cuda": "CUDA is not available on this machine"}
+    assert [c.device for c in grid.cells] == ["cpu", "cuda"]
+
+
+@pytest.mark.parametrize("preset", ["quick", "default"])
+def test_presets_cover_every_builtin_problem(preset: str, host: PluginHost) -> None:
+    spec = GridSpec()
+    apply_toml(spec, load_preset(preset), preset)
+    cells = expand(spec, host.problems, host.optimizers).cells
+    assert {c.problem for c in cells} == set(host.problems.names())

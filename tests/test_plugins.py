@@ -1,0 +1,193 @@
+"""The plugin host: discovery through entry points, switches, failures kept apart."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+
+from harness import OptimizerSpec, Problem, Supervised, hookimpl
+from harness.errors import DuplicateNameError, UsageError
+from harness.plugins import PluginHost
+
+BUILTIN_MODELS = {"regression", "regression-sequential", "classification", "cnn", "lstm",
+                  "rnn-regression", "autoencoder", "dropout", "batchnorm"}
+BUILTIN_OPTIMIZERS = {"sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"}
+
+
+def test_builtins_come_through_the_entry_point_group(host: PluginHost) -> None:
+    assert BUILTIN_MODELS <= set(host.problems.names())
+    assert set(host.optimizers.names()) == BUILTIN_OPTIMIZERS
+    for name in BUILTIN_MODELS:
+        owner = host.problems.owner(name)
+        assert owner.distribution == "harness" and owner.name.startswith("builtin-")
+    assert host.errors() == []
+
+
+def test_tutorial_optimizer_defaults(host: PluginHost) -> None:
+    opt = host.optimizers
+    assert opt.get("sgd").defaults == {"lr": 0.01}
+    assert opt.get("momentum").defaults["momentum"] == 0.8
+    assert opt.get("rmsprop").defaults["alpha"] == 0.9
+    assert opt.get("adam").defaults["betas"] == (0.9, 0.99)
+    assert opt.get("adagrad").factory is torch.optim.Adagrad
+    assert opt.get("adamw").factory is torch.optim.AdamW
+
+
+def test_block_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "builtin-mnist")
+    host = PluginHost()
+    assert "cnn" not in host.problems and "regression" in host.problems
+    blocked = {p.name: p.status for p in host.plugins}
+    assert blocked["builtin-mnist"] == "blocked"
+
+
+def test_load_only_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_PLUGINS", "builtin-optimizers,builtin-mlp")
+    host = PluginHost()
+    assert set(host.problems.names()) == {"regression", "regression-sequential", "classification"}
+    statuses = {p.name: p.status for p in host.plugins}
+    assert statuses["builtin-rnn"] == "not-selected"
+    monkeypatch.setenv("HARNESS_PLUGINS", "")
+    assert len(PluginHost().problems) == 0
+
+
+class _Tiny(Problem):
+    name = "tiny"
+    description = "a constant target"
+    steps = 5
+
+    def build(self, ctx):  # type: ignore[no-untyped-def]
+        model = torch.nn.Linear(1, 1)
+        x = torch.ones(4, 1)
+        return Supervised(model=model, loss_fn=torch.nn.functional.mse_loss, inputs=x,
+                          targets=x, evaluate=lambda m: {})
+
+
+def test_in_process_plugin_registers_and_unregisters(host: PluginHost, register_plugin) -> None:  # type: ignore[no-untyped-def]
+    class Plugin:
+        @hookimpl
+        def register_models(self, registry):  # type: ignore[no-untyped-def]
+            registry.add(_Tiny())
+
+    register_plugin(Plugin(), "tiny-plugin")
+    assert host.problems.owner("tiny").name == "tiny-plugin"
+    host.unregister("tiny-plugin")
+    assert "tiny" not in host.problems
+
+
+def test_duplicate_name_names_both_plugins_and_is_rolled_back(host: PluginHost) -> None:
+    class Dup:
+        @hookimpl
+        def register_optimizers(self, registry):  # type: ignore[no-untyped-def]
+            registry.add(OptimizerSpec("fresh", torch.optim.SGD, {"lr": 0.1}))
+            registry.add(OptimizerSpec("adam", torch.optim.SGD, {"lr": 0.1}))
+
+    info = host.register(Dup(), "dup")
+    assert info.status == "loaded"
+    assert "fresh" not in host.optimizers  # the failing plugin's additions are undone
+    assert host.optimizers.owner("adam").name == "builtin-optimizers"
+    [err] = host.errors()
+    assert err.name == "dup"
+    assert "'adam'" in err.error and "'dup'" in err.error and "'builtin-optimizers'" in err.error
+
+
+def test_duplicate_error_type() -> None:
+    from harness.registry import OptimizerRegistry
+
+    reg = OptimizerRegistry()
+    reg.add(OptimizerSpec("x", torch.optim.SGD))
+    with pytest.raises(DuplicateNameError):
+        reg.add(OptimizerSpec("x", torch.optim.SGD))
+
+
+def test_hookimpl_without_spec_is_rejected_alone(host: PluginHost) -> None:
+    class Typo:
+        @hookimpl
+        def register_modles(self, registry):  # type: ignore[no-untyped-def]
+            pass
+
+    info = host.register(Typo(), "typo")
+    assert info.status == "error" and "register_modles" in (info.error or "")
+    assert "regression" in host.problems
+
+
+def test_unknown_name_suggests_the_closest(host: PluginHost) -> None:
+    with pytest.raises(UsageError, match="did you mean 'regression'"):
+        host.problems.get("regresion")
+
+
+def test_invalid_names_are_refused() -> None:
+    from harness.registry import ProblemRegistry
+
+    class Bad(_Tiny):
+        name = "../escape"
+
+    with pytest.raises(ValueError, match="invalid model name"):
+        ProblemRegistry().add(Bad())
+
+
+# -- installed third-party distributions -------------------------------------------
+@pytest.fixture
+def with_installed(installed_packages: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(installed_packages))
+    monkeypatch.setenv("HARNESS_PLUGINS", "harness,harness-sampleplugin,harness-brokenplugin")
+    return installed_packages
+
+
+def test_installed_package_is_discovered(with_installed: Path) -> None:
+    host = PluginHost()
+    owner = host.problems.owner("line")
+    assert (owner.name, owner.distribution, owner.version) == (
+        "sampleplugin", "harness-sampleplugin", "1.2.3")
+    assert host.optimizers.owner("signsgd").distribution == "harness-sampleplugin"
+
+
+def test_broken_plugins_are_recorded_and_others_work(with_installed: Path) -> None:
+    host = PluginHost()
+    by_name = {p.name: p for p in host.plugins}
+    assert by_name["broken-import"].status == "error"
+    assert "harness_dependency_that_does_not_exist" in by_name["broken-import"].error
+    assert by_name["broken-import"].distribution == "harness-brokenplugin"
+    assert by_name["misspelled-hook"].status == "error"
+    assert "register_modles" in by_name["misspelled-hook"].error
+    dup = by_name["duplicate-model"]
+    assert dup.status == "error"
+    assert "'duplicate-model'" in dup.error and "'builtin-mlp'" in dup.error
+    assert "mine" not in host.problems
+    assert by_name["raises-in-hook"].status == "error"
+    assert "half-registered" not in host.optimizers
+    # Everything else still works.
+    assert "line" in host.problems and "signsgd" in host.optimizers
+    assert host.problems.owner("regression").name == "builtin-mlp"
+
+
+@pytest.mark.slow
+def test_cli_lists_load_errors_and_runs_the_installed_plugin(
+    with_installed: Path, tmp_path: Path
+) -> None:
+    env = {"PYTHONPATH": str(with_installed)}
+    listed = run_cli("list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    data = json.loads(listed.stdout)
+    errors = {p["name"]: p["error"] for p in data["plugins"] if p["status"] == "error"}
+    assert set(errors) == {"broken-import", "duplicate-model", "misspelled-hook",
+                           "raises-in-hook"}
+    text = run_cli("list", env=env)
+    assert "harness_dependency_that_does_not_exist" in text.stdout
+    out = tmp_path / "run"
+    ran = run_cli("run", "-m", "line,regression", "-o", "signsgd,adam", "--steps", "30",
+                  "--out", str(out), "--quiet", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "failed to load" in ran.stderr  # a warning, not a crash
+    import pandas as pd
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 4 and set(summary["status"]) == {"ok"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["versions"]["plugins"]["harness-sampleplugin"] == "1.2.3"
+    assert sys.executable  # the subprocess used this interpreter

@@ -1,0 +1,182 @@
+"""The cell loop: windows, evaluation, targets, divergence, errors, custom steps, seeds."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from harness import BuildContext, Param, Problem, Supervised, Target, Task
+from harness.cell import Cell
+from harness.plugins import PluginHost
+from harness.training import RunOptions, run_cell
+
+
+class Line(Problem):
+    """y = 2x - 1 with a linear unit; parameters let tests inject faults."""
+
+    name = "line"
+    steps = 40
+    batch_size = 16
+    metrics = ("test_loss",)
+    target = Target("test_loss", 0.05)
+    params = (Param("nan_at", 0), Param("fail", False), Param("eval_sleep", 0.0))
+
+    def build(self, ctx: BuildContext) -> Supervised:
+        if ctx.params["fail"]:
+            raise RuntimeError("the problem could not be built")
+        g = ctx.cpu_generator()
+        x = torch.rand(256, 1, generator=g) * 2 - 1
+        y = 2 * x - 1
+        model = nn.Linear(1, 1)
+        nan_at = int(ctx.params["nan_at"])
+        calls = {"n": 0}
+
+        def loss_fn(out: Tensor, target: Tensor) -> Tensor:
+            calls["n"] += 1
+            loss = nn.functional.mse_loss(out, target)
+            return loss * math.nan if nan_at and calls["n"] >= nan_at else loss
+
+        def evaluate(m: nn.Module) -> dict[str, float]:
+            assert not m.training and not torch.is_grad_enabled()
+            time.sleep(float(ctx.params["eval_sleep"]))
+            return {"test_loss": float(nn.functional.mse_loss(m(x), y))}
+
+        return Supervised(model=model, loss_fn=loss_fn, inputs=x, targets=y, evaluate=evaluate)
+
+
+def cell(**kw: Any) -> Cell:
+    params = {"nan_at": 0, "fail": False, "eval_sleep": 0.0} | kw.pop("params", {})
+    base = dict(problem="line", optimizer="adam", device="cpu", seed=0, steps=40, batch_size=16,
+                params=tuple(sorted(params.items())), hyper=(("lr", 0.1),))
+    return Cell(**(base | kw))
+
+
+def run(host: PluginHost, c: Cell, **options: Any) -> Any:
+    return run_cell(c, Line(), host.optimizers.get(c.optimizer), RunOptions(**options))
+
+
+def test_curve_windows_evaluation_and_target(host: PluginHost) -> None:
+    result = run(host, cell(), windows=10)
+    assert result.status == "ok", result.traceback
+    steps = [r["step"] for r in result.curve]
+    assert steps == sorted(set(steps)) and steps[-1] == 40 and len(steps) >= 10
+    evaluated = [r for r in result.curve if "test_loss" in r]
+    assert len(evaluated) >= 4 and evaluated[-1]["step"] == 40
+    s = result.summary
+    assert s["steps_done"] == 40
+    assert s["final_loss"] == result.curve[-1]["loss"]
+    assert s["best_loss"] == min(r["loss"] for r in result.curve)
+    assert s["test_loss"] < 0.05
+    assert 0 < s["steps_to_target"] <= 40 and 0 < s["time_to_target_s"] <= s["wall_s"]
+    assert s["samples_per_s"] > 0 and s["step_time_ms"] > 0 and s["warmup_s"] > 0
+    assert s["peak_mem_mb"] > 0 and s["data_source"] == "synthetic"
+
+
+def test_missed_target_is_nan(host: PluginHost) -> None:
+    result = run(host, cell(optimizer="sgd", hyper=(("lr", 1e-5),)))
+    assert result.status == "ok"
+    assert math.isnan(result.summary["time_to_target_s"])
+    assert math.isnan(result.summary["steps_to_target"])
+
+
+def test_evaluation_is_outside_the_timed_windows(host: PluginHost) -> None:
+    result = run(host, cell(params={"eval_sleep": 0.5}), eval_every=20)
+    assert result.summary["wall_s"] > 1.0  # two evaluations slept 0.5 s each
+    assert result.curve[-1]["elapsed_s"] < 0.5
+
+
+def test_nan_marks_the_cell_diverged_and_keeps_its_curve(host: PluginHost) -> None:
+    result = run(host, cell(params={"nan_at": 25}), windows=40)
+    assert result.status == "diverged"
+    assert "step 25" in result.error
+    assert [r["step"] for r in result.curve][-1] == 25
+    assert all(math.isfinite(r["loss"]) for r in result.curve[:-1])
+
+
+def test_build_error_is_recorded_with_traceback(host: PluginHost) -> None:
+    result = run(host, cell(params={"fail": True}))
+    assert result.status == "error"
+    assert result.error == "RuntimeError: the problem could not be built"
+    assert "Traceback" in result.traceback and "build" in result.traceback
+
+
+def test_same_seed_same_curve_and_shared_start_across_optimizers(host: PluginHost) -> None:
+    a = run(host, cell(seed=3), windows=40)
+    b = run(host, cell(seed=3), windows=40)
+    assert [r["loss"] for r in a.curve] == [r["loss"] for r in b.curve]
+    c = run(host, cell(seed=4), windows=40)
+    assert [r["loss"] for r in a.curve] != [r["loss"] for r in c.curve]
+    # Seeds pair up across optimizers: same initial weights and the same first batch.
+    sgd = run(host, cell(seed=3, optimizer="sgd", hyper=(("lr", 0.1),), steps=1), windows=1)
+    adam = run(host, cell(seed=3, steps=1), windows=1)
+    assert sgd.curve[0]["loss"] == adam.curve[0]["loss"]
+
+
+class TwoPlayers(Task):
+    """Two parameter groups, two optimizers, two losses."""
+
+    samples_per_step = 8
+
+    def __init__(self) -> None:
+        self.a = nn.Linear(1, 1)
+        self.b = nn.Linear(1, 1)
+        self.seen: dict[str, torch.optim.Optimizer] = {}
+
+    def parameter_groups(self) -> Mapping[str, Any]:
+        return {"first": self.a.parameters(), "second": self.b.parameters()}
+
+    def train_step(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> Mapping[str, Tensor]:
+        self.seen = dict(optimizers)
+        x = torch.ones(8, 1)
+        losses = {}
+        for role, net, goal in (("first", self.a, 1.0), ("second", self.b, -1.0)):
+            optimizers[role].zero_grad()
+            loss = (net(x) - goal).pow(2).mean()
+            loss.backward()
+            optimizers[role].step()
+            losses[f"{role}_loss"] = loss
+        return {"loss": losses["first_loss"] + losses["second_loss"], **losses}
+
+    def evaluate(self) -> Mapping[str, float]:
+        with torch.no_grad():
+            x = torch.ones(1, 1)
+            return {"gap": float((self.a(x) - self.b(x)).abs())}
+
+
+class TwoPlayerProblem(Problem):
+    name = "two-players"
+    steps = 30
+    metrics = ("gap",)
+    target = Target("gap", 1.5, "max")
+
+    def build(self, ctx: BuildContext) -> Task:
+        self.task = TwoPlayers()
+        return self.task
+
+
+def test_custom_task_gets_one_optimizer_per_role(host: PluginHost) -> None:
+    problem = TwoPlayerProblem()
+    c = Cell(problem="two-players", optimizer="adam", device="cpu", seed=0, steps=30,
+             batch_size=8, hyper=(("lr", 0.1),))
+    result = run_cell(c, problem, host.optimizers.get("adam"), RunOptions(windows=5))
+    assert result.status == "ok", result.traceback
+    opts = problem.task.seen
+    assert set(opts) == {"first", "second"} and opts["first"] is not opts["second"]
+    assert {"loss", "first_loss", "second_loss"} <= set(result.curve[-1])
+    assert result.summary["gap"] > 1.5 and result.summary["steps_to_target"] <= 30
+    assert result.summary["samples_per_s"] > 0
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"])
+def test_every_builtin_optimizer_lowers_the_loss(host: PluginHost, name: str) -> None:
+    spec = host.optimizers.get(name)
+    c = cell(optimizer=name, hyper=tuple(sorted(spec.defaults.items())), steps=300)
+    result = run(host, c, windows=10)
+    assert result.status == "ok"
+    assert result.curve[-1]["loss"] < 0.8 * result.curve[0]["loss"]
