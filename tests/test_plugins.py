@@ -180,7 +180,7 @@ def test_cli_lists_load_errors_and_runs_the_installed_plugin(
     text = run_cli("list", env=env)
     assert "harness_dependency_that_does_not_exist" in text.stdout
     out = tmp_path / "run"
-    ran = run_cli("run", "-m", "line,regression", "-o", "signsgd,adam", "--steps", "30",
+    ran = run_cli("run", "-m", "line,regression", "-o", "signsgd,adam", "-s", "0", "--steps", "30",
                   "--out", str(out), "--quiet", env=env)
     assert ran.returncode == 0, ran.stderr
     assert "failed to load" in ran.stderr  # a warning, not a crash
