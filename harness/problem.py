@@ -224,6 +224,9 @@ class Problem(ABC):
     target: Target | None = None
     #: What ``samples_per_s`` counts.
     sample_unit: str = "samples"
+    #: Parameter groups that each get their own optimizer instance (a :class:`Task`'s
+    #: ``parameter_groups()`` keys); supervised problems have the one role "model".
+    roles: tuple[str, ...] = ("model",)
 
     @abstractmethod
     def build(self, ctx: BuildContext) -> Supervised | Task:
