@@ -33,11 +33,21 @@ class Cell:
     params: tuple[tuple[str, ParamValue], ...] = ()
     #: Resolved optimizer hyperparameters (defaults plus overrides), sorted by name.
     hyper: Pairs = ()
+    #: Roles trained by another optimizer or other hyperparameters than the cell's:
+    #: (role, optimizer name, resolved hyperparameters), sorted by role.
+    roles: tuple[tuple[str, str, Pairs], ...] = ()
+    #: What produced the code the cell runs: the harness version and the problem's and
+    #: optimizer's distributions with their versions. Part of the content key, so a
+    #: resumed run re-runs cells whose code changed.
+    versions: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["params"] = {k: _jsonable(v) for k, v in self.params}
         d["hyper"] = {k: _jsonable(v) for k, v in self.hyper}
+        d["roles"] = {role: {"optimizer": opt, "hyper": {k: _jsonable(v) for k, v in hyper}}
+                      for role, opt, hyper in self.roles}
+        d["versions"] = dict(self.versions)
         return d
 
     @classmethod
@@ -54,6 +64,9 @@ class Cell:
             batch_size=int(d["batch_size"]),
             params=pairs(d.get("params", {})),
             hyper=pairs(d.get("hyper", {})),
+            roles=tuple(sorted((role, r["optimizer"], pairs(r.get("hyper", {})))
+                               for role, r in d.get("roles", {}).items())),
+            versions=tuple(sorted(d.get("versions", {}).items())),
         )
 
     @property
@@ -74,6 +87,7 @@ class Cell:
         parts += [self.optimizer]
         if with_hyper:
             parts += [f"{k}={format_value(v)}" for k, v in self.hyper]
+        parts += [f"{role}:{opt}" for role, opt, _ in self.roles]
         parts += [self.device, f"seed {self.seed}"]
         return " ".join(parts)
 

@@ -41,6 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--skip-unavailable", action="store_true",
                      help="mark cells on devices this machine lacks as skipped")
     run.add_argument("--windows", default="50", help="logging windows per cell (default 50)")
+    run.add_argument("--workers", help="worker processes running cells at once (default: the "
+                                       "CPU cores / --threads); 0 runs cells in this process")
+    run.add_argument("--threads", default="1",
+                     help="torch threads per worker (default 1, so CPU results do not depend "
+                          "on the number of workers)")
+    run.add_argument("--timeout", help="hard limit per cell in seconds: the cell's worker is "
+                                       "killed and the cell recorded as 'timeout'")
+    run.add_argument("--max-memory-mb", help="address-space limit per worker; a cell that "
+                                             "exceeds it is recorded as 'oom'")
+    run.add_argument("--deterministic", action="store_true",
+                     help="torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG)")
+    run.add_argument("--resume", metavar="DIR",
+                     help="continue the run in DIR: only cells without a record run")
+    run.add_argument("--rerun-failed", action="store_true",
+                     help="with --resume, also rerun diverged/timeout/oom/error cells")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     lst = sub.add_parser("list", help="list models, optimizers and plugins (with load errors)")

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.display import format_summary, load_summary, print_catalogue
 from harness.errors import UsageError
@@ -22,8 +23,14 @@ from harness.grid import (
     parse_seeds,
 )
 from harness.plugins import get_host
+from harness.results import RunDirectory
 from harness.runner import default_output_dir, prepare_output_dir, run_grid
 from harness.training import RunOptions
+from harness.workers import ExecOptions
+
+#: Flags that shape the grid; with --resume the grid comes from the run's manifest.
+GRID_FLAGS = ("grid", "preset", "models", "optimizers", "devices", "seeds", "steps",
+              "batch_size", "out", "data_dir")
 
 
 def data_dir(arg: str | None) -> Path:
@@ -60,31 +67,93 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
     return spec
 
 
+def execution_options(args: argparse.Namespace) -> ExecOptions:
+    threads = parse_positive(args.threads, "--threads", 4096)
+    cores = os.cpu_count() or 1
+    workers = (max(1, cores // threads) if args.workers is None
+               else _non_negative(args.workers, "--workers"))
+    timeout = None
+    if args.timeout is not None:
+        try:
+            timeout = float(args.timeout)
+        except ValueError:
+            raise UsageError(f"--timeout: expected seconds, got {args.timeout!r}") from None
+        if not 0 < timeout < 10**7:
+            raise UsageError(f"--timeout: {args.timeout} is out of range")
+        if workers == 0:
+            raise UsageError("--timeout needs worker processes; it cannot be used with "
+                             "--workers 0")
+    memory = None
+    if args.max_memory_mb is not None:
+        memory = parse_positive(args.max_memory_mb, "--max-memory-mb", 2**30)
+        if workers == 0:
+            raise UsageError("--max-memory-mb needs worker processes (not --workers 0)")
+    return ExecOptions(workers=workers, threads=threads, timeout=timeout,
+                       max_memory_mb=memory, deterministic=args.deterministic)
+
+
+def _non_negative(text: str, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{what}: expected a whole number, got {text!r}") from None
+    if not 0 <= value <= 4096:
+        raise UsageError(f"{what}: {value} is out of range (0 to 4096)")
+    return value
+
+
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     host = get_host()
-    spec = build_spec(args)
-    grid = expand(spec, host.problems, host.optimizers, skip_unavailable=args.skip_unavailable)
+    execution = execution_options(args)
     windows = parse_positive(args.windows, "--windows", 100_000)
-    out = prepare_output_dir(Path(args.out)) if args.out else default_output_dir()
-    options = RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
-                         windows=windows)
+    if args.resume:
+        given = [f for f in GRID_FLAGS if getattr(args, f, None) not in (None, False)]
+        if given or args.sets:
+            flag = "--set" if args.sets and not given else f"--{given[0].replace('_', '-')}"
+            if flag == "--grid":
+                flag = "a grid file"
+            raise UsageError(f"--resume takes the grid from the run's manifest; "
+                             f"{flag} cannot be given with it")
+        out = Path(args.resume)
+        saved = RunDirectory(out).manifest().get("options", {})
+        if not saved.get("grid_spec"):
+            raise UsageError(f"{str(out)!r} holds no harness run to resume")
+        spec = GridSpec(**saved["grid_spec"])
+        skip = bool(saved.get("skip_unavailable")) or args.skip_unavailable
+        options = RunOptions(data_dir=Path(saved.get("data_dir", data_dir(None))),
+                             download=bool(saved.get("download")),
+                             windows=int(saved.get("windows", windows)))
+    else:
+        if args.rerun_failed:
+            raise UsageError("--rerun-failed goes with --resume DIR")
+        spec = build_spec(args)
+        skip = args.skip_unavailable
+        options = RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
+                             windows=windows)
+    grid = expand(spec, host.problems, host.optimizers, skip_unavailable=skip)
+    if not args.resume:
+        out = prepare_output_dir(Path(args.out)) if args.out else default_output_dir()
     for info in host.errors():
         print(f"harness: warning: plugin {info.label()} failed to load: {info.error}",
               file=sys.stderr)
+    manifest_options: dict[str, Any] = {
+        "data_dir": str(options.data_dir), "download": options.download,
+        "windows": options.windows, "skip_unavailable": skip,
+    }
     outcome = run_grid(
-        grid, host, out, options, argv=argv, progress=not args.quiet,
-        manifest_options={"data_dir": str(options.data_dir), "download": options.download,
-                          "windows": windows, "skip_unavailable": args.skip_unavailable},
+        grid, host, out, options, execution, spec=spec, argv=argv, progress=not args.quiet,
+        rerun_failed=args.rerun_failed, manifest_options=manifest_options,
     )
     print(format_summary(outcome.summary))
     counts = outcome.summary["status"].value_counts().to_dict() if len(outcome.summary) else {}
     tally = ", ".join(f"{n} {status}" for status, n in counts.items())
-    print(f"\n{len(outcome.summary)} of {len(grid.cells)} cells recorded ({tally}); "
+    resumed = f" ({outcome.skipped_done} already done)" if outcome.skipped_done else ""
+    print(f"\n{len(outcome.summary)} of {len(grid.cells)} cells recorded ({tally}){resumed}; "
           f"results in {outcome.directory}")
     if outcome.interrupted:
-        print("harness: interrupted; finished cells are kept in "
-              f"{outcome.directory}", file=sys.stderr)
-        return 130
+        print(f"harness: interrupted by {outcome.interrupted}; finished cells are kept. "
+              f"Resume with: harness run --resume {outcome.directory}", file=sys.stderr)
+        return 143 if outcome.interrupted == "SIGTERM" else 130
     return 0
 
 

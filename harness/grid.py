@@ -69,6 +69,9 @@ class GridSpec:
     model: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     #: Per-optimizer hyperparameters.
     optimizer: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: Per-model, per-role optimizer settings: ``[model.gan.role.discriminator]``
+    #: with an optional ``optimizer = "NAME"`` and single-valued hyperparameters.
+    roles: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 # -- small parsers ---------------------------------------------------------------
@@ -221,6 +224,19 @@ def _settings_table(value: Any, where: str) -> dict[str, list[Any]]:
     return out
 
 
+def _roles_table(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise UsageError(f"{where}: expected tables like [{where.split(': ')[-1]}.ROLE]")
+    for role, table in value.items():
+        for key, v in table.items():
+            if isinstance(v, dict) or (isinstance(v, list) and v and not all(
+                    _is_scalar(x) for x in v)):
+                raise UsageError(f"{where}.{role}.{key}: expected a single value")
+        if "optimizer" in table and not isinstance(table["optimizer"], str):
+            raise UsageError(f"{where}.{role}.optimizer: expected an optimizer name")
+    return {role: dict(table) for role, table in value.items()}
+
+
 def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
     """Merge a parsed grid file (or preset) into ``spec``."""
     _check_keys(data, TOP_LEVEL_KEYS, source)
@@ -245,6 +261,10 @@ def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
         if not isinstance(tables, dict):
             raise UsageError(f"{source}: [{section}] must hold tables like [{section}.NAME]")
         for name, table in tables.items():
+            if section == "model" and isinstance(table, dict) and "role" in table:
+                table = dict(table)
+                spec.roles.setdefault(name, {}).update(
+                    _roles_table(table.pop("role"), f"{source}: model.{name}.role"))
             target.setdefault(name, {}).update(
                 _settings_table(table, f"{source}: {section}.{name}")
             )
@@ -382,6 +402,9 @@ def expand(
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"no selected model or optimizer takes the parameter {key!r}{hint}")
 
+    for name in spec.roles:
+        if name not in model_names:
+            raise UsageError(f"role settings for model {name!r}: it is not selected")
     opt_variants = {o.name: _optimizer_variants(o, spec) for o in selected_o}
 
     cells: list[Cell] = []
@@ -408,19 +431,71 @@ def expand(
         for param in sorted(problem.params, key=lambda p: p.name):
             raw = own.get(param.name, spec.params.get(param.name, [param.default]))
             axes.append(_param_axis(problem, param, raw))
+        role_cfg = spec.roles.get(problem.name, {})
+        for role in role_cfg:
+            if role not in problem.roles:
+                raise UsageError(f"model {problem.name!r} has no role {role!r}; "
+                                 f"its roles: {', '.join(problem.roles)}")
         for combo in itertools.product(*axes):
             for opt in selected_o:
                 for hyper in opt_variants[opt.name]:
+                    roles = _role_overrides(problem, opt, hyper, role_cfg, optimizers)
+                    versions = _versions(problem, opt, roles, problems, optimizers)
                     for device in devices:
                         for seed in spec.seeds:
                             cells.append(Cell(
                                 problem=problem.name, optimizer=opt.name, device=device,
                                 seed=seed, steps=steps, batch_size=batch,
-                                params=tuple(combo), hyper=hyper,
+                                params=tuple(combo), hyper=hyper, roles=roles,
+                                versions=versions,
                             ))
                             if len(cells) > MAX_CELLS:
                                 raise UsageError(f"the grid has more than {MAX_CELLS} cells")
     return ExpandedGrid(tuple(cells), tuple(devices), unavailable)
+
+
+def _role_overrides(
+    problem: Problem, opt: OptimizerSpec, hyper: tuple[tuple[str, Any], ...],
+    role_cfg: Mapping[str, Mapping[str, Any]], optimizers: OptimizerRegistry,
+) -> tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...]:
+    """Resolve per-role optimizer settings; roles left as the cell's are not listed."""
+    out = []
+    for role in sorted(role_cfg):
+        settings = dict(role_cfg[role])
+        name = settings.pop("optimizer", opt.name)
+        where = f"model {problem.name!r} role {role!r}"
+        spec = optimizers.get(name)
+        if name == opt.name:
+            base = dict(hyper)
+            resolved = spec.resolve(settings, where=where)
+            resolved = {**base, **{k: resolved[k] for k in settings}}
+        else:
+            resolved = spec.resolve(settings, where=where)
+        if name == opt.name and resolved == dict(hyper):
+            continue
+        out.append((role, name, tuple(sorted(resolved.items()))))
+    return tuple(out)
+
+
+def _versions(
+    problem: Problem, opt: OptimizerSpec,
+    roles: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...],
+    problems: ProblemRegistry, optimizers: OptimizerRegistry,
+) -> tuple[tuple[str, str], ...]:
+    def origin(info: Any) -> str:
+        return f"{info.distribution} {info.version}" if info.distribution else "in-process"
+
+    out = {"harness": _harness_version(), "problem": origin(problems.owner(problem.name)),
+           "optimizer": origin(optimizers.owner(opt.name))}
+    for role, name, _ in roles:
+        out[f"optimizer:{role}"] = origin(optimizers.owner(name))
+    return tuple(sorted(out.items()))
+
+
+def _harness_version() -> str:
+    from harness import __version__
+
+    return __version__
 
 
 def _single(values: list[Any], where: str) -> Any:

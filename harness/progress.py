@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from tqdm import tqdm
@@ -19,10 +20,10 @@ REFRESH_S = 0.2
 
 
 class Progress:
-    def __init__(self, total: int, *, enabled: bool = True) -> None:
+    def __init__(self, total: int, *, enabled: bool = True, done: int = 0) -> None:
         self.live = enabled and sys.stderr.isatty()
         self.bar: Any = tqdm(
-            total=total, unit="cell", file=sys.stderr, disable=not enabled,
+            total=total, initial=done, unit="cell", file=sys.stderr, disable=not enabled,
             dynamic_ncols=True, leave=True, bar_format=BAR_FORMAT,
             mininterval=REFRESH_S if self.live else 30.0,
         )
@@ -32,11 +33,13 @@ class Progress:
         self.bar.set_description_str(cell.describe(), refresh=False)
         self.bar.set_postfix_str("building", refresh=self.live)
 
-    def window(self, step: int, steps: int, loss: float) -> None:
+    def window(self, row: Mapping[str, Any], steps: int) -> None:
         now = time.monotonic()
         if self.live and now - self._last >= REFRESH_S:
             self._last = now
-            self.bar.set_postfix_str(f"step {step}/{steps} loss {loss:.4g}", refresh=True)
+            loss = float(row.get("loss", float("nan")))
+            self.bar.set_postfix_str(f"step {row['step']}/{steps} loss {loss:.4g}",
+                                     refresh=True)
 
     def finish(self, status: str) -> None:
         self.bar.set_postfix_str(status, refresh=False)

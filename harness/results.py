@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from harness.cell import Cell, format_pairs, format_value
-from harness.training import CellResult
+from harness.training import STATUSES, CellResult
 
 #: The summary's leading columns, in order.
 SUMMARY_COLUMNS = (
@@ -99,19 +99,39 @@ class RunDirectory:
         write_json_atomic(target, record_of(result))
         return target
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every readable cell record; unreadable ones are reported, not fatal."""
-        out: list[dict[str, Any]] = []
+    def scan(self) -> tuple[list[dict[str, Any]], list[Path]]:
+        """Every valid cell record, and the paths of corrupt ones (truncated, not JSON,
+        or not a record of the cell its name says)."""
+        good: list[dict[str, Any]] = []
+        corrupt: list[Path] = []
         if not self.cells_dir.is_dir():
-            return out
+            return good, corrupt
         for p in sorted(self.cells_dir.glob("*.json")):
             try:
-                out.append(json.loads(p.read_text("utf-8")))
-            except (OSError, ValueError):
+                rec = json.loads(p.read_text("utf-8"))
+                cell = Cell.from_dict(rec["cell"])
+                if cell.cell_id != rec["cell_id"] or p.stem != cell.cell_id \
+                        or rec["status"] not in STATUSES:
+                    raise ValueError("record does not match its cell")
+            except (OSError, ValueError, KeyError, TypeError):
+                corrupt.append(p)
                 continue
-        order = {cid: i for i, cid in enumerate(self.manifest().get("cell_order", []))}
-        out.sort(key=lambda r: order.get(r.get("cell_id"), len(order)))
-        return out
+            good.append(rec)
+        return good, corrupt
+
+    def records(self) -> list[dict[str, Any]]:
+        """The valid records of this run's cells, in the grid's order.
+
+        Records of cells no longer in the manifest (say, from before a plugin upgrade
+        changed their keys) stay on disk but are left out of the tables.
+        """
+        good, _ = self.scan()
+        cell_order = self.manifest().get("cell_order")
+        if cell_order is None:
+            return good
+        order = {cid: i for i, cid in enumerate(cell_order)}
+        return sorted((r for r in good if r["cell_id"] in order),
+                      key=lambda r: order[r["cell_id"]])
 
     # -- tables -----------------------------------------------------------------
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:

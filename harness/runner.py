@@ -1,10 +1,19 @@
-"""Running a grid: each cell in turn, each finished cell written at once."""
+"""Running a grid: plan (what is left to run), execute, write each cell as it finishes.
+
+Every finished cell is written at once, atomically, to its own record; the tables
+are rebuilt from the records at the end (and by ``show``/``report`` at any time).
+A run that is interrupted (Ctrl-C, SIGTERM, SIGKILL, a power cut) keeps every
+finished cell, and ``harness run --resume DIR`` runs only what is missing.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +21,25 @@ import pandas as pd
 
 from harness.cell import Cell
 from harness.errors import UsageError
-from harness.grid import ExpandedGrid
+from harness.grid import ExpandedGrid, GridSpec
 from harness.manifest import build_manifest
 from harness.plugins import PluginHost
 from harness.progress import Progress
 from harness.results import RunDirectory, skipped_result
-from harness.training import RunOptions, run_cell
+from harness.training import CellResult, RunOptions
+from harness.workers import ExecOptions, InlineExecutor, ProcessExecutor
+
+FAILED = ("diverged", "timeout", "oom", "error")
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     directory: Path
     summary: pd.DataFrame
-    interrupted: bool = False
+    #: None when the run finished, else the signal that stopped it ("SIGINT", "SIGTERM").
+    interrupted: str | None = None
+    ran: int = 0
+    skipped_done: int = 0
 
 
 def default_output_dir(base: Path = Path("results")) -> Path:
@@ -42,8 +57,45 @@ def prepare_output_dir(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {str(path)!r} exists and is not a directory")
     if (path / "cells").is_dir() and any((path / "cells").iterdir()):
-        raise UsageError(f"--out {str(path)!r} already holds a run; choose another directory")
+        raise UsageError(f"--out {str(path)!r} already holds a run; choose another "
+                         f"directory or continue it with --resume {path}")
     return path
+
+
+@dataclass(frozen=True)
+class Plan:
+    todo: tuple[Cell, ...]
+    done: int
+    corrupt: tuple[Path, ...]
+
+
+def plan(grid: ExpandedGrid, run_dir: RunDirectory, *, rerun_failed: bool) -> Plan:
+    """The cells without a usable record, by content key (independent of axis order)."""
+    good, corrupt = run_dir.scan()
+    status = {r["key"]: r["status"] for r in good}
+    keep = ("ok", "skipped") if rerun_failed else ("ok", "skipped", *FAILED)
+    todo = tuple(c for c in grid.cells if status.get(c.key) not in keep)
+    return Plan(todo=todo, done=len(grid.cells) - len(todo), corrupt=tuple(corrupt))
+
+
+class Interrupted(Exception):
+    def __init__(self, signame: str) -> None:
+        super().__init__(signame)
+        self.signame = signame
+
+
+@contextmanager
+def _signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` in the main thread."""
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def run_grid(
@@ -51,34 +103,65 @@ def run_grid(
     host: PluginHost,
     out: Path,
     options: RunOptions,
+    execution: ExecOptions,
     *,
+    spec: GridSpec | None = None,
     argv: Sequence[str] = (),
     progress: bool = True,
+    rerun_failed: bool = False,
     manifest_options: dict[str, Any] | None = None,
 ) -> RunOutcome:
     run_dir = RunDirectory(out)
     out.mkdir(parents=True, exist_ok=True)
-    run_dir.write_manifest(build_manifest(argv, grid, host, manifest_options or {}))
-    bar = Progress(len(grid.cells), enabled=progress)
-    interrupted = False
+    previous = run_dir.manifest()
+    manifest = build_manifest(argv, grid, host, {
+        **(manifest_options or {}), "execution": asdict(execution),
+        "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
+    })
+    if previous:
+        manifest["created"] = previous.get("created", manifest["created"])
+        manifest["resumed"] = [*previous.get("resumed", []), dt.datetime.now(dt.UTC)
+                               .isoformat(timespec="seconds")]
+    run_dir.write_manifest(manifest)
+
+    work = plan(grid, run_dir, rerun_failed=rerun_failed)
+    for path in work.corrupt:
+        print(f"harness: warning: {path} is corrupt; its cell runs again", file=sys.stderr)
+        path.replace(path.with_suffix(".corrupt"))
+
+    bar = Progress(len(grid.cells), enabled=progress, done=work.done)
+    ran = 0
+    interrupted: str | None = None
+
+    def on_result(result: CellResult) -> None:
+        nonlocal ran
+        run_dir.write_cell(result)
+        ran += 1
+        bar.finish(result.status)
+
+    runnable = [c for c in work.todo if c.device not in grid.unavailable]
+    for cell in work.todo:
+        if cell.device in grid.unavailable:
+            on_result(skipped_result(cell, grid.unavailable[cell.device]))
+
+    executor: ProcessExecutor | InlineExecutor
+    if execution.workers == 0:
+        executor = InlineExecutor(execution, options, lambda c: _resolve(host, c))
+    else:
+        executor = ProcessExecutor(execution, options,
+                                   target_of=lambda c: host.problems.get(c.problem))
     try:
-        for cell in grid.cells:
-            bar.start(cell)
-            result = _run_one(cell, grid, host, options, bar)
-            run_dir.write_cell(result)
-            bar.finish(result.status)
-    except KeyboardInterrupt:
-        interrupted = True
+        with _signals():
+            executor.run(runnable, bar.start, lambda c, row, steps: bar.window(row, steps),
+                         on_result)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        interrupted = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
     finally:
         bar.close()
     summary, _ = run_dir.write_tables()
-    return RunOutcome(out, summary, interrupted)
+    return RunOutcome(out, summary, interrupted, ran=ran, skipped_done=work.done)
 
 
-def _run_one(cell: Cell, grid: ExpandedGrid, host: PluginHost, options: RunOptions,
-             bar: Progress) -> Any:
-    if cell.device in grid.unavailable:
-        return skipped_result(cell, grid.unavailable[cell.device])
-    problem = host.problems.get(cell.problem)
-    optimizer = host.optimizers.get(cell.optimizer)
-    return run_cell(cell, problem, optimizer, options, on_window=bar.window)
+def _resolve(host: PluginHost, cell: Cell) -> tuple[Any, Any, dict[str, Any]]:
+    return (host.problems.get(cell.problem), host.optimizers.get(cell.optimizer),
+            {name: host.optimizers.get(name) for _, name, _ in cell.roles})

@@ -61,7 +61,9 @@ class CellResult:
     traceback: str | None = None
 
 
-WindowCallback = Callable[[int, int, float], None]
+#: Called at each window edge with the curve row just recorded (``step``, ``elapsed_s``,
+#: losses, and metrics when evaluated) and the cell's step budget.
+WindowCallback = Callable[[Mapping[str, Any], int], None]
 
 
 class SupervisedTask(Task):
@@ -196,8 +198,12 @@ def run_cell(
     optimizer: OptimizerSpec,
     options: RunOptions,
     on_window: WindowCallback | None = None,
+    role_specs: Mapping[str, OptimizerSpec] | None = None,
 ) -> CellResult:
-    """Train one cell and return its record. Never raises for a failure of the cell itself."""
+    """Train one cell and return its record. Never raises for a failure of the cell itself.
+
+    ``role_specs`` maps the optimizer names of ``cell.roles`` to their specs.
+    """
     t_start = time.perf_counter()
     device = torch.device(cell.device)
     curve: list[dict[str, Any]] = []
@@ -207,17 +213,13 @@ def run_cell(
             torch.cuda.reset_peak_memory_stats(device)
         task = build_task(problem, cell, options)
         state["data_source"] = task.data_source
-        hyper = dict(cell.hyper)
-        optimizers = {
-            role: optimizer.build(list(params), hyper)
-            for role, params in task.parameter_groups().items()
-        }
+        optimizers = _build_optimizers(cell, problem, task, optimizer, role_specs or {})
         _train(cell, problem, task, optimizers, options, curve, state, on_window)
         status, error, tb = "ok", None, None
     except DivergedError as exc:
         status, error, tb = "diverged", str(exc), None
-    except torch.cuda.OutOfMemoryError as exc:
-        status, error, tb = "oom", _one_line(exc), traceback.format_exc()
+    except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+        status, error, tb = "oom", _one_line(exc) or "MemoryError", traceback.format_exc()
     except Exception as exc:
         status, error, tb = "error", _one_line(exc), traceback.format_exc()
     finally:
@@ -226,6 +228,28 @@ def run_cell(
     summary = _summarise(cell, problem, curve, state, time.perf_counter() - t_start)
     return CellResult(cell=cell, status=status, summary=summary, curve=tuple(curve),
                       artifacts=state.get("artifacts", {}), error=error, traceback=tb)
+
+
+def _build_optimizers(
+    cell: Cell, problem: Problem, task: Task, optimizer: OptimizerSpec,
+    role_specs: Mapping[str, OptimizerSpec],
+) -> dict[str, torch.optim.Optimizer]:
+    """One optimizer instance per parameter group, honouring per-role overrides."""
+    groups = task.parameter_groups()
+    overrides = {role: (name, dict(hyper)) for role, name, hyper in cell.roles}
+    unknown = set(overrides) - set(groups)
+    if unknown:
+        raise ValueError(f"{problem.name} has no parameter group {sorted(unknown)[0]!r}; "
+                         f"it trains {', '.join(groups)}")
+    out = {}
+    for role, params in groups.items():
+        if role in overrides:
+            name, hyper = overrides[role]
+            spec = role_specs[name] if name != optimizer.name else optimizer
+            out[role] = spec.build(list(params), hyper)
+        else:
+            out[role] = optimizer.build(list(params), dict(cell.hyper))
+    return out
 
 
 def _one_line(exc: BaseException) -> str:
@@ -316,7 +340,7 @@ def _train(
                      steady_time=steady_time, steady_steps=steady_steps,
                      samples_per_step=task.samples_per_step, rss_peak=rss_peak)
         if on_window is not None:
-            on_window(i, steps, loss)
+            on_window(row, steps)
         if not math.isfinite(loss) or (
             first_loss is not None and math.isfinite(first_loss)
             and loss > DIVERGENCE_FACTOR * max(abs(first_loss), 1.0)
@@ -358,6 +382,43 @@ def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
     for k, v in state.get("metrics", {}).items():
         summary[k] = v
     return summary
+
+
+def summary_from_curve(cell: Cell, problem: Problem | None, rows: list[dict[str, Any]],
+                       wall_s: float) -> dict[str, Any]:
+    """A summary rebuilt from the curve rows alone: for cells killed mid-way."""
+    losses = [float(r["loss"]) for r in rows if "loss" in r]
+    finite = [x for x in losses if math.isfinite(x)]
+    target = problem.target if problem is not None else None
+    reached = next((r for r in rows if target is not None and target.metric in r
+                    and target.reached(float(r[target.metric]))), None)
+    metrics: dict[str, float] = {}
+    for r in rows:
+        if problem is not None and any(m in r for m in problem.metrics):
+            metrics = {m: r[m] for m in problem.metrics if m in r}
+    rate = step_ms = math.nan
+    if len(rows) >= 2 and rows[-1]["elapsed_s"] > rows[0]["elapsed_s"]:
+        span_s = rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]
+        span_steps = rows[-1]["step"] - rows[0]["step"]
+        rate = span_steps * cell.batch_size / span_s
+        step_ms = 1000 * span_s / span_steps
+    return {
+        "steps_done": rows[-1]["step"] if rows else 0,
+        "final_loss": losses[-1] if losses else math.nan,
+        "best_loss": min(finite) if finite else math.nan,
+        "time_to_target_s": reached["elapsed_s"] if reached else math.nan,
+        "steps_to_target": reached["step"] if reached else math.nan,
+        "samples_per_s": rate,
+        "step_time_ms": step_ms,
+        "warmup_s": math.nan,
+        "peak_mem_mb": math.nan,
+        "wall_s": wall_s,
+        "data_source": None,
+        "sample_unit": problem.sample_unit if problem is not None else None,
+        "target_metric": target.metric if target else None,
+        "target_threshold": target.threshold if target else math.nan,
+        **metrics,
+    }
 
 
 def _or_nan(value: float | int | None) -> float:

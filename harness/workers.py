@@ -1,0 +1,282 @@
+"""Executing cells: in worker processes (isolated, reusable, killable) or inline.
+
+Each worker is a spawned process that imports torch and loads the plugins once, then
+runs cells one after another. It streams each window's curve row to the parent as
+the cell trains, so a cell the parent kills at its timeout, or whose worker dies,
+is still recorded with the curve it had reached. A dead or killed worker is
+replaced; the other cells never notice.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from harness.cell import Cell
+from harness.errors import HarnessError
+from harness.training import CellResult, RunOptions, run_cell, summary_from_curve
+
+StartCallback = Callable[[Cell], None]
+WindowCallback = Callable[[Cell, Mapping[str, Any], int], None]
+ResultCallback = Callable[[CellResult], None]
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How cells are executed; recorded in the manifest."""
+
+    #: Worker processes; 0 runs cells inline in this process (no isolation, no timeout).
+    workers: int = 1
+    #: torch threads per worker. Fixed, so CPU results do not depend on ``workers``.
+    threads: int = 1
+    #: Hard limit per cell in seconds: the worker is killed and the cell is ``timeout``.
+    timeout: float | None = None
+    #: Address-space limit per worker (MiB); exceeding it makes the cell ``oom``.
+    max_memory_mb: int | None = None
+    #: torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG) in the workers.
+    deterministic: bool = False
+
+
+def configure_process(options: ExecOptions) -> None:
+    """Apply thread count, determinism and memory limit to the current process."""
+    if options.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    torch.set_num_threads(options.threads)
+    if options.deterministic:
+        torch.use_deterministic_algorithms(True)
+    if options.max_memory_mb:
+        import resource
+
+        limit = options.max_memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+# -- the worker process ---------------------------------------------------------------
+def _worker_main(conn: Connection, options: ExecOptions, run_options: RunOptions) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    import torch  # noqa: F401 - pay the import before the first cell
+
+    from harness.plugins import get_host
+
+    host = get_host()
+    conn.send(("ready", os.getpid()))
+    applied = False
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        cell: Cell = message
+        if not applied:
+            configure_process(options)  # after start-up: the limit is for the cells
+            applied = True
+        conn.send(("result", _run_in_worker(host, cell, run_options, conn)))
+
+
+def _run_in_worker(host: Any, cell: Cell, run_options: RunOptions, conn: Connection) -> CellResult:
+    try:
+        problem = host.problems.get(cell.problem)
+        optimizer = host.optimizers.get(cell.optimizer)
+        roles = {name: host.optimizers.get(name) for _, name, _ in cell.roles}
+    except HarnessError as exc:
+        missing = cell.problem if cell.problem not in host.problems else cell.optimizer
+        dist = dict(cell.versions).get("problem" if missing == cell.problem else "optimizer")
+        return CellResult(cell=cell, status="error", summary={},
+                          error=f"{missing!r} is not installed on this worker "
+                                f"(it came from {dist}): {exc}")
+
+    def on_window(row: Mapping[str, Any], steps: int) -> None:
+        conn.send(("window", dict(row), steps))
+
+    return run_cell(cell, problem, optimizer, run_options, on_window=on_window,
+                    role_specs=roles)
+
+
+# -- the parent side ----------------------------------------------------------------------
+@dataclass
+class _Slot:
+    process: Any
+    conn: Connection
+    ready: bool = False
+    cell: Cell | None = None
+    started: float = 0.0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ProcessExecutor:
+    """A pool of reusable worker processes, each running one cell at a time."""
+
+    def __init__(self, options: ExecOptions, run_options: RunOptions,
+                 target_of: Callable[[Cell], Any] | None = None) -> None:
+        self.options = options
+        self.run_options = run_options
+        self.target_of = target_of or (lambda cell: None)
+        self.context = mp.get_context("spawn")
+        self.slots: list[_Slot] = []
+
+    def _spawn(self) -> _Slot:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(
+            target=_worker_main, args=(child, self.options, self.run_options),
+            name="harness-worker", daemon=True,
+        )
+        process.start()
+        child.close()
+        return _Slot(process=process, conn=parent)
+
+    def _retire(self, slot: _Slot, *, kill: bool) -> None:
+        if kill and slot.process.is_alive():
+            slot.process.kill()
+        slot.process.join(timeout=10)
+        slot.conn.close()
+        self.slots.remove(slot)
+
+    def shutdown(self) -> None:
+        for slot in list(self.slots):
+            try:
+                if slot.cell is None and slot.process.is_alive():
+                    slot.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+            self._retire(slot, kill=slot.cell is not None)
+
+    def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
+            on_result: ResultCallback) -> None:
+        queue = deque(cells)
+        try:
+            for _ in range(min(self.options.workers, len(queue))):
+                self.slots.append(self._spawn())
+            while queue or any(s.cell is not None for s in self.slots):
+                for slot in self.slots:
+                    if slot.ready and slot.cell is None and queue:
+                        cell = queue.popleft()
+                        slot.cell, slot.started, slot.rows = cell, time.monotonic(), []
+                        slot.conn.send(cell)
+                        on_start(cell)
+                self._wait(on_window, on_result, queue)
+        finally:
+            self.shutdown()
+
+    def _wait(self, on_window: WindowCallback, on_result: ResultCallback,
+              queue: deque[Cell]) -> None:
+        timeout = None
+        if self.options.timeout is not None:
+            busy = [s for s in self.slots if s.cell is not None]
+            if busy:
+                now = time.monotonic()
+                timeout = max(0.0, min(s.started + self.options.timeout - now for s in busy))
+        handles: dict[Any, _Slot] = {}
+        for slot in self.slots:
+            handles[slot.conn] = slot
+            handles[slot.process.sentinel] = slot
+        ready = wait(list(handles), timeout=timeout)
+        for handle in ready:
+            slot = handles[handle]
+            if slot not in self.slots:
+                continue
+            if handle is slot.conn:
+                self._receive(slot, on_window, on_result)
+            elif not slot.conn.poll():
+                self._died(slot, on_result)
+        self._enforce_timeouts(on_result)
+
+    def _receive(self, slot: _Slot, on_window: WindowCallback,
+                 on_result: ResultCallback) -> None:
+        try:
+            while slot.conn.poll():
+                kind, *payload = slot.conn.recv()
+                if kind == "ready":
+                    slot.ready = True
+                elif kind == "window" and slot.cell is not None:
+                    slot.rows.append(payload[0])
+                    on_window(slot.cell, payload[0], payload[1])
+                elif kind == "result":
+                    result: CellResult = payload[0]
+                    slot.cell = None
+                    on_result(result)
+        except (EOFError, OSError):
+            self._died(slot, on_result)
+
+    def _died(self, slot: _Slot, on_result: ResultCallback) -> None:
+        slot.process.join(timeout=10)
+        cell = slot.cell
+        code = slot.process.exitcode
+        self._retire(slot, kill=True)
+        if not slot.ready:
+            raise HarnessError(f"a worker process {describe_exit(code)} while starting; "
+                               "run with --workers 0 to see the error in this process")
+        if cell is not None:
+            on_result(self._partial(cell, slot, "error", f"worker {describe_exit(code)}"))
+        self.slots.append(self._spawn())
+
+    def _enforce_timeouts(self, on_result: ResultCallback) -> None:
+        if self.options.timeout is None:
+            return
+        now = time.monotonic()
+        for slot in list(self.slots):
+            if slot.cell is not None and now - slot.started >= self.options.timeout:
+                cell = slot.cell
+                self._drain(slot)
+                self._retire(slot, kill=True)
+                on_result(self._partial(
+                    cell, slot, "timeout",
+                    f"cell exceeded the {self.options.timeout:g} s timeout; worker killed"))
+                self.slots.append(self._spawn())
+
+    def _drain(self, slot: _Slot) -> None:
+        """Collect window rows already sent before the worker is killed."""
+        try:
+            while slot.conn.poll():
+                kind, *payload = slot.conn.recv()
+                if kind == "window":
+                    slot.rows.append(payload[0])
+        except (EOFError, OSError):
+            pass
+
+    def _partial(self, cell: Cell, slot: _Slot, status: str, error: str) -> CellResult:
+        wall = time.monotonic() - slot.started
+        summary = summary_from_curve(cell, self.target_of(cell), slot.rows, wall)
+        return CellResult(cell=cell, status=status, summary=summary, curve=tuple(slot.rows),
+                          error=error)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+class InlineExecutor:
+    """Runs cells one after another in this process: no isolation, no timeout."""
+
+    def __init__(self, options: ExecOptions, run_options: RunOptions,
+                 resolve: Callable[[Cell], tuple[Any, Any, Mapping[str, Any]]]) -> None:
+        self.options = options
+        self.run_options = run_options
+        self.resolve = resolve
+
+    def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
+            on_result: ResultCallback) -> None:
+        for cell in cells:
+            on_start(cell)
+            problem, optimizer, roles = self.resolve(cell)
+
+            def window(row: Mapping[str, Any], steps: int, cell: Cell = cell) -> None:
+                on_window(cell, row, steps)
+
+            on_result(run_cell(cell, problem, optimizer, self.run_options,
+                               on_window=window, role_specs=roles))
