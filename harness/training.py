@@ -221,7 +221,8 @@ def run_cell(
     except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
         status, error, tb = "oom", _one_line(exc) or "MemoryError", traceback.format_exc()
     except Exception as exc:
-        status, error, tb = "error", _one_line(exc), traceback.format_exc()
+        status = "oom" if _is_out_of_memory(exc) else "error"
+        error, tb = _one_line(exc), traceback.format_exc()
     finally:
         if device.type == "cuda" and torch.cuda.is_available():
             state["peak_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -250,6 +251,13 @@ def _build_optimizers(
         else:
             out[role] = optimizer.build(list(params), dict(cell.hyper))
     return out
+
+
+def _is_out_of_memory(exc: Exception) -> bool:
+    """torch reports a failed CPU allocation as a RuntimeError, not MemoryError."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower())
 
 
 def _one_line(exc: BaseException) -> str:

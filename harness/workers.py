@@ -61,24 +61,39 @@ def configure_process(options: ExecOptions) -> None:
 
 
 # -- the worker process ---------------------------------------------------------------
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_main(conn: Connection, options: ExecOptions, run_options: RunOptions) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    _die_with_parent()
     import torch  # noqa: F401 - pay the import before the first cell
 
     from harness.plugins import get_host
 
     host = get_host()
-    conn.send(("ready", os.getpid()))
-    applied = False
-    while True:
-        message = conn.recv()
-        if message is None:
-            return
-        cell: Cell = message
-        if not applied:
-            configure_process(options)  # after start-up: the limit is for the cells
-            applied = True
-        conn.send(("result", _run_in_worker(host, cell, run_options, conn)))
+    try:
+        conn.send(("ready", os.getpid()))
+        applied = False
+        while True:
+            message = conn.recv()
+            if message is None:
+                return
+            cell: Cell = message
+            if not applied:
+                configure_process(options)  # after start-up: the limit is for the cells
+                applied = True
+            conn.send(("result", _run_in_worker(host, cell, run_options, conn)))
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        return  # the parent is gone: nobody is left to report to
 
 
 def _run_in_worker(host: Any, cell: Cell, run_options: RunOptions, conn: Connection) -> CellResult:

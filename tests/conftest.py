@@ -56,7 +56,7 @@ def register_plugin(host: PluginHost) -> Iterator[Any]:
 def installed_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pip-install the test plugin packages into a private target directory."""
     target = tmp_path_factory.mktemp("site")
-    for pkg in ("harness-sampleplugin", "harness-brokenplugin"):
+    for pkg in ("harness-sampleplugin", "harness-brokenplugin", "harness-faultplugin"):
         build = tmp_path_factory.mktemp(f"build-{pkg}")
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",

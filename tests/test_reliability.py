@@ -1,0 +1,171 @@
+"""Isolation, hard timeouts, crash statuses, interruption and resume: real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import run_cli
+
+from harness.grid import GridSpec, expand
+from harness.plugins import PluginHost
+from harness.results import RunDirectory
+from harness.runner import plan
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def fault_env(installed_packages: Path) -> dict[str, str]:
+    return {"PYTHONPATH": str(installed_packages),
+            "HARNESS_PLUGINS": "harness,harness-faultplugin"}
+
+
+def records(out: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+
+
+def test_bad_cells_get_their_status_and_good_cells_finish(fault_env: dict[str, str],
+                                                          tmp_path: Path) -> None:
+    out = tmp_path / "faults"
+    models = "fault-hang,fault-abort,fault-raise,fault-nan,fault-memory,regression"
+    proc = run_cli("run", "-m", models, "-o", "adam", "-s", "0", "--steps", "40",
+                   "--workers", "2", "--timeout", "10", "--max-memory-mb", "4500",
+                   "--out", str(out), "--quiet", env=fault_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = pd.read_csv(out / "summary.csv").set_index("model")
+    status = summary["status"].to_dict()
+    assert status == {"fault-hang": "timeout", "fault-abort": "error", "fault-raise": "error",
+                      "fault-nan": "diverged", "fault-memory": "oom", "regression": "ok"}
+    assert "SIGABRT" in summary.loc["fault-abort", "error"]
+    assert "injected failure at step 5" in summary.loc["fault-raise", "error"]
+    # The hard limit is enforced within a few seconds, and the curve is kept up to then.
+    assert 10 <= summary.loc["fault-hang", "wall_s"] < 14
+    assert summary.loc["fault-hang", "steps_done"] >= 1
+    assert summary.loc["fault-nan", "steps_done"] == 5
+    recs = {r["cell"]["problem"]: r for r in records(out)}
+    assert "Traceback" in recs["fault-raise"]["traceback"]
+    assert recs["fault-hang"]["curve"], "the curve up to the timeout is recorded"
+
+
+def test_sigint_keeps_finished_cells_and_resume_completes_the_grid(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "-m", "regression,classification", "-o", "sgd,adam", "-s", "0-3",
+            "--steps", "300", "--workers", "1", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    _wait_for_records(out, 2, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"Resume with: harness run --resume {out}" in err
+    done = len(records(out))
+    assert 2 <= done < 16
+    resumed = run_cli("run", "--resume", str(out), "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"({done} already done)" in resumed.stdout
+    recs = records(out)
+    assert len(recs) == 16 and len({r["key"] for r in recs}) == 16
+    assert {r["status"] for r in recs} == {"ok"}
+
+
+def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    args = ["-m", "regression,rnn-regression", "-o", "sgd,adam", "-s", "0-2", "--steps", "200",
+            "--workers", "2", "--quiet"]
+    whole = tmp_path / "whole"
+    assert run_cli("run", *args, "--out", str(whole), cwd=tmp_path).returncode == 0
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    _wait_for_records(out, 3, proc)
+    proc.kill()
+    proc.wait(timeout=30)
+    before = len(records(out))
+    assert before < 12
+    resumed = run_cli("run", "--resume", str(out), "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+
+    a = {r["key"]: r for r in records(whole)}
+    b = {r["key"]: r for r in records(out)}
+    assert set(a) == set(b) and len(b) == 12  # exactly one record per cell
+    for key, rec in a.items():  # bit-identical on the CPU
+        assert [p["loss"] for p in rec["curve"]] == [p["loss"] for p in b[key]["curve"]]
+        assert rec["summary"]["final_loss"] == b[key]["summary"]["final_loss"]
+
+
+def test_results_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
+    args = ["-m", "cnn,autoencoder", "-o", "adam", "-s", "0-1", "--steps", "20", "--quiet"]
+    for n in ("1", "2"):
+        assert run_cli("run", *args, "--workers", n, "--out", str(tmp_path / n)).returncode == 0
+    one = {r["key"]: r["curve"] for r in records(tmp_path / "1")}
+    two = {r["key"]: r["curve"] for r in records(tmp_path / "2")}
+    assert one.keys() == two.keys()
+    for key in one:
+        assert [p["loss"] for p in one[key]] == [p["loss"] for p in two[key]]
+
+
+def test_resume_reruns_corrupt_and_optionally_failed_cells(fault_env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "regression,fault-raise", "-o", "sgd", "-s", "0-1",
+                   "--steps", "20", "--out", str(out), "--quiet", env=fault_env)
+    assert proc.returncode == 0, proc.stderr
+    files = sorted((out / "cells").glob("regression-*.json"))
+    files[0].write_text(files[0].read_text()[:50])  # a truncated record
+    again = run_cli("run", "--resume", str(out), "--quiet", env=fault_env)
+    assert again.returncode == 0
+    assert "is corrupt; its cell runs again" in again.stderr
+    assert "(3 already done)" in again.stdout  # the two failed cells are kept
+    failed = run_cli("run", "--resume", str(out), "--rerun-failed", "--quiet", env=fault_env)
+    assert "(2 already done)" in failed.stdout
+    assert len(records(out)) == 4
+
+
+def test_plan_is_by_content_key_not_axis_order(host: PluginHost, tmp_path: Path) -> None:
+    from harness.results import write_json_atomic
+
+    spec = GridSpec(models=["regression", "classification"], optimizers=["sgd", "adam"],
+                    seeds=[0, 1], steps=5)
+    grid = expand(spec, host.problems, host.optimizers)
+    run_dir = RunDirectory(tmp_path)
+    for cell in grid.cells[:3]:
+        write_json_atomic(run_dir.cells_dir / f"{cell.cell_id}.json",
+                          {"cell_id": cell.cell_id, "key": cell.key, "cell": cell.to_dict(),
+                           "status": "ok", "summary": {}, "curve": []})
+    reordered = GridSpec(models=["classification", "regression"], optimizers=["adam", "sgd"],
+                         seeds=[1, 0], steps=5)
+    todo = plan(expand(reordered, host.problems, host.optimizers), run_dir,
+                rerun_failed=False).todo
+    assert len(todo) == len(grid.cells) - 3
+    assert not {c.key for c in todo} & {c.key for c in grid.cells[:3]}
+
+
+def test_resume_refuses_grid_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["run", "--resume", str(tmp_path), "-m", "cnn"]) == 2
+    assert "--models cannot be given with it" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path)]) == 2
+    assert "holds no harness run to resume" in capsys.readouterr().err
+
+
+def _wait_for_records(out: Path, n: int, proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (out / "cells").is_dir() and len(list((out / "cells").glob("*.json"))) >= n:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"harness exited early: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.05)
+    raise AssertionError("no records appeared")
+
+
+_ = os
