@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -163,9 +162,8 @@ def _wait_for_records(out: Path, n: int, proc: subprocess.Popen) -> None:  # typ
         if (out / "cells").is_dir() and len(list((out / "cells").glob("*.json"))) >= n:
             return
         if proc.poll() is not None:
-            raise AssertionError(f"harness exited early: {proc.stderr.read() if proc.stderr else ''}")
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"harness exited early: {err}")
         time.sleep(0.05)
     raise AssertionError("no records appeared")
 
-
-_ = os
