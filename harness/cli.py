@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue the run in DIR: only cells without a record run")
     run.add_argument("--rerun-failed", action="store_true",
                      help="with --resume, also rerun diverged/timeout/oom/error cells")
+    run.add_argument("--dry-run", action="store_true",
+                     help="validate the grid and list its cells; run and write nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     lst = sub.add_parser("list", help="list models, optimizers and plugins (with load errors)")

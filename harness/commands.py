@@ -131,6 +131,14 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         options = RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
                              windows=windows)
     grid = expand(spec, host.problems, host.optimizers, skip_unavailable=skip)
+    if args.dry_run:
+        for cell in grid.cells:
+            note = f"  (skipped: {grid.unavailable[cell.device]})" \
+                if cell.device in grid.unavailable else ""
+            print(f"{cell.describe(with_hyper=True)}  steps={cell.steps} "
+                  f"batch={cell.batch_size}{note}")
+        print(f"{len(grid.cells)} cells")
+        return 0
     if not args.resume:
         out = prepare_output_dir(Path(args.out)) if args.out else default_output_dir()
     for info in host.errors():
