@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue the run in DIR: only cells without a record run")
     run.add_argument("--rerun-failed", action="store_true",
                      help="with --resume, also rerun diverged/timeout/oom/error cells")
+    run.add_argument("--checkpoint-every", metavar="N",
+                     help="save each cell's state every N steps, so an interrupted cell "
+                          "resumes from its last checkpoint (with --resume)")
+    run.add_argument("--save-models", action="store_true",
+                     help="save each finished cell's networks (state dicts) in DIR/models")
     run.add_argument("--dry-run", action="store_true",
                      help="validate the grid and list its cells; run and write nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,6 +70,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print a run's summary table")
     show.add_argument("dir", help="a results directory")
+
+    report = sub.add_parser(
+        "report", help="write DIR/report/index.html: figures, rankings, statistics over seeds")
+    report.add_argument("dir", help="a results directory")
+    report.add_argument("--out", help="write the report here instead of DIR/report")
+
+    compare = sub.add_parser(
+        "compare", help="compare two runs cell by cell; exit 1 when something regressed",
+        description="Match cells by their key (without seed and versions), take the median "
+                    "over seeds, and flag a regression when the new median is worse than the "
+                    "base by more than max(FLOOR x |base|, K x spread); spread is the pooled "
+                    "standard deviation over seeds, or for throughput with one seed the "
+                    "standard error from the steady-state windows. Exit 1 on a regression, "
+                    "0 otherwise.")
+    compare.add_argument("base", help="the baseline results directory")
+    compare.add_argument("new", help="the results directory to judge")
+    compare.add_argument("--k", default="2", help="noise multiplier K (default 2)")
+    compare.add_argument("--throughput-floor", default="0.10",
+                         help="smallest relative throughput drop that counts (default 0.10)")
+    compare.add_argument("--metric-floor", default="0.05",
+                         help="smallest relative final-metric change that counts (default 0.05)")
+
+    export = sub.add_parser("export", help="write a run's results in another tool's format")
+    export.add_argument("dir", help="a results directory")
+    export.add_argument("--format", required=True, choices=["pytest-benchmark"],
+                        help="pytest-benchmark: JSON that `pytest-benchmark compare` reads")
+    export.add_argument("--out", help="output file (default: standard output)")
     return parser
 
 

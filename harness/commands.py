@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
     threads = parse_positive(args.threads, "--threads", 4096)
     cores = os.cpu_count() or 1
     workers = (max(1, cores // threads) if args.workers is None
-               else _non_negative(args.workers, "--workers"))
+               else _whole_number(args.workers, "--workers"))
     timeout = None
     if args.timeout is not None:
         try:
@@ -92,7 +93,7 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
                        max_memory_mb=memory, deterministic=args.deterministic)
 
 
-def _non_negative(text: str, what: str) -> int:
+def _whole_number(text: str, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -126,6 +127,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     else:
         if args.rerun_failed:
             raise UsageError("--rerun-failed goes with --resume DIR")
+        saved = {}
         spec = build_spec(args)
         skip = args.skip_unavailable
         options = RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
@@ -141,12 +143,19 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     if not args.resume:
         out = prepare_output_dir(Path(args.out)) if args.out else default_output_dir()
+    every = (parse_positive(args.checkpoint_every, "--checkpoint-every", 1_000_000_000)
+             if args.checkpoint_every is not None else
+             saved.get("checkpoint_every") if args.resume else None)
+    save_models = args.save_models or (bool(saved.get("save_models")) if args.resume else False)
+    options = replace(options, checkpoint_every=every, checkpoint_dir=out / "checkpoints",
+                      models_dir=out / "models" if save_models else None)
     for info in host.errors():
         print(f"harness: warning: plugin {info.label()} failed to load: {info.error}",
               file=sys.stderr)
     manifest_options: dict[str, Any] = {
         "data_dir": str(options.data_dir), "download": options.download,
         "windows": options.windows, "skip_unavailable": skip,
+        "checkpoint_every": every, "save_models": save_models,
     }
     outcome = run_grid(
         grid, host, out, options, execution, spec=spec, argv=argv, progress=not args.quiet,
@@ -177,3 +186,60 @@ def cmd_show(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"run of {manifest.get('created', '?')}: {' '.join(manifest.get('command', []))}")
     print(format_summary(summary))
     return 0
+
+
+def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.report import build_report
+
+    index = build_report(_results_dir(args.dir), out_dir=Path(args.out) if args.out else None,
+                         host=get_host())
+    print(f"report written to {index}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.compare import Thresholds, compare_runs, format_comparison
+
+    thresholds = Thresholds(k=_non_negative(args.k, "--k"),
+                            throughput_floor=_non_negative(args.throughput_floor,
+                                                           "--throughput-floor"),
+                            metric_floor=_non_negative(args.metric_floor, "--metric-floor"))
+    result = compare_runs(_results_dir(args.base), _results_dir(args.new), thresholds,
+                          host=get_host())
+    print(format_comparison(result))
+    return 1 if result.regressed else 0
+
+
+def cmd_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.export import export, write
+
+    doc, skipped = export(_results_dir(args.dir), args.format)
+    text = write(doc, Path(args.out) if args.out else None)
+    if args.out is None:
+        print(text)
+    else:
+        print(f"{len(doc['benchmarks'])} benchmarks written to {args.out}", file=sys.stderr)
+    if skipped:
+        print(f"harness: {len(skipped)} cell(s) not ok or without timing left out",
+              file=sys.stderr)
+    return 0
+
+
+def _results_dir(arg: str) -> Path:
+    path = Path(arg)
+    if not path.is_dir():
+        raise UsageError(f"no results directory at {arg!r}")
+    if not (path / "cells").is_dir():
+        raise UsageError(f"{arg!r} holds no harness results (no cells/ folder)")
+    return path
+
+
+def _non_negative(text: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f"{flag}: {text} is out of range (a finite number >= 0)")
+    return value
+

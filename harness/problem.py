@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -112,7 +112,11 @@ class BuildContext:
 
 
 class BatchSource(Protocol):
-    """Yields training batches that already live on the cell's device."""
+    """Yields training batches that already live on the cell's device.
+
+    A source that also has ``state_dict()``/``load_state_dict(state)`` (tensors and
+    plain values only) lets a cell resume mid-run from a checkpoint.
+    """
 
     def next(self) -> tuple[Tensor, Tensor]: ...
 
@@ -145,6 +149,14 @@ class ShuffledBatches:
         idx = self._perm[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size
         return self.inputs.index_select(0, idx), self.targets.index_select(0, idx)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"perm": self._perm, "pos": self._pos, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._perm = state["perm"].to(self.inputs.device)
+        self._pos = int(state["pos"])
+        self.generator.set_state(state["generator"])
 
 
 @dataclass
@@ -203,6 +215,16 @@ class Task(ABC):
         """The networks, by name (used for state dicts and train/eval mode)."""
         return {}
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """State beyond :meth:`modules` and the optimizers needed to resume mid-run
+        exactly (data order, carried hidden states...), or None if the task cannot be
+        resumed mid-run; ``--checkpoint-every`` is then recorded as unsupported."""
+        return None
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (required when it returns a dict)."""
+        raise NotImplementedError(f"{type(self).__name__} returns a state_dict but cannot load it")
+
 
 class Problem(ABC):
     """A benchmark problem. Subclass it, set the class attributes, implement build."""
@@ -227,6 +249,9 @@ class Problem(ABC):
     #: Parameter groups that each get their own optimizer instance (a :class:`Task`'s
     #: ``parameter_groups()`` keys); supervised problems have the one role "model".
     roles: tuple[str, ...] = ("model",)
+    #: Conformance checks (``harness.testing``) that do not apply to this problem, each
+    #: with the reason the suite reports, e.g. ``{"loss_decreases": "adversarial loss"}``.
+    conformance_skip: ClassVar[Mapping[str, str]] = {}
 
     @abstractmethod
     def build(self, ctx: BuildContext) -> Supervised | Task:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from harness import checkpoints
 from harness.cell import Cell
 from harness.errors import DivergedError
 from harness.optimizer import OptimizerSpec
@@ -46,6 +47,11 @@ class RunOptions:
     warmup_steps: int | None = None
     #: Evaluate every N steps; None: the problem's own ``eval_every`` or ten times per run.
     eval_every: int | None = None
+    #: Save a resumable checkpoint every N steps into ``checkpoint_dir``.
+    checkpoint_every: int | None = None
+    checkpoint_dir: Path | None = None
+    #: Save each finished cell's networks (state dicts) into this directory.
+    models_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,14 @@ class SupervisedTask(Task):
 
     def train_step(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> Mapping[str, Tensor]:
         return {"loss": self.step_function(optimizers)()}
+
+    def state_dict(self) -> dict[str, Any] | None:
+        if not hasattr(self.batches, "state_dict"):
+            return None
+        return {"batches": self.batches.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.batches.load_state_dict(state["batches"])
 
     def evaluate(self) -> Mapping[str, float]:
         with _eval_mode(self.model):
@@ -281,6 +295,10 @@ def _train(
     warmup = options.warmup_steps if options.warmup_steps is not None else min(50, steps // 10)
     warmup = max(1, min(warmup, steps))
     edges, evals = _boundaries(steps, log_every, eval_every, warmup)
+    saving = _checkpointing(cell, task, options, state)
+    if saving:
+        edges |= set(range(options.checkpoint_every or steps, steps, options.checkpoint_every or
+                           steps))
     target = problem.target
 
     step: Callable[[], Tensor | Mapping[str, Tensor]]
@@ -291,18 +309,15 @@ def _train(
             return task.train_step(optimizers)
 
     acc: dict[str, Tensor] = {}
-    rss_peak = _rss_mb()
-    train_time = warmup_s = steady_time = 0.0
-    steady_steps = 0
-    prev_edge = 0
-    first_loss: float | None = None
-    losses: list[float] = []
-    metrics: dict[str, float] = {}
-    state.update(time_to_target_s=None, steps_to_target=None)
+    state.update(time_to_target_s=None, steps_to_target=None, train_time=0.0, warmup_s=0.0,
+                 steady_time=0.0, steady_steps=0, first_loss=None, losses=[], metrics={},
+                 rss_peak=_rss_mb(), steps_done=0, samples_per_step=task.samples_per_step)
+    start = _resume(cell, task, optimizers, options, curve, state) if saving else 0
+    prev_edge = start
 
     synchronize(device)
     t0 = time.perf_counter()
-    for i in range(1, steps + 1):
+    for i in range(start + 1, steps + 1):
         out = step()
         if isinstance(out, Tensor):
             if "loss" in acc:
@@ -321,43 +336,105 @@ def _train(
         synchronize(device)
         elapsed = time.perf_counter() - t0
         n = i - prev_edge
-        train_time += elapsed
+        state["train_time"] += elapsed
         if i <= warmup:
-            warmup_s += elapsed
+            state["warmup_s"] += elapsed
         else:
-            steady_time += elapsed
-            steady_steps += n
-        row: dict[str, Any] = {"step": i, "elapsed_s": train_time}
+            state["steady_time"] += elapsed
+            state["steady_steps"] += n
+        row: dict[str, Any] = {"step": i, "elapsed_s": state["train_time"]}
         for k, v in acc.items():
             row[k] = float(v.item()) / n
         acc = {}
         loss = row.get("loss", math.nan)
-        losses.append(loss)
-        if first_loss is None:
-            first_loss = loss
-        rss_peak = max(rss_peak, _rss_mb())
+        state["losses"].append(loss)
+        if state["first_loss"] is None:
+            state["first_loss"] = loss
+        state["rss_peak"] = max(state["rss_peak"], _rss_mb())
         if i in evals:
-            metrics = {k: float(v) for k, v in task.evaluate().items()}
-            row.update(metrics)
+            state["metrics"] = {k: float(v) for k, v in task.evaluate().items()}
+            row.update(state["metrics"])
         curve.append(row)
         if target is not None and state["time_to_target_s"] is None:
             value = row.get(target.metric)
             if value is not None and target.reached(float(value)):
-                state.update(time_to_target_s=train_time, steps_to_target=i)
-        state.update(steps_done=i, losses=losses, metrics=metrics, warmup_s=warmup_s,
-                     steady_time=steady_time, steady_steps=steady_steps,
-                     samples_per_step=task.samples_per_step, rss_peak=rss_peak)
+                state.update(time_to_target_s=state["train_time"], steps_to_target=i)
+        state["steps_done"] = i
         if on_window is not None:
             on_window(row, steps)
+        first = state["first_loss"]
         if not math.isfinite(loss) or (
-            first_loss is not None and math.isfinite(first_loss)
-            and loss > DIVERGENCE_FACTOR * max(abs(first_loss), 1.0)
+            first is not None and math.isfinite(first)
+            and loss > DIVERGENCE_FACTOR * max(abs(first), 1.0)
         ):
-            raise DivergedError(f"loss {loss:.4g} at step {i} (first window {first_loss:.4g})")
+            raise DivergedError(f"loss {loss:.4g} at step {i} (first window {first:.4g})")
+        if saving and options.checkpoint_every and i % options.checkpoint_every == 0 \
+                and i < steps:
+            _save_checkpoint(cell, task, optimizers, options, curve, state, i)
         prev_edge = i
         synchronize(device)
         t0 = time.perf_counter()
     state["artifacts"] = dict(task.artifacts())
+    if options.models_dir is not None and task.modules():
+        checkpoints.save_model(options.models_dir / f"{cell.cell_id}.pt", task.modules(),
+                               cell.key)
+    if saving:
+        _checkpoint_path(cell, options).unlink(missing_ok=True)
+
+
+#: Loop counters a checkpoint carries (besides the curve).
+_LOOP_STATE = ("time_to_target_s", "steps_to_target", "train_time", "warmup_s", "steady_time",
+               "steady_steps", "first_loss", "losses", "metrics", "rss_peak", "steps_done")
+
+
+def _checkpoint_path(cell: Cell, options: RunOptions) -> Path:
+    assert options.checkpoint_dir is not None
+    return options.checkpoint_dir / f"{cell.cell_id}.pt"
+
+
+def _checkpointing(cell: Cell, task: Task, options: RunOptions, state: dict[str, Any]) -> bool:
+    if not options.checkpoint_every or options.checkpoint_dir is None:
+        return False
+    if task.state_dict() is None:
+        state["checkpoint"] = "unsupported: the problem cannot be resumed mid-run"
+        return False
+    state["checkpoint"] = f"every {options.checkpoint_every} steps"
+    return True
+
+
+def _save_checkpoint(cell: Cell, task: Task, optimizers: Mapping[str, torch.optim.Optimizer],
+                     options: RunOptions, curve: list[dict[str, Any]], state: dict[str, Any],
+                     step: int) -> None:
+    checkpoints.save_atomic(_checkpoint_path(cell, options), {
+        "format": checkpoints.FORMAT,
+        "key": cell.key,
+        "step": step,
+        "modules": {k: m.state_dict() for k, m in task.modules().items()},
+        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+        "task": task.state_dict(),
+        "rng": checkpoints.rng_state(torch.device(cell.device)),
+        "curve": [dict(r) for r in curve],
+        "loop": {k: state[k] for k in _LOOP_STATE},
+    })
+
+
+def _resume(cell: Cell, task: Task, optimizers: Mapping[str, torch.optim.Optimizer],
+            options: RunOptions, curve: list[dict[str, Any]], state: dict[str, Any]) -> int:
+    """Continue from the cell's checkpoint if there is one; return the step reached."""
+    device = torch.device(cell.device)
+    data = checkpoints.load(_checkpoint_path(cell, options), map_location=device)
+    if data is None or data.get("key") != cell.key:
+        return 0
+    for name, module in task.modules().items():
+        module.load_state_dict(data["modules"][name])
+    for role, opt in optimizers.items():
+        opt.load_state_dict(data["optimizers"][role])
+    task.load_state_dict(data["task"])
+    checkpoints.set_rng_state(data["rng"], device)
+    curve[:] = data["curve"]
+    state.update(data["loop"])
+    state["resumed_from_step"] = int(data["step"])
+    return int(data["step"])
 
 
 def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
@@ -387,6 +464,9 @@ def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
         "target_metric": problem.target.metric if problem.target else None,
         "target_threshold": problem.target.threshold if problem.target else math.nan,
     }
+    for extra in ("checkpoint", "resumed_from_step"):
+        if extra in state:
+            summary[extra] = state[extra]
     for k, v in state.get("metrics", {}).items():
         summary[k] = v
     return summary

@@ -10,7 +10,7 @@ shuffled samples, hence the custom batch source and the stateful model wrapper.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -85,20 +85,29 @@ class SineWindows:
     the data that follows.
     """
 
-    def __init__(self, x: Tensor, y: Tensor, on_wrap: Callable[[], None]) -> None:
+    def __init__(self, x: Tensor, y: Tensor, carrier: CarriedState) -> None:
         self.x = x
         self.y = y
-        self.on_wrap = on_wrap
+        self.carrier = carrier
         self.windows = int(x.shape[0])
         self._pos = self.windows  # the first call wraps: starts from a zero state
 
     def next(self) -> tuple[Tensor, Tensor]:
         if self._pos >= self.windows:
             self._pos = 0
-            self.on_wrap()
+            self.carrier.reset_state()
         k = self._pos
         self._pos += 1
         return self.x[k], self.y[k]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position and the carried hidden state: enough to resume a cell exactly."""
+        return {"pos": self._pos, "h_state": self.carrier.h_state}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._pos = int(state["pos"])
+        h = state["h_state"]
+        self.carrier.h_state = None if h is None else h.to(self.x.device)
 
 
 class RnnRegression(Problem):
@@ -166,7 +175,7 @@ class RnnRegression(Problem):
             inputs=x_w.flatten(0, 1),
             targets=y_w.flatten(0, 1),
             evaluate=evaluate,
-            batches=SineWindows(x_w, y_w, model.reset_state),
+            batches=SineWindows(x_w, y_w, model),
             artifacts=artifacts,
         )
 

@@ -1,0 +1,103 @@
+"""Checkpoints: a cell interrupted mid-way resumes to the same result, bit for bit (CPU)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+
+from harness import checkpoints
+from harness.cell import Cell
+from harness.plugins import PluginHost
+from harness.training import RunOptions, build_task, run_cell
+
+
+def cell_for(host: PluginHost, name: str, steps: int) -> Cell:
+    problem = host.problems.get(name)
+    return Cell(problem=name, optimizer="adam", device="cpu", seed=2, steps=steps,
+                batch_size=problem.batch_size, params=tuple(sorted(problem.defaults().items())),
+                hyper=(("betas", (0.9, 0.99)), ("lr", 0.01)))
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", ["regression", "rnn-regression", "cnn", "batchnorm"])
+def test_resume_from_checkpoint_is_bit_identical(host: PluginHost, name: str,
+                                                 tmp_path: Path) -> None:
+    cell = cell_for(host, name, 60)
+    problem, adam = host.problems.get(name), host.optimizers.get("adam")
+    base = RunOptions(windows=12, eval_every=20)
+    whole = run_cell(cell, problem, adam, base)
+    ckpt = RunOptions(windows=12, eval_every=20, checkpoint_every=20,
+                      checkpoint_dir=tmp_path / "ckpt")
+
+    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
+        if row["step"] == 45:
+            raise Stop  # dies between checkpoints, like a killed process
+
+    interrupted = run_cell(cell, problem, adam, ckpt, on_window=interrupt)
+    assert interrupted.status == "error"
+    assert (tmp_path / "ckpt" / f"{cell.cell_id}.pt").is_file()
+    resumed = run_cell(cell, problem, adam, ckpt)
+    assert resumed.status == "ok" and resumed.summary["resumed_from_step"] == 40
+    assert [r["loss"] for r in resumed.curve] == [r["loss"] for r in whole.curve]
+    assert resumed.summary["final_loss"] == whole.summary["final_loss"]
+    assert not (tmp_path / "ckpt" / f"{cell.cell_id}.pt").exists()  # removed when done
+
+
+def test_checkpoints_and_models_load_with_weights_only(host: PluginHost, tmp_path: Path) -> None:
+    cell = cell_for(host, "cnn", 10)
+    options = RunOptions(windows=2, checkpoint_every=5, checkpoint_dir=tmp_path / "ckpt",
+                         models_dir=tmp_path / "models")
+    result = run_cell(cell, host.problems.get("cnn"), host.optimizers.get("adam"), options)
+    assert result.status == "ok"
+    path = tmp_path / "models" / f"{cell.cell_id}.pt"
+    raw = torch.load(path, weights_only=True)  # plain tensors: no code is unpickled
+    assert raw["key"] == cell.key
+    fresh = build_task(host.problems.get("cnn"), cell, RunOptions())
+    before = fresh.evaluate()
+    checkpoints.load_model(path, fresh.modules())
+    after = fresh.evaluate()
+    assert after != before and after["test_loss"] == pytest.approx(result.summary["test_loss"])
+
+
+def test_a_pickled_module_is_refused(tmp_path: Path) -> None:
+    """The tutorial's torch.save(net) is the unsafe alternative: we never load it."""
+    path = tmp_path / "net.pkl"
+    torch.save(torch.nn.Linear(1, 1), path)
+    assert checkpoints.load(path) is None
+    assert checkpoints.load(tmp_path / "missing.pt") is None
+
+
+@pytest.mark.slow
+def test_sigkill_mid_cell_resumes_from_its_checkpoint(tmp_path: Path) -> None:
+    args = ["-m", "cnn", "-o", "adam", "-s", "0", "--steps", "300", "--workers", "1",
+            "--checkpoint-every", "50", "--quiet"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list((out / "checkpoints").glob("*.pt")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not list((out / "cells").glob("*.json"))  # the cell had not finished
+    resumed = run_cli("run", "--resume", str(out), "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = tmp_path / "whole"
+    assert run_cli("run", *args, "--out", str(whole), cwd=tmp_path).returncode == 0
+    [a] = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    [b] = [json.loads(p.read_text()) for p in (whole / "cells").glob("*.json")]
+    assert a["summary"]["resumed_from_step"] >= 50
+    assert [r["loss"] for r in a["curve"]] == [r["loss"] for r in b["curve"]]
