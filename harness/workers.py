@@ -286,6 +286,7 @@ class InlineExecutor:
 
     def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
             on_result: ResultCallback) -> None:
+        configure_process(self.options)
         for cell in cells:
             on_start(cell)
             problem, optimizer, roles = self.resolve(cell)

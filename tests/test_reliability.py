@@ -167,3 +167,25 @@ def _wait_for_records(out: Path, n: int, proc: subprocess.Popen) -> None:  # typ
         time.sleep(0.05)
     raise AssertionError("no records appeared")
 
+
+
+def test_deterministic_flag_in_workers_and_inline(tmp_path: Path) -> None:
+    for workers in ("1", "0"):
+        out = tmp_path / workers
+        proc = run_cli("run", "-m", "cnn", "-o", "adam", "-s", "0", "--steps", "6",
+                       "--deterministic", "--workers", workers, "--out", str(out), "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["options"]["execution"]["deterministic"] is True
+        assert pd.read_csv(out / "summary.csv")["status"].tolist() == ["ok"]
+
+
+def test_cell_file_names_stay_inside_the_run(host: PluginHost) -> None:
+    import re
+
+    from harness.cell import Cell
+
+    cell = Cell(problem="regression", optimizer="sgd", device="cuda:1", seed=3, steps=1,
+                batch_size=1, params=(("activation", "../../etc/passwd"),))
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", cell.cell_id) and "/" not in cell.cell_id
+    assert not cell.cell_id.startswith(".")
