@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--skip-unavailable", action="store_true",
                      help="mark cells on devices this machine lacks as skipped")
     run.add_argument("--windows", default="50", help="logging windows per cell (default 50)")
+    run.add_argument("--executor", default="local",
+                     help="what runs the cells: 'local' (worker processes here, the default), "
+                          "'dask', or one a plugin registers")
+    run.add_argument("--scheduler", help="the executor's scheduler address (dask: tcp://HOST:PORT)")
+    run.add_argument("--executor-option", dest="executor_options", action="append", default=[],
+                     metavar="KEY=VALUE", help="an executor-specific setting (repeatable)")
     run.add_argument("--workers", help="worker processes running cells at once (default: the "
                                        "CPU cores / --threads); 0 runs cells in this process")
     run.add_argument("--threads", default="1",

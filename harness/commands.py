@@ -25,7 +25,7 @@ from harness.grid import (
 )
 from harness.plugins import get_host
 from harness.results import RunDirectory
-from harness.runner import default_output_dir, prepare_output_dir, run_grid
+from harness.runner import check_executor, default_output_dir, prepare_output_dir, run_grid
 from harness.training import RunOptions
 from harness.workers import ExecOptions
 
@@ -93,6 +93,18 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
                        max_memory_mb=memory, deterministic=args.deterministic)
 
 
+def _executor_settings(args: argparse.Namespace) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for text in args.executor_options:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--executor-option {text!r}: expected KEY=VALUE")
+        settings[key.strip()] = value.strip()
+    if args.scheduler is not None:
+        settings["scheduler"] = args.scheduler
+    return settings
+
+
 def _whole_number(text: str, what: str) -> int:
     try:
         value = int(text)
@@ -133,6 +145,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         options = RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
                              windows=windows)
     grid = expand(spec, host.problems, host.optimizers, skip_unavailable=skip)
+    executor_settings = _executor_settings(args)
+    check_executor(host, args.executor, executor_settings)
     if args.dry_run:
         for cell in grid.cells:
             note = f"  (skipped: {grid.unavailable[cell.device]})" \
@@ -160,6 +174,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     outcome = run_grid(
         grid, host, out, options, execution, spec=spec, argv=argv, progress=not args.quiet,
         rerun_failed=args.rerun_failed, manifest_options=manifest_options,
+        executor_name=args.executor, executor_settings=executor_settings,
     )
     print(format_summary(outcome.summary))
     counts = outcome.summary["status"].value_counts().to_dict() if len(outcome.summary) else {}

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from harness.registry import OptimizerRegistry, ProblemRegistry
+    from harness.registry import ExecutorRegistry, OptimizerRegistry, ProblemRegistry
+    from harness.report.model import ReportFigure, ReportRun
 
 hookspec = pluggy.HookspecMarker("harness")
 hookimpl = pluggy.HookimplMarker("harness")
@@ -47,9 +48,39 @@ def register_optimizers(registry: OptimizerRegistry) -> None:
 
 
 @hookspec
+def register_executors(registry: ExecutorRegistry) -> None:
+    """Register executors that run a grid's cells (``harness run --executor NAME``).
+
+    :param registry: call ``registry.add(ExecutorSpec(name, factory, ...))`` from
+        :mod:`harness.executor`; ``factory(exec_options, run_options, context)``
+        returns an object with ``run(cells, on_start, on_window, on_result)``. A name
+        already taken raises :class:`harness.errors.DuplicateNameError`.
+    :return: nothing; not ``firstresult``.
+    """
+
+
+@hookspec
 def manifest_metadata() -> dict[str, Any] | None:
     """Contribute extra entries to a run's ``manifest.json``.
 
     :return: a JSON-serialisable mapping stored under ``plugins_metadata`` keyed by
         the plugin's name, or ``None``; not ``firstresult``.
+    """
+
+
+@hookspec
+def report_figures(run: ReportRun, problem: str) -> list[ReportFigure] | None:
+    """Add pictures to one problem's section of ``harness report``.
+
+    Called once for each problem (model name) in the run, on every plugin, one
+    plugin at a time. A plugin that raises, or returns anything but a list of
+    :class:`harness.report.ReportFigure`, is shown as an error in that section of
+    the report; the report and the other plugins' figures are unaffected.
+
+    :param run: the run being reported (:class:`harness.report.ReportRun`): its
+        ``manifest``, ``summary`` and ``curves`` tables, and
+        ``run.cells(problem)``, each finished cell with its ``artifacts``.
+    :param problem: the model name whose section is being drawn.
+    :return: the figures to add, in order, or ``None`` for a problem the plugin
+        does not draw; not ``firstresult``.
     """

@@ -23,7 +23,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.registry import OptimizerRegistry, PluginInfo, ProblemRegistry
+from harness.registry import ExecutorRegistry, OptimizerRegistry, PluginInfo, ProblemRegistry
 
 ENTRY_POINT_GROUP = "harness"
 ENV_LOAD = "HARNESS_PLUGINS"
@@ -86,7 +86,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self._infos: dict[str, PluginInfo] = {}
         self._order: list[str] = []
-        self._registries: tuple[ProblemRegistry, OptimizerRegistry] | None = None
+        self._registries: tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry] | None = None
         if load_entrypoints:
             self.load_entrypoints()
 
@@ -158,12 +158,14 @@ class PluginHost:
         return self._record(replace(info, status="error", error=error), key)
 
     # -- registries ----------------------------------------------------------
-    def _build(self) -> tuple[ProblemRegistry, OptimizerRegistry]:
-        problems, optimizers = ProblemRegistry(), OptimizerRegistry()
-        for hook_name, registry in (
+    def _build(self) -> tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry]:
+        problems, optimizers, executors = ProblemRegistry(), OptimizerRegistry(), ExecutorRegistry()
+        hooks: tuple[tuple[str, Any], ...] = (
             ("register_models", problems),
             ("register_optimizers", optimizers),
-        ):
+            ("register_executors", executors),
+        )
+        for hook_name, registry in hooks:
             impls = {i.plugin_name: i for i in getattr(self.pm.hook, hook_name).get_hookimpls()}
             for name in self._order:
                 info = self._infos[name]
@@ -176,9 +178,9 @@ class PluginHost:
                     self._infos[name] = replace(
                         info, status="error", error=f"{hook_name}: {_error_text(exc)}"
                     )
-        return problems, optimizers
+        return problems, optimizers, executors
 
-    def _ensure(self) -> tuple[ProblemRegistry, OptimizerRegistry]:
+    def _ensure(self) -> tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry]:
         if self._registries is None:
             self._registries = self._build()
         return self._registries
@@ -190,6 +192,10 @@ class PluginHost:
     @property
     def optimizers(self) -> OptimizerRegistry:
         return self._ensure()[1]
+
+    @property
+    def executors(self) -> ExecutorRegistry:
+        return self._ensure()[2]
 
     @property
     def plugins(self) -> list[PluginInfo]:
@@ -217,6 +223,36 @@ class PluginHost:
             if value is not None:
                 out[impl.plugin_name] = value
         return out
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[HookCall]:
+        """Call one hook on every loaded plugin, one at a time, in load order.
+
+        Each plugin's return value or error is kept separately, so one plugin that
+        raises never hides the others' results (the report's figures use this).
+        """
+        self._ensure()
+        impls = {i.plugin_name: i for i in getattr(self.pm.hook, hook_name).get_hookimpls()}
+        names = [n for n in self._order if n in impls and self._infos[n].status == "loaded"]
+        names += [n for n in impls if n not in names and n not in self._infos]
+        calls: list[HookCall] = []
+        for name in names:
+            impl = impls[name]
+            try:
+                value = impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception as exc:
+                calls.append(HookCall(name, None, _error_text(exc)))
+                continue
+            calls.append(HookCall(name, value, None))
+        return calls
+
+
+@dataclass(frozen=True)
+class HookCall:
+    """One plugin's answer to a hook called by :meth:`PluginHost.call_each`."""
+
+    plugin: str
+    value: Any
+    error: str | None
 
 
 _HOST: PluginHost | None = None

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 import torch
 
 from harness.errors import DuplicateNameError, UsageError
+from harness.executor import ExecutorSpec
 from harness.optimizer import OptimizerSpec
 from harness.problem import Problem, check_name
 
@@ -135,3 +136,18 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
     ) -> None:
         """Register a ``torch.optim`` class under ``name`` with the given defaults."""
         self.add(OptimizerSpec(name=name, factory=cls, defaults=defaults, description=description))
+
+
+class ExecutorRegistry(_Registry[ExecutorSpec]):
+    """Passed to ``register_executors``: ``registry.add(ExecutorSpec(...))``."""
+
+    kind = "executor"
+
+    def _name(self, item: ExecutorSpec) -> str:
+        return item.name
+
+    def add(self, spec: ExecutorSpec) -> None:
+        """Register an :class:`harness.executor.ExecutorSpec`."""
+        if not isinstance(spec, ExecutorSpec):
+            raise TypeError(f"register_executors expects ExecutorSpec, got {spec!r}")
+        self._add(spec)

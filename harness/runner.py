@@ -21,13 +21,14 @@ import pandas as pd
 
 from harness.cell import Cell
 from harness.errors import UsageError
+from harness.executor import ExecutorContext
 from harness.grid import ExpandedGrid, GridSpec
 from harness.manifest import build_manifest
 from harness.plugins import PluginHost
 from harness.progress import Progress
 from harness.results import RunDirectory, skipped_result
 from harness.training import CellResult, RunOptions
-from harness.workers import ExecOptions, InlineExecutor, ProcessExecutor
+from harness.workers import ExecOptions
 
 FAILED = ("diverged", "timeout", "oom", "error")
 
@@ -110,6 +111,8 @@ def run_grid(
     progress: bool = True,
     rerun_failed: bool = False,
     manifest_options: dict[str, Any] | None = None,
+    executor_name: str = "local",
+    executor_settings: dict[str, str] | None = None,
 ) -> RunOutcome:
     run_dir = RunDirectory(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,12 +147,9 @@ def run_grid(
         if cell.device in grid.unavailable:
             on_result(skipped_result(cell, grid.unavailable[cell.device]))
 
-    executor: ProcessExecutor | InlineExecutor
-    if execution.workers == 0:
-        executor = InlineExecutor(execution, options, lambda c: _resolve(host, c))
-    else:
-        executor = ProcessExecutor(execution, options,
-                                   target_of=lambda c: host.problems.get(c.problem))
+    context = ExecutorContext(resolve=lambda c: _resolve(host, c),
+                              settings=dict(executor_settings or {}))
+    executor = host.executors.get(executor_name).factory(execution, options, context)
     try:
         with _signals():
             executor.run(runnable, bar.start, lambda c, row, steps: bar.window(row, steps),
@@ -160,6 +160,15 @@ def run_grid(
         bar.close()
     summary, _ = run_dir.write_tables()
     return RunOutcome(out, summary, interrupted, ran=ran, skipped_done=work.done)
+
+
+def check_executor(host: PluginHost, name: str, settings: dict[str, str]) -> None:
+    """Unknown executors and settings are usage errors, before anything runs."""
+    spec = host.executors.get(name)
+    for key in settings:
+        if key not in spec.settings:
+            known = ", ".join(spec.settings) or "none"
+            raise UsageError(f"executor {name!r} has no setting {key!r} (it takes: {known})")
 
 
 def _resolve(host: PluginHost, cell: Cell) -> tuple[Any, Any, dict[str, Any]]:

@@ -21,11 +21,8 @@ from typing import Any
 
 from harness.cell import Cell
 from harness.errors import HarnessError
+from harness.executor import ResultCallback, StartCallback, WindowCallback
 from harness.training import CellResult, RunOptions, run_cell, summary_from_curve
-
-StartCallback = Callable[[Cell], None]
-WindowCallback = Callable[[Cell, Mapping[str, Any], int], None]
-ResultCallback = Callable[[CellResult], None]
 
 
 @dataclass(frozen=True)

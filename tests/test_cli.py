@@ -28,6 +28,14 @@ BAD_RUNS = [
     (["--preset", "quik"], "unknown preset 'quik' (did you mean 'quick'?)"),
     (["does-not-exist.toml"], "cannot read grid file 'does-not-exist.toml'"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--executor", "locl"], "unknown executor 'locl' (did you mean 'local'?)"),
+    (["--scheduler", "tcp://127.0.0.1:1"], "executor 'local' has no setting 'scheduler'"),
+    (["--executor-option", "noequals"], "expected KEY=VALUE"),
+    (["--timeout", "0"], "--timeout: 0 is out of range"),
+    (["--workers", "0", "--timeout", "5"], "--timeout needs worker processes"),
+    (["--workers", "-1"], "--workers: -1 is out of range"),
+    (["--checkpoint-every", "0"], "--checkpoint-every: 0 is out of range"),
+    (["--rerun-failed"], "--rerun-failed goes with --resume DIR"),
 ]
 
 

@@ -28,6 +28,11 @@ def test_builtins_come_through_the_entry_point_group(host: PluginHost) -> None:
     assert host.errors() == []
 
 
+def test_builtin_executor_is_a_plugin_too(host: PluginHost) -> None:
+    assert "local" in host.executors
+    assert host.executors.owner("local").name == "builtin-executors"
+
+
 def test_tutorial_optimizer_defaults(host: PluginHost) -> None:
     opt = host.optimizers
     assert opt.get("sgd").defaults == {"lr": 0.01}

@@ -1,0 +1,24 @@
+"""The built-in ``local`` executor: cells in worker processes on this machine.
+
+``--workers 0`` runs them inline in the ``harness`` process instead (no isolation,
+no timeout: for debugging a plugin with a debugger or print statements).
+"""
+
+from __future__ import annotations
+
+from harness import hookimpl
+from harness.executor import Executor, ExecutorContext, ExecutorSpec
+from harness.registry import ExecutorRegistry
+from harness.training import RunOptions
+from harness.workers import ExecOptions, InlineExecutor, ProcessExecutor
+
+
+def local(options: ExecOptions, run_options: RunOptions, context: ExecutorContext) -> Executor:
+    if options.workers == 0:
+        return InlineExecutor(options, run_options, context.resolve)
+    return ProcessExecutor(options, run_options, target_of=lambda c: context.resolve(c)[0])
+
+
+@hookimpl
+def register_executors(registry: ExecutorRegistry) -> None:
+    registry.add(ExecutorSpec("local", local, "worker processes on this machine (--workers N)"))
