@@ -180,3 +180,41 @@ def test_every_builtin_optimizer_lowers_the_loss(host: PluginHost, name: str) ->
     result = run(host, c, windows=10)
     assert result.status == "ok"
     assert result.curve[-1]["loss"] < 0.8 * result.curve[0]["loss"]
+
+
+def test_a_role_gets_its_own_optimizer_from_the_grid(host: PluginHost, register_plugin,  # type: ignore[no-untyped-def]
+                                                     tmp_path) -> None:
+    from harness import hookimpl
+    from harness.grid import GridSpec, apply_toml, expand, load_grid_file
+
+    class Roles(TwoPlayerProblem):
+        roles = ("first", "second")
+
+    problem = Roles()
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, registry):  # type: ignore[no-untyped-def]
+            registry.add(problem)
+
+    register_plugin(Plugin(), "roles-plugin")
+    grid_file = tmp_path / "g.toml"
+    grid_file.write_text('models = ["two-players"]\noptimizers = ["adam"]\n'
+                         '[model.two-players.role.second]\noptimizer = "sgd"\nlr = 0.5\n')
+    spec = GridSpec()
+    apply_toml(spec, load_grid_file(grid_file), "g.toml")
+    [c] = expand(spec, host.problems, host.optimizers).cells
+    assert c.roles == (("second", "sgd", (("lr", 0.5),)),)
+    assert dict(c.versions)["optimizer:second"].startswith("harness")
+    result = run_cell(c, problem, host.optimizers.get("adam"), RunOptions(windows=3),
+                      role_specs={"sgd": host.optimizers.get("sgd")})
+    assert result.status == "ok", result.traceback
+    first, second = problem.task.seen["first"], problem.task.seen["second"]
+    assert isinstance(first, torch.optim.Adam) and isinstance(second, torch.optim.SGD)
+    assert second.param_groups[0]["lr"] == 0.5
+
+    grid_file.write_text('models = ["two-players"]\n[model.two-players.role.third]\nlr = 1\n')
+    spec = GridSpec()
+    apply_toml(spec, load_grid_file(grid_file), "g.toml")
+    with pytest.raises(Exception, match="has no role 'third'"):
+        expand(spec, host.problems, host.optimizers)
