@@ -67,6 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
                           "resumes from its last checkpoint (with --resume)")
     run.add_argument("--save-models", action="store_true",
                      help="save each finished cell's networks (state dicts) in DIR/models")
+    fast = run.add_argument_group("speed")
+    fast.add_argument("--loader", default="device",
+                      help="'device' (tensors on the cell's device, seeded randperm batches; the "
+                           "default) or 'dataloader' (torch DataLoader, the tutorial's way)")
+    fast.add_argument("--loader-workers", default="0", help="DataLoader num_workers (default 0)")
+    fast.add_argument("--pin-memory", action="store_true", help="DataLoader pin_memory")
+    fast.add_argument("--opt-impl", default="auto",
+                      help="optimizer kernels: auto (fused on CUDA where offered, else torch's "
+                           "default), fused, foreach or loop")
+    fast.add_argument("--cuda-graphs", action="store_true",
+                      help="capture each supervised step (forward, loss, backward, optimizer) in "
+                           "one CUDA graph; falls back to eager, with the reason recorded")
+    fast.add_argument("--compile", action="store_true",
+                      help="torch.compile the model (compile time reported as compile_s)")
+    fast.add_argument("--compile-backend", default="inductor", help="torch.compile backend")
+    fast.add_argument("--compile-mode", help="torch.compile mode, e.g. reduce-overhead")
     run.add_argument("--dry-run", action="store_true",
                      help="validate the grid and list its cells; run and write nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -84,12 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser(
         "compare", help="compare two runs cell by cell; exit 1 when something regressed",
-        description="Match cells by their key (without seed and versions), take the median "
-                    "over seeds, and flag a regression when the new median is worse than the "
-                    "base by more than max(FLOOR x |base|, K x spread); spread is the pooled "
-                    "standard deviation over seeds, or for throughput with one seed the "
-                    "standard error from the steady-state windows. Exit 1 on a regression, "
-                    "0 otherwise.")
+        description="Match cells by their key (without seed and versions) and flag a "
+                    "regression when a value got worse by more than "
+                    "max(FLOOR x |base median|, K x spread). Throughput: new median minus base "
+                    "median over seeds; spread is the pooled standard deviation over seeds, or "
+                    "with one seed the standard error from the steady-state windows. Final "
+                    "metric: the median per-seed difference (seeds pair up); spread is the "
+                    "standard deviation of those differences. A cell that finished ok in BASE "
+                    "and not in NEW also regresses. Exit 1 on a regression, 0 otherwise.")
     compare.add_argument("base", help="the baseline results directory")
     compare.add_argument("new", help="the results directory to judge")
     compare.add_argument("--k", default="2", help="noise multiplier K (default 2)")

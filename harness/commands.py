@@ -93,6 +93,25 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
                        max_memory_mb=memory, deterministic=args.deterministic)
 
 
+def speed_options(args: argparse.Namespace) -> dict[str, Any]:
+    from harness.fastpaths import LOADERS, OPT_IMPLS
+
+    if args.loader not in LOADERS:
+        raise UsageError(f"--loader: expected one of {', '.join(LOADERS)}, got {args.loader!r}")
+    if args.opt_impl not in OPT_IMPLS:
+        raise UsageError(f"--opt-impl: expected one of {', '.join(OPT_IMPLS)}, "
+                         f"got {args.opt_impl!r}")
+    if args.cuda_graphs and args.compile:
+        raise UsageError("--cuda-graphs and --compile cannot be combined; for compiled CUDA "
+                         "graphs use --compile --compile-mode reduce-overhead")
+    workers = _whole_number(args.loader_workers, "--loader-workers")
+    if (workers or args.pin_memory) and args.loader != "dataloader":
+        raise UsageError("--loader-workers and --pin-memory go with --loader dataloader")
+    return {"loader": args.loader, "loader_workers": workers, "pin_memory": args.pin_memory,
+            "opt_impl": args.opt_impl, "cuda_graphs": args.cuda_graphs, "compile": args.compile,
+            "compile_backend": args.compile_backend, "compile_mode": args.compile_mode}
+
+
 def _executor_settings(args: argparse.Namespace) -> dict[str, str]:
     settings: dict[str, str] = {}
     for text in args.executor_options:
@@ -157,6 +176,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     if not args.resume:
         out = prepare_output_dir(Path(args.out)) if args.out else default_output_dir()
+    options = replace(options, **speed_options(args))
     every = (parse_positive(args.checkpoint_every, "--checkpoint-every", 1_000_000_000)
              if args.checkpoint_every is not None else
              saved.get("checkpoint_every") if args.resume else None)
@@ -170,6 +190,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "data_dir": str(options.data_dir), "download": options.download,
         "windows": options.windows, "skip_unavailable": skip,
         "checkpoint_every": every, "save_models": save_models,
+        "speed": speed_options(args),
     }
     outcome = run_grid(
         grid, host, out, options, execution, spec=spec, argv=argv, progress=not args.quiet,

@@ -26,6 +26,13 @@ from torch import Tensor, nn
 from harness import checkpoints
 from harness.cell import Cell
 from harness.errors import DivergedError
+from harness.fastpaths import (
+    DataLoaderBatches,
+    GraphUnsupported,
+    capture_step,
+    implementation_hyper,
+    implementation_of,
+)
 from harness.optimizer import OptimizerSpec
 from harness.problem import BuildContext, Problem, ShuffledBatches, Supervised, Task
 
@@ -52,6 +59,15 @@ class RunOptions:
     checkpoint_dir: Path | None = None
     #: Save each finished cell's networks (state dicts) into this directory.
     models_dir: Path | None = None
+    #: Fast paths (see :mod:`harness.fastpaths`).
+    loader: str = "device"
+    loader_workers: int = 0
+    pin_memory: bool = False
+    opt_impl: str = "auto"
+    cuda_graphs: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"
+    compile_mode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,18 +91,29 @@ WindowCallback = Callable[[Mapping[str, Any], int], None]
 class SupervisedTask(Task):
     """The harness-owned training step for :class:`Supervised` problems."""
 
-    def __init__(self, built: Supervised, batch_size: int, generator: torch.Generator) -> None:
+    def __init__(self, built: Supervised, batch_size: int, generator: torch.Generator,
+                 options: RunOptions | None = None, seed: int = 0) -> None:
         self.built = built
         self.model = built.model
         self.loss_fn = built.loss_fn
         self.forward = built.forward
-        if built.batches is None:
-            shuffled = ShuffledBatches(built.inputs, built.targets, batch_size, generator)
-            self.batches: Any = shuffled
-            self.samples_per_step = shuffled.batch_size
-        else:
-            self.batches = built.batches
+        self.options = options or RunOptions()
+        #: How each path was chosen, for the cell's row.
+        self.paths: dict[str, Any] = {}
+        if built.batches is not None:
+            self.batches: Any = built.batches
             self.samples_per_step = batch_size
+            self.paths["loader"] = "problem"
+        elif self.options.loader == "dataloader":
+            loader = DataLoaderBatches(built.inputs, built.targets, batch_size, seed,
+                                       built.inputs.device, self.options.loader_workers,
+                                       self.options.pin_memory)
+            self.batches, self.samples_per_step = loader, loader.batch_size
+            self.paths["loader"] = f"dataloader(num_workers={self.options.loader_workers})"
+        else:
+            shuffled = ShuffledBatches(built.inputs, built.targets, batch_size, generator)
+            self.batches, self.samples_per_step = shuffled, shuffled.batch_size
+            self.paths["loader"] = "device"
         self.data_source = built.data_source
 
     def parameter_groups(self) -> Mapping[str, Iterable[nn.Parameter]]:
@@ -101,6 +128,20 @@ class SupervisedTask(Task):
         """The hot path: one closure, no lookups, no host syncs."""
         opt = optimizers["model"]
         model, loss_fn, forward, batches = self.model, self.loss_fn, self.forward, self.batches
+        if self.options.cuda_graphs and self.built.inputs.device.type == "cuda":
+            try:
+                graphed = capture_step(model, loss_fn, forward, batches, opt)
+            except GraphUnsupported as exc:
+                self.paths["cuda_graphs"] = f"no: {exc}"
+            else:
+                self.paths["cuda_graphs"] = "yes"
+                return graphed
+        if self.options.compile:
+            compiled: Any = torch.compile(model, backend=self.options.compile_backend,
+                                          mode=self.options.compile_mode)
+            model = compiled
+            self.paths["compile"] = f"{self.options.compile_backend}" + (
+                f"/{self.options.compile_mode}" if self.options.compile_mode else "")
 
         if forward is None:
             def step() -> Tensor:
@@ -191,7 +232,7 @@ def build_task(problem: Problem, cell: Cell, options: RunOptions) -> Task:
     )
     built = problem.build(ctx)
     if isinstance(built, Supervised):
-        return SupervisedTask(built, cell.batch_size, ctx.generator())
+        return SupervisedTask(built, cell.batch_size, ctx.generator(), options, cell.seed)
     if isinstance(built, Task):
         return built
     raise TypeError(f"{problem.name}.build() returned {type(built).__name__}, "
@@ -227,7 +268,13 @@ def run_cell(
             torch.cuda.reset_peak_memory_stats(device)
         task = build_task(problem, cell, options)
         state["data_source"] = task.data_source
-        optimizers = _build_optimizers(cell, problem, task, optimizer, role_specs or {})
+        optimizers = _build_optimizers(cell, problem, task, optimizer, role_specs or {},
+                                       options)
+        state["opt_impl"] = ",".join(sorted({implementation_of(o) for o in optimizers.values()}))
+        if options.cuda_graphs and device.type != "cuda":
+            state["cuda_graphs"] = f"no: not applicable on {device.type}"
+        elif options.cuda_graphs and not isinstance(task, SupervisedTask):
+            state["cuda_graphs"] = "no: the problem owns its training step"
         _train(cell, problem, task, optimizers, options, curve, state, on_window)
         status, error, tb = "ok", None, None
     except DivergedError as exc:
@@ -247,7 +294,7 @@ def run_cell(
 
 def _build_optimizers(
     cell: Cell, problem: Problem, task: Task, optimizer: OptimizerSpec,
-    role_specs: Mapping[str, OptimizerSpec],
+    role_specs: Mapping[str, OptimizerSpec], options: RunOptions | None = None,
 ) -> dict[str, torch.optim.Optimizer]:
     """One optimizer instance per parameter group, honouring per-role overrides."""
     groups = task.parameter_groups()
@@ -256,14 +303,18 @@ def _build_optimizers(
     if unknown:
         raise ValueError(f"{problem.name} has no parameter group {sorted(unknown)[0]!r}; "
                          f"it trains {', '.join(groups)}")
+    options = options or RunOptions()
+    device = torch.device(cell.device)
+    capture = options.cuda_graphs and device.type == "cuda" and isinstance(task, SupervisedTask)
     out = {}
     for role, params in groups.items():
         if role in overrides:
             name, hyper = overrides[role]
             spec = role_specs[name] if name != optimizer.name else optimizer
-            out[role] = spec.build(list(params), hyper)
         else:
-            out[role] = optimizer.build(list(params), dict(cell.hyper))
+            spec, hyper = optimizer, dict(cell.hyper)
+        hyper = implementation_hyper(spec, hyper, device, options.opt_impl, capture)
+        out[role] = spec.build(list(params), hyper)
     return out
 
 
@@ -304,6 +355,7 @@ def _train(
     step: Callable[[], Tensor | Mapping[str, Tensor]]
     if isinstance(task, SupervisedTask):
         step = task.step_function(optimizers)
+        state.update(task.paths)
     else:
         def step() -> Tensor | Mapping[str, Tensor]:
             return task.train_step(optimizers)
@@ -330,6 +382,10 @@ def _train(
                     acc[k] += v.detach()
                 else:
                     acc[k] = v.detach().clone()
+        if i == start + 1:
+            # The first step pays lazy initialisation (and compilation): reported apart.
+            synchronize(device)
+            state["first_step_s"] = time.perf_counter() - t0
         if i not in edges:
             continue
         # -- window edge: synchronise, read the clock, then the losses -------------
@@ -464,9 +520,12 @@ def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
         "target_metric": problem.target.metric if problem.target else None,
         "target_threshold": problem.target.threshold if problem.target else math.nan,
     }
-    for extra in ("checkpoint", "resumed_from_step"):
+    for extra in ("checkpoint", "resumed_from_step", "opt_impl", "loader", "cuda_graphs",
+                  "compile", "first_step_s"):
         if extra in state:
             summary[extra] = state[extra]
+    if "compile" in state and "first_step_s" in state:
+        summary["compile_s"] = state["first_step_s"]
     for k, v in state.get("metrics", {}).items():
         summary[k] = v
     return summary

@@ -138,7 +138,7 @@ class ProcessExecutor:
         parent, child = self.context.Pipe()
         process = self.context.Process(
             target=_worker_main, args=(child, self.options, self.run_options),
-            name="harness-worker", daemon=True,
+            name="harness-worker", daemon=False,  # may start DataLoader workers itself
         )
         process.start()
         child.close()

@@ -36,6 +36,10 @@ BAD_RUNS = [
     (["--workers", "-1"], "--workers: -1 is out of range"),
     (["--checkpoint-every", "0"], "--checkpoint-every: 0 is out of range"),
     (["--rerun-failed"], "--rerun-failed goes with --resume DIR"),
+    (["--loader", "disk"], "--loader: expected one of device, dataloader"),
+    (["--opt-impl", "fast"], "--opt-impl: expected one of auto, fused, foreach, loop"),
+    (["--cuda-graphs", "--compile"], "--cuda-graphs and --compile cannot be combined"),
+    (["--pin-memory"], "go with --loader dataloader"),
 ]
 
 

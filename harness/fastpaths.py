@@ -1,0 +1,172 @@
+"""Fast training paths, chosen per cell and recorded in its row.
+
+* The optimizer implementation: ``fused`` or ``foreach`` kernels where torch has them
+  for the device (``--opt-impl``), so a step is a handful of kernels, not one per tensor.
+* The ``DataLoader`` path (``--loader dataloader``): the tutorial's way, kept as a
+  baseline and for data that needs it; the default keeps tensors on the device.
+* ``--compile``: ``torch.compile`` of the model inside the harness's step; the first
+  step (where compilation happens) is reported as ``compile_s``.
+* ``--cuda-graphs``: the whole supervised step (forward, loss, backward, optimizer step)
+  captured once in a CUDA graph and replayed, each batch copied into static inputs. Tiny
+  models on a GPU are bound by kernel launches, and this removes them. When a problem or
+  optimizer cannot be captured the cell runs eagerly and its row says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from harness.optimizer import OptimizerSpec
+
+OPT_IMPLS = ("auto", "fused", "foreach", "loop")
+LOADERS = ("device", "dataloader")
+
+
+class GraphUnsupported(Exception):
+    """Why a cell's step cannot be captured; the cell then runs eagerly."""
+
+
+# -- optimizer implementation ------------------------------------------------------------
+def implementation_hyper(spec: OptimizerSpec, hyper: Mapping[str, Any], device: torch.device,
+                         opt_impl: str, capturable: bool) -> dict[str, Any]:
+    """Hyperparameters plus the implementation switches this optimizer and device allow.
+
+    Explicit ``foreach``/``fused``/``capturable`` hyperparameters always win.
+    """
+    accepted = spec.accepted() or set()
+    out = dict(hyper)
+    if "fused" in hyper or "foreach" in hyper:
+        return out
+    want = opt_impl
+    if want == "auto":
+        want = "fused" if device.type == "cuda" and "fused" in accepted else "default"
+    if want == "fused" and "fused" in accepted:
+        out["fused"] = True
+    elif want in ("foreach", "fused") and "foreach" in accepted:
+        out["foreach"] = True  # fused asked but not offered: the next best
+    elif want == "loop" and "foreach" in accepted:
+        out["foreach"] = False
+    if capturable and "capturable" in accepted:
+        out.setdefault("capturable", True)
+    return out
+
+
+def implementation_of(optimizer: torch.optim.Optimizer) -> str:
+    d = optimizer.defaults
+    if d.get("fused"):
+        return "fused"
+    if d.get("foreach"):
+        return "foreach"
+    if d.get("foreach") is False:
+        return "loop"
+    return "default"
+
+
+# -- the DataLoader path ------------------------------------------------------------------
+class DataLoaderBatches:
+    """Batches from a ``torch.utils.data.DataLoader`` over host tensors, moved per batch.
+
+    Shuffled by a seeded generator, last partial batch dropped, epochs chained.
+    """
+
+    def __init__(self, inputs: Tensor, targets: Tensor, batch_size: int, seed: int,
+                 device: torch.device, num_workers: int = 0, pin_memory: bool = False) -> None:
+        dataset = torch.utils.data.TensorDataset(inputs.cpu(), targets.cpu())
+        self.batch_size = min(batch_size, len(dataset))
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
+            num_workers=num_workers, pin_memory=pin_memory and device.type == "cuda",
+            generator=torch.Generator().manual_seed(seed),
+            persistent_workers=num_workers > 0,
+        )
+        self.device = device
+        self.non_blocking = pin_memory and device.type == "cuda"
+        self._it: Iterator[Any] = iter(self.loader)
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        try:
+            x, y = next(self._it)
+        except StopIteration:
+            self._it = iter(self.loader)
+            x, y = next(self._it)
+        return (x.to(self.device, non_blocking=self.non_blocking),
+                y.to(self.device, non_blocking=self.non_blocking))
+
+
+# -- CUDA graphs ---------------------------------------------------------------------------
+StepFn = Callable[[], Tensor]
+
+
+def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
+                 forward: Callable[[nn.Module, Tensor], Any] | None, batches: Any,
+                 optimizer: torch.optim.Optimizer, warmup: int = 3) -> StepFn:
+    """Capture forward, loss, backward and the optimizer step in one CUDA graph.
+
+    Warm-up iterations (which CUDA graphs need) run on a side stream on the first batch;
+    afterwards the parameters, buffers, optimizer state, batch order and random state
+    are put back exactly as they were, so the captured run trains on the same batches
+    from the same start as the eager one would.
+    """
+    if isinstance(batches, DataLoaderBatches):
+        raise GraphUnsupported("the DataLoader path cannot be replayed (use --loader device)")
+    if not hasattr(batches, "state_dict"):
+        raise GraphUnsupported("the problem's batch source cannot be replayed")
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        raise GraphUnsupported(f"CUDA graphs need a CUDA device, not {device.type}")
+    source_state = batches.state_dict()
+    rng = torch.cuda.get_rng_state(device)
+    tensors = [*model.parameters(), *model.buffers()]
+    saved = [t.detach().clone() for t in tensors]
+    opt_saved = {id(v): v.detach().clone() for s in optimizer.state.values()
+                 for v in s.values() if isinstance(v, Tensor)}
+
+    x, y = batches.next()
+    static_x, static_y = x.clone(), y.clone()
+
+    def body() -> Tensor:
+        out = model(static_x) if forward is None else forward(model, static_x)
+        loss = loss_fn(out, static_y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    try:
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                optimizer.zero_grad(set_to_none=True)
+                body()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            static_loss = body()
+    except Exception as exc:  # the model or optimizer does something capture forbids
+        raise GraphUnsupported(" ".join(f"capture failed: {type(exc).__name__}: {exc}"
+                                        .split())[:300]) from exc
+    finally:
+        # Undo the warm-up: same start, same batches, same random numbers as eager.
+        with torch.no_grad():
+            for t, s in zip(tensors, saved, strict=True):
+                t.copy_(s)
+            for state in optimizer.state.values():
+                for v in state.values():
+                    if isinstance(v, Tensor):
+                        v.copy_(opt_saved[id(v)]) if id(v) in opt_saved else v.zero_()
+        batches.load_state_dict(source_state)
+        torch.cuda.set_rng_state(rng, device)
+
+    def step() -> Tensor:
+        xb, yb = batches.next()
+        static_x.copy_(xb, non_blocking=True)
+        static_y.copy_(yb, non_blocking=True)
+        graph.replay()
+        return static_loss
+
+    return step

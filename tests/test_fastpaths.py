@@ -1,0 +1,87 @@
+"""Fast paths on the CPU: the DataLoader baseline, optimizer kernels, compile plumbing,
+and --cuda-graphs as a recorded no-op. (CUDA-graph numerics are checked on a GPU by
+benchmarks/gpu_check.sh when one is lent.)"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from harness.cell import Cell
+from harness.fastpaths import implementation_hyper
+from harness.plugins import PluginHost
+from harness.training import RunOptions, run_cell
+
+
+def cell(host: PluginHost, name: str, optimizer: str = "adam", steps: int = 30) -> Cell:
+    problem, spec = host.problems.get(name), host.optimizers.get(optimizer)
+    return Cell(problem=name, optimizer=optimizer, device="cpu", seed=0, steps=steps,
+                batch_size=problem.batch_size, params=tuple(sorted(problem.defaults().items())),
+                hyper=tuple(sorted(spec.defaults.items())))
+
+
+def run(host: PluginHost, c: Cell, **options: Any) -> Any:
+    result = run_cell(c, host.problems.get(c.problem), host.optimizers.get(c.optimizer),
+                      RunOptions(windows=5, eval_every=c.steps, **options))
+    assert result.status == "ok", result.traceback
+    return result
+
+
+def test_dataloader_path_trains_and_is_recorded(host: PluginHost) -> None:
+    result = run(host, cell(host, "cnn"), loader="dataloader")
+    assert result.summary["loader"] == "dataloader(num_workers=0)"
+    assert result.curve[-1]["loss"] < result.curve[0]["loss"]
+    assert run(host, cell(host, "cnn")).summary["loader"] == "device"
+    assert run(host, cell(host, "rnn-regression")).summary["loader"] == "problem"
+
+
+def test_dataloader_with_workers_inside_a_worker_process(host: PluginHost, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from conftest import run_cli
+
+    proc = run_cli("run", "-m", "regression", "-o", "adam", "-s", "0", "--steps", "20",
+                   "--loader", "dataloader", "--loader-workers", "1", "--workers", "1",
+                   "--out", str(tmp_path / "o"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "ok" in proc.stdout
+
+
+@pytest.mark.parametrize(("impl", "expected"), [("loop", "loop"), ("foreach", "foreach"),
+                                                ("fused", "fused"), ("auto", "default")])
+def test_optimizer_implementation_is_chosen_and_recorded(host: PluginHost, impl: str,
+                                                         expected: str) -> None:
+    result = run(host, cell(host, "regression"), opt_impl=impl)
+    assert result.summary["opt_impl"] == expected
+
+
+def test_fused_falls_back_to_foreach_where_not_offered(host: PluginHost) -> None:
+    rmsprop = host.optimizers.get("rmsprop")
+    hyper = implementation_hyper(rmsprop, {"lr": 0.01}, torch.device("cpu"), "fused", False)
+    assert "fused" not in hyper and hyper["foreach"] is True
+    adam = host.optimizers.get("adam")
+    explicit = implementation_hyper(adam, {"foreach": False}, torch.device("cuda"), "auto", True)
+    assert explicit == {"foreach": False}  # the user's choice wins
+
+
+def test_implementations_agree(host: PluginHost) -> None:
+    base = [r["loss"] for r in run(host, cell(host, "cnn", steps=10), opt_impl="loop").curve]
+    for impl in ("foreach", "fused"):
+        other = [r["loss"] for r in run(host, cell(host, "cnn", steps=10), opt_impl=impl).curve]
+        assert other == pytest.approx(base, rel=1e-4, abs=1e-6)
+
+
+def test_compile_plumbing_reports_compile_time(host: PluginHost) -> None:
+    # The 'eager' backend exercises torch.compile's tracing without a C++ toolchain.
+    result = run(host, cell(host, "regression", steps=20), compile=True, compile_backend="eager")
+    assert result.summary["compile"] == "eager"
+    assert result.summary["compile_s"] > 0
+    assert math.isfinite(result.summary["final_loss"])
+
+
+def test_cuda_graphs_on_cpu_is_a_recorded_no_op(host: PluginHost) -> None:
+    graphs = run(host, cell(host, "regression"), cuda_graphs=True)
+    plain = run(host, cell(host, "regression"))
+    assert graphs.summary["cuda_graphs"] == "no: not applicable on cpu"
+    assert [r["loss"] for r in graphs.curve] == [r["loss"] for r in plain.curve]
