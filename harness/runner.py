@@ -27,6 +27,7 @@ from harness.manifest import build_manifest
 from harness.plugins import PluginHost
 from harness.progress import Progress
 from harness.results import RunDirectory, skipped_result
+from harness.scheduling import CostBook, longest_first
 from harness.training import CellResult, RunOptions
 from harness.workers import ExecOptions
 
@@ -139,10 +140,13 @@ def run_grid(
     def on_result(result: CellResult) -> None:
         nonlocal ran
         run_dir.write_cell(result)
+        if result.status == "ok":
+            book.learn(result.cell, dict(result.summary))
         ran += 1
         bar.finish(result.status)
 
-    runnable = [c for c in work.todo if c.device not in grid.unavailable]
+    book = CostBook()
+    runnable = longest_first((c for c in work.todo if c.device not in grid.unavailable), book)
     for cell in work.todo:
         if cell.device in grid.unavailable:
             on_result(skipped_result(cell, grid.unavailable[cell.device]))
@@ -158,6 +162,7 @@ def run_grid(
         interrupted = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
     finally:
         bar.close()
+        book.save()
     summary, _ = run_dir.write_tables()
     return RunOutcome(out, summary, interrupted, ran=ran, skipped_done=work.done)
 

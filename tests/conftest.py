@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import pytest
 
 os.environ["HARNESS_PLUGINS"] = "harness"
 os.environ.pop("HARNESS_BLOCK_PLUGINS", None)
+# Nothing learnt on this machine (the scheduler's cost book) leaks into the tests.
+os.environ["HARNESS_CACHE_DIR"] = tempfile.mkdtemp(prefix="harness-test-cache-")
 
 from harness.plugins import PluginHost, get_host, reset_host
 

@@ -1,0 +1,80 @@
+"""Longest cells first, so a grid does not end waiting on one straggler.
+
+Each finished cell teaches the cost book how long its kind of cell takes (seconds per
+step, and the fixed cost of building and evaluating it), keyed by problem, parameters,
+device and batch size. Before a grid runs, cells are ordered by their estimated wall
+time, longest first; cells never seen before go first of all, since nothing says
+they are short. The book lives in ``$HARNESS_CACHE_DIR`` (default ``~/.cache/harness``).
+Order never changes results: every cell is seeded on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.cell import Cell, format_pairs
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("HARNESS_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "harness"
+
+
+def _kind(cell: Cell) -> str:
+    return "|".join([cell.problem, format_pairs(cell.params), cell.device,
+                     str(cell.batch_size), cell.optimizer])
+
+
+class CostBook:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / "costs.json"
+        try:
+            self.entries: dict[str, dict[str, float]] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def estimate(self, cell: Cell) -> float | None:
+        entry = self.entries.get(_kind(cell))
+        if entry is None:
+            return None
+        return entry["per_step_s"] * cell.steps + entry["fixed_s"]
+
+    def learn(self, cell: Cell, summary: dict[str, Any]) -> None:
+        wall = summary.get("wall_s")
+        steps = summary.get("steps_done") or 0
+        step_ms = summary.get("step_time_ms")
+        if not isinstance(wall, int | float) or not steps or not isinstance(step_ms, int | float) \
+                or not math.isfinite(step_ms):
+            return
+        per_step = step_ms / 1000
+        self.entries[_kind(cell)] = {"per_step_s": per_step,
+                                     "fixed_s": max(0.0, wall - per_step * steps)}
+
+    def save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.entries, indent=0, sort_keys=True))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a read-only home must not fail a run
+
+
+def longest_first(cells: Iterable[Cell], book: CostBook) -> list[Cell]:
+    """Unknown cells first (in grid order), then known ones by estimated time, longest first."""
+    cells = list(cells)
+    estimates = [book.estimate(c) for c in cells]
+    unknown = [c for c, e in zip(cells, estimates, strict=True) if e is None]
+    known = sorted(((e, i) for i, e in enumerate(estimates) if e is not None), reverse=True)
+    return unknown + [cells[i] for _, i in known]
+
+
+def learn_from(book: CostBook, records: Sequence[dict[str, Any]]) -> None:
+    for rec in records:
+        if rec.get("status") == "ok":
+            book.learn(Cell.from_dict(rec["cell"]), rec.get("summary") or {})
