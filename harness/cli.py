@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="KEY=VALUE", help="an executor-specific setting (repeatable)")
     run.add_argument("--workers", help="worker processes running cells at once (default: the "
                                        "CPU cores / --threads); 0 runs cells in this process")
+    run.add_argument("--workers-per-device", default="1",
+                     help="cells running at once on each GPU, each worker pinned to its "
+                          "device (default 1)")
     run.add_argument("--threads", default="1",
                      help="torch threads per worker (default 1, so CPU results do not depend "
                           "on the number of workers)")

@@ -89,8 +89,13 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
         memory = parse_positive(args.max_memory_mb, "--max-memory-mb", 2**30)
         if workers == 0:
             raise UsageError("--max-memory-mb needs worker processes (not --workers 0)")
+    per_device = parse_positive(args.workers_per_device, "--workers-per-device", 1024)
+    if workers * threads > cores:
+        print(f"harness: warning: {workers} workers x {threads} threads exceed the {cores} "
+              "CPU cores; threads will compete and CPU timings suffer", file=sys.stderr)
     return ExecOptions(workers=workers, threads=threads, timeout=timeout,
-                       max_memory_mb=memory, deterministic=args.deterministic)
+                       max_memory_mb=memory, deterministic=args.deterministic,
+                       workers_per_device=per_device)
 
 
 def speed_options(args: argparse.Namespace) -> dict[str, Any]:

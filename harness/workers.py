@@ -39,6 +39,14 @@ class ExecOptions:
     max_memory_mb: int | None = None
     #: torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG) in the workers.
     deterministic: bool = False
+    #: Workers running cells at once on each GPU (each pinned to its device); ``workers``
+    #: counts the CPU cells' workers only.
+    workers_per_device: int = 1
+
+
+def device_key(device: str) -> str:
+    """The pool a cell's device belongs to: 'cpu', 'cuda:N' or 'mps'."""
+    return "cuda:0" if device == "cuda" else device
 
 
 def configure_process(options: ExecOptions) -> None:
@@ -69,10 +77,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker_main(conn: Connection, options: ExecOptions, run_options: RunOptions) -> None:
+def _worker_main(conn: Connection, options: ExecOptions, run_options: RunOptions,
+                 device: str = "cpu") -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _die_with_parent()
-    import torch  # noqa: F401 - pay the import before the first cell
+    import torch  # pay the import before the first cell
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))  # pinned: this worker serves one GPU
 
     from harness.plugins import get_host
 
@@ -117,6 +129,7 @@ def _run_in_worker(host: Any, cell: Cell, run_options: RunOptions, conn: Connect
 class _Slot:
     process: Any
     conn: Connection
+    device: str = "cpu"
     ready: bool = False
     cell: Cell | None = None
     started: float = 0.0
@@ -134,15 +147,15 @@ class ProcessExecutor:
         self.context = mp.get_context("spawn")
         self.slots: list[_Slot] = []
 
-    def _spawn(self) -> _Slot:
+    def _spawn(self, device: str = "cpu") -> _Slot:
         parent, child = self.context.Pipe()
         process = self.context.Process(
-            target=_worker_main, args=(child, self.options, self.run_options),
+            target=_worker_main, args=(child, self.options, self.run_options, device),
             name="harness-worker", daemon=False,  # may start DataLoader workers itself
         )
         process.start()
         child.close()
-        return _Slot(process=process, conn=parent)
+        return _Slot(process=process, conn=parent, device=device)
 
     def _retire(self, slot: _Slot, *, kill: bool) -> None:
         if kill and slot.process.is_alive():
@@ -162,23 +175,27 @@ class ProcessExecutor:
 
     def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
             on_result: ResultCallback) -> None:
-        queue = deque(cells)
+        queues: dict[str, deque[Cell]] = {}
+        for cell in cells:
+            queues.setdefault(device_key(cell.device), deque()).append(cell)
         try:
-            for _ in range(min(self.options.workers, len(queue))):
-                self.slots.append(self._spawn())
-            while queue or any(s.cell is not None for s in self.slots):
+            for key, queue in queues.items():
+                per = self.options.workers if key == "cpu" else self.options.workers_per_device
+                for _ in range(max(1, min(per, len(queue)))):
+                    self.slots.append(self._spawn(key))
+            while any(queues.values()) or any(s.cell is not None for s in self.slots):
                 for slot in self.slots:
-                    if slot.ready and slot.cell is None and queue:
-                        cell = queue.popleft()
+                    waiting = queues.get(slot.device)
+                    if slot.ready and slot.cell is None and waiting:
+                        cell = waiting.popleft()
                         slot.cell, slot.started, slot.rows = cell, time.monotonic(), []
                         slot.conn.send(cell)
                         on_start(cell)
-                self._wait(on_window, on_result, queue)
+                self._wait(on_window, on_result)
         finally:
             self.shutdown()
 
-    def _wait(self, on_window: WindowCallback, on_result: ResultCallback,
-              queue: deque[Cell]) -> None:
+    def _wait(self, on_window: WindowCallback, on_result: ResultCallback) -> None:
         timeout = None
         if self.options.timeout is not None:
             busy = [s for s in self.slots if s.cell is not None]
@@ -227,7 +244,7 @@ class ProcessExecutor:
                                "run with --workers 0 to see the error in this process")
         if cell is not None:
             on_result(self._partial(cell, slot, "error", f"worker {describe_exit(code)}"))
-        self.slots.append(self._spawn())
+        self.slots.append(self._spawn(slot.device))
 
     def _enforce_timeouts(self, on_result: ResultCallback) -> None:
         if self.options.timeout is None:
@@ -241,7 +258,7 @@ class ProcessExecutor:
                 on_result(self._partial(
                     cell, slot, "timeout",
                     f"cell exceeded the {self.options.timeout:g} s timeout; worker killed"))
-                self.slots.append(self._spawn())
+                self.slots.append(self._spawn(slot.device))
 
     def _drain(self, slot: _Slot) -> None:
         """Collect window rows already sent before the worker is killed."""
