@@ -1,0 +1,201 @@
+"""Issue 6's GPU comparisons, in one process per table, for a lent GPU machine.
+
+1. eager: the harness's cell runner against a hand-written device-resident loop;
+2. graphs: ``--cuda-graphs`` against a hand-written whole-step CUDA-graph loop with the
+   same optimizer implementation (Adam, fused, capturable), plus the largest difference
+   between the graphed and eager loss curves (they must agree to float tolerance);
+3. packing: N cells of one model at once on the GPU (``--workers-per-device N``) against
+   one, through the CLI: aggregate samples/s.
+
+Usage: python benchmarks/gpu_bench.py --out DIR (writes gpu_bench.json and prints tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from harness.cell import Cell
+from harness.plugins import get_host
+from harness.training import RunOptions, build_task, run_cell
+
+BATCH = {"cnn": 50, "lstm": 64, "regression": 64, "autoencoder": 64}
+HYPER = (("betas", (0.9, 0.99)), ("lr", 0.001))
+
+
+def make_cell(model: str, steps: int) -> Cell:
+    problem = get_host().problems.get(model)
+    return Cell(problem=model, optimizer="adam", device="cuda", seed=0, steps=steps,
+                batch_size=BATCH[model], params=tuple(sorted(problem.defaults().items())),
+                hyper=HYPER)
+
+
+def hand(cell: Cell, steps: int, warmup: int, graphs: bool) -> float:
+    task: Any = build_task(get_host().problems.get(cell.problem), cell, RunOptions())
+    model, loss_fn, fwd = task.model, task.loss_fn, task.forward
+    xs, ys = task.built.inputs, task.built.targets
+    opt = torch.optim.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.99), fused=True,
+                           capturable=graphs)
+    n, bs = xs.shape[0], cell.batch_size
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    perm, pos = torch.randperm(n, device="cuda", generator=gen), 0
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal perm, pos
+        if pos + bs > n:
+            perm, pos = torch.randperm(n, device="cuda", generator=gen), 0
+        idx = perm[pos:pos + bs]
+        pos += bs
+        return xs[idx], ys[idx]
+
+    def body(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = loss_fn(model(x) if fwd is None else fwd(model, x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    if graphs:
+        sx, sy = batch()
+        sx, sy = sx.clone(), sy.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                opt.zero_grad(set_to_none=True)
+                body(sx, sy)
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(g):
+            body(sx, sy)
+
+        def step() -> None:
+            x, y = batch()
+            sx.copy_(x)
+            sy.copy_(y)
+            g.replay()
+    else:
+        def step() -> None:
+            x, y = batch()
+            opt.zero_grad(set_to_none=True)
+            body(x, y)
+
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    return steps * bs / (time.perf_counter() - t0)
+
+
+def ours(cell: Cell, steps: int, warmup: int, graphs: bool) -> tuple[float, list[float]]:
+    c = Cell(**{**cell.__dict__, "steps": steps + warmup})
+    host = get_host()
+    r = run_cell(c, host.problems.get(c.problem), host.optimizers.get("adam"),
+                 RunOptions(warmup_steps=warmup, eval_every=steps + warmup, windows=20,
+                            opt_impl="fused", cuda_graphs=graphs))
+    if r.status != "ok":
+        raise RuntimeError(f"{c.problem}: {r.status}: {r.error}")
+    if graphs and r.summary.get("cuda_graphs") != "yes":
+        raise RuntimeError(f"{c.problem}: not graphed: {r.summary.get('cuda_graphs')}")
+    return float(r.summary["samples_per_s"]), [row["loss"] for row in r.curve]
+
+
+def compare(models: list[str], steps: int, warmup: int, rounds: int, graphs: bool) -> list[dict]:  # type: ignore[type-arg]
+    rows = []
+    for m in models:
+        cell = make_cell(m, steps)
+        h, o = [], []
+        for r in range(rounds):
+            pair = [("h", hand), ("o", ours)] if r % 2 == 0 else [("o", ours), ("h", hand)]
+            for who, _ in pair:
+                if who == "h":
+                    h.append(hand(cell, steps, warmup, graphs))
+                else:
+                    o.append(ours(cell, steps, warmup, graphs)[0])
+        row = {"model": m, "batch": BATCH[m], "mode": "cuda-graphs" if graphs else "eager",
+               "hand": statistics.median(h), "harness": statistics.median(o),
+               "hand_all": h, "harness_all": o}
+        row["ratio"] = row["harness"] / row["hand"]
+        if graphs:
+            _, eager_curve = ours(cell, steps, warmup, False)
+            _, graph_curve = ours(cell, steps, warmup, True)
+            row["max_abs_loss_diff_vs_eager"] = max(
+                abs(a - b) for a, b in zip(eager_curve, graph_curve, strict=True))
+            row["final_loss_eager"], row["final_loss_graphs"] = eager_curve[-1], graph_curve[-1]
+        rows.append(row)
+    return rows
+
+
+def packing(model: str, n: int, steps: int, extra: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"model": model, "cells": n, "flags": " ".join(extra)}
+    for per in (1, n):
+        with tempfile.TemporaryDirectory() as tmp:
+            seeds = "0" if per == 1 else f"0-{n - 1}"
+            cmd = [sys.executable, "-m", "harness", "run", "-m", model, "-o", "adam", "-d",
+                   "cuda", "-s", seeds, "--steps", str(steps), "--workers-per-device",
+                   str(per), "--out", f"{tmp}/run", "--quiet", *extra]
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
+            s = pd.read_csv(f"{tmp}/run/summary.csv")
+            assert (s["status"] == "ok").all(), s[["status", "error"]]
+            # Conservative: all samples over the longest cell's whole wall time (build and
+            # evaluation included), and never more than the sum of steady rates.
+            total = float((s["steps_done"] * s["batch_size"]).sum())
+            out[f"aggregate_{per}"] = min(total / float(s["wall_s"].max()),
+                                          float(s["samples_per_s"].sum()))
+    out["speedup"] = out[f"aggregate_{n}"] / out["aggregate_1"]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=".")
+    ap.add_argument("--models", default="cnn,lstm,regression,autoencoder")
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--warmup", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--pack", type=int, default=8)
+    ap.add_argument("--pack-steps", type=int, default=1500)
+    args = ap.parse_args()
+    models = args.models.split(",")
+    env = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+           "cuda": torch.version.cuda, "python": sys.version.split()[0],
+           "cpu_count": os.cpu_count()}
+    result: dict[str, Any] = {"environment": env}
+    print(f"# {env['device']} | torch {env['torch']} | CUDA {env['cuda']}", flush=True)
+    for graphs in (False, True):
+        rows = compare(models, args.steps, args.warmup, args.rounds, graphs)
+        result["graphs" if graphs else "eager"] = rows
+        print(f"\n## {'cuda-graphs' if graphs else 'eager'} (Adam fused; median of "
+              f"{args.rounds} alternating rounds)")
+        print("| model (batch) | hand-written samples/s | harness samples/s | ratio |"
+              + (" max loss diff vs eager |" if graphs else ""))
+        for r in rows:
+            extra = f" {r['max_abs_loss_diff_vs_eager']:.2e} |" if graphs else ""
+            print(f"| {r['model']} ({r['batch']}) | {r['hand']:,.0f} | {r['harness']:,.0f} | "
+                  f"{r['ratio']:.3f} |{extra}", flush=True)
+    result["packing"] = [packing("cnn", args.pack, args.pack_steps, []),
+                         packing("cnn", args.pack, args.pack_steps, ["--cuda-graphs"])]
+    print(f"\n## packing: {args.pack} cnn cells on one GPU vs 1 (aggregate samples/s)")
+    for p in result["packing"]:
+        print(f"| cnn {p['flags'] or 'eager'} | 1 cell {p['aggregate_1']:,.0f} | "
+              f"{args.pack} cells {p[f'aggregate_{args.pack}']:,.0f} | {p['speedup']:.2f}x |")
+    Path(args.out, "gpu_bench.json").write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

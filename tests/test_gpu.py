@@ -1,0 +1,52 @@
+"""GPU checks, run on a lent GPU machine (benchmarks/gpu_check.sh); skipped without CUDA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from harness.cell import Cell
+from harness.plugins import PluginHost
+from harness.training import RunOptions, run_cell
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def cell(host: PluginHost, name: str, steps: int = 60) -> Cell:
+    problem, spec = host.problems.get(name), host.optimizers.get("adam")
+    return Cell(problem=name, optimizer="adam", device="cuda", seed=0, steps=steps,
+                batch_size=problem.batch_size, params=tuple(sorted(problem.defaults().items())),
+                hyper=tuple(sorted(spec.defaults.items())))
+
+
+def run(host: PluginHost, c: Cell, **options: Any) -> Any:
+    result = run_cell(c, host.problems.get(c.problem), host.optimizers.get("adam"),
+                      RunOptions(windows=10, eval_every=c.steps, **options))
+    assert result.status == "ok", result.traceback
+    return result
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstm", "regression", "autoencoder", "dropout",
+                                  "batchnorm", "classification"])
+def test_cuda_graphs_match_eager(host: PluginHost, name: str) -> None:
+    eager = run(host, cell(host, name), opt_impl="fused")
+    graphed = run(host, cell(host, name), opt_impl="fused", cuda_graphs=True)
+    assert graphed.summary["cuda_graphs"] == "yes"
+    a = [r["loss"] for r in eager.curve]
+    b = [r["loss"] for r in graphed.curve]
+    if name == "dropout":  # dropout masks come from graph-safe RNG offsets: same law only
+        assert b[-1] == pytest.approx(a[-1], rel=0.5)
+    else:
+        assert b == pytest.approx(a, rel=1e-3, abs=1e-5)
+
+
+def test_graphs_fall_back_for_a_stateful_problem(host: PluginHost) -> None:
+    result = run(host, cell(host, "rnn-regression"), cuda_graphs=True)
+    assert result.summary["cuda_graphs"].startswith("no: ")
+
+
+def test_fused_optimizer_by_default_on_cuda(host: PluginHost) -> None:
+    assert run(host, cell(host, "cnn", 10)).summary["opt_impl"] == "fused"
+    assert run(host, cell(host, "cnn", 10)).summary["peak_mem_mb"] > 0
