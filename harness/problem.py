@@ -257,6 +257,13 @@ class Problem(ABC):
     def build(self, ctx: BuildContext) -> Supervised | Task:
         """Build models and data on ``ctx.device``, seeded by ``ctx.seed``."""
 
+    def target_for(self, params: Mapping[str, ParamValue]) -> Target | None:
+        """The target of a cell with these parameters (default: :attr:`target`).
+
+        Override when what counts as solved depends on a parameter, e.g. the environment.
+        """
+        return self.target
+
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 

@@ -350,7 +350,7 @@ def _train(
     if saving:
         edges |= set(range(options.checkpoint_every or steps, steps, options.checkpoint_every or
                            steps))
-    target = problem.target
+    target = problem.target_for(dict(cell.params))
 
     step: Callable[[], Tensor | Mapping[str, Tensor]]
     if isinstance(task, SupervisedTask):
@@ -361,6 +361,7 @@ def _train(
             return task.train_step(optimizers)
 
     acc: dict[str, Tensor] = {}
+    counts: dict[str, int] = {}  # steps that returned each key in this window
     state.update(time_to_target_s=None, steps_to_target=None, train_time=0.0, warmup_s=0.0,
                  steady_time=0.0, steady_steps=0, first_loss=None, losses=[], metrics={},
                  rss_peak=_rss_mb(), steps_done=0, samples_per_step=task.samples_per_step)
@@ -380,8 +381,10 @@ def _train(
             for k, v in out.items():
                 if k in acc:
                     acc[k] += v.detach()
+                    counts[k] += 1
                 else:
                     acc[k] = v.detach().clone()
+                    counts[k] = 1
         if i == start + 1:
             # The first step pays lazy initialisation (and compilation): reported apart.
             synchronize(device)
@@ -400,8 +403,8 @@ def _train(
             state["steady_steps"] += n
         row: dict[str, Any] = {"step": i, "elapsed_s": state["train_time"]}
         for k, v in acc.items():
-            row[k] = float(v.item()) / n
-        acc = {}
+            row[k] = float(v.item()) / counts.get(k, n)
+        acc, counts = {}, {}
         loss = row.get("loss", math.nan)
         state["losses"].append(loss)
         if state["first_loss"] is None:
@@ -495,6 +498,7 @@ def _resume(cell: Cell, task: Task, optimizers: Mapping[str, torch.optim.Optimiz
 
 def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
                state: dict[str, Any], wall_s: float) -> dict[str, Any]:
+    target = problem.target_for(dict(cell.params))
     losses = [x for x in state.get("losses", []) if math.isfinite(x)]
     steady_steps = state.get("steady_steps", 0)
     steady_time = state.get("steady_time", 0.0)
@@ -517,8 +521,8 @@ def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
         "wall_s": wall_s,
         "data_source": state.get("data_source"),
         "sample_unit": state.get("sample_unit"),
-        "target_metric": problem.target.metric if problem.target else None,
-        "target_threshold": problem.target.threshold if problem.target else math.nan,
+        "target_metric": target.metric if target else None,
+        "target_threshold": target.threshold if target else math.nan,
     }
     for extra in ("checkpoint", "resumed_from_step", "opt_impl", "loader", "cuda_graphs",
                   "compile", "first_step_s"):
@@ -536,7 +540,7 @@ def summary_from_curve(cell: Cell, problem: Problem | None, rows: list[dict[str,
     """A summary rebuilt from the curve rows alone: for cells killed mid-way."""
     losses = [float(r["loss"]) for r in rows if "loss" in r]
     finite = [x for x in losses if math.isfinite(x)]
-    target = problem.target if problem is not None else None
+    target = problem.target_for(dict(cell.params)) if problem is not None else None
     reached = next((r for r in rows if target is not None and target.metric in r
                     and target.reached(float(r[target.metric]))), None)
     metrics: dict[str, float] = {}

@@ -218,3 +218,48 @@ def test_a_role_gets_its_own_optimizer_from_the_grid(host: PluginHost, register_
     apply_toml(spec, load_grid_file(grid_file), "g.toml")
     with pytest.raises(Exception, match="has no role 'third'"):
         expand(spec, host.problems, host.optimizers)
+
+
+class Sparse(Task):
+    """Returns 'sparse' on even steps only: its window mean counts those steps alone."""
+
+    def __init__(self) -> None:
+        self.net = nn.Linear(1, 1)
+        self.i = 0
+
+    def parameter_groups(self) -> Mapping[str, Any]:
+        return {"model": self.net.parameters()}
+
+    def train_step(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> Mapping[str, Tensor]:
+        self.i += 1
+        out = {"loss": torch.tensor(1.0)}
+        if self.i % 2 == 0:
+            out["sparse"] = torch.tensor(4.0)
+        return out
+
+    def evaluate(self) -> Mapping[str, float]:
+        return {"level": 3.0}
+
+
+class SparseProblem(Problem):
+    name = "sparse"
+    metrics = ("level",)
+    params = (Param("goal", 2.0),)
+    target = Target("level", 100.0, "max")  # never reached...
+
+    def target_for(self, params: Mapping[str, Any]) -> Target:
+        return Target("level", float(params["goal"]), "max")  # ...unless the cell says so
+
+    def build(self, ctx: BuildContext) -> Task:
+        return Sparse()
+
+
+def test_per_key_window_means_and_parameter_dependent_targets(host: PluginHost) -> None:
+    c = Cell(problem="sparse", optimizer="sgd", device="cpu", seed=0, steps=20, batch_size=1,
+             params=(("goal", 2.0),), hyper=(("lr", 0.1),))
+    result = run_cell(c, SparseProblem(), host.optimizers.get("sgd"), RunOptions(windows=5))
+    assert result.status == "ok", result.traceback
+    assert all(r["sparse"] == 4.0 and r["loss"] == 1.0 for r in result.curve)
+    assert result.summary["target_threshold"] == 2.0
+    assert result.summary["steps_to_target"] == result.curve[0]["step"] or \
+        result.summary["steps_to_target"] <= 20
