@@ -300,7 +300,18 @@ class InlineExecutor:
 
     def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
             on_result: ResultCallback) -> None:
+        import torch
+
+        threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
         configure_process(self.options)
+        try:
+            self._run(cells, on_start, on_window, on_result)
+        finally:  # this process outlives the grid: put its settings back
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(deterministic)
+
+    def _run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
+             on_result: ResultCallback) -> None:
         for cell in cells:
             on_start(cell)
             problem, optimizer, roles = self.resolve(cell)

@@ -196,3 +196,35 @@ def test_cli_lists_load_errors_and_runs_the_installed_plugin(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["versions"]["plugins"]["harness-sampleplugin"] == "1.2.3"
     assert sys.executable  # the subprocess used this interpreter
+
+
+def test_a_third_party_executor_runs_the_grid(host: PluginHost, register_plugin,  # type: ignore[no-untyped-def]
+                                              tmp_path: Path) -> None:
+    """register_executors: an in-process executor receives the cells; the runner writes."""
+    from harness.cli import main
+    from harness.executor import ExecutorSpec
+    from harness.workers import InlineExecutor
+
+    seen: list[str] = []
+
+    class Recording(InlineExecutor):
+        def run(self, cells, on_start, on_window, on_result):  # type: ignore[no-untyped-def]
+            cells = list(cells)
+            seen.extend(c.problem for c in cells)
+            super().run(cells, on_start, on_window, on_result)
+
+    class Plugin:
+        @hookimpl
+        def register_executors(self, registry):  # type: ignore[no-untyped-def]
+            registry.add(ExecutorSpec(
+                "recording", lambda opts, run_opts, ctx: Recording(opts, run_opts, ctx.resolve),
+                "runs inline and remembers", settings=("label",)))
+
+    register_plugin(Plugin(), "recording-executor")
+    out = tmp_path / "run"
+    code = main(["run", "-m", "regression", "-o", "sgd", "-s", "0-1", "--steps", "5",
+                 "--executor", "recording", "--executor-option", "label=x", "--workers", "0",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    assert seen == ["regression", "regression"]
+    assert len(list((out / "cells").glob("*.json"))) == 2
