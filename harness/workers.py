@@ -302,7 +302,8 @@ class InlineExecutor:
             on_result: ResultCallback) -> None:
         import torch
 
-        threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+        threads = torch.get_num_threads()
+        deterministic = torch.are_deterministic_algorithms_enabled()
         configure_process(self.options)
         try:
             self._run(cells, on_start, on_window, on_result)
