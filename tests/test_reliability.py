@@ -54,16 +54,20 @@ def test_bad_cells_get_their_status_and_good_cells_finish(fault_env: dict[str, s
     assert recs["fault-hang"]["curve"], "the curve up to the timeout is recorded"
 
 
-def test_sigint_keeps_finished_cells_and_resume_completes_the_grid(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_keeps_finished_cells_and_resume_completes_the_grid(
+    tmp_path: Path, signum: int, code: int
+) -> None:
     out = tmp_path / "run"
     args = ["run", "-m", "regression,classification", "-o", "sgd,adam", "-s", "0-3",
             "--steps", "300", "--workers", "1", "--out", str(out), "--quiet"]
     proc = subprocess.Popen([sys.executable, "-m", "harness", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     _wait_for_records(out, 2, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
+    assert f"interrupted by {signal.Signals(signum).name}" in err
     assert f"Resume with: harness run --resume {out}" in err
     done = len(records(out))
     assert 2 <= done < 16
