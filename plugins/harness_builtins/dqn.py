@@ -1,0 +1,297 @@
+"""The tutorial's DQN: a 10-unit Q-network learns a gymnasium control task from replay.
+
+The agent is the tutorial's: an evaluation net and a target net copied from it
+every 100 learning steps, a replay memory of 2,000 transitions overwritten
+oldest-first, batches of 32, ε-greedy acting with probability 0.9 of the greedy
+action, and γ = 0.9. One harness step is one environment step; once the memory
+is full every environment step is followed by one learning step, as in the
+tutorial. The environment runs on the CPU (gymnasium is Python); the networks
+and the replay batches live on the cell's device.
+
+Two departures from the tutorial, both needed for a benchmark: the environment
+keeps its time limit (the tutorial used ``env.unwrapped``), and a transition
+that *terminates* the episode does not bootstrap from the next state (without
+that, under the environment's constant +1 reward every state has the same value
+and there is nothing to learn; the tutorial side-stepped this with its shaped
+reward, which is available as ``shaped_reward=true`` on CartPole). Episode
+returns are always the environment's own reward, whichever reward trains.
+
+Everything random follows the cell's seed: the first ``reset(seed=...)`` (later
+resets continue the environment's own seeded generator), the action space's
+sampler, numpy generators for the ε draws and the replay indices, and a torch
+CPU generator for the weights. The same seed on the CPU gives the same returns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from harness import BuildContext, Param, Problem, ProblemRegistry, Target, Task, hookimpl
+
+#: Environments the problem accepts, with the moving-average return that counts as solved:
+#: CartPole's classic 195 (the v0 threshold the tutorial era used; v1's own is 475), and
+#: gymnasium's registered thresholds for Acrobot and MountainCar.
+SOLVED_RETURN: dict[str, float] = {
+    "CartPole-v1": 195.0,
+    "Acrobot-v1": -100.0,
+    "MountainCar-v0": -110.0,
+}
+HIDDEN = 10
+MEMORY_CAPACITY = 2_000
+TARGET_REPLACE_ITER = 100
+#: Probability of the greedy action (the tutorial's EPSILON).
+EPSILON = 0.9
+GAMMA = 0.9
+#: Episodes in the moving average.
+MA_EPISODES = 100
+
+
+class QNet(nn.Module):
+    """The tutorial's ``Net``: N_STATES → 10 (ReLU) → N_ACTIONS, weights from N(0, 0.1)."""
+
+    def __init__(self, n_states: int, n_actions: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(n_states, HIDDEN)
+        self.out = nn.Linear(HIDDEN, n_actions)
+        with torch.no_grad():
+            for layer in (self.fc1, self.out):
+                layer.weight.normal_(0, 0.1, generator=generator)
+                bound = 1 / math.sqrt(layer.in_features)  # nn.Linear's own bias init
+                layer.bias.uniform_(-bound, bound, generator=generator)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(F.relu(self.fc1(x)))  # type: ignore[no-any-return]
+
+
+def shaped_cartpole_reward(env: gym.Env[Any, Any], state: np.ndarray) -> float:
+    """The tutorial's reward: higher the nearer the cart is to the centre and the pole upright."""
+    base: Any = env.unwrapped
+    x_max, theta_max = float(base.x_threshold), float(base.theta_threshold_radians)
+    x, _, theta, _ = (float(v) for v in state)
+    r1 = (x_max - abs(x)) / x_max - 0.8
+    r2 = (theta_max - abs(theta)) / theta_max - 0.5
+    return r1 + r2
+
+
+class DqnTask(Task):
+    """One cell's agent and environment; one :meth:`train_step` is one environment step."""
+
+    def __init__(self, ctx: BuildContext, env_id: str, shaped_reward: bool) -> None:
+        if shaped_reward and env_id != "CartPole-v1":
+            raise ValueError(f"shaped_reward is the tutorial's CartPole reward; env is {env_id}")
+        self.env_id = env_id
+        self.shaped_reward = shaped_reward
+        self.env: gym.Env[Any, Any] = gym.make(env_id)
+        space = self.env.observation_space
+        actions = self.env.action_space
+        assert space.shape is not None and isinstance(actions, gym.spaces.Discrete)
+        self.n_states = int(space.shape[0])
+        self.n_actions = int(actions.n)
+        self.device = ctx.device
+        self.batch_size = ctx.batch_size
+        self.samples_per_step = 1
+
+        # Weights drawn on the CPU from the cell's seed: identical on every device.
+        weights = ctx.cpu_generator(0)
+        self.eval_net = QNet(self.n_states, self.n_actions, weights).to(ctx.device)
+        self.target_net = QNet(self.n_states, self.n_actions, weights).to(ctx.device)
+        self.target_net.load_state_dict(self.eval_net.state_dict())
+        self.target_net.requires_grad_(False)
+
+        self.act_rng = np.random.default_rng([ctx.seed, 1])
+        self.replay_rng = np.random.default_rng([ctx.seed, 2])
+        actions.seed(ctx.seed)
+        self.state, _ = self.env.reset(seed=ctx.seed)
+
+        # Host memory: rows are (s, a, r, s_, terminated); a batch is copied to the device.
+        self.memory = np.zeros((MEMORY_CAPACITY, 2 * self.n_states + 3), dtype=np.float32)
+        self.memory_counter = 0
+        self.learn_steps = 0
+        self.env_steps = 0
+
+        self.episode_return = 0.0
+        self.episode_returns: list[float] = []
+        self.episode_end_steps: list[int] = []
+        self.episode_end_s: list[float] = []
+        # Training time: wall time since the first step less the time spent evaluating.
+        self._t_first: float | None = None
+        self._paused = 0.0
+        self._t_learn_start: float | None = None
+        self._last_eval_end: float | None = None
+        self._learn_time = 0.0
+
+    # -- the harness's interface ------------------------------------------------
+    def parameter_groups(self) -> Mapping[str, Iterable[nn.Parameter]]:
+        return {"q_network": self.eval_net.parameters()}
+
+    def modules(self) -> Mapping[str, nn.Module]:
+        return {"eval_net": self.eval_net, "target_net": self.target_net}
+
+    def train_step(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> Mapping[str, Tensor]:
+        """One environment step, then one learning step once the memory is full.
+
+        ``loss`` is the TD loss (MSE between Q(s, a) and r + γ·max Q_target(s', ·)) of
+        a replay batch: the batch learned from, or, while the memory is still filling
+        and nothing is learned, a batch of the transitions so far scored without an
+        update. So every window's mean is a TD loss, the first one the untrained
+        network's. Choosing the greedy action reads the Q-values on the host: acting
+        needs it, whatever the device.
+        """
+        if self._t_first is None:
+            self._t_first = self._last_eval_end = time.perf_counter()
+        s = self.state
+        a = self._choose_action(s)
+        s_next, reward, terminated, truncated, _ = self.env.step(a)
+        self.episode_return += float(reward)
+        r = shaped_cartpole_reward(self.env, s_next) if self.shaped_reward else float(reward)
+        self._store(s, a, r, s_next, bool(terminated))
+        self.env_steps += 1
+        if terminated or truncated:
+            self.episode_returns.append(self.episode_return)
+            self.episode_end_steps.append(self.env_steps)
+            self.episode_end_s.append(self._training_time())
+            self.episode_return = 0.0
+            self.state, _ = self.env.reset()
+        else:
+            self.state = s_next
+
+        if self.memory_counter >= MEMORY_CAPACITY:
+            if self._t_learn_start is None:
+                self._t_learn_start = time.perf_counter()
+            return {"loss": self._learn(optimizers["q_network"])}
+        with torch.no_grad():
+            return {"loss": self._td_loss()}
+
+    def evaluate(self) -> Mapping[str, float]:
+        """Moving-average return and learning speed; cheap, so it can run often.
+
+        ``return_ma100`` is NaN until 100 episodes have finished: "solved" is
+        the average of 100 consecutive episodes, and a partial average would let
+        a few early episodes count. ``solved_margin`` is ``return_ma100`` less
+        the environment's solved return; the target is on it (see :class:`Dqn`).
+        """
+        t0 = time.perf_counter()
+        if self._last_eval_end is not None and self._t_learn_start is not None:
+            self._learn_time += t0 - max(self._last_eval_end, self._t_learn_start)
+        returns = self.episode_returns
+        ma = float(np.mean(returns[-MA_EPISODES:])) if len(returns) >= MA_EPISODES else math.nan
+        metrics = {
+            "return_ma100": ma,
+            "solved_margin": ma - SOLVED_RETURN[self.env_id],
+            "last_return": returns[-1] if returns else math.nan,
+            "episodes": float(len(returns)),
+            "learn_steps": float(self.learn_steps),
+            "learn_steps_per_s": (
+                self.learn_steps / self._learn_time if self._learn_time > 0 else math.nan
+            ),
+        }
+        self._last_eval_end = time.perf_counter()
+        if self._t_first is not None:
+            self._paused += self._last_eval_end - t0
+        return metrics
+
+    def artifacts(self) -> Mapping[str, Any]:
+        return {
+            "env": self.env_id,
+            "episode_returns": list(self.episode_returns),
+            "episode_end_steps": list(self.episode_end_steps),
+            "episode_end_s": list(self.episode_end_s),
+        }
+
+    # -- the tutorial's agent ---------------------------------------------------
+    def _training_time(self) -> float:
+        assert self._t_first is not None
+        return time.perf_counter() - self._t_first - self._paused
+
+    def _choose_action(self, state: np.ndarray) -> int:
+        if self.act_rng.uniform() < EPSILON:
+            x = torch.as_tensor(state, dtype=torch.float32, device=self.device).unsqueeze(0)
+            with torch.no_grad():
+                return int(self.eval_net(x).argmax(dim=1)[0])
+        return int(self.env.action_space.sample())
+
+    def _store(self, s: np.ndarray, a: int, r: float, s_next: np.ndarray, done: bool) -> None:
+        row = self.memory[self.memory_counter % MEMORY_CAPACITY]
+        n = self.n_states
+        row[:n] = s
+        row[n] = a
+        row[n + 1] = r
+        row[n + 2 : 2 * n + 2] = s_next
+        row[2 * n + 2] = float(done)
+        self.memory_counter += 1
+
+    def _td_loss(self) -> Tensor:
+        """The TD loss of a replay batch drawn with replacement from what is stored."""
+        stored = min(self.memory_counter, MEMORY_CAPACITY)
+        index = self.replay_rng.integers(0, stored, size=self.batch_size)
+        batch = torch.from_numpy(self.memory[index]).to(self.device)
+        n = self.n_states
+        b_s, b_s_next = batch[:, :n], batch[:, n + 2 : 2 * n + 2]
+        b_a = batch[:, n : n + 1].long()
+        b_r, b_done = batch[:, n + 1 : n + 2], batch[:, 2 * n + 2 :]
+        q_eval = self.eval_net(b_s).gather(1, b_a)
+        q_next = self.target_net(b_s_next).max(dim=1, keepdim=True).values
+        q_target = b_r + GAMMA * (1 - b_done) * q_next
+        return F.mse_loss(q_eval, q_target)
+
+    def _learn(self, optimizer: torch.optim.Optimizer) -> Tensor:
+        if self.learn_steps % TARGET_REPLACE_ITER == 0:
+            self.target_net.load_state_dict(self.eval_net.state_dict())
+        self.learn_steps += 1
+        loss = self._td_loss()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+
+class Dqn(Problem):
+    """The tutorial's DQN on a gymnasium environment (CartPole by default).
+
+    ``steps`` are environment steps and ``batch_size`` is the replay batch.
+    The target is "solved": the mean return of the last 100 episodes reaching
+    the environment's threshold (CartPole 195, Acrobot −100, MountainCar −110).
+    The threshold depends on the ``env`` parameter while a problem has one
+    target, so the target is on ``solved_margin`` (that mean less the
+    threshold) reaching 0; ``return_ma100`` holds the mean itself.
+    """
+
+    name = "dqn"
+    description = "The tutorial's DQN (Q-net N→10→A, replay 2,000, target net) on gymnasium"
+    params = (
+        Param("env", "CartPole-v1", choices=tuple(SOLVED_RETURN),
+              help="gymnasium environment id"),
+        Param("shaped_reward", False,
+              help="train on the tutorial's shaped CartPole reward (returns stay the env's)"),
+    )
+    batch_size = 32
+    steps = 20_000
+    eval_every = 200
+    metrics = ("return_ma100", "solved_margin", "last_return", "episodes", "learn_steps",
+               "learn_steps_per_s")
+    target = Target("solved_margin", 0.0, "max")
+    sample_unit = "env_steps"
+    roles = ("q_network",)
+    conformance_skip: ClassVar[Mapping[str, str]] = {
+        "trains": "as in the tutorial, learning starts once the replay memory holds 2,000 "
+                  "transitions",
+        "loss_decreases": "no learning step happens in a few dozen environment steps",
+        "metrics_finite": "return_ma100 needs 100 finished episodes; last_return one",
+    }
+
+    def build(self, ctx: BuildContext) -> DqnTask:
+        return DqnTask(ctx, str(ctx.params["env"]), bool(ctx.params["shaped_reward"]))
+
+
+@hookimpl
+def register_models(registry: ProblemRegistry) -> None:
+    registry.add(Dqn())
