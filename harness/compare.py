@@ -1,0 +1,262 @@
+"""``harness compare BASE NEW``: per cell, did throughput or the final metric regress?
+
+Cells are matched by their content key without the seed and without the code
+versions (the point is to compare versions), and aggregated over seeds: the median
+of the seeds that finished ``ok`` on each side.
+
+The threshold is noise-aware. A change counts only when it is worse by more than
+
+    max(floor × |base median|, k × spread)
+
+* Throughput: the change is new median − base median over seeds, and ``spread``
+  the pooled standard deviation of one cell's throughput over seeds (both sides
+  with two or more ``ok`` seeds); with a single seed on either side, the standard
+  error of a cell's mean throughput estimated from its steady-state windows.
+* Final metric (the problem's target metric, else the final loss): seeds pair up
+  (the same seed is the same initialisation and data order), so with two or more
+  shared seeds the change is the median per-seed difference and ``spread`` the
+  standard deviation of those differences; otherwise as for throughput, and with
+  a single seed only the floor applies.
+
+A group whose base seeds all finished ``ok`` and whose new seeds did not also
+counts as a regression.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.plugins import PluginHost
+from harness.report.model import ReportRun, steady_windows
+
+DEFAULT_K = 2.0
+DEFAULT_THROUGHPUT_FLOOR = 0.10
+DEFAULT_METRIC_FLOOR = 0.05
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """How far a median may move before it counts: see the module docstring."""
+
+    k: float = DEFAULT_K
+    throughput_floor: float = DEFAULT_THROUGHPUT_FLOOR
+    metric_floor: float = DEFAULT_METRIC_FLOOR
+
+
+@dataclass
+class Comparison:
+    table: pd.DataFrame
+    only_base: list[str] = field(default_factory=list)
+    only_new: list[str] = field(default_factory=list)
+
+    @property
+    def regressed(self) -> bool:
+        return bool(len(self.table)) and bool(self.table["regressed"].any())
+
+
+def match_key(cell: dict[str, Any]) -> str:
+    """A cell's content key without its seed and code versions."""
+    d = {k: v for k, v in cell.items() if k not in ("seed", "versions")}
+    return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass
+class _Side:
+    seeds: int = 0
+    ok: int = 0
+    rate: list[float] = field(default_factory=list)
+    rate_se: list[float] = field(default_factory=list)
+    #: seed -> final metric, for the paired comparison.
+    metric: dict[int, float] = field(default_factory=dict)
+
+
+def _gather(run: ReportRun) -> tuple[dict[str, _Side], dict[str, str]]:
+    by_id = run.summary.set_index("cell_id")
+    sides: dict[str, _Side] = {}
+    labels: dict[str, str] = {}
+    for rec in run.records:
+        key = match_key(rec["cell"])
+        row = by_id.loc[rec["cell_id"]]
+        labels.setdefault(key, f"{row['variant']} | {row['arm']} | {row['device']}")
+        side = sides.setdefault(key, _Side())
+        side.seeds += 1
+        if rec.get("status") != "ok":
+            continue
+        side.ok += 1
+        metric, _ = run.final_metric(str(row["problem"]))
+        rate = _num(row.get("samples_per_s"))
+        if math.isfinite(rate):
+            side.rate.append(rate)
+            side.rate_se.append(_window_se(rec, rate))
+        side.metric[int(rec["cell"]["seed"])] = _num(row.get(metric))
+    return sides, labels
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _window_se(rec: dict[str, Any], rate: float) -> float:
+    """Standard error of a cell's throughput from its steady-state windows."""
+    windows = steady_windows(rec)
+    if len(windows) < 2:
+        return math.nan
+    speeds = np.array([n / dt for n, dt in windows])
+    rel = float(speeds.std(ddof=1) / speeds.mean())
+    return rate * rel / math.sqrt(len(speeds))
+
+
+def _pooled_sd(a: Sequence[float], b: Sequence[float]) -> float:
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if len(x) < 2 or len(y) < 2:
+        return math.nan
+    var = ((len(x) - 1) * x.var(ddof=1) + (len(y) - 1) * y.var(ddof=1)) / (len(x) + len(y) - 2)
+    return float(math.sqrt(var))
+
+
+def _judge(base: Sequence[float], new: Sequence[float], better: str, floor: float, k: float,
+           fallback_sd: float = math.nan) -> dict[str, Any]:
+    b, n = _median(base), _median(new)
+    sd = _pooled_sd(base, new)
+    noise = "seeds"
+    if not math.isfinite(sd):
+        sd, noise = fallback_sd, "windows" if math.isfinite(fallback_sd) else "floor only"
+    threshold = max(floor * abs(b), k * sd if math.isfinite(sd) else 0.0)
+    if not (math.isfinite(b) and math.isfinite(n)):
+        return {"base": b, "new": n, "change": math.nan, "threshold": threshold,
+                "noise": noise, "verdict": "n/a", "regressed": False}
+    worse = (b - n) if better == "max" else (n - b)
+    verdict = "REGRESSED" if worse > threshold else "improved" if -worse > threshold else "ok"
+    return {"base": b, "new": n, "change": (n - b) / abs(b) if b else math.nan,
+            "threshold": threshold / abs(b) if b else math.nan, "noise": noise,
+            "verdict": verdict, "regressed": verdict == "REGRESSED"}
+
+
+def _judge_paired(base: dict[int, float], new: dict[int, float], better: str, floor: float,
+                  k: float) -> dict[str, Any]:
+    """The final metric: seed by seed when the runs share two or more seeds.
+
+    The same seed means the same initialisation and data order, so the per-seed
+    difference removes the seed's own luck; its spread is the noise. Without shared
+    seeds this falls back to the unpaired comparison of :func:`_judge`.
+    """
+    common = sorted(s for s in base if s in new
+                    and math.isfinite(base[s]) and math.isfinite(new[s]))
+    if len(common) < 2:
+        return _judge(list(base.values()), list(new.values()), better, floor, k)
+    diffs = np.array([new[s] - base[s] for s in common])
+    b, n = _median(list(base.values())), _median(list(new.values()))
+    ref = _median([base[s] for s in common])
+    sd = float(diffs.std(ddof=1))
+    threshold = max(floor * abs(ref), k * sd)
+    shift = float(np.median(diffs))
+    worse = -shift if better == "max" else shift
+    verdict = "REGRESSED" if worse > threshold else "improved" if -worse > threshold else "ok"
+    return {"base": b, "new": n, "change": shift / abs(ref) if ref else math.nan,
+            "threshold": threshold / abs(ref) if ref else math.nan, "noise": "paired seeds",
+            "verdict": verdict, "regressed": verdict == "REGRESSED"}
+
+
+def _median(values: Sequence[float]) -> float:
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if len(x) else math.nan
+
+
+def compare_runs(base_dir: Path, new_dir: Path, thresholds: Thresholds | None = None,
+                 host: PluginHost | None = None) -> Comparison:
+    """Match the two runs' cells and judge each matched group.
+
+    :raises harness.errors.UsageError: either directory holds no harness results.
+    """
+    th = thresholds or Thresholds()
+    base, new = ReportRun.load(base_dir, host), ReportRun.load(new_dir, host)
+    b_sides, b_labels = _gather(base)
+    n_sides, n_labels = _gather(new)
+    problem_of = base.summary.set_index("cell_id")["problem"]
+    metric_of = {match_key(r["cell"]): base.final_metric(str(problem_of[r["cell_id"]]))
+                 for r in base.records}
+    rows = []
+    for key in (k for k in b_sides if k in n_sides):
+        b, n = b_sides[key], n_sides[key]
+        metric, mode = metric_of[key]
+        se = [s for s in b.rate_se + n.rate_se if math.isfinite(s)]
+        fallback = float(math.sqrt(np.mean(np.square(se)))) if se else math.nan
+        t = _judge(b.rate, n.rate, "max", th.throughput_floor, th.k, fallback)
+        m = _judge_paired(b.metric, n.metric, mode, th.metric_floor, th.k)
+        status_regressed = b.ok == b.seeds and n.ok < n.seeds
+        rows.append({
+            "cell": b_labels[key], "seeds": f"{b.ok}/{b.seeds} → {n.ok}/{n.seeds}",
+            "throughput_base": t["base"], "throughput_new": t["new"],
+            "throughput_change": t["change"], "throughput_threshold": t["threshold"],
+            "throughput_noise": t["noise"], "throughput_verdict": t["verdict"],
+            "metric": metric, "metric_base": m["base"], "metric_new": m["new"],
+            "metric_change": m["change"], "metric_threshold": m["threshold"],
+            "metric_noise": m["noise"], "metric_verdict": m["verdict"],
+            "status_verdict": "REGRESSED" if status_regressed else "ok",
+            "regressed": bool(t["regressed"] or m["regressed"] or status_regressed),
+        })
+    return Comparison(
+        table=pd.DataFrame(rows),
+        only_base=[b_labels[k] for k in b_sides if k not in n_sides],
+        only_new=[n_labels[k] for k in n_sides if k not in b_sides],
+    )
+
+
+def format_comparison(cmp: Comparison) -> str:
+    """The table a terminal (or a CI log) shows, then the unmatched cells."""
+    lines: list[str] = []
+    if cmp.table.empty:
+        lines.append("(no cells in common)")
+    else:
+        t = cmp.table
+        shown = pd.DataFrame({
+            "cell": t["cell"], "seeds ok": t["seeds"],
+            "per s base": t["throughput_base"].map(_fmt),
+            "per s new": t["throughput_new"].map(_fmt),
+            "change": t["throughput_change"].map(_pct),
+            "thr": t["throughput_threshold"].map(_thr),
+            "throughput": t["throughput_verdict"],
+            "metric": t["metric"],
+            "base": t["metric_base"].map(_fmt), "new": t["metric_new"].map(_fmt),
+            "m change": t["metric_change"].map(_pct),
+            "m thr": t["metric_threshold"].map(_thr),
+            "final metric": t["metric_verdict"], "status": t["status_verdict"],
+        })
+        lines.append(shown.to_string(index=False))
+    for title, items in (("only in base", cmp.only_base), ("only in new", cmp.only_new)):
+        if items:
+            lines.append(f"\n{len(items)} cell group(s) {title} (not compared):")
+            lines.extend(f"  {i}" for i in items)
+    n_bad = int(cmp.table["regressed"].sum()) if len(cmp.table) else 0
+    lines.append(f"\n{n_bad} of {len(cmp.table)} matched cell group(s) regressed beyond the "
+                 "threshold." if n_bad else
+                 f"\nNo regression beyond the threshold in {len(cmp.table)} matched cell "
+                 "group(s).")
+    return "\n".join(lines)
+
+
+def _fmt(x: float) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+
+
+def _pct(x: float) -> str:
+    return "-" if not math.isfinite(x) else f"{100 * x:+.1f}%"
+
+
+def _thr(x: float) -> str:
+    return "-" if not math.isfinite(x) else f"±{100 * x:.1f}%"

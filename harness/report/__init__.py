@@ -1,0 +1,33 @@
+"""Reports from finished runs: statistics across seeds, seaborn figures, one HTML page.
+
+Importing this package is cheap (no matplotlib): plugins import
+:class:`ReportFigure` and :class:`ReportRun` from here for their
+``report_figures`` hook, and :func:`build_report` loads the drawing code on call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.report.model import CellView, ReportFigure, ReportRun
+
+if TYPE_CHECKING:
+    from harness.plugins import PluginHost
+
+__all__ = ["CellView", "ReportFigure", "ReportRun", "build_report"]
+
+
+def build_report(run_dir: Path, *, out_dir: Path | None = None,
+                 host: PluginHost | None = None) -> Path:
+    """Write ``run_dir/report/index.html`` with its figures and CSV tables; return its path.
+
+    :param run_dir: a results directory written by ``harness run``.
+    :param out_dir: where to write instead of ``run_dir/report``.
+    :param host: the plugin host whose ``report_figures`` hooks add pictures
+        (default: the process-wide one).
+    :raises harness.errors.UsageError: ``run_dir`` holds no harness results.
+    """
+    from harness.report.build import build_report as build
+
+    return build(run_dir, out_dir=out_dir, host=host)

@@ -1,0 +1,342 @@
+"""``harness report DIR``: tables, figures and one HTML page from a finished run.
+
+The order is the page's: what was run; across problems (performance profile,
+time-to-target, throughput and memory); one section per problem (ranking table,
+convergence curves, the pictures plugins contribute); the cells that failed; and
+how the statistics were computed. Every figure is a PNG beside ``index.html``, every
+table also a CSV there.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.cell import safe_name
+from harness.plugins import PluginHost, get_host
+from harness.report import figures as F
+from harness.report import html as H
+from harness.report import stats, tables
+from harness.report.model import ReportFigure, ReportRun
+
+
+class _Writer:
+    """Saves figures with unique names and collects what went wrong drawing them."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.count = 0
+        self.errors: list[dict[str, str]] = []
+
+    def save(self, fig: Any, stem: str) -> str:
+        self.count += 1
+        name = f"fig-{self.count:02d}-{safe_name(stem)[:60]}.png"
+        F.save(fig, self.out / name)
+        return name
+
+
+def build_report(run_dir: Path, *, out_dir: Path | None = None,
+                 host: PluginHost | None = None) -> Path:
+    """Write ``run_dir/report/index.html`` (or ``out_dir``) and return its path.
+
+    :raises harness.errors.UsageError: ``run_dir`` is not a results directory.
+    """
+    host = host or get_host()
+    run = ReportRun.load(Path(run_dir), host)
+    out = Path(out_dir) if out_dir else Path(run_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("fig-*.png"):
+        stale.unlink()
+    writer = _Writer(out)
+    palette = F.arm_palette(list(run.summary["arm"]))
+
+    ranking = tables.ranking(run)
+    ttt = tables.time_to_target(run)
+    with_target = {p for p in run.summary["problem"] if run.target(str(p)) is not None}
+    ttt = ttt[ttt["problem"].isin(with_target)].reset_index(drop=True)
+    times = tables.profile_times(ttt)
+    scores = tables.profile_scores(times)
+    profile = stats.performance_profile(times) if not times.empty else pd.DataFrame()
+    throughput = tables.throughput(run)
+    failures = tables.failures(run)
+
+    _write_csv(out, {"ranking": ranking, "time_to_target": ttt, "throughput": throughput,
+                     "performance_profile": profile.reset_index() if len(profile) else profile,
+                     "profile_scores": scores, "failures": failures})
+
+    sections: list[H.Section] = []
+    with F.theme():
+        sections.append(_overview(run, writer, palette, ttt, times, scores, profile, throughput))
+        for model in run.models():
+            sections.extend(_problem_sections(run, model, writer, palette, ranking, host))
+    sections.append(_failures_section(failures, writer))
+    sections.append(_methods_section())
+
+    page = H.page(f"Benchmark report: {run.path.name}", _intro(run), sections)
+    target = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def _write_csv(out: Path, frames: dict[str, pd.DataFrame]) -> None:
+    for name, frame in frames.items():
+        frame.to_csv(out / f"{name}.csv", index=False)
+
+
+# -- header -------------------------------------------------------------------------------
+def _intro(run: ReportRun) -> str:
+    m, s = run.manifest, run.summary
+    grid_cells = m.get("cells") or []
+
+    def axis(key: str, fallback: Iterable[Any]) -> str:
+        values = [c.get(key) for c in grid_cells] if grid_cells else list(fallback)
+        return ", ".join(str(v) for v in dict.fromkeys(values))
+
+    versions = m.get("versions") or {}
+    libs = ", ".join(f"{k} {v}" for k, v in versions.items()
+                     if k != "plugins" and v not in (None, ""))
+    plugins = ", ".join(f"{k} {v}" for k, v in (versions.get("plugins") or {}).items())
+    devices = "; ".join(f"{d}: {name}" for d, name in (m.get("devices") or {}).items()) \
+        or ", ".join(dict.fromkeys(s["device"]))
+    sources = "; ".join(
+        f"{model}: {', '.join(str(x) for x in dict.fromkeys(g['data_source'].dropna()))}"
+        for model, g in s.groupby("model", sort=False) if g["data_source"].notna().any())
+    counts = s["status"].value_counts().to_dict()
+    git = m.get("git") or {}
+    machine = m.get("machine") or {}
+    items: list[tuple[str, Any]] = [
+        ("Run", str(run.path)),
+        ("Created", m.get("created", "unknown")),
+        ("Command", " ".join(m.get("command", [])) or "unknown"),
+        ("Models", axis("problem", s["model"])),
+        ("Optimizers", axis("optimizer", s["optimizer"])),
+        ("Devices", devices),
+        ("Seeds", axis("seed", sorted(set(s["seed"])))),
+        ("Cells", f"{len(s)} recorded of {len(grid_cells) or len(s)}: "
+                  + ", ".join(f"{n} {k}" for k, n in counts.items())),
+        ("Data sources", sources or "not recorded"),
+        ("Versions", libs or "not recorded"),
+        ("Plugins", plugins or "not recorded"),
+        ("Machine", ", ".join(f"{k} {v}" for k, v in machine.items() if k != "hostname")
+         or "not recorded"),
+        ("Git commit", (f"{git.get('commit')}" + (" (dirty)" if git.get("dirty") else ""))
+         if git else "not recorded"),
+    ]
+    return H.meta_list(items)
+
+
+# -- across problems --------------------------------------------------------------------------
+def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.DataFrame,
+              times: pd.DataFrame, scores: pd.DataFrame, profile: pd.DataFrame,
+              throughput: pd.DataFrame) -> H.Section:
+    sec = H.Section("overview", "Across problems")
+    sec.blocks.append("<h3>Performance profile</h3>")
+    if profile.empty:
+        sec.blocks.append(H.paragraph("No problem in this run has a target, so there is no "
+                                      "time-to-target and no performance profile."))
+    else:
+        fig = F.profile_figure(profile, scores.set_index("arm")["score"], palette)
+        if fig is not None:
+            name = writer.save(fig, "performance-profile")
+            unsolved = int((times == math.inf).all(axis=1).sum())
+            caption = ("For each optimizer, the fraction of problems on which its median "
+                       "time-to-target (over seeds; a miss counts as never) is within τ times the "
+                       "best optimizer's on that problem, for τ from 1 to 4, as in AlgoPerf. "
+                       "The score is the area under the curve divided by 3: 1 means fastest on "
+                       f"every problem. {len(times)} problem(s)")
+            caption += (f", of which {unsolved} no optimizer solved (a miss for all)."
+                        if unsolved else ".")
+            sec.blocks.append(H.figure(name, "Performance profile", caption))
+        sec.blocks.append(H.table(scores.rename(columns={
+            "arm": "optimizer", "score": "score (area under ρ, 0–1)",
+            "problems_reached": "problems reached", "problems": "problems"})))
+
+    sec.blocks.append("<h3>Time to target</h3>")
+    fig = F.time_to_target_figure(ttt, palette) if len(ttt) else None
+    if fig is None:
+        sec.blocks.append(H.paragraph("No problem in this run has a target."))
+    else:
+        name = writer.save(fig, "time-to-target")
+        sec.blocks.append(H.figure(
+            name, "Time to target",
+            "Training seconds until the target metric first crossed its threshold, one dot per "
+            "seed (box plot with at least 3 seeds). Red crosses at the right edge are seeds "
+            "that never reached it (or did not finish ok); the fraction at the right counts "
+            "the seeds that did."))
+
+    sec.blocks.append("<h3>Throughput and memory</h3>")
+    fig = F.per_seed_figure(run.summary, "samples_per_s", "{unit} per second", palette)
+    if fig is None:
+        sec.blocks.append(H.paragraph("No cell finished ok: no throughput to show."))
+    else:
+        name = writer.save(fig, "throughput")
+        sec.blocks.append(H.figure(
+            name, "Throughput",
+            "Steady-state throughput (after the warm-up) per optimizer: the bar is the median "
+            "over seeds, the error bar the range, each dot one seed."))
+        fig = F.per_seed_figure(run.summary, "peak_mem_mb", "peak memory (MiB)", palette)
+        if fig is not None:
+            name = writer.save(fig, "peak-memory")
+            sec.blocks.append(H.figure(
+                name, "Peak memory",
+                "The CUDA allocator's peak on GPUs, the process's peak resident set on the CPU "
+                "(which includes everything loaded before the cell, so it only grows within a "
+                "run); median over seeds with the range."))
+        sec.blocks.append(H.table(throughput.rename(columns={
+            "arm": "optimizer", "device_name": "device name",
+            "samples_per_s_median": "per s (median)", "samples_per_s_min": "per s (min)",
+            "samples_per_s_max": "per s (max)", "step_time_ms_median": "step ms (median)",
+            "peak_mem_mb_median": "peak MiB (median)", "peak_mem_mb_max": "peak MiB (max)"})))
+    return sec
+
+
+# -- per problem ---------------------------------------------------------------------------
+def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict[str, Any],
+                      ranking: pd.DataFrame, host: PluginHost) -> list[H.Section]:
+    sec = H.Section(f"problem-{safe_name(model)}", f"Problem: {model}")
+    rows = run.summary[run.summary["model"] == model]
+    if run.descriptions.get(model):
+        sec.blocks.append(H.paragraph(run.descriptions[model], "description"))
+    for problem in dict.fromkeys(rows["problem"]):
+        if len(set(rows["problem"])) > 1 or problem != model:
+            sec.blocks.append(f"<h3>{H.esc(problem)}</h3>")
+        metric, mode = run.final_metric(str(problem))
+        target = run.target(str(problem))
+        if target is not None:
+            sign = "≤" if target.mode == "min" else "≥"
+            sec.blocks.append(H.paragraph(f"Target: {target.metric} {sign} "
+                                          f"{H.fmt_number(target.threshold)}."))
+        better = "lower" if mode == "min" else "higher"
+        sec.blocks.append(H.paragraph(
+            f"Ranking by the final {metric} ({better} is better): mean, median and a 95% "
+            "bootstrap interval of the mean over the seeds that finished ok; the best "
+            "optimizer is compared with each other one seed by seed (paired sign-flip "
+            "permutation test, p-values Holm-adjusted in brackets)."))
+        sec.blocks.append(H.table(_ranking_display(ranking[ranking["problem"] == problem])))
+        result = F.convergence_figure(run, str(problem), palette)
+        if result is not None:
+            fig, caption = result
+            name = writer.save(fig, f"convergence-{problem}")
+            sec.blocks.append(H.figure(name, f"Convergence: {problem}", caption))
+    sec.blocks.extend(_plugin_figures(run, model, writer, host))
+    return [sec]
+
+
+def _ranking_display(frame: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for _, r in frame.iterrows():
+        n_ok, n = int(r["seeds_ok"]), int(r["seeds"])
+        if math.isfinite(r["ci_low"]):
+            ci = f"[{H.fmt_number(r['ci_low'])}, {H.fmt_number(r['ci_high'])}]"
+        else:
+            ci = f"unavailable (n={n_ok} < {stats.MIN_SEEDS})"
+        if r["is_best"]:
+            diff, p = "best", "–"
+        elif math.isfinite(r["p_value"]):
+            diff = H.fmt_number(r["diff_vs_best"])
+            p = f"{r['p_value']:.3g} ({r['p_holm']:.3g}); min {r['min_p']:.2g}"
+        else:
+            diff = H.fmt_number(r["diff_vs_best"]) if int(r["pairs"]) else "–"
+            p = f"unavailable ({int(r['pairs'])} pairs < {stats.MIN_SEEDS})"
+        out.append({
+            "rank": "–" if not math.isfinite(r["rank"]) else str(int(r["rank"])),
+            "optimizer": r["arm"], "seeds ok": f"{n_ok}/{n}",
+            "mean": H.fmt_number(r["mean"]), "median": H.fmt_number(r["median"]),
+            "95% CI of the mean": ci, "Δ mean vs best (paired)": diff,
+            "p (Holm); smallest possible": p,
+        })
+    return pd.DataFrame(out)
+
+
+def _plugin_figures(run: ReportRun, model: str, writer: _Writer,
+                    host: PluginHost) -> list[str]:
+    blocks: list[str] = []
+    for call in host.call_each("report_figures", run=run, problem=model):
+        if call.error is not None:
+            _figure_error(blocks, writer, call.plugin, model, call.error)
+            continue
+        if call.value is None:
+            continue
+        items = call.value if isinstance(call.value, list | tuple) else [call.value]
+        for item in items:
+            if not isinstance(item, ReportFigure):
+                _close(item)
+                _figure_error(blocks, writer, call.plugin, model,
+                              f"returned {type(item).__name__}, expected ReportFigure")
+                continue
+            try:
+                name = writer.save(item.figure, f"{model}-{call.plugin}-{item.title}")
+            except Exception as exc:
+                _close(item.figure)
+                _figure_error(blocks, writer, call.plugin, model,
+                              f"could not save figure {item.title!r}: "
+                              f"{type(exc).__name__}: {exc}")
+                continue
+            blocks.append(H.figure(name, item.title, item.caption))
+    return blocks
+
+
+def _close(obj: Any) -> None:
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
+
+        if isinstance(obj, Figure):
+            plt.close(obj)
+
+
+def _figure_error(blocks: list[str], writer: _Writer, plugin: str, model: str,
+                  error: str) -> None:
+    writer.errors.append({"plugin": plugin, "problem": model, "error": error})
+    blocks.append(f'<p class="error">Figure from plugin <code>{H.esc(plugin)}</code> failed: '
+                  f"{H.esc(error)}</p>")
+
+
+# -- failures and methods ---------------------------------------------------------------------
+def _failures_section(failures: pd.DataFrame, writer: _Writer) -> H.Section:
+    sec = H.Section("failures", "Cells not ok and figure errors")
+    if failures.empty:
+        sec.blocks.append(H.paragraph("Every cell finished ok."))
+    else:
+        sec.blocks.append(H.paragraph(
+            f"{len(failures)} cell(s) did not finish ok. They count as misses for "
+            "time-to-target and are left out of the curves and the ranking statistics."))
+        sec.blocks.append(H.table(failures))
+    if writer.errors:
+        sec.blocks.append("<h3>Figure errors</h3>")
+        sec.blocks.append(H.table(pd.DataFrame(writer.errors)))
+    return sec
+
+
+def _methods_section() -> H.Section:
+    sec = H.Section("methods", "How the numbers were computed")
+    sec.blocks.append(H.bullet_list([
+        "Seeds are the replicates. An optimizer given the same seed on the same problem gets "
+        "the same initialisation and data order, so comparisons pair seeds.",
+        f"Intervals: percentile bootstrap with {stats.N_BOOT} resamples (fixed random seed, so "
+        f"the report is reproducible); unavailable with fewer than {stats.MIN_SEEDS} seeds.",
+        "Curves: each seed's curve is linearly interpolated onto a common axis spanning the "
+        "range every seed covers; the line is the median over seeds and the band a 95% "
+        "bootstrap interval of that median (one resample of seeds shared by all points). "
+        "A log scale is used when the values span two decades or more.",
+        "Paired test: two-sided sign-flip permutation test of the mean per-seed difference "
+        f"(exact over all 2ⁿ sign patterns up to {stats.EXACT_MAX_PAIRS} seeds). It assumes "
+        "no distribution; its smallest possible p-value is 2/2ⁿ, e.g. 0.0625 with 5 seeds, "
+        "so a claim at the 5% level needs at least 6 seeds. Holm's correction adjusts the "
+        "p-values of one problem's comparisons for their number.",
+        "Performance profile (AlgoPerf): per problem, each optimizer's median time-to-target "
+        "over seeds, a miss counting as infinite; ρ(τ) is the fraction of problems within τ "
+        "of the best; the score is the exact area under ρ for τ in [1, 4] divided by 3.",
+        "Time-to-target is training time (evaluation excluded) until the problem's target "
+        "metric first crossed its threshold at an evaluation.",
+    ]))
+    return sec

@@ -1,0 +1,268 @@
+"""The report's own figures, drawn with seaborn on matplotlib's ``Agg`` backend.
+
+Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot state), so
+drawing them never opens a window and never leaks figures between reports. The
+helpers :func:`new_figure`, :func:`arm_palette` and :func:`theme` are public: the
+built-in figures plugin and third-party ``report_figures`` hooks may use them to
+look like the rest of the report.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import matplotlib
+
+if "matplotlib.pyplot" not in sys.modules:  # never switch a backend someone chose
+    matplotlib.use("Agg")
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib import MatplotlibDeprecationWarning
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+
+from harness.report import stats
+from harness.report.model import ReportRun
+
+#: Curve columns that are labels or axes, never plotted as values.
+_CURVE_KEYS = {"cell_id", "model", "optimizer", "device", "seed", "step", "elapsed_s",
+               "variant", "arm", "problem"}
+DPI = 100
+
+
+def _rc() -> Any:
+    return {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.8)}
+
+
+@contextmanager
+def theme() -> Iterator[None]:
+    """The report's seaborn style, applied only inside the block."""
+    with matplotlib.rc_context(_rc()):
+        yield
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A pyplot-free figure in the report's style (call inside :func:`theme`)."""
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def arm_palette(arms: Sequence[str]) -> dict[str, Any]:
+    """One colour per arm, the same in every figure of a report."""
+    unique = list(dict.fromkeys(arms))
+    colors = sns.color_palette("colorblind", max(len(unique), 1))
+    if len(unique) > len(colors):
+        colors = sns.color_palette("husl", len(unique))
+    return dict(zip(unique, colors, strict=False))
+
+
+def save(figure: Figure, path: Path) -> Path:
+    """Write a PNG and free the figure (and close it in pyplot, if it came from there)."""
+    figure.savefig(path, format="png", dpi=DPI)
+    if "matplotlib.pyplot" in sys.modules:
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+    return path
+
+
+def _grid(n: int, *, ncols: int = 3, w: float = 4.2, h: float = 2.8) -> tuple[Figure, list[Axes]]:
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig = new_figure(w * ncols, h * nrows)
+    axes = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+# -- convergence ------------------------------------------------------------------
+def train_columns(curves: pd.DataFrame) -> list[str]:
+    """Columns logged at every window (training losses), ``loss`` first."""
+    cols = [c for c in curves.columns if c not in _CURVE_KEYS
+            and pd.api.types.is_numeric_dtype(curves[c]) and curves[c].notna().all()]
+    return sorted(cols, key=lambda c: (c != "loss", c))
+
+
+def _band(cells: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                          np.ndarray, int]:
+    pieces = [(g[x].to_numpy(), g[y].to_numpy())
+              for _, g in cells.dropna(subset=[y]).groupby("cell_id", sort=False)]
+    axis, matrix = stats.common_axis(pieces)
+    if len(axis) == 0:
+        empty = np.empty(0)
+        return empty, empty, empty, empty, 0
+    median, lo, hi = stats.median_band(matrix)
+    return axis, median, lo, hi, matrix.shape[0]
+
+
+def convergence_figure(
+    run: ReportRun, problem: str, palette: dict[str, Any]
+) -> tuple[Figure, str] | None:
+    """Training loss (and the target metric) against steps and training seconds.
+
+    One line per arm: the median over seeds, with a 95% bootstrap band of the
+    median where there are at least three seeds. Seeds are resampled onto the
+    range of the axis they all cover. ``None`` when no ``ok`` cell has a curve.
+    """
+    ok_ids = set(run.summary.loc[(run.summary["problem"] == problem)
+                                 & (run.summary["status"] == "ok"), "cell_id"])
+    curves = run.curves[run.curves["cell_id"].isin(ok_ids)] if len(run.curves) else run.curves
+    if curves.empty:
+        return None
+    rows = train_columns(curves)[:1]
+    target = run.target(problem)
+    if target is not None and target.metric in curves.columns \
+            and curves[target.metric].notna().any() and target.metric not in rows:
+        rows.append(target.metric)
+    if not rows:
+        return None
+    fig = new_figure(10, 3.0 * len(rows))
+    axes = fig.subplots(len(rows), 2, squeeze=False)
+    seeds_seen: list[int] = []
+    for r, ycol in enumerate(rows):
+        values = curves[ycol].to_numpy(dtype=float)
+        log = stats.spans_decades(values)
+        for c, (xcol, xlabel) in enumerate((("step", "step"),
+                                            ("elapsed_s", "training time (s)"))):
+            ax = axes[r][c]
+            for arm, cells in curves.groupby("arm", sort=False):
+                axis, median, lo, hi, n = _band(cells, xcol, ycol)
+                if n == 0:
+                    continue
+                seeds_seen.append(n)
+                color = palette.get(str(arm))
+                ax.plot(axis, median, color=color, label=f"{arm} (n={n})", lw=1.6)
+                if np.isfinite(lo).any():
+                    ax.fill_between(axis, lo, hi, color=color, alpha=0.2, lw=0)
+            if target is not None and ycol == target.metric and math.isfinite(target.threshold):
+                ax.axhline(target.threshold, color="0.3", ls="--", lw=1, label="target")
+            if log:
+                ax.set_yscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ycol if ycol != "loss" else "training loss (window mean)")
+    axes[0][0].legend(fontsize="small", frameon=True)
+    fig.suptitle(problem)
+    few = bool(seeds_seen) and min(seeds_seen) < stats.MIN_SEEDS
+    caption = ("Median over seeds of each optimizer; seeds are resampled onto a common axis "
+               "first (the range every seed covers). ")
+    caption += ("Confidence bands are unavailable: fewer than 3 seeds."
+                if few else "Bands: 95% bootstrap confidence interval of the median.")
+    dropped = int(((run.summary["problem"] == problem) & (run.summary["status"] != "ok")).sum())
+    if dropped:
+        caption += f" {dropped} cell(s) that did not finish ok are left out (see below)."
+    return fig, caption
+
+
+# -- time to target ---------------------------------------------------------------
+def time_to_target_figure(ttt: pd.DataFrame, palette: dict[str, Any]) -> Figure | None:
+    """Per problem: seconds to target for each seed, misses drawn at the right edge."""
+    problems = list(dict.fromkeys(ttt["problem"]))
+    if not problems:
+        return None
+    fig, axes = _grid(len(problems))
+    for ax, problem in zip(axes, problems, strict=True):
+        sub = ttt[ttt["problem"] == problem]
+        arms = list(dict.fromkeys(sub["arm"]))
+        hit = sub[sub["reached"]]
+        miss = sub[~sub["reached"]]
+        right = float(hit["time_s"].max()) if len(hit) else 1.0
+        x_miss = right * 1.2 if right > 0 else 1.0
+        if len(hit):
+            counts = hit.groupby("arm")["time_s"].count()
+            boxed = hit[hit["arm"].isin(counts[counts >= stats.MIN_SEEDS].index)]
+            if len(boxed):
+                with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's old `vert`
+                    warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
+                    sns.boxplot(data=boxed, x="time_s", y="arm", order=arms, ax=ax,
+                                color="0.92", fliersize=0, linewidth=0.8)
+            sns.stripplot(data=hit, x="time_s", y="arm", order=arms, hue="arm",
+                          palette=palette, legend=False, ax=ax, size=5, jitter=0.15)
+        else:
+            ax.set_yticks(range(len(arms)), arms)
+            ax.set_ylim(len(arms) - 0.5, -0.5)
+        if len(miss):
+            rng = np.random.default_rng(0)
+            ys = [arms.index(a) + rng.uniform(-0.15, 0.15) for a in miss["arm"]]
+            ax.scatter([x_miss] * len(miss), ys, marker="x", color="#c0392b", s=30, zorder=3)
+            ax.axvline(right * 1.1 if right > 0 else 0.9, color="0.6", ls=":", lw=1)
+            ax.annotate("missed", (x_miss, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                        fontsize="x-small", color="#c0392b")
+        for i, arm in enumerate(arms):
+            n = int((sub["arm"] == arm).sum())
+            k = int((sub["arm"] == arm).sum() - (hit["arm"] == arm).sum())
+            ax.annotate(f"{n - k}/{n}", (1.0, i), xycoords=("axes fraction", "data"),
+                        xytext=(3, 0), textcoords="offset points", va="center",
+                        fontsize="x-small", color="0.3")
+        ax.set_xlim(left=0, right=x_miss * 1.1)
+        ax.set_xlabel("training time to target (s)")
+        ax.set_ylabel("")
+        ax.set_title(problem, fontsize="small")
+    return fig
+
+
+# -- throughput and memory ------------------------------------------------------------
+def per_seed_figure(summary: pd.DataFrame, column: str, xlabel: str,
+                    palette: dict[str, Any]) -> Figure | None:
+    """Per problem: the median over seeds as a bar, the range as an error bar, each seed
+    as a dot; one colour per device when the run has several."""
+    ok = summary[summary["status"] == "ok"].copy()
+    ok[column] = pd.to_numeric(ok[column], errors="coerce")
+    ok = ok.dropna(subset=[column])
+    variants = list(dict.fromkeys(ok["variant"]))
+    if not variants:
+        return None
+    several = ok["device"].nunique() > 1
+    fig, axes = _grid(len(variants))
+    for ax, variant in zip(axes, variants, strict=True):
+        sub = ok[ok["variant"] == variant]
+        arms = list(dict.fromkeys(sub["arm"]))
+        hue = "device" if several else "arm"
+        levels = list(dict.fromkeys(sub[hue]))
+        pal = dict(zip(levels, sns.color_palette("deep", len(levels)), strict=True)) \
+            if several else palette
+        sns.barplot(data=sub, x=column, y="arm", order=arms, hue=hue, hue_order=levels,
+                    palette=pal, estimator="median", errorbar=("pi", 100), ax=ax, alpha=0.55,
+                    legend=several, err_kws={"linewidth": 1})
+        sns.stripplot(data=sub, x=column, y="arm", order=arms, hue=hue, hue_order=levels,
+                      palette=dict.fromkeys(levels, "0.25"), dodge=several, legend=False,
+                      ax=ax, size=4)
+        if several:
+            ax.legend(title="device", fontsize="x-small", title_fontsize="x-small")
+        unit = sub["sample_unit"].dropna().iloc[0] if "sample_unit" in sub and \
+            sub["sample_unit"].notna().any() else "samples"
+        ax.set_xlabel(xlabel.format(unit=unit))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_ylabel("")
+        ax.set_title(variant, fontsize="small")
+    return fig
+
+
+# -- performance profile ----------------------------------------------------------------
+def profile_figure(profile: pd.DataFrame, scores: pd.Series,
+                   palette: dict[str, Any]) -> Figure | None:
+    """ρ(τ) per arm as a step function, the score in the legend."""
+    if profile.empty:
+        return None
+    fig = new_figure(6.5, 3.6)
+    ax = fig.subplots()
+    for arm in profile.columns:
+        score = float(scores.get(arm, math.nan))
+        ax.step(profile.index, profile[arm], where="post", color=palette.get(str(arm)), lw=1.8,
+                label=f"{arm} (score {score:.3f})")
+    ax.set_xlim(1, float(profile.index.max()))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("τ (time-to-target over the best optimizer's)")
+    ax.set_ylabel("fraction of problems within τ")
+    ax.legend(fontsize="small", loc="lower right")
+    return fig

@@ -1,0 +1,162 @@
+"""The report's tables, as pandas frames (also written as CSV beside the report).
+
+Every table is computed from the summary of a :class:`ReportRun`; the unit of
+comparison is the ``problem`` label (a model with its varying parameters, and the
+device when a run has several) and the ``arm`` label (an optimizer with its varying
+hyperparameters). Seeds are the replicates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from harness.report import stats
+from harness.report.model import ReportRun
+
+UNAVAILABLE = "unavailable"
+
+
+def _ok(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary[summary["status"] == "ok"]
+
+
+def ranking(run: ReportRun) -> pd.DataFrame:
+    """Per problem and arm: the final metric's mean, median and 95% CI over seeds,
+    and a paired test against the problem's best arm.
+
+    The best arm has the best mean over its ``ok`` seeds. Each other arm is paired
+    with it seed by seed (seeds present and finite in both); with fewer than
+    :data:`stats.MIN_SEEDS` seeds or pairs the interval and the test are NaN.
+    """
+    rows: list[dict[str, object]] = []
+    summary = run.summary
+    for problem, group in summary.groupby("problem", sort=False):
+        metric, mode = run.final_metric(str(problem))
+        values: dict[str, pd.Series] = {}
+        for arm, cells in group.groupby("arm", sort=False):
+            ok = _ok(cells)
+            col = ok[metric] if metric in ok.columns else pd.Series(dtype=float)
+            values[str(arm)] = pd.Series(pd.to_numeric(col, errors="coerce").to_numpy(),
+                                         index=ok["seed"].to_numpy(), dtype=float)
+        means = {a: float(v.mean()) if v.notna().any() else math.nan for a, v in values.items()}
+        ranked = sorted((a for a in means if math.isfinite(means[a])),
+                        key=lambda a: means[a] if mode == "min" else -means[a])
+        best = ranked[0] if ranked else None
+        problem_rows: list[dict[str, object]] = []
+        for arm, v in values.items():
+            seeds_total = int((group["arm"] == arm).sum())
+            x = stats.finite(v.to_numpy())
+            lo, hi = stats.bootstrap_ci(x)
+            row: dict[str, object] = {
+                "problem": problem, "arm": arm, "metric": metric, "better": mode,
+                "rank": ranked.index(arm) + 1 if arm in ranked else math.nan,
+                "seeds_ok": len(x), "seeds": seeds_total,
+                "mean": float(x.mean()) if len(x) else math.nan,
+                "median": float(np.median(x)) if len(x) else math.nan,
+                "ci_low": lo, "ci_high": hi,
+                "diff_vs_best": math.nan, "pairs": 0, "p_value": math.nan,
+                "min_p": math.nan, "is_best": arm == best,
+            }
+            if best is not None and arm != best:
+                a, b = values[best].align(v, join="inner")
+                test = stats.paired_permutation_test(a.to_numpy(), b.to_numpy())
+                row.update(diff_vs_best=test.mean_diff, pairs=test.n, p_value=test.p_value,
+                           min_p=test.min_p)
+            problem_rows.append(row)
+        adjusted = stats.holm([float(r["p_value"]) for r in problem_rows])  # type: ignore[arg-type]
+        for row, p in zip(problem_rows, adjusted, strict=True):
+            row["p_holm"] = p
+        problem_rows.sort(key=lambda r: (not math.isfinite(float(r["rank"])),  # type: ignore[arg-type]
+                                         r["rank"]))
+        rows.extend(problem_rows)
+    columns = ["problem", "arm", "metric", "better", "rank", "seeds_ok", "seeds", "mean",
+               "median", "ci_low", "ci_high", "diff_vs_best", "pairs", "p_value", "p_holm",
+               "min_p", "is_best"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def time_to_target(run: ReportRun) -> pd.DataFrame:
+    """Per cell: training seconds to reach the target, or ``reached = False``.
+
+    Cells that are not ``ok`` or never reached the target stay in the table with
+    ``time_s`` NaN, so figures can show them as misses rather than drop them. Cells
+    ``skipped`` (a device this machine lacks) never ran: they are left out.
+    """
+    s = run.summary
+    s = s[s["status"] != "skipped"]
+    cols = ["problem", "arm", "device", "seed", "status", "reached", "time_s", "steps"]
+    if s.empty:
+        return pd.DataFrame(columns=cols)
+    t = pd.to_numeric(s["time_to_target_s"], errors="coerce")
+    reached = (s["status"] == "ok") & t.notna()
+    return pd.DataFrame({
+        "problem": s["problem"], "arm": s["arm"], "device": s["device"], "seed": s["seed"],
+        "status": s["status"], "reached": reached, "time_s": t.where(reached),
+        "steps": pd.to_numeric(s["steps_to_target"], errors="coerce").where(reached),
+    })[cols].reset_index(drop=True)
+
+
+def profile_times(ttt: pd.DataFrame) -> pd.DataFrame:
+    """Problems x arms: the median time-to-target over seeds, a miss counting as ``inf``.
+
+    A median with misses as infinite is infinite once half the seeds miss: an
+    optimizer must reach the target on most seeds to count as reaching it.
+    """
+    if ttt.empty:
+        return pd.DataFrame()
+    times = ttt.assign(t=ttt["time_s"].where(ttt["reached"], np.inf).astype(float))
+    table = times.pivot_table(index="problem", columns="arm", values="t", aggfunc="median",
+                              sort=False)
+    return table.astype(float).fillna(np.inf)
+
+
+def profile_scores(times: pd.DataFrame) -> pd.DataFrame:
+    """The AlgoPerf-style score per arm, with the number of problems solved."""
+    if times.empty:
+        return pd.DataFrame(columns=["arm", "score", "problems_reached", "problems"])
+    score = stats.profile_score(times)
+    reached = np.isfinite(times).sum(axis=0)
+    frame = pd.DataFrame({"arm": score.index, "score": score.to_numpy(),
+                          "problems_reached": reached.reindex(score.index).to_numpy(),
+                          "problems": len(times)})
+    return frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def throughput(run: ReportRun) -> pd.DataFrame:
+    """Per problem, arm and device: samples/s and peak memory over the ``ok`` seeds."""
+    s = _ok(run.summary)
+    cols = ["problem", "arm", "device", "device_name", "unit", "seeds", "samples_per_s_median",
+            "samples_per_s_min", "samples_per_s_max", "step_time_ms_median",
+            "peak_mem_mb_median", "peak_mem_mb_max"]
+    if s.empty:
+        return pd.DataFrame(columns=cols)
+    names = run.manifest.get("devices") or {}
+    rows = []
+    for (problem, arm, device), g in s.groupby(["variant", "arm", "device"], sort=False):
+        rate = pd.to_numeric(g["samples_per_s"], errors="coerce")
+        mem = pd.to_numeric(g["peak_mem_mb"], errors="coerce")
+        unit = g["sample_unit"].dropna().iloc[0] if "sample_unit" in g and \
+            g["sample_unit"].notna().any() else "samples"
+        rows.append({
+            "problem": problem, "arm": arm, "device": device,
+            "device_name": names.get(device, ""), "unit": unit, "seeds": len(g),
+            "samples_per_s_median": rate.median(), "samples_per_s_min": rate.min(),
+            "samples_per_s_max": rate.max(),
+            "step_time_ms_median": pd.to_numeric(g["step_time_ms"], errors="coerce").median(),
+            "peak_mem_mb_median": mem.median(), "peak_mem_mb_max": mem.max(),
+        })
+    return pd.DataFrame(rows, columns=cols)
+
+
+def failures(run: ReportRun) -> pd.DataFrame:
+    """Every cell whose status is not ``ok``, with its error."""
+    s = run.summary
+    cols = ["model", "params", "optimizer", "hyperparameters", "device", "seed", "status",
+            "error"]
+    if s.empty:
+        return pd.DataFrame(columns=cols)
+    bad = s[s["status"] != "ok"]
+    return bad[[c for c in cols if c in bad.columns]].reset_index(drop=True)

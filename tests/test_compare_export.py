@@ -1,0 +1,204 @@
+"""``harness compare`` (a regression gate) and ``harness export`` (pytest-benchmark JSON)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.compare import compare_runs
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("compare") / "base"
+    assert main(["run", "-m", "regression", "-o", "sgd,adam", "-s", "0-2", "--steps", "40",
+                 "--workers", "0", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+Edit = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def _copy(run: Path, dest: Path, edit: Edit | None = None) -> Path:
+    """A copy of ``run`` with ``edit`` applied to each record (returning None deletes it)."""
+    shutil.copytree(run, dest)
+    for path in (dest / "cells").glob("*.json"):
+        rec = json.loads(path.read_text("utf-8"))
+        new = edit(rec) if edit else rec
+        if new is None:
+            path.unlink()
+        else:
+            path.write_text(json.dumps(new), "utf-8")
+    return dest
+
+
+def _set(field: str, values: dict[tuple[str, int], float]) -> Edit:
+    def edit(rec: dict[str, Any]) -> dict[str, Any]:
+        key = (rec["cell"]["optimizer"], rec["cell"]["seed"])
+        if key in values:
+            rec["summary"][field] = values[key]
+        return rec
+    return edit
+
+
+def _per_seed(optimizer: str, values: list[float]) -> dict[tuple[str, int], float]:
+    return {(optimizer, seed): v for seed, v in enumerate(values)}
+
+
+def _row(cmp: Any, arm: str) -> dict[str, Any]:
+    table = cmp.table
+    return dict(table[table["cell"].str.contains(f"| {arm} |", regex=False)].iloc[0])
+
+
+def test_identical_runs_pass(base_run: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    new = _copy(base_run, tmp_path / "new")
+    assert main(["compare", str(base_run), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "No regression beyond the threshold in 2 matched cell group(s)" in out
+    assert "REGRESSED" not in out
+
+
+def test_throughput_threshold_is_noise_aware(base_run: Path, tmp_path: Path) -> None:
+    tight = {**_per_seed("sgd", [1000, 1010, 990]), **_per_seed("adam", [1000, 2000, 3000])}
+    slower = {**_per_seed("sgd", [850, 858, 842]), **_per_seed("adam", [850, 1700, 2550])}
+    base = _copy(base_run, tmp_path / "base", _set("samples_per_s", tight))
+    new = _copy(base_run, tmp_path / "new", _set("samples_per_s", slower))
+    cmp = compare_runs(base, new)
+    sgd, adam = _row(cmp, "sgd"), _row(cmp, "adam")
+    # 15% slower with seeds within 1%: beyond the 10% floor
+    assert sgd["throughput_verdict"] == "REGRESSED" and sgd["throughput_noise"] == "seeds"
+    assert sgd["throughput_change"] == pytest.approx(-0.15)
+    # 15% slower when seeds spread by a factor of three: within the noise
+    assert adam["throughput_verdict"] == "ok"
+    assert adam["throughput_threshold"] > 0.5
+    assert cmp.regressed
+    assert main(["compare", str(base), str(new)]) == 1
+    assert main(["compare", str(base), str(new), "--throughput-floor", "0.2", "--k", "0"]) == 0
+
+
+def test_single_seed_uses_the_windows(base_run: Path, tmp_path: Path) -> None:
+    def seed0(rec: dict[str, Any]) -> dict[str, Any] | None:
+        return rec if rec["cell"]["seed"] == 0 else None
+
+    base = _copy(base_run, tmp_path / "base", seed0)
+    new = _copy(base_run, tmp_path / "new", seed0)
+    cmp = compare_runs(base, new)
+    assert set(cmp.table["throughput_noise"]) == {"windows"}
+    assert set(cmp.table["metric_noise"]) == {"floor only"}
+    assert not cmp.regressed
+
+
+def test_final_metric_pairs_seeds(base_run: Path, tmp_path: Path) -> None:
+    losses = [0.10, 0.11, 0.12]
+    base = _copy(base_run, tmp_path / "base", _set("test_loss", {
+        **_per_seed("sgd", losses), **_per_seed("adam", losses)}))
+    new = _copy(base_run, tmp_path / "new", _set("test_loss", {
+        # 20% worse on every seed: a regression the seeds agree on
+        **_per_seed("sgd", [1.2 * v for v in losses]),
+        # the same values on other seeds: seed luck, not a change
+        **_per_seed("adam", [0.12, 0.10, 0.11])}))
+    cmp = compare_runs(base, new)
+    sgd, adam = _row(cmp, "sgd"), _row(cmp, "adam")
+    assert sgd["metric"] == "test_loss" and sgd["metric_noise"] == "paired seeds"
+    assert sgd["metric_verdict"] == "REGRESSED"
+    assert sgd["metric_change"] == pytest.approx(0.2)
+    assert adam["metric_verdict"] == "ok"
+
+
+def test_failed_and_missing_cells(base_run: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    def drop_adam(rec: dict[str, Any]) -> dict[str, Any] | None:
+        return None if rec["cell"]["optimizer"] == "adam" else rec
+
+    new = _copy(base_run, tmp_path / "missing", drop_adam)
+    assert main(["compare", str(base_run), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "1 cell group(s) only in base (not compared):" in out and "regression | adam" in out
+
+    def diverge(rec: dict[str, Any]) -> dict[str, Any]:
+        if rec["cell"]["optimizer"] == "sgd" and rec["cell"]["seed"] == 1:
+            rec["status"] = "diverged"
+        return rec
+
+    new = _copy(base_run, tmp_path / "diverged", diverge)
+    assert main(["compare", str(base_run), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert "3/3 → 2/3" in out and "REGRESSED" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["compare", "{base}", "{missing}"], "no results directory"),
+    (["compare", "{empty}", "{base}"], "holds no harness results"),
+    (["compare", "{base}", "{base}", "--k", "-1"], "--k: -1 is out of range"),
+    (["compare", "{base}", "{base}", "--metric-floor", "x"], "--metric-floor: expected a number"),
+    (["export", "{missing}", "--format", "pytest-benchmark"], "no results directory"),
+    (["export", "{base}", "--format", "csv"], "invalid choice: 'csv'"),
+])
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str, base_run: Path,
+                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    paths = {"base": str(base_run), "missing": str(tmp_path / "nope"),
+             "empty": str(tmp_path / "empty")}
+    assert main([a.format(**paths) for a in args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("harness: error: ") and message in err[0]
+
+
+# -- export -----------------------------------------------------------------------------------
+def _pytest_benchmark_cli() -> list[str]:
+    script = Path(sys.executable).parent / "pytest-benchmark"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pytest_benchmark"]
+
+
+def test_export_matches_pytest_benchmark_statistics(base_run: Path, tmp_path: Path) -> None:
+    from pytest_benchmark.stats import Stats
+
+    out = tmp_path / "bench.json"
+    assert main(["export", str(base_run), "--format", "pytest-benchmark", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text("utf-8"))
+    assert set(doc) == {"machine_info", "commit_info", "benchmarks", "datetime", "version"}
+    assert doc["commit_info"]["id"] and doc["machine_info"]["processor"]
+    assert len(doc["benchmarks"]) == 6
+    names = {b["fullname"] for b in doc["benchmarks"]}
+    assert len(names) == 6
+    for bench in doc["benchmarks"]:
+        assert bench["group"] == "regression"
+        assert bench["params"]["device"] == "cpu" and "hp.lr" in bench["params"]
+        stats = bench["stats"]
+        reference = Stats()
+        for x in stats["data"]:
+            reference.update(x)
+        for name in Stats.fields:
+            expected = getattr(reference, name)
+            if isinstance(expected, str):
+                assert stats[name] == expected, name
+            else:
+                assert stats[name] == pytest.approx(expected, rel=1e-9), name
+        assert stats["iterations"] >= 1
+        assert bench["extra_info"]["samples_per_s"] > 0
+
+
+def test_pytest_benchmark_compare_reads_the_export(base_run: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "0001_base.json", tmp_path / "0002_new.json"
+    assert main(["export", str(base_run), "--format", "pytest-benchmark", "--out",
+                 str(first)]) == 0
+    assert main(["export", str(base_run), "--format", "pytest-benchmark"]) == 0
+    second.write_text(capsys.readouterr().out, "utf-8")  # the stdout form is the same JSON
+    proc = subprocess.run([*_pytest_benchmark_cli(), "compare", str(first), str(second),
+                           "--columns=min,mean,ops", "--group-by=group"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "benchmark 'regression': 12 tests" in text
+    assert "sgd[cpu-seed0]" in text and "adam[cpu-seed2]" in text
+    assert "Failed to load" not in proc.stdout + proc.stderr

@@ -1,0 +1,382 @@
+"""``harness report``: built from small real runs, opened in a real (headless) browser.
+
+The browser test drives Debian's ``chromium`` with no extra Python dependency: a
+copy of the report with a checking script injected (the report itself carries no
+script, and its Content-Security-Policy forbids them) is loaded with
+``--dump-dom``; the script writes every image's natural width, every error event,
+console error, CSP violation and ``alert()`` call into the DOM on load. The real
+page is screenshotted (kept under ``tests/artifacts/``) with the console logged to
+stderr, which must hold no console message. Without chromium the test is skipped,
+unless ``CI`` is set: there it must run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import harness
+from harness.cell import Cell
+from harness.cli import main
+from harness.plugins import PluginHost
+from harness.report import ReportFigure, ReportRun, build_report
+from harness.results import RunDirectory
+from harness.training import CellResult
+
+TESTS = Path(__file__).parent
+ARTIFACTS = Path(os.environ.get("HARNESS_TEST_ARTIFACTS", TESTS / "artifacts"))
+SCRIPT = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser",
+                                                         "google-chrome")) if p), None)
+
+
+def _run(out: Path, *args: str) -> Path:
+    code = main(["run", *args, "--workers", "0", "--out", str(out), "--quiet"])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def seeds_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two problems x two optimizers x three seeds, 40 steps: a real run and its report."""
+    run = _run(tmp_path_factory.mktemp("seeds") / "run", "-m", "regression,classification",
+               "-o", "sgd,adam", "-s", "0-2", "--steps", "40")
+    return build_report(run)
+
+
+@pytest.fixture(scope="module")
+def failed_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One problem, one seed, and an SGD cell that diverges (lr 1000)."""
+    run = _run(tmp_path_factory.mktemp("failed") / "run", "-m", "regression", "-o", "sgd,adam",
+               "-s", "0", "--steps", "40", "--set", "sgd.lr=1000")
+    return build_report(run)
+
+
+# -- content ---------------------------------------------------------------------------
+def test_report_contents(seeds_report: Path) -> None:
+    page = seeds_report.read_text("utf-8")
+    folder = seeds_report.parent
+    for csv in ("ranking", "time_to_target", "throughput", "performance_profile",
+                "profile_scores", "failures"):
+        assert (folder / f"{csv}.csv").is_file(), csv
+    pngs = sorted(p.name for p in folder.glob("fig-*.png"))
+    assert pngs and all((folder / p).stat().st_size > 1000 for p in pngs)
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert sorted(srcs) == pngs  # every figure referenced, by relative path
+    # header: what was run
+    for text in ("harness run -m regression,classification", "torch", "regression: synthetic",
+                 "cpu: ", "Seeds</dt><dd>0, 1, 2"):
+        assert text in page, text
+    for title in ("Performance profile", "Time to target", "Throughput", "Peak memory",
+                  "Convergence: regression", "Convergence: classification", "Fit over the data",
+                  "Every cell finished ok", "How the numbers were computed"):
+        assert title in page, title
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    ranking = __import__("pandas").read_csv(folder / "ranking.csv")
+    assert set(ranking["arm"]) == {"sgd", "adam"}
+    assert (ranking["seeds_ok"] == 3).all()
+    assert ranking["ci_low"].notna().all()  # three seeds: intervals available
+    others = ranking[~ranking["is_best"]]
+    assert others["p_value"].notna().all() and (others["min_p"] == 0.25).all()
+
+
+def test_report_with_failed_cells_one_seed_and_one_problem(failed_report: Path) -> None:
+    page = failed_report.read_text("utf-8")
+    assert "1 cell(s) did not finish ok" in page
+    assert "diverged" in page
+    assert "unavailable (n=1 &lt; 3)" in page  # no interval from one seed
+    assert "Confidence bands are unavailable: fewer than 3 seeds" in page
+    srcs = re.findall(r'<img src="([^"]+)"', page)
+    assert all((failed_report.parent / s).is_file() for s in srcs)
+    ttt = __import__("pandas").read_csv(failed_report.parent / "time_to_target.csv")
+    assert len(ttt) == 2  # the diverged cell is a miss, not dropped
+    assert not ttt.loc[ttt["status"] == "diverged", "reached"].any()
+
+
+def test_report_cli_and_bad_directories(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        failed_report: Path) -> None:
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no results directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "holds no harness results" in capsys.readouterr().err
+    out = tmp_path / "elsewhere"
+    assert main(["report", str(failed_report.parent.parent), "--out", str(out)]) == 0
+    assert (out / "index.html").is_file()
+    assert str(out / "index.html") in capsys.readouterr().out
+
+
+# -- escaping and the figure hook ---------------------------------------------------------------
+class XScript(harness.Problem):
+    name = "x-script"
+    description = SCRIPT
+    steps = 20
+    batch_size = 16
+    metrics = ("test_loss",)
+    target = harness.Target("test_loss", 0.5, "min")
+    params = (harness.Param("label", "plain"),)
+
+    def build(self, ctx: harness.BuildContext) -> harness.Supervised:
+        if ctx.params["label"] != "plain":
+            raise RuntimeError(SCRIPT)
+        x = torch.rand(64, 1, generator=ctx.cpu_generator())
+        y = 2 * x
+        model = nn.Linear(1, 1)
+        return harness.Supervised(model=model, loss_fn=nn.functional.mse_loss, inputs=x,
+                                  targets=y,
+                                  evaluate=lambda m: {"test_loss": float(((m(x) - y) ** 2)
+                                                                         .mean())})
+
+
+class XScriptPlugin:
+    @harness.hookimpl
+    def register_models(self, registry: harness.ProblemRegistry) -> None:
+        registry.add(XScript())
+
+    @harness.hookimpl
+    def report_figures(self, run: ReportRun, problem: str) -> list[ReportFigure] | None:
+        if problem != "x-script":
+            return None
+        from harness.report.figures import new_figure
+
+        fig = new_figure(3, 2)
+        fig.subplots().plot([0, 1], [0, 1])
+        return [ReportFigure(title=SCRIPT, figure=fig, caption=f"caption {SCRIPT}")]
+
+
+class RaisingFigures:
+    @harness.hookimpl
+    def report_figures(self, run: ReportRun, problem: str) -> list[ReportFigure] | None:
+        raise ValueError(f"drawing failed {SCRIPT}")
+
+
+class WrongFigures:
+    @harness.hookimpl
+    def report_figures(self, run: ReportRun, problem: str) -> Any:
+        return ["not a figure"]
+
+
+@pytest.fixture
+def script_report(tmp_path: Path, register_plugin: Any, host: PluginHost) -> Path:
+    register_plugin(XScriptPlugin(), "x-script-plugin")
+    register_plugin(RaisingFigures(), "raising-figures")
+    register_plugin(WrongFigures(), "wrong-figures")
+    run = _run(tmp_path / "run", "-m", "x-script", "-o", "sgd", "-s", "0",
+               "--set", f"label=plain,{SCRIPT}")
+    return build_report(run, host=host)
+
+
+def test_plugin_strings_are_escaped_and_figure_errors_shown(script_report: Path) -> None:
+    page = script_report.read_text("utf-8")
+    assert SCRIPT not in page
+    assert "<script" not in page.lower()
+    # description, error message, parameter value, figure title, hook error: all as text
+    assert page.count(ESCAPED) >= 5
+    assert f"<p class=\"description\">{ESCAPED}</p>" in page
+    assert "raising-figures" in page and "ValueError: drawing failed " + ESCAPED in page
+    assert "wrong-figures" in page and "returned str, expected ReportFigure" in page
+    assert "1 cell(s) did not finish ok" in page
+    assert any("x-script-plugin" in p.name for p in script_report.parent.glob("fig-*.png"))
+
+
+def test_hook_errors_are_per_plugin(host: PluginHost, register_plugin: Any) -> None:
+    register_plugin(RaisingFigures(), "raising-figures")
+    register_plugin(XScriptPlugin(), "x-script-plugin")
+    calls = {c.plugin: c for c in host.call_each("report_figures", run=None, problem="other")}
+    assert calls["raising-figures"].error == f"ValueError: drawing failed {SCRIPT}"
+    assert calls["x-script-plugin"].value is None and calls["x-script-plugin"].error is None
+    assert "builtin-figures" in calls
+
+
+# -- the tutorial's pictures from constructed records ---------------------------------------------
+def _write(run_dir: RunDirectory, problem: str, optimizer: str, seed: int,
+           artifacts: dict[str, Any], curve: tuple[dict[str, Any], ...] = (),
+           params: tuple[tuple[str, Any], ...] = ()) -> None:
+    cell = Cell(problem=problem, optimizer=optimizer, device="cpu", seed=seed, steps=100,
+                batch_size=8, params=params)
+    run_dir.write_cell(CellResult(cell=cell, status="ok", summary={"final_loss": 0.1},
+                                  curve=curve, artifacts=artifacts))
+
+
+def test_problem_pictures_from_constructed_records(tmp_path: Path) -> None:
+    from harness_builtins.figures import report_figures
+
+    from harness.report.figures import save
+
+    run_dir = RunDirectory(tmp_path)
+    x = [i / 7 - 1 for i in range(15)]
+    for opt in ("sgd", "adam"):
+        for seed in (0, 1):
+            _write(run_dir, "gan", opt, seed, {
+                "x": x, "artist_lower": [v * v for v in x],
+                "artist_upper": [2 * v * v + 1 for v in x],
+                "paintings": {str(s): [[v * v + 0.1 * k for v in x] for k in range(16)]
+                              for s in (0, 50, 100)}})
+            _write(run_dir, "dqn", opt, seed, {
+                "env": "CartPole-v1", "episode_returns": [10.0 + i for i in range(30)],
+                "episode_end_steps": [20 * (i + 1) for i in range(30)],
+                "episode_end_s": [0.1 * (i + 1) for i in range(30)]})
+            _write(run_dir, "autoencoder", opt, seed, {
+                "codes": [[i * 0.1, -i * 0.2, i * 0.05] for i in range(40)],
+                "labels": [i % 10 for i in range(40)]})
+            for bn in (False, True):
+                _write(run_dir, "batchnorm", opt, seed, {
+                    "batch_norm": bn,
+                    "pre_activation": [{"layer": i, "counts": [1, 4, 9, 4, 1],
+                                        "edges": [-2, -1, 0, 1, 2, 3]} for i in range(3)]},
+                       params=(("batch_norm", bn),))
+            _write(run_dir, "dropout", opt, seed, {
+                "x": x, "y": x, "test_y": [v + 0.1 for v in x], "prediction": x},
+                curve=tuple({"step": s, "elapsed_s": s / 100, "loss": 1 / s,
+                             "train_loss": 1 / s, "test_loss": 1.5 / s} for s in (10, 20, 30)))
+    run = ReportRun.load(tmp_path)
+    expected = {
+        "gan": ["Paintings against the artists' bounds"],
+        "dqn": ["Episode returns on CartPole-v1"],
+        "autoencoder": ["3-D codes of held-out digits"],
+        "batchnorm": ["Pre-activation histograms per layer"],
+        "dropout": ["Fit over the data", "Train and test loss"],
+    }
+    for problem, titles in expected.items():
+        figures = report_figures(run, problem) or []
+        assert [f.title for f in figures] == titles, problem
+        for i, f in enumerate(figures):
+            path = save(f.figure, tmp_path / f"{problem}-{i}.png")
+            assert path.stat().st_size > 1000
+    assert report_figures(run, "no-such-problem") is None
+
+
+def test_target_direction_without_the_problem_installed(tmp_path: Path) -> None:
+    """A run read where its plugin is not installed: the direction comes from the data."""
+    run_dir = RunDirectory(tmp_path)
+    for seed, reached in ((0, True), (1, False)):
+        cell = Cell(problem="elsewhere", optimizer="sgd", device="cpu", seed=seed, steps=20,
+                    batch_size=4)
+        curve = ({"step": 10, "elapsed_s": 0.1, "loss": 1.0, "quality": 0.3},
+                 {"step": 20, "elapsed_s": 0.2, "loss": 0.5, "quality": 0.7 if reached else 0.4})
+        run_dir.write_cell(CellResult(cell=cell, status="ok", curve=curve, summary={
+            "final_loss": 0.5, "quality": curve[-1]["quality"], "target_metric": "quality",
+            "target_threshold": 0.6, "time_to_target_s": 0.2 if reached else None,
+            "steps_to_target": 20 if reached else None}))
+    run = ReportRun.load(tmp_path)
+    target = run.target("elsewhere")
+    assert target is not None and (target.metric, target.mode) == ("quality", "max")
+    assert run.final_metric("elsewhere") == ("quality", "max")
+
+
+# -- the browser --------------------------------------------------------------------------------
+CHECK_SCRIPT = """<script>
+window.__errors = []; window.__alerts = [];
+window.addEventListener('error', function (e) {
+  var t = e.target;
+  window.__errors.push(t && t.tagName ? 'failed to load ' + (t.src || t.href) : String(e.message));
+}, true);
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__errors.push('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI);
+});
+console.error = function () { window.__errors.push(Array.prototype.join.call(arguments, ' ')); };
+window.alert = function (m) { window.__alerts.push(String(m)); };
+window.addEventListener('load', function () {
+  var pre = document.createElement('pre');
+  pre.id = 'harness-check';
+  pre.textContent = JSON.stringify({
+    images: Array.prototype.map.call(document.images, function (i) {
+      return [i.getAttribute('src'), i.naturalWidth]; }),
+    errors: window.__errors, alerts: window.__alerts, text: document.body.innerText});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def _need_chromium() -> str:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but chromium is not installed (.ci/run installs it)")
+        pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
+    return CHROMIUM
+
+
+def _chromium(user_data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [_need_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={user_data}", "--enable-logging=stderr", "--v=0", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def _console(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def _browser_check(index: Path, tmp_path: Path) -> dict[str, Any]:
+    """Load a checking copy of ``index`` beside it; return what its script found."""
+    page = index.read_text("utf-8")
+    assert "default-src 'none';" in page
+    page = page.replace("default-src 'none';", "default-src 'none'; script-src 'unsafe-inline';",
+                        1).replace("<head>", "<head>" + CHECK_SCRIPT, 1)
+    check = index.with_name("_browser_check.html")
+    check.write_text(page, "utf-8")
+    try:
+        proc = _chromium(tmp_path / "profile-check", "--dump-dom", check.as_uri())
+    finally:
+        check.unlink()
+    match = re.search(r'<pre id="harness-check">(.*?)</pre>', proc.stdout, re.S)
+    assert match, f"no check result from chromium (rc {proc.returncode}): {proc.stderr[-2000:]}"
+    result: dict[str, Any] = json.loads(html.unescape(match.group(1)))
+    result["console"] = _console(proc.stderr)
+    return result
+
+
+def _screenshot(index: Path, tmp_path: Path, name: str) -> tuple[Path, list[str]]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.unlink(missing_ok=True)
+    proc = _chromium(tmp_path / "profile-shot", f"--screenshot={shot}",
+                     "--window-size=1280,4000", "--hide-scrollbars", index.as_uri())
+    assert shot.is_file() and shot.stat().st_size > 10_000, \
+        f"no screenshot at {shot} (rc {proc.returncode}): {proc.stderr[-2000:]}"
+    return shot, _console(proc.stderr)
+
+
+@pytest.fixture
+def browser_tmp(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    shutil.rmtree(tmp_path / "profile-check", ignore_errors=True)
+    shutil.rmtree(tmp_path / "profile-shot", ignore_errors=True)
+
+
+def test_report_in_headless_chromium(seeds_report: Path, failed_report: Path,
+                                     browser_tmp: Path) -> None:
+    _need_chromium()
+    for index, name in ((seeds_report, "report.png"), (failed_report, "report-failed.png")):
+        result = _browser_check(index, browser_tmp)
+        shot, console = _screenshot(index, browser_tmp, name)
+        where = f"(screenshot: {shot})"
+        n_figs = len(list(index.parent.glob("fig-*.png")))
+        assert len(result["images"]) == n_figs > 0, where
+        assert all(width > 0 for _, width in result["images"]), f"{result['images']} {where}"
+        assert result["errors"] == [], where
+        assert result["alerts"] == [], where
+        assert result["console"] == [] and console == [], f"{result['console']} {console} {where}"
+        assert "Performance profile" in result["text"]
+
+
+def test_escaped_report_in_headless_chromium(script_report: Path, browser_tmp: Path) -> None:
+    _need_chromium()
+    result = _browser_check(script_report, browser_tmp)
+    shot, console = _screenshot(script_report, browser_tmp, "report-escaping.png")
+    assert result["alerts"] == [], f"a plugin's script ran (screenshot: {shot})"
+    assert SCRIPT in result["text"]  # shown as text
+    assert result["errors"] == [] and result["console"] == [] and console == []
+    assert all(width > 0 for _, width in result["images"])
