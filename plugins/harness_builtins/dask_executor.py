@@ -1,0 +1,422 @@
+"""The built-in ``dask`` executor: a grid's cells on a Dask distributed cluster.
+
+Why it is shaped this way:
+
+* A Dask task cannot be interrupted in its thread, so each task runs its cell in a
+  child process of the Dask worker, supervised by the same :class:`ProcessExecutor` as
+  ``--executor local``: the hard timeout, the crash statuses and the partial curve of a
+  killed cell are the local ones. The child is kept between cells (one per worker
+  thread), so torch is imported once per worker, not once per cell.
+* Workers return each :class:`CellResult` to the client, which writes it through the
+  runner like any executor's results: no shared filesystem, and resume, statuses and
+  summaries are the same whichever executor ran the cells.
+* A worker lost mid-cell is the scheduler's business (``allowed-failures``). The
+  cluster this executor starts retries such a cell once on another worker; after that
+  the client records it as ``error: worker lost``.
+* Progress (which cell started, its latest window) travels as throttled Dask events.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import multiprocessing.util as mp_util
+import queue
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from harness import hookimpl
+from harness.cell import Cell
+from harness.errors import HarnessError, UsageError
+from harness.executor import (
+    Executor,
+    ExecutorContext,
+    ExecutorSpec,
+    ResultCallback,
+    StartCallback,
+    WindowCallback,
+)
+from harness.registry import ExecutorRegistry
+from harness.training import CellResult, RunOptions, summary_from_curve
+from harness.workers import ExecOptions, ProcessExecutor
+
+INSTALL_HINT = "the dask executor needs dask[distributed]: pip install 'harness[dask]'"
+SETTINGS = ("scheduler", "n_workers", "threads_per_worker", "shared_filesystem", "dashboard")
+
+#: For the cluster this executor starts. Workers must not be daemonic (a daemonic
+#: process may not start the child a cell runs in); a cell whose worker dies is retried
+#: once; a worker holds only the cells it runs, so a lost worker strikes no queued cell.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.worker.daemon": False,
+    "distributed.scheduler.allowed-failures": 1,
+    "distributed.scheduler.worker-saturation": 1.0,
+}
+
+#: Seconds between two progress events of one cell: the bar redraws at most 5 times a
+#: second, and every event goes through the scheduler.
+WINDOW_EVENT_S = 1.0
+
+
+class WorkerSetupError(RuntimeError):
+    """A Dask worker cannot run cells at all: the run stops with this message."""
+
+
+@dataclass(frozen=True)
+class DaskSettings:
+    """``--scheduler`` and ``--executor-option`` values, checked."""
+
+    #: An existing cluster's scheduler; None starts a LocalCluster on this machine.
+    scheduler: str | None = None
+    n_workers: int = 2
+    threads_per_worker: int = 1
+    #: The workers see the client's paths: checkpoints and saved models can be written.
+    shared_filesystem: bool = False
+    #: The local cluster's dashboard address (":8787"); None: none (a free port, silent).
+    dashboard: str | None = None
+
+
+def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSettings:
+    scheduler = settings.get("scheduler") or None
+    local_only = [k for k in ("n_workers", "threads_per_worker", "dashboard") if k in settings]
+    if scheduler and local_only:
+        raise UsageError(f"--executor-option {local_only[0]} is for the local cluster; the "
+                         f"cluster at {scheduler} has its own workers")
+    if "n_workers" in settings:
+        n_workers = _count(settings["n_workers"], "n_workers")
+    elif scheduler is None and options.workers == 0:
+        raise UsageError("--workers 0 runs cells inline; with --executor dask give "
+                         "--workers N or --executor-option n_workers=N")
+    else:
+        n_workers = max(1, options.workers)
+    threads = _count(settings.get("threads_per_worker", "1"), "threads_per_worker")
+    shared = settings.get("shared_filesystem", "false").strip().lower()
+    if shared not in ("true", "false", "yes", "no", "1", "0"):
+        raise UsageError(f"--executor-option shared_filesystem={shared!r}: expected true or "
+                         "false")
+    return DaskSettings(scheduler, n_workers, threads, shared in ("true", "yes", "1"),
+                        settings.get("dashboard") or None)
+
+
+def _count(text: str, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--executor-option {what}: expected a whole number, got "
+                         f"{text!r}") from None
+    if not 1 <= value <= 4096:
+        raise UsageError(f"--executor-option {what}: {value} is out of range (1 to 4096)")
+    return value
+
+
+def needs_gpu(cell: Cell) -> bool:
+    return cell.device.startswith("cuda")
+
+
+# -- on the worker ----------------------------------------------------------------------
+class _CellProcess(ProcessExecutor):
+    """A ProcessExecutor whose idle child outlives ``run``: torch is imported once.
+
+    ``run`` spawns a child per cell and shuts it down at the end; here an idle, live
+    child is kept instead and handed back by the next ``_spawn``. A child the base
+    class killed (timeout) or saw die (crash) is replaced by a fresh one as usual.
+    """
+
+    def __init__(self, options: ExecOptions, run_options: RunOptions) -> None:
+        super().__init__(options, run_options, target_of=_problem_here)
+        self.idle: list[Any] = []
+
+    def _spawn(self, device: str = "cpu") -> Any:
+        while self.idle:
+            slot = self.idle.pop()
+            if slot.device == device and slot.process.is_alive():
+                return slot
+            self.slots.append(slot)
+            self._retire(slot, kill=True)
+        return super()._spawn(device)
+
+    def shutdown(self) -> None:
+        keep = [s for s in self.slots if s.cell is None and s.process.is_alive()]
+        self.slots = [s for s in self.slots if s not in keep]
+        super().shutdown()
+        self.idle.extend(keep)
+
+    def close(self) -> None:
+        self.slots.extend(self.idle)
+        self.idle.clear()
+        super().shutdown()
+
+
+#: The child process of each Dask worker thread (one cell at a time per thread).
+_PROCESSES: dict[int, _CellProcess] = {}
+_LOCK = threading.Lock()
+_FINALIZER: list[Any] = []
+
+
+def _close_all() -> None:
+    """Stop idle children before multiprocessing joins them at the worker's exit."""
+    with _LOCK:
+        processes = list(_PROCESSES.values())
+        _PROCESSES.clear()
+    for process in processes:
+        process.close()
+
+
+def _cell_process(options: ExecOptions, run_options: RunOptions) -> _CellProcess:
+    """This worker thread's child process, for these options (a new run may differ)."""
+    thread = threading.get_ident()
+    with _LOCK:
+        if not _FINALIZER:
+            # Runs in multiprocessing's exit function, before it joins child processes
+            # (a Dask worker process ends through it, not through atexit).
+            _FINALIZER.append(mp_util.Finalize(None, _close_all, exitpriority=100))
+        current = _PROCESSES.get(thread)
+        if current is not None and (current.options, current.run_options) == (options,
+                                                                              run_options):
+            return current
+        fresh = _PROCESSES[thread] = _CellProcess(options, run_options)
+    if current is not None:
+        current.close()
+    return fresh
+
+
+def _problem_here(cell: Cell) -> Any:
+    """The cell's problem in the worker process, for the summary of a killed cell."""
+    from harness.plugins import get_host
+
+    try:
+        return get_host().problems.get(cell.problem)
+    except HarnessError:
+        return None
+
+
+def version_mismatch(cell: Cell) -> str | None:
+    """Why this worker would run other code than the cell's record says, if it would.
+
+    The versions are part of the cell's key: a worker with another version of a plugin
+    must not produce a record that claims the client's.
+    """
+    import importlib.metadata as md
+
+    from harness import __version__
+
+    for role, origin in cell.versions:
+        dist, _, wanted = ("harness", "", origin) if role == "harness" else origin.rpartition(" ")
+        if not dist:
+            continue  # registered in-process on the client
+        try:
+            here = __version__ if role == "harness" else md.version(dist)
+        except md.PackageNotFoundError:
+            continue  # the child names the missing distribution
+        if here != wanted:
+            return (f"{dist} {here} is installed on this worker but the grid was planned with "
+                    f"{dist} {wanted}: install the same versions on the client and the workers")
+    return None
+
+
+def run_cell_task(cell: Cell, task: int, *, options: ExecOptions, run_options: RunOptions,
+                  topic: str) -> CellResult:
+    """The Dask task: one cell, in this worker's child process. Never raises for the cell."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    if mp.current_process().daemon:
+        raise WorkerSetupError(
+            f"Dask worker {worker.address} is a daemonic process and cannot start the "
+            "process a cell runs in; start the workers with "
+            "DASK_DISTRIBUTED__WORKER__DAEMON=False (or dask worker --no-nanny)")
+    worker.log_event(topic, {"task": task, "kind": "start"})
+    mismatch = version_mismatch(cell)
+    if mismatch is not None:
+        return CellResult(cell=cell, status="error",
+                          summary=summary_from_curve(cell, None, [], 0.0),
+                          error=f"on {worker.address}: {mismatch}")
+    last = 0.0
+
+    def on_window(row: Mapping[str, Any], steps: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= WINDOW_EVENT_S:
+            last = now
+            plain = {k: v for k, v in row.items()
+                     if v is None or isinstance(v, int | float | str | bool)}
+            worker.log_event(topic, {"task": task, "kind": "window", "row": plain,
+                                     "steps": steps})
+
+    results: list[CellResult] = []
+    _cell_process(options, run_options).run(
+        [cell], lambda _: None, lambda _, row, steps: on_window(row, steps), results.append)
+    return results[0]
+
+
+# -- on the client ----------------------------------------------------------------------
+class DaskExecutor:
+    """Submits one task per cell and hands results to the runner as they complete."""
+
+    def __init__(self, options: ExecOptions, run_options: RunOptions, settings: DaskSettings,
+                 context: ExecutorContext) -> None:
+        self.options = replace(options, workers=1)
+        self.run_options = run_options
+        self.settings = settings
+        self.context = context
+
+    def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
+            on_result: ResultCallback) -> None:
+        todo = list(cells)
+        if not todo:
+            return
+        with self._client(any(needs_gpu(c) for c in todo)) as client:
+            self._run(client, todo, on_start, on_window, on_result)
+
+    @contextmanager
+    def _client(self, gpu: bool) -> Iterator[Any]:
+        import dask
+        from distributed import Client, LocalCluster
+
+        if self.settings.scheduler is not None:
+            try:
+                client = Client(self.settings.scheduler, set_as_default=False)
+            except (OSError, ValueError) as exc:
+                raise HarnessError(f"cannot reach the Dask scheduler at "
+                                   f"{self.settings.scheduler}: {exc}") from None
+            with client:
+                if gpu:
+                    _warn_without_gpu_workers(client)
+                yield client
+            return
+        # The config must hold for the cluster's whole life: a nanny reads it again
+        # when it restarts a worker that died.
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
+            cluster = LocalCluster(
+                n_workers=self.settings.n_workers,
+                threads_per_worker=self.settings.threads_per_worker, processes=True,
+                dashboard_address=self.settings.dashboard,
+                # No dashboard: its HTTP server still starts; on a free port, not 8787.
+                scheduler_kwargs=None if self.settings.dashboard else {"dashboard_address": ":0"},
+                resources={"GPU": 1} if gpu else None)
+            try:
+                with Client(cluster, set_as_default=False) as client:
+                    if self.settings.dashboard:
+                        print(f"harness: Dask dashboard at {client.dashboard_link}",
+                              file=sys.stderr)
+                    yield client
+            finally:
+                cluster.close()
+
+    def _run(self, client: Any, cells: list[Cell], on_start: StartCallback,
+             on_window: WindowCallback, on_result: ResultCallback) -> None:
+        run = uuid.uuid4().hex
+        topic = f"harness-{run}"
+        inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        client.subscribe_topic(topic, lambda event: inbox.put(("event", event[1])))
+        pending: dict[int, tuple[Cell, Any]] = {}
+        try:
+            # One task group for the grid, submitted at once: a grid larger than twice
+            # the cluster's threads is queued on the scheduler and handed out as workers
+            # free up (one cell per worker thread), instead of being assigned up front.
+            for gpu in (False, True):
+                tasks = [i for i, cell in enumerate(cells) if needs_gpu(cell) == gpu]
+                if not tasks:
+                    continue
+                futures = client.map(
+                    run_cell_task, [cells[i] for i in tasks], tasks,
+                    key=[(f"harness-cell-{run}", i) for i in tasks], pure=False, retries=1,
+                    resources={"GPU": 1} if gpu else None, options=self.options,
+                    run_options=self.run_options, topic=topic)
+                for task, future in zip(tasks, futures, strict=True):
+                    future.add_done_callback(lambda _, task=task: inbox.put(("done", task)))
+                    pending[task] = (cells[task], future)
+            while pending:
+                try:
+                    kind, payload = inbox.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+                if kind == "done":
+                    cell, future = pending.pop(payload)
+                    on_result(self._result(cell, future))
+                elif payload.get("task") in pending:
+                    cell = pending[payload["task"]][0]
+                    if payload.get("kind") == "start":
+                        on_start(cell)
+                    elif payload.get("kind") == "window":
+                        on_window(cell, payload["row"], int(payload["steps"]))
+        finally:
+            if pending:
+                client.cancel([future for _, future in pending.values()])
+            client.unsubscribe_topic(topic)
+
+    def _result(self, cell: Cell, future: Any) -> CellResult:
+        from distributed.client import FutureCancelledError
+        from distributed.scheduler import KilledWorker
+
+        if future.status == "finished":
+            result: CellResult = future.result()
+            return result
+        if future.status == "cancelled":
+            raise HarnessError("the Dask scheduler cancelled the grid's cells (was the "
+                               "connection to it lost?); finished cells are kept, resume "
+                               "with --resume")
+        try:
+            exc = future.exception()
+        except FutureCancelledError as lost:
+            raise HarnessError(f"the Dask scheduler dropped a cell: {lost}") from None
+        if isinstance(exc, WorkerSetupError):
+            raise HarnessError(str(exc))
+        if isinstance(exc, KilledWorker):
+            last = getattr(exc.last_worker, "address", "?")
+            return self._failed(cell, f"worker lost: the Dask workers running it died "
+                                      f"{exc.allowed_failures + 1} times (last {last})")
+        hint = ""
+        if isinstance(exc, ImportError) and "harness" in str(exc):
+            hint = " (harness and the grid's plugins must be installed on every worker)"
+        tb = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
+        return self._failed(cell, f"the Dask task failed on a worker: "
+                                  f"{type(exc).__name__}: {exc}{hint}", tb)
+
+    def _failed(self, cell: Cell, error: str, tb: str | None = None) -> CellResult:
+        try:
+            problem = self.context.resolve(cell)[0]
+        except HarnessError:
+            problem = None
+        summary = summary_from_curve(cell, problem, [], math.nan)
+        return CellResult(cell=cell, status="error", summary=summary, error=error,
+                          traceback=tb)
+
+
+def _warn_without_gpu_workers(client: Any) -> None:
+    workers = client.scheduler_info().get("workers", {}).values()
+    if not any(w.get("resources", {}).get("GPU") for w in workers):
+        print("harness: warning: no Dask worker offers the resource GPU yet; the cuda cells "
+              "wait for one (start GPU workers with --resources GPU=1)", file=sys.stderr)
+
+
+def dask(options: ExecOptions, run_options: RunOptions, context: ExecutorContext) -> Executor:
+    try:
+        import distributed  # noqa: F401 - an optional extra
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+    settings = parse_settings(context.settings, options)
+    if not settings.shared_filesystem:
+        if run_options.checkpoint_every or run_options.models_dir is not None:
+            print("harness: warning: --checkpoint-every and --save-models are ignored with "
+                  "--executor dask: the workers cannot write into this machine's run "
+                  "directory (if they share its filesystem, add --executor-option "
+                  "shared_filesystem=true)", file=sys.stderr)
+        # Paths on the client's disk mean nothing on another machine.
+        run_options = replace(run_options, checkpoint_every=None, checkpoint_dir=None,
+                              models_dir=None)
+    return DaskExecutor(options, run_options, settings, context)
+
+
+@hookimpl
+def register_executors(registry: ExecutorRegistry) -> None:
+    registry.add(ExecutorSpec(
+        "dask", dask, "cells as tasks on a Dask cluster (--scheduler tcp://HOST:PORT; "
+                      "without it a local cluster of --workers processes)",
+        settings=SETTINGS))

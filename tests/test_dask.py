@@ -1,0 +1,252 @@
+"""The dask executor on a real LocalCluster: same results, lost workers, timeouts.
+
+A module-wide cluster of 2 worker processes stands in for a remote one (the CLI is
+given its address); the timeout test lets the executor start its own cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli
+from harness_builtins.dask_executor import (
+    LOCAL_CLUSTER_CONFIG,
+    DaskSettings,
+    parse_settings,
+    version_mismatch,
+)
+
+from harness import __version__
+from harness.cell import Cell
+from harness.errors import UsageError
+from harness.plugins import PluginHost
+from harness.workers import ExecOptions
+
+pytestmark = pytest.mark.slow
+
+
+def _have_distributed() -> bool:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            raise  # CI installs .[dev], which brings dask: it must run there
+        return False
+    return True
+
+
+needs_dask = pytest.mark.skipif(not _have_distributed(),
+                                reason="dask[distributed] is not installed "
+                                       "(pip install 'harness[dask]')")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A LocalCluster of 2 worker processes configured as the executor's own."""
+    if not _have_distributed():
+        pytest.skip("dask[distributed] is not installed (pip install 'harness[dask]')")
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set(LOCAL_CLUSTER_CONFIG), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address=":0") as local, Client(local) as client:
+        yield client
+
+
+def records(out: Path) -> dict[str, dict[str, Any]]:
+    return {r["key"]: r for r in (json.loads(p.read_text())
+                                  for p in (out / "cells").glob("*.json"))}
+
+
+def _curve(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The curve without its clock readings (``elapsed_s``...): losses and metrics."""
+    return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in record["curve"]]
+
+
+def test_same_results_as_the_local_executor(cluster: Any, tmp_path: Path) -> None:
+    grid = ["-m", "regression,classification", "-o", "sgd,adam", "-s", "0-1", "--steps", "30",
+            "--quiet"]
+    local = run_cli("run", *grid, "--workers", "1", "--out", str(tmp_path / "local"),
+                    cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    remote = run_cli("run", *grid, "--executor", "dask", "--scheduler", cluster.scheduler.address,
+                     "--out", str(tmp_path / "dask"), cwd=tmp_path)
+    assert remote.returncode == 0, remote.stderr
+    a, b = records(tmp_path / "local"), records(tmp_path / "dask")
+    assert len(a) == 8 and a.keys() == b.keys()
+    for key, rec in a.items():
+        assert b[key]["status"] == rec["status"] == "ok"
+        assert b[key]["summary"]["final_loss"] == rec["summary"]["final_loss"]
+        assert _curve(b[key]) == _curve(rec)
+
+
+def _processing(client: Any) -> dict[str, list[str]]:
+    """Our cells' tasks by the worker running them."""
+    return {worker: [str(k) for k in keys if "harness-cell" in str(k)]
+            for worker, keys in client.processing().items()}
+
+
+def _wait(what: str, until: Callable[[], Any], proc: subprocess.Popen[str],
+          timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = until()
+        if value:
+            return value
+        assert proc.poll() is None, f"the run ended while waiting for {what}"
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _running(client: Any, proc: subprocess.Popen[str], count: int,
+             only: str | None = None) -> dict[str, str]:
+    """Wait until ``count`` cells (or cell ``only``) are running: {worker: cell}."""
+    def found() -> dict[str, str] | None:
+        now = _processing(client)
+        assert all(len(keys) <= 1 for keys in now.values()), f"one cell per worker: {now}"
+        busy = {w: keys[0] for w, keys in now.items() if keys and only in (None, keys[0])}
+        return busy if len(busy) >= count else None
+
+    running: dict[str, str] = _wait(f"{count} running cells", found, proc)
+    return running
+
+
+def _kill(client: Any, workers: list[str], proc: subprocess.Popen[str]) -> None:
+    """SIGKILL these workers' processes and wait until the scheduler has noticed."""
+    pids = client.run(os.getpid, workers=workers)
+    for worker in workers:
+        os.kill(pids[worker], signal.SIGKILL)
+    _wait("the scheduler to notice", lambda: not set(workers) & set(client.processing()), proc)
+
+
+def test_a_lost_worker_is_retried_once_then_recorded(cluster: Any, tmp_path: Path) -> None:
+    out = tmp_path / "lost"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "-m", "regression", "-o", "sgd,adam",
+         "-s", "0-2", "--steps", "2500", "--executor", "dask", "--scheduler",
+         cluster.scheduler.address, "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr").open("w"), text=True,
+        cwd=tmp_path)
+    try:
+        # Both workers die mid-cell: both cells are retried on the restarted workers...
+        first = _running(cluster, proc, 2)
+        _kill(cluster, list(first), proc)
+        once, twice = sorted(first.values())
+        # ...where one of them loses its worker again: "worker lost", the other finishes.
+        second = _running(cluster, proc, 1, only=twice)
+        assert not set(second) & set(first)
+        _kill(cluster, list(second), proc)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, (tmp_path / "stderr").read_text()[-3000:]
+    recs = list(records(out).values())
+    assert len(recs) == 6
+    lost = [r for r in recs if r["status"] != "ok"]
+    assert len(lost) == 1 and lost[0]["status"] == "error", [r["error"] for r in lost]
+    assert lost[0]["error"].startswith("worker lost: "), lost[0]["error"]
+    assert "died 2 times" in lost[0]["error"]
+    log = cluster.run_on_scheduler(
+        lambda dask_scheduler: [(str(t[0]), t[2]) for t in dask_scheduler.transition_log])
+    assert sum(1 for k, state in log if k == once and state == "processing") >= 2
+
+
+@pytest.fixture
+def fault_env(installed_packages: Path) -> dict[str, str]:
+    return {"PYTHONPATH": str(installed_packages),
+            "HARNESS_PLUGINS": "harness,harness-faultplugin"}
+
+
+@needs_dask
+def test_timeout_and_crash_statuses_on_a_cluster_it_starts(fault_env: dict[str, str],
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "faults"
+    proc = run_cli("run", "-m", "fault-hang,fault-abort,regression", "-o", "adam", "-s", "0",
+                   "--steps", "40", "--timeout", "6", "--executor", "dask",
+                   "--executor-option", "n_workers=2", "--out", str(out), "--quiet",
+                   env=fault_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    recs = {r["cell"]["problem"]: r for r in records(out).values()}
+    assert {p: r["status"] for p, r in recs.items()} == {
+        "fault-hang": "timeout", "fault-abort": "error", "regression": "ok"}
+    assert "6 s timeout" in recs["fault-hang"]["error"]
+    assert recs["fault-hang"]["curve"], "the curve up to the timeout is recorded"
+    assert 6 <= recs["fault-hang"]["summary"]["wall_s"] < 10
+    assert "SIGABRT" in recs["fault-abort"]["error"]
+
+
+def test_a_plugin_missing_on_the_workers_is_named(cluster: Any, fault_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    # The cluster's workers were started without the fault plugin; the client has it.
+    out = tmp_path / "missing"
+    proc = run_cli("run", "-m", "fault-raise", "-o", "adam", "-s", "0", "--steps", "10",
+                   "--executor", "dask", "--scheduler", cluster.scheduler.address,
+                   "--out", str(out), "--quiet", env=fault_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (rec,) = records(out).values()
+    assert rec["status"] == "error"
+    assert "'fault-raise' is not installed on this worker" in rec["error"]
+    assert "harness-faultplugin" in rec["error"]
+    assert "pickl" not in rec["error"].lower()
+
+
+def test_without_distributed_the_error_says_how_to_install(tmp_path: Path) -> None:
+    # sys.modules[name] = None makes `import name` fail, as if it were not installed.
+    code = ("import sys; sys.modules['distributed'] = None; "
+            "from harness.cli import main; raise SystemExit(main())")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "run", "-m", "regression", "-o", "sgd", "--steps", "5",
+         "--executor", "dask", "--out", str(tmp_path / "out"), "--quiet"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "harness: error: the dask executor needs dask[distributed]: pip install 'harness[dask]'"]
+    assert not (tmp_path / "out" / "cells").exists() or \
+        not any((tmp_path / "out" / "cells").iterdir())
+
+
+@pytest.mark.parametrize(("settings", "workers", "message"), [
+    ({"scheduler": "tcp://h:1", "n_workers": "2"}, 2, "n_workers is for the local cluster"),
+    ({"n_workers": "zero"}, 2, "n_workers: expected a whole number"),
+    ({"shared_filesystem": "maybe"}, 2, "expected true or false"),
+    ({}, 0, "--workers 0 runs cells inline"),
+])
+def test_bad_settings_are_usage_errors(settings: dict[str, str], workers: int,
+                                       message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_settings(settings, ExecOptions(workers=workers))
+
+
+def test_settings_default_to_the_local_workers() -> None:
+    assert parse_settings({}, ExecOptions(workers=3)) == DaskSettings(n_workers=3)
+    parsed = parse_settings({"scheduler": "tcp://h:1", "shared_filesystem": "yes"},
+                            ExecOptions(workers=3))
+    assert parsed.scheduler == "tcp://h:1" and parsed.shared_filesystem
+
+
+def test_a_worker_with_other_plugin_versions_refuses_the_cell() -> None:
+    def cell(versions: dict[str, str]) -> Cell:
+        return Cell("regression", "sgd", "cpu", 0, 10, 8, versions=tuple(sorted(versions.items())))
+
+    same = {"harness": __version__, "problem": f"harness {__version__}", "optimizer": "in-process"}
+    assert version_mismatch(cell(same)) is None
+    assert version_mismatch(cell({**same, "problem": "harness-not-installed 1.0"})) is None
+    message = version_mismatch(cell({**same, "problem": "harness 0.0.1"}))
+    assert message is not None and f"harness {__version__} is installed" in message
+    assert "planned with harness 0.0.1" in message
+
+
+def test_dask_is_a_builtin_executor_plugin(host: PluginHost) -> None:
+    spec = host.executors.get("dask")
+    assert host.executors.owner("dask").name == "builtin-dask"
+    assert {"scheduler", "n_workers", "shared_filesystem"} <= set(spec.settings)
