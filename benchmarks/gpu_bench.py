@@ -28,15 +28,18 @@ import torch
 
 from harness.cell import Cell
 from harness.plugins import get_host
-from harness.training import RunOptions, build_task, run_cell
+from harness.training import RunOptions, build_task, run_cell, synchronize
 
 BATCH = {"cnn": 50, "lstm": 64, "regression": 64, "autoencoder": 64}
 HYPER = (("betas", (0.9, 0.99)), ("lr", 0.001))
 
 
+DEVICE = "cuda"
+
+
 def make_cell(model: str, steps: int) -> Cell:
     problem = get_host().problems.get(model)
-    return Cell(problem=model, optimizer="adam", device="cuda", seed=0, steps=steps,
+    return Cell(problem=model, optimizer="adam", device=DEVICE, seed=0, steps=steps,
                 batch_size=BATCH[model], params=tuple(sorted(problem.defaults().items())),
                 hyper=HYPER)
 
@@ -46,15 +49,15 @@ def hand(cell: Cell, steps: int, warmup: int, graphs: bool) -> float:
     model, loss_fn, fwd = task.model, task.loss_fn, task.forward
     xs, ys = task.built.inputs, task.built.targets
     opt = torch.optim.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.99), fused=True,
-                           capturable=graphs)
+                           capturable=graphs)  # the harness's choice on CUDA (--opt-impl auto)
     n, bs = xs.shape[0], cell.batch_size
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    perm, pos = torch.randperm(n, device="cuda", generator=gen), 0
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    perm, pos = torch.randperm(n, device=DEVICE, generator=gen), 0
 
     def batch() -> tuple[torch.Tensor, torch.Tensor]:
         nonlocal perm, pos
         if pos + bs > n:
-            perm, pos = torch.randperm(n, device="cuda", generator=gen), 0
+            perm, pos = torch.randperm(n, device=DEVICE, generator=gen), 0
         idx = perm[pos:pos + bs]
         pos += bs
         return xs[idx], ys[idx]
@@ -93,11 +96,11 @@ def hand(cell: Cell, steps: int, warmup: int, graphs: bool) -> float:
 
     for _ in range(warmup):
         step()
-    torch.cuda.synchronize()
+    synchronize(torch.device(DEVICE))
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize()
+    synchronize(torch.device(DEVICE))
     return steps * bs / (time.perf_counter() - t0)
 
 
@@ -146,7 +149,7 @@ def packing(model: str, n: int, steps: int, extra: list[str]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             seeds = "0" if per == 1 else f"0-{n - 1}"
             cmd = [sys.executable, "-m", "harness", "run", "-m", model, "-o", "adam", "-d",
-                   "cuda", "-s", seeds, "--steps", str(steps), "--workers-per-device",
+                   DEVICE, "-s", seeds, "--steps", str(steps), "--workers-per-device",
                    str(per), "--out", f"{tmp}/run", "--quiet", *extra]
             subprocess.run(cmd, check=True, capture_output=True, text=True)
             s = pd.read_csv(f"{tmp}/run/summary.csv")
@@ -169,14 +172,21 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--pack", type=int, default=8)
     ap.add_argument("--pack-steps", type=int, default=1500)
+    ap.add_argument("--device", default="cuda", help="cpu only to smoke-test this script")
+    ap.add_argument("--modes", default="eager,graphs", help="which tables (0 --pack: none)")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
     models = args.models.split(",")
-    env = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+    name = torch.cuda.get_device_name(0) if DEVICE.startswith("cuda") else DEVICE
+    env = {"device": name, "torch": torch.__version__,
            "cuda": torch.version.cuda, "python": sys.version.split()[0],
            "cpu_count": os.cpu_count()}
     result: dict[str, Any] = {"environment": env}
     print(f"# {env['device']} | torch {env['torch']} | CUDA {env['cuda']}", flush=True)
-    for graphs in (False, True):
+    modes = args.modes.split(",")
+    wanted = [g for g, m in ((False, "eager"), (True, "graphs")) if m in modes]
+    for graphs in wanted if DEVICE.startswith("cuda") else [g for g in wanted if not g]:
         rows = compare(models, args.steps, args.warmup, args.rounds, graphs)
         result["graphs" if graphs else "eager"] = rows
         print(f"\n## {'cuda-graphs' if graphs else 'eager'} (Adam fused; median of "
@@ -187,9 +197,11 @@ def main() -> int:
             extra = f" {r['max_abs_loss_diff_vs_eager']:.2e} |" if graphs else ""
             print(f"| {r['model']} ({r['batch']}) | {r['hand']:,.0f} | {r['harness']:,.0f} | "
                   f"{r['ratio']:.3f} |{extra}", flush=True)
-    result["packing"] = [packing("cnn", args.pack, args.pack_steps, []),
-                         packing("cnn", args.pack, args.pack_steps, ["--cuda-graphs"])]
-    print(f"\n## packing: {args.pack} cnn cells on one GPU vs 1 (aggregate samples/s)")
+    result["packing"] = [packing("cnn", args.pack, args.pack_steps, [])] if args.pack else []
+    if DEVICE.startswith("cuda") and args.pack:
+        result["packing"].append(packing("cnn", args.pack, args.pack_steps, ["--cuda-graphs"]))
+    if args.pack:
+        print(f"\n## packing: {args.pack} cnn cells on one GPU vs 1 (aggregate samples/s)")
     for p in result["packing"]:
         print(f"| cnn {p['flags'] or 'eager'} | 1 cell {p['aggregate_1']:,.0f} | "
               f"{args.pack} cells {p[f'aggregate_{args.pack}']:,.0f} | {p['speedup']:.2f}x |")

@@ -45,9 +45,13 @@ def catalogue(host: PluginHost) -> dict[str, Any]:
             "version": owner.version,
             "defaults": {k: list(v) if isinstance(v, tuple) else v for k, v in o.defaults.items()},
         })
+    executors = [{"name": e.name, "description": e.description,
+                  "plugin": host.executors.owner(e.name).name, "settings": list(e.settings)}
+                 for e in host.executors]
     return {
         "problems": problems,
         "optimizers": optimizers,
+        "executors": executors,
         "plugins": [asdict(p) for p in host.plugins],
     }
 
@@ -66,6 +70,9 @@ def format_catalogue(data: dict[str, Any]) -> str:
     for o in data["optimizers"]:
         defaults = ", ".join(f"{k}={format_value(v)}" for k, v in o["defaults"].items())
         lines.append(f"  {o['name']:<22} {defaults}  [{o['plugin']}]")
+    lines.append("Executors:")
+    for e in data.get("executors", []):
+        lines.append(f"  {e['name']:<22} {e['description']}  [{e['plugin']}]")
     lines.append("Plugins:")
     for p in data["plugins"]:
         dist = f"{p['distribution']} {p['version']}" if p["distribution"] else "in-process"

@@ -98,12 +98,9 @@ class DataLoaderBatches:
 
 
 # -- CUDA graphs ---------------------------------------------------------------------------
-StepFn = Callable[[], Tensor]
-
-
 def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
                  forward: Callable[[nn.Module, Tensor], Any] | None, batches: Any,
-                 optimizer: torch.optim.Optimizer, warmup: int = 3) -> StepFn:
+                 optimizer: torch.optim.Optimizer, warmup: int = 3) -> GraphStep:
     """Capture forward, loss, backward and the optimizer step in one CUDA graph.
 
     Warm-up iterations (which CUDA graphs need) run on a side stream on the first batch;
@@ -128,6 +125,8 @@ def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
     x, y = batches.next()
     static_x, static_y = x.clone(), y.clone()
 
+    window_sum = torch.zeros((), device=device)
+
     def body() -> Tensor:
         out = model(static_x) if forward is None else forward(model, static_x)
         loss = loss_fn(out, static_y)
@@ -146,7 +145,8 @@ def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
         graph = torch.cuda.CUDAGraph()
         optimizer.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph):
-            static_loss = body()
+            # The window's loss sum is kept inside the graph: no extra launch per step.
+            window_sum.add_(body().detach())
     except Exception as exc:  # the model or optimizer does something capture forbids
         raise GraphUnsupported(" ".join(f"capture failed: {type(exc).__name__}: {exc}"
                                         .split())[:300]) from exc
@@ -162,11 +162,22 @@ def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
         batches.load_state_dict(source_state)
         torch.cuda.set_rng_state(rng, device)
 
-    def step() -> Tensor:
-        xb, yb = batches.next()
-        static_x.copy_(xb, non_blocking=True)
-        static_y.copy_(yb, non_blocking=True)
-        graph.replay()
-        return static_loss
+        window_sum.zero_()
+    return GraphStep(graph, batches, static_x, static_y, window_sum)
 
-    return step
+
+class GraphStep:
+    """One replay per call; the losses add up in :attr:`window_sum` on the device, which
+    the training loop reads and zeroes at each window edge."""
+
+    def __init__(self, graph: Any, batches: Any, static_x: Tensor, static_y: Tensor,
+                 window_sum: Tensor) -> None:
+        self.graph, self.batches = graph, batches
+        self.static_x, self.static_y = static_x, static_y
+        self.window_sum = window_sum
+
+    def __call__(self) -> None:
+        xb, yb = self.batches.next()
+        self.static_x.copy_(xb, non_blocking=True)
+        self.static_y.copy_(yb, non_blocking=True)
+        self.graph.replay()

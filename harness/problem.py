@@ -178,6 +178,11 @@ class Supervised:
     batches: BatchSource | None = None
     artifacts: Callable[[nn.Module], Mapping[str, Any]] | None = None
     data_source: str = "synthetic"
+    #: False when a step is not a pure function of the parameters and the batch (the
+    #: model keeps Python-side state between steps, such as a carried hidden state):
+    #: a CUDA graph would replay the first step's state, so ``--cuda-graphs`` runs such
+    #: a problem eagerly and says so.
+    capturable: bool = True
 
 
 class Task(ABC):

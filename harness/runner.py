@@ -115,11 +115,17 @@ def run_grid(
     executor_name: str = "local",
     executor_settings: dict[str, str] | None = None,
 ) -> RunOutcome:
+    # The executor first: one that cannot start (a missing package, an unreachable
+    # scheduler) is a one-line error that leaves nothing behind.
+    context = ExecutorContext(resolve=lambda c: _resolve(host, c),
+                              settings=dict(executor_settings or {}))
+    executor = host.executors.get(executor_name).factory(execution, options, context)
     run_dir = RunDirectory(out)
     out.mkdir(parents=True, exist_ok=True)
     previous = run_dir.manifest()
     manifest = build_manifest(argv, grid, host, {
         **(manifest_options or {}), "execution": asdict(execution),
+        "executor": {"name": executor_name, "settings": dict(executor_settings or {})},
         "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
     })
     if previous:
@@ -151,9 +157,6 @@ def run_grid(
         if cell.device in grid.unavailable:
             on_result(skipped_result(cell, grid.unavailable[cell.device]))
 
-    context = ExecutorContext(resolve=lambda c: _resolve(host, c),
-                              settings=dict(executor_settings or {}))
-    executor = host.executors.get(executor_name).factory(execution, options, context)
     try:
         with _signals():
             executor.run(runnable, bar.start, lambda c, row, steps: bar.window(row, steps),

@@ -123,20 +123,26 @@ class SupervisedTask(Task):
         return {"model": self.model}
 
     def step_function(
-        self, optimizers: Mapping[str, torch.optim.Optimizer]
-    ) -> Callable[[], Tensor]:
-        """The hot path: one closure, no lookups, no host syncs."""
+        self, optimizers: Mapping[str, torch.optim.Optimizer], fast: bool = True
+    ) -> Callable[[], Tensor | None]:
+        """The hot path: one closure, no lookups, no host syncs.
+
+        With ``fast`` the step may be a CUDA graph (which keeps its own loss sum and
+        returns None) or compiled, as the run's options ask.
+        """
         opt = optimizers["model"]
         model, loss_fn, forward, batches = self.model, self.loss_fn, self.forward, self.batches
-        if self.options.cuda_graphs and self.built.inputs.device.type == "cuda":
+        if fast and self.options.cuda_graphs and self.built.inputs.device.type == "cuda":
             try:
+                if not self.built.capturable:
+                    raise GraphUnsupported("the problem keeps state between steps")
                 graphed = capture_step(model, loss_fn, forward, batches, opt)
             except GraphUnsupported as exc:
                 self.paths["cuda_graphs"] = f"no: {exc}"
             else:
                 self.paths["cuda_graphs"] = "yes"
                 return graphed
-        if self.options.compile:
+        if fast and self.options.compile:
             compiled: Any = torch.compile(model, backend=self.options.compile_backend,
                                           mode=self.options.compile_mode)
             model = compiled
@@ -162,7 +168,9 @@ class SupervisedTask(Task):
         return step
 
     def train_step(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> Mapping[str, Tensor]:
-        return {"loss": self.step_function(optimizers)()}
+        loss = self.step_function(optimizers, fast=False)()
+        assert loss is not None
+        return {"loss": loss}
 
     def state_dict(self) -> dict[str, Any] | None:
         if not hasattr(self.batches, "state_dict"):
@@ -352,16 +360,17 @@ def _train(
                            steps))
     target = problem.target_for(dict(cell.params))
 
-    step: Callable[[], Tensor | Mapping[str, Tensor]]
+    step: Callable[[], Tensor | Mapping[str, Tensor] | None]
     if isinstance(task, SupervisedTask):
         step = task.step_function(optimizers)
         state.update(task.paths)
     else:
-        def step() -> Tensor | Mapping[str, Tensor]:
+        def step() -> Tensor | Mapping[str, Tensor] | None:
             return task.train_step(optimizers)
 
     acc: dict[str, Tensor] = {}
     counts: dict[str, int] = {}  # steps that returned each key in this window
+    graph_sum: Tensor | None = getattr(step, "window_sum", None)  # summed inside a graph
     state.update(time_to_target_s=None, steps_to_target=None, train_time=0.0, warmup_s=0.0,
                  steady_time=0.0, steady_steps=0, first_loss=None, losses=[], metrics={},
                  rss_peak=_rss_mb(), steps_done=0, samples_per_step=task.samples_per_step)
@@ -372,7 +381,9 @@ def _train(
     t0 = time.perf_counter()
     for i in range(start + 1, steps + 1):
         out = step()
-        if isinstance(out, Tensor):
+        if out is None:
+            pass  # a CUDA graph keeps its own sum
+        elif isinstance(out, Tensor):
             if "loss" in acc:
                 acc["loss"] += out.detach()
             else:
@@ -402,6 +413,9 @@ def _train(
             state["steady_time"] += elapsed
             state["steady_steps"] += n
         row: dict[str, Any] = {"step": i, "elapsed_s": state["train_time"]}
+        if graph_sum is not None:
+            acc = {"loss": graph_sum.clone()}
+            graph_sum.zero_()
         for k, v in acc.items():
             row[k] = float(v.item()) / counts.get(k, n)
         acc, counts = {}, {}

@@ -38,8 +38,10 @@ def test_cuda_graphs_match_eager(host: PluginHost, name: str) -> None:
     b = [r["loss"] for r in graphed.curve]
     if name == "dropout":  # dropout masks come from graph-safe RNG offsets: same law only
         assert b[-1] == pytest.approx(a[-1], rel=0.5)
+    elif name == "cnn":  # cuDNN's convolution backward is not deterministic, eager or not
+        assert b == pytest.approx(a, rel=1e-2, abs=1e-4)
     else:
-        assert b == pytest.approx(a, rel=1e-3, abs=1e-5)
+        assert b == a  # the same start, batches and kernels: bit for bit
 
 
 def test_graphs_fall_back_for_a_stateful_problem(host: PluginHost) -> None:

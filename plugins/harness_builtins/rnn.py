@@ -176,6 +176,7 @@ class RnnRegression(Problem):
             targets=y_w.flatten(0, 1),
             evaluate=evaluate,
             batches=SineWindows(x_w, y_w, model),
+            capturable=False,  # the carried hidden state changes between steps
             artifacts=artifacts,
         )
 
