@@ -14,7 +14,8 @@ import os
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,30 +182,27 @@ class SupervisedTask(Task):
         self.batches.load_state_dict(state["batches"])
 
     def evaluate(self) -> Mapping[str, float]:
-        with _eval_mode(self.model):
+        with eval_mode(self.model):
             return dict(self.built.evaluate(self.model))
 
     def artifacts(self) -> Mapping[str, Any]:
         if self.built.artifacts is None:
             return {}
-        with _eval_mode(self.model):
+        with eval_mode(self.model):
             return dict(self.built.artifacts(self.model))
 
 
-class _eval_mode:
-    def __init__(self, *modules: nn.Module) -> None:
-        self.modules = modules
-        self.was_training = [m.training for m in modules]
-        self.no_grad = torch.no_grad()
-
-    def __enter__(self) -> None:
-        for m in self.modules:
+@contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Eval mode and ``torch.no_grad`` for ``modules``; their modes are restored after."""
+    was_training = [m.training for m in modules]
+    try:
+        for m in modules:
             m.eval()
-        self.no_grad.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self.no_grad.__exit__(None, None, None)
-        for m, was in zip(self.modules, self.was_training, strict=True):
+        with torch.no_grad():
+            yield
+    finally:
+        for m, was in zip(modules, was_training, strict=True):
             m.train(was)
 
 

@@ -36,7 +36,14 @@ from harness.cell import Cell
 from harness.optimizer import OptimizerSpec
 from harness.problem import Param, Problem, Target, check_name
 from harness.testing.cells import build_optimizers, default_data_dir, step_function
-from harness.training import CellResult, RunOptions, SupervisedTask, build_task, run_cell
+from harness.training import (
+    CellResult,
+    RunOptions,
+    SupervisedTask,
+    build_task,
+    eval_mode,
+    run_cell,
+)
 
 
 class ConformanceFailure(AssertionError):
@@ -206,25 +213,6 @@ def _seed(seed: int) -> None:
 
 def _modules(task: Any) -> dict[str, nn.Module]:
     return dict(task.modules())
-
-
-class _EvalMode:
-    """Eval mode and no_grad for a set of modules, restored afterwards."""
-
-    def __init__(self, modules: Mapping[str, nn.Module]) -> None:
-        self.modules = list(modules.values())
-        self.training = [m.training for m in self.modules]
-        self.no_grad = torch.no_grad()
-
-    def __enter__(self) -> None:
-        for m in self.modules:
-            m.eval()
-        self.no_grad.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self.no_grad.__exit__(None, None, None)
-        for m, was in zip(self.modules, self.training, strict=True):
-            m.train(was)
 
 
 # -- problem checks -------------------------------------------------------------------
@@ -452,7 +440,7 @@ def problem_state_dict_round_trip(problem: Problem, context: CheckContext) -> No
         x = trained.built.inputs[: settings.max_batch_size]
         outputs = []
         for task in (trained, fresh):
-            with _EvalMode(_modules(task)):
+            with eval_mode(*_modules(task).values()):
                 _seed(0)
                 forward = task.forward
                 out = task.model(x) if forward is None else forward(task.model, x)

@@ -7,7 +7,7 @@ train / 1,000 test). The summary records which through ``data_source``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -41,6 +41,27 @@ def _classification_metrics(model: nn.Module, x: Tensor, y: Tensor) -> dict[str,
         loss += F.cross_entropy(logits, labels, reduction="sum")
     n = x.shape[0]
     return {"test_accuracy": float(correct) / n, "test_loss": float(loss) / n}
+
+
+def _classifier(ctx: BuildContext, data: MnistData, make_model: Callable[[], nn.Module],
+                view: Callable[[Tensor], Tensor]) -> Supervised:
+    """A digit classifier on MNIST: images shaped by ``view``, cross-entropy, accuracy."""
+    x = view(data.train_x).to(ctx.device)
+    y = data.train_y.to(ctx.device)
+    test_x = view(data.test_x[:EVAL_LIMIT]).to(ctx.device)
+    test_y = data.test_y[:EVAL_LIMIT].to(ctx.device)
+
+    def evaluate(m: nn.Module) -> Mapping[str, float]:
+        return _classification_metrics(m, test_x, test_y)
+
+    return Supervised(
+        model=make_model().to(ctx.device),
+        loss_fn=nn.CrossEntropyLoss(),
+        inputs=x,
+        targets=y,
+        evaluate=evaluate,
+        data_source=data.source,
+    )
 
 
 class CNN(nn.Module):
@@ -77,22 +98,7 @@ class MnistCNN(Problem):
 
     def build(self, ctx: BuildContext) -> Supervised:
         data = _mnist(ctx)
-        x = data.train_x.unsqueeze(1).to(ctx.device)  # N×1×28×28
-        y = data.train_y.to(ctx.device)
-        test_x = data.test_x[:EVAL_LIMIT].unsqueeze(1).to(ctx.device)
-        test_y = data.test_y[:EVAL_LIMIT].to(ctx.device)
-
-        def evaluate(m: nn.Module) -> Mapping[str, float]:
-            return _classification_metrics(m, test_x, test_y)
-
-        return Supervised(
-            model=CNN().to(ctx.device),
-            loss_fn=nn.CrossEntropyLoss(),
-            inputs=x,
-            targets=y,
-            evaluate=evaluate,
-            data_source=data.source,
-        )
+        return _classifier(ctx, data, CNN, lambda images: images.unsqueeze(1))  # N×1×28×28
 
 
 class RowLSTM(nn.Module):
@@ -120,22 +126,8 @@ class MnistLSTM(Problem):
 
     def build(self, ctx: BuildContext) -> Supervised:
         data = _mnist(ctx)
-        x = data.train_x.to(ctx.device)  # N×28×28: 28 time steps of 28 pixels
-        y = data.train_y.to(ctx.device)
-        test_x = data.test_x[:EVAL_LIMIT].to(ctx.device)
-        test_y = data.test_y[:EVAL_LIMIT].to(ctx.device)
-
-        def evaluate(m: nn.Module) -> Mapping[str, float]:
-            return _classification_metrics(m, test_x, test_y)
-
-        return Supervised(
-            model=RowLSTM().to(ctx.device),
-            loss_fn=nn.CrossEntropyLoss(),
-            inputs=x,
-            targets=y,
-            evaluate=evaluate,
-            data_source=data.source,
-        )
+        # N×28×28 as they are: 28 time steps of 28 pixels.
+        return _classifier(ctx, data, RowLSTM, lambda images: images)
 
 
 class AutoEncoder(nn.Module):
