@@ -215,6 +215,18 @@ def _modules(task: Any) -> dict[str, nn.Module]:
     return dict(task.modules())
 
 
+def _check_identity(fail: Callable[[str], ConformanceFailure], kind: str, name: str,
+                    description: object) -> None:
+    """A valid registered name and a non-empty one-line description."""
+    try:
+        check_name(kind, name)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if not isinstance(description, str) or not description.strip():
+        subject = "problem" if kind == "model" else kind
+        raise fail(f"description is empty: `harness list` shows it as the {subject}'s summary")
+
+
 # -- problem checks -------------------------------------------------------------------
 @_problem_check
 def problem_metadata(problem: Problem, context: CheckContext) -> None:
@@ -222,12 +234,7 @@ def problem_metadata(problem: Problem, context: CheckContext) -> None:
     fail = _fail("metadata", problem)
     if not isinstance(problem, Problem):
         raise fail(f"register_models must add harness.Problem instances, got {type(problem)}")
-    try:
-        check_name("model", problem.name)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    if not isinstance(problem.description, str) or not problem.description.strip():
-        raise fail("description is empty: `harness list` shows it as the problem's summary")
+    _check_identity(fail, "model", problem.name, problem.description)
     for attr in ("batch_size", "steps"):
         value = getattr(problem, attr)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -596,12 +603,7 @@ def optimizer_metadata(spec: OptimizerSpec, context: CheckContext) -> None:
     fail = _ofail("metadata", spec)
     if not isinstance(spec, OptimizerSpec):
         raise fail(f"register_optimizers must add harness.OptimizerSpec, got {type(spec)}")
-    try:
-        check_name("optimizer", spec.name)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    if not isinstance(spec.description, str) or not spec.description.strip():
-        raise fail("description is empty: `harness list` shows it as the optimizer's summary")
+    _check_identity(fail, "optimizer", spec.name, spec.description)
     if not callable(spec.factory):
         raise fail(f"factory {spec.factory!r} is not callable")
     try:
