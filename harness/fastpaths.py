@@ -7,9 +7,10 @@
 * ``--compile``: ``torch.compile`` of the model inside the harness's step; the first
   step (where compilation happens) is reported as ``compile_s``.
 * ``--cuda-graphs``: the whole supervised step (forward, loss, backward, optimizer step)
-  captured once in a CUDA graph and replayed, each batch copied into static inputs. Tiny
-  models on a GPU are bound by kernel launches, and this removes them. When a problem or
-  optimizer cannot be captured the cell runs eagerly and its row says why.
+  captured once in a CUDA graph and replayed; the harness's own batches are gathered
+  inside the graph from the batch's indices, other sources are copied into static
+  inputs. Tiny models on a GPU are bound by kernel launches, and this removes them. When
+  a problem or optimizer cannot be captured the cell runs eagerly and its row says why.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from harness.optimizer import OptimizerSpec
+from harness.problem import ShuffledBatches
 
 OPT_IMPLS = ("auto", "fused", "foreach", "loop")
 LOADERS = ("device", "dataloader")
@@ -103,6 +105,12 @@ def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
                  optimizer: torch.optim.Optimizer, warmup: int = 3) -> GraphStep:
     """Capture forward, loss, backward and the optimizer step in one CUDA graph.
 
+    With the harness's own :class:`~harness.problem.ShuffledBatches` the batch is
+    gathered from the device-resident dataset inside the graph: each step copies only
+    the batch's indices in (one launch instead of two gathers and two copies, which is
+    what a tiny model's step is made of). Any other replayable source has its batches
+    copied into static inputs.
+
     Warm-up iterations (which CUDA graphs need) run on a side stream on the first batch;
     afterwards the parameters, buffers, optimizer state, batch order and random state
     are put back exactly as they were, so the captured run trains on the same batches
@@ -122,14 +130,29 @@ def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
     opt_saved = {id(v): v.detach().clone() for s in optimizer.state.values()
                  for v in s.values() if isinstance(v, Tensor)}
 
-    x, y = batches.next()
-    static_x, static_y = x.clone(), y.clone()
+    gather = (type(batches) is ShuffledBatches and batches.inputs.device == device
+              and batches.targets.device == device)
+    static: tuple[Tensor, ...]
+    if gather:
+        static = (batches.next_indices().clone(),)
+        inputs, targets = batches.inputs, batches.targets
+
+        def batch() -> tuple[Tensor, Tensor]:
+            idx = static[0]
+            return inputs.index_select(0, idx), targets.index_select(0, idx)
+    else:
+        x, y = batches.next()
+        static = (x.clone(), y.clone())
+
+        def batch() -> tuple[Tensor, Tensor]:
+            return static[0], static[1]
 
     window_sum = torch.zeros((), device=device)
 
     def body() -> Tensor:
-        out = model(static_x) if forward is None else forward(model, static_x)
-        loss = loss_fn(out, static_y)
+        bx, by = batch()
+        out = model(bx) if forward is None else forward(model, bx)
+        loss = loss_fn(out, by)
         loss.backward()
         optimizer.step()
         return loss
@@ -163,21 +186,38 @@ def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
         torch.cuda.set_rng_state(rng, device)
 
         window_sum.zero_()
-    return GraphStep(graph, batches, static_x, static_y, window_sum)
+    kind = GatherGraphStep if gather else GraphStep
+    return kind(graph, batches, static, window_sum, keep=(model, optimizer))
 
 
 class GraphStep:
-    """One replay per call; the losses add up in :attr:`window_sum` on the device, which
-    the training loop reads and zeroes at each window edge."""
+    """One replay per call, each batch copied into the graph's static inputs; the losses
+    add up in :attr:`window_sum` on the device, which the training loop reads and zeroes
+    at each window edge.
 
-    def __init__(self, graph: Any, batches: Any, static_x: Tensor, static_y: Tensor,
-                 window_sum: Tensor) -> None:
-        self.graph, self.batches = graph, batches
-        self.static_x, self.static_y = static_x, static_y
+    A graph holds raw device addresses, not references: the step keeps the model and the
+    optimizer (whose parameters, gradients and state the graph writes) alive as long as
+    it can be replayed, or a replay would write into memory handed to other tensors.
+    """
+
+    def __init__(self, graph: Any, batches: Any, static: tuple[Tensor, ...],
+                 window_sum: Tensor, keep: tuple[Any, ...] = ()) -> None:
+        self.graph, self.batches, self.static = graph, batches, static
         self.window_sum = window_sum
+        self._keep = keep
+        self._replay = graph.replay
 
     def __call__(self) -> None:
         xb, yb = self.batches.next()
-        self.static_x.copy_(xb, non_blocking=True)
-        self.static_y.copy_(yb, non_blocking=True)
-        self.graph.replay()
+        sx, sy = self.static
+        sx.copy_(xb, non_blocking=True)
+        sy.copy_(yb, non_blocking=True)
+        self._replay()
+
+
+class GatherGraphStep(GraphStep):
+    """One replay per call; only the batch's indices are copied in, the graph gathers."""
+
+    def __call__(self) -> None:
+        self.static[0].copy_(self.batches.next_indices(), non_blocking=True)
+        self._replay()

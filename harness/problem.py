@@ -140,7 +140,8 @@ class ShuffledBatches:
         self._perm = torch.empty(0, dtype=torch.long, device=inputs.device)
         self._pos = self.n  # forces a permutation on the first call
 
-    def next(self) -> tuple[Tensor, Tensor]:
+    def next_indices(self) -> Tensor:
+        """The next batch's sample indices (a view of the epoch's permutation)."""
         if self._pos + self.batch_size > self.n:
             self._perm = torch.randperm(
                 self.n, device=self.inputs.device, generator=self.generator
@@ -148,6 +149,10 @@ class ShuffledBatches:
             self._pos = 0
         idx = self._perm[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size
+        return idx
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        idx = self.next_indices()
         return self.inputs.index_select(0, idx), self.targets.index_select(0, idx)
 
     def state_dict(self) -> dict[str, Any]:

@@ -85,3 +85,21 @@ def test_cuda_graphs_on_cpu_is_a_recorded_no_op(host: PluginHost) -> None:
     plain = run(host, cell(host, "regression"))
     assert graphs.summary["cuda_graphs"] == "no: not applicable on cpu"
     assert [r["loss"] for r in graphs.curve] == [r["loss"] for r in plain.curve]
+
+
+def test_shuffled_batches_indices_and_batches_agree() -> None:
+    """A CUDA graph gathers with next_indices(); eager takes next(): same batches."""
+    from harness.problem import ShuffledBatches
+
+    x = torch.arange(10.0).unsqueeze(1)
+    y = 2 * x
+    a = ShuffledBatches(x, y, 4, torch.Generator().manual_seed(3))
+    b = ShuffledBatches(x, y, 4, torch.Generator().manual_seed(3))
+    seen = []
+    for _ in range(7):  # crosses epochs: 10 samples give two batches of 4 per epoch
+        idx = a.next_indices()
+        bx, by = b.next()
+        assert torch.equal(bx, x[idx]) and torch.equal(by, y[idx])
+        seen.append(idx.tolist())
+    assert sorted(seen[0] + seen[1]) == sorted(set(seen[0] + seen[1]))  # no repeat in an epoch
+    assert seen[0] + seen[1] != seen[2] + seen[3]  # a fresh order each epoch
