@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ def make_cell(model: str, steps: int) -> Cell:
                 hyper=HYPER)
 
 
-def hand(cell: Cell, steps: int, warmup: int, graphs: bool) -> float:
+def hand_step(cell: Cell, graphs: bool) -> Callable[[], None]:
+    """The hand-written loop's step: eager, or the whole step replayed from a CUDA graph."""
     task: Any = build_task(get_host().problems.get(cell.problem), cell, RunOptions())
     model, loss_fn, fwd = task.model, task.loss_fn, task.forward
     xs, ys = task.built.inputs, task.built.targets
@@ -63,7 +65,7 @@ def hand(cell: Cell, steps: int, warmup: int, graphs: bool) -> float:
         return xs[idx], ys[idx]
 
     def body(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = loss_fn(model(x) if fwd is None else fwd(model, x), y)
+        loss: torch.Tensor = loss_fn(model(x) if fwd is None else fwd(model, x), y)
         loss.backward()
         opt.step()
         return loss
@@ -94,6 +96,12 @@ def hand(cell: Cell, steps: int, warmup: int, graphs: bool) -> float:
             opt.zero_grad(set_to_none=True)
             body(x, y)
 
+    step.alive = (model, opt, task)  # type: ignore[attr-defined]  # a graph writes into them
+    return step
+
+
+def hand(cell: Cell, steps: int, warmup: int, graphs: bool) -> float:
+    step, bs = hand_step(cell, graphs), cell.batch_size
     for _ in range(warmup):
         step()
     synchronize(torch.device(DEVICE))
@@ -129,9 +137,10 @@ def compare(models: list[str], steps: int, warmup: int, rounds: int, graphs: boo
                     h.append(hand(cell, steps, warmup, graphs))
                 else:
                     o.append(ours(cell, steps, warmup, graphs)[0])
-        row = {"model": m, "batch": BATCH[m], "mode": "cuda-graphs" if graphs else "eager",
-               "hand": statistics.median(h), "harness": statistics.median(o),
-               "hand_all": h, "harness_all": o}
+        row: dict[str, Any] = {
+            "model": m, "batch": BATCH[m], "mode": "cuda-graphs" if graphs else "eager",
+            "hand": statistics.median(h), "harness": statistics.median(o),
+            "hand_all": h, "harness_all": o}
         row["ratio"] = row["harness"] / row["hand"]
         if graphs:
             _, eager_curve = ours(cell, steps, warmup, False)

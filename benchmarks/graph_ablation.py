@@ -110,52 +110,7 @@ def variants(model_name: str, steps: int, warmup: int, window: int,
 def _hand_graph(model_name: str, steps: int) -> tuple[Callable[[], None], int]:
     """gpu_bench.hand's graphed step, built once and returned instead of timed."""
     cell = gpu_bench.make_cell(model_name, steps)
-    task: Any = build_task(get_host().problems.get(model_name), cell, RunOptions())
-    model, loss_fn, fwd = task.model, task.loss_fn, task.forward
-    xs, ys = task.built.inputs, task.built.targets
-    opt = torch.optim.Adam(model.parameters(), lr=0.001, betas=(0.9, 0.99), fused=True,
-                           capturable=True)
-    n, bs = xs.shape[0], cell.batch_size
-    gen = torch.Generator(device="cuda").manual_seed(0)
-    perm, pos = torch.randperm(n, device="cuda", generator=gen), 0
-
-    def batch() -> tuple[torch.Tensor, torch.Tensor]:
-        nonlocal perm, pos
-        if pos + bs > n:
-            perm, pos = torch.randperm(n, device="cuda", generator=gen), 0
-        idx = perm[pos:pos + bs]
-        pos += bs
-        return xs[idx], ys[idx]
-
-    def body(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss: torch.Tensor = loss_fn(model(x) if fwd is None else fwd(model, x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    sx, sy = (t.clone() for t in batch())
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            opt.zero_grad(set_to_none=True)
-            body(sx, sy)
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    opt.zero_grad(set_to_none=True)
-    with torch.cuda.graph(g):
-        body(sx, sy)
-
-    alive = (model, opt, task)  # the graph writes into their memory: keep them
-
-    def step() -> None:
-        x, y = batch()
-        sx.copy_(x)
-        sy.copy_(y)
-        g.replay()
-
-    step.alive = alive  # type: ignore[attr-defined]
-    return step, bs
+    return gpu_bench.hand_step(cell, True), cell.batch_size
 
 
 def profile(model_name: str, out: Path) -> None:
