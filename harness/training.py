@@ -358,6 +358,14 @@ def _train(
                            steps))
     target = problem.target_for(dict(cell.params))
 
+    state.update(time_to_target_s=None, steps_to_target=None, train_time=0.0, warmup_s=0.0,
+                 steady_time=0.0, steady_steps=0, first_loss=None, losses=[], metrics={},
+                 rss_peak=_rss_mb(), steps_done=0, samples_per_step=task.samples_per_step)
+    # Resume before the step is built: a CUDA graph captures the addresses of the
+    # optimizer's state, which loading a checkpoint replaces.
+    start = _resume(cell, task, optimizers, options, curve, state) if saving else 0
+    prev_edge = start
+
     step: Callable[[], Tensor | Mapping[str, Tensor] | None]
     if isinstance(task, SupervisedTask):
         step = task.step_function(optimizers)
@@ -369,11 +377,6 @@ def _train(
     acc: dict[str, Tensor] = {}
     counts: dict[str, int] = {}  # steps that returned each key in this window
     graph_sum: Tensor | None = getattr(step, "window_sum", None)  # summed inside a graph
-    state.update(time_to_target_s=None, steps_to_target=None, train_time=0.0, warmup_s=0.0,
-                 steady_time=0.0, steady_steps=0, first_loss=None, losses=[], metrics={},
-                 rss_peak=_rss_mb(), steps_done=0, samples_per_step=task.samples_per_step)
-    start = _resume(cell, task, optimizers, options, curve, state) if saving else 0
-    prev_edge = start
 
     synchronize(device)
     t0 = time.perf_counter()

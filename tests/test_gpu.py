@@ -78,3 +78,30 @@ def test_both_graph_feeds_match_eager(host: PluginHost, name: str,
     assert type(steps[-1]) is fastpaths.GraphStep
     assert [r["loss"] for r in gathered.curve] == eager
     assert [r["loss"] for r in copied.curve] == eager
+
+
+@pytest.mark.parametrize("name", ["regression", "autoencoder"])
+def test_graphed_cell_resumes_from_its_checkpoint(host: PluginHost, name: str,
+                                                  tmp_path: Any) -> None:
+    """The graph is captured after the checkpoint is loaded, so it updates the optimizer
+    state the checkpoint put there: the resumed curve is the uninterrupted one."""
+    c = cell(host, name, 60)
+    whole = run(host, c, opt_impl="fused", cuda_graphs=True)
+    ckpt = {"opt_impl": "fused", "cuda_graphs": True, "checkpoint_every": 20,
+            "checkpoint_dir": tmp_path / "ckpt"}
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(row: dict[str, Any], steps: int) -> None:
+        if row["step"] >= 45:
+            raise Stop
+
+    interrupted = run_cell(c, host.problems.get(name), host.optimizers.get("adam"),
+                           RunOptions(windows=10, eval_every=c.steps, **ckpt),
+                           on_window=interrupt)
+    assert interrupted.status == "error"
+    resumed = run(host, c, **ckpt)
+    assert resumed.summary["resumed_from_step"] == 40
+    assert resumed.summary["cuda_graphs"] == "yes"
+    assert [r["loss"] for r in resumed.curve] == [r["loss"] for r in whole.curve]
