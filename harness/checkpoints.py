@@ -14,9 +14,7 @@ tensors and containers, and are read back with ``torch.load(..., weights_only=Tr
 from __future__ import annotations
 
 import io
-import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,23 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.atomic import write_atomic
+
 FORMAT = 1
 
 
 def save_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(dict(payload), buffer)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, buffer.getvalue())
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:

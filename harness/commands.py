@@ -19,8 +19,8 @@ from harness.grid import (
     expand,
     load_grid_file,
     load_preset,
+    parse_int,
     parse_list,
-    parse_positive,
     parse_seeds,
 )
 from harness.plugins import get_host
@@ -61,18 +61,18 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
     if args.seeds is not None:
         spec.seeds = parse_seeds(args.seeds)
     if args.steps is not None:
-        spec.steps = parse_positive(args.steps, "--steps", 1_000_000_000)
+        spec.steps = parse_int(args.steps, "--steps", 1_000_000_000)
     if args.batch_size is not None:
-        spec.batch_size = parse_positive(args.batch_size, "--batch-size", 10_000_000)
+        spec.batch_size = parse_int(args.batch_size, "--batch-size", 10_000_000)
     apply_sets(spec, args.sets, host.problems, host.optimizers)
     return spec
 
 
 def execution_options(args: argparse.Namespace) -> ExecOptions:
-    threads = parse_positive(args.threads, "--threads", 4096)
+    threads = parse_int(args.threads, "--threads", 4096)
     cores = os.cpu_count() or 1
     workers = (max(1, cores // threads) if args.workers is None
-               else _whole_number(args.workers, "--workers"))
+               else parse_int(args.workers, "--workers", 4096, minimum=0))
     timeout = None
     if args.timeout is not None:
         try:
@@ -86,10 +86,10 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
                              "--workers 0")
     memory = None
     if args.max_memory_mb is not None:
-        memory = parse_positive(args.max_memory_mb, "--max-memory-mb", 2**30)
+        memory = parse_int(args.max_memory_mb, "--max-memory-mb", 2**30)
         if workers == 0:
             raise UsageError("--max-memory-mb needs worker processes (not --workers 0)")
-    per_device = parse_positive(args.workers_per_device, "--workers-per-device", 1024)
+    per_device = parse_int(args.workers_per_device, "--workers-per-device", 1024)
     if workers * threads > cores:
         print(f"harness: warning: {workers} workers x {threads} threads exceed the {cores} "
               "CPU cores; threads will compete and CPU timings suffer", file=sys.stderr)
@@ -109,7 +109,7 @@ def speed_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.cuda_graphs and args.compile:
         raise UsageError("--cuda-graphs and --compile cannot be combined; for compiled CUDA "
                          "graphs use --compile --compile-mode reduce-overhead")
-    workers = _whole_number(args.loader_workers, "--loader-workers")
+    workers = parse_int(args.loader_workers, "--loader-workers", 4096, minimum=0)
     if (workers or args.pin_memory) and args.loader != "dataloader":
         raise UsageError("--loader-workers and --pin-memory go with --loader dataloader")
     return {"loader": args.loader, "loader_workers": workers, "pin_memory": args.pin_memory,
@@ -129,20 +129,10 @@ def _executor_settings(args: argparse.Namespace) -> dict[str, str]:
     return settings
 
 
-def _whole_number(text: str, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"{what}: expected a whole number, got {text!r}") from None
-    if not 0 <= value <= 4096:
-        raise UsageError(f"{what}: {value} is out of range (0 to 4096)")
-    return value
-
-
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     host = get_host()
     execution = execution_options(args)
-    windows = parse_positive(args.windows, "--windows", 100_000)
+    windows = parse_int(args.windows, "--windows", 100_000)
     if args.resume:
         given = [f for f in GRID_FLAGS if getattr(args, f, None) not in (None, False)]
         if given or args.sets:
@@ -182,7 +172,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if not args.resume:
         out = prepare_output_dir(Path(args.out)) if args.out else default_output_dir()
     options = replace(options, **speed_options(args))
-    every = (parse_positive(args.checkpoint_every, "--checkpoint-every", 1_000_000_000)
+    every = (parse_int(args.checkpoint_every, "--checkpoint-every", 1_000_000_000)
              if args.checkpoint_every is not None else
              saved.get("checkpoint_every") if args.resume else None)
     save_models = args.save_models or (bool(saved.get("save_models")) if args.resume else False)

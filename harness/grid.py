@@ -123,16 +123,23 @@ def parse_seeds(value: Any) -> list[int]:
     return seeds
 
 
-def parse_positive(value: Any, what: str, maximum: int) -> int:
+def parse_int(value: Any, what: str, maximum: int, minimum: int = 1,
+              expected: str | None = None) -> int:
+    """An integer in [minimum, maximum] from a TOML value or a command-line string.
+
+    ``expected`` names it in the error (default: a positive integer, or a whole number
+    when 0 is allowed).
+    """
+    expected = expected or ("a positive integer" if minimum >= 1 else "a whole number")
     if isinstance(value, str):
         try:
             value = int(value.strip())
         except ValueError:
-            raise UsageError(f"{what}: expected a positive integer, got {value!r}") from None
+            raise UsageError(f"{what}: expected {expected}, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{what}: expected a positive integer, got {value!r}")
-    if not 1 <= value <= maximum:
-        raise UsageError(f"{what}: {value} is out of range (1 to {maximum})")
+        raise UsageError(f"{what}: expected {expected}, got {value!r}")
+    if not minimum <= value <= maximum:
+        raise UsageError(f"{what}: {value} is out of range ({minimum} to {maximum})")
     return value
 
 
@@ -249,9 +256,9 @@ def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
     if "seeds" in data:
         spec.seeds = parse_seeds(data["seeds"])
     if "steps" in data:
-        spec.steps = parse_positive(data["steps"], f"{source}: steps", MAX_STEPS)
+        spec.steps = parse_int(data["steps"], f"{source}: steps", MAX_STEPS)
     if "batch_size" in data:
-        spec.batch_size = parse_positive(data["batch_size"], f"{source}: batch_size", MAX_BATCH)
+        spec.batch_size = parse_int(data["batch_size"], f"{source}: batch_size", MAX_BATCH)
     if "params" in data:
         spec.params.update(_settings_table(data["params"], f"{source}: params"))
     for section, target in (("model", spec.model), ("optimizer", spec.optimizer)):
@@ -413,10 +420,10 @@ def expand(
         steps = problem.steps if spec.steps is None else spec.steps
         batch = problem.batch_size if spec.batch_size is None else spec.batch_size
         if "steps" in own:
-            steps = parse_positive(_single(own["steps"], f"model.{problem.name}.steps"),
+            steps = parse_int(_single(own["steps"], f"model.{problem.name}.steps"),
                                    f"model.{problem.name}.steps", MAX_STEPS)
         if "batch_size" in own:
-            batch = parse_positive(_single(own["batch_size"], f"model.{problem.name}.batch_size"),
+            batch = parse_int(_single(own["batch_size"], f"model.{problem.name}.batch_size"),
                                    f"model.{problem.name}.batch_size", MAX_BATCH)
         for key in own:
             if key not in PROBLEM_SETTINGS and problem.param(key) is None:

@@ -10,16 +10,16 @@ Layout of a run directory::
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from harness.atomic import write_atomic
 from harness.cell import Cell, format_pairs, format_value
 from harness.training import STATUSES, CellResult
 
@@ -44,18 +44,8 @@ def _clean(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_clean(data), f, indent=1, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``data`` as JSON (NaN stored as null), written atomically."""
+    write_atomic(path, json.dumps(_clean(data), indent=1, allow_nan=False))
 
 
 def record_of(result: CellResult) -> dict[str, Any]:
@@ -147,9 +137,9 @@ class RunDirectory:
 
 
 def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    _arrow_safe(frame).to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    _arrow_safe(frame).to_parquet(buffer, index=False)
+    write_atomic(path, buffer.getvalue())
 
 
 def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,7 @@ Order never changes results: every cell is seeded on its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import write_atomic
 from harness.cell import Cell, format_pairs
 
 
@@ -56,13 +58,8 @@ class CostBook:
                                      "fixed_s": max(0.0, wall - per_step * steps)}
 
     def save(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.entries, indent=0, sort_keys=True))
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # a read-only home must not fail a run
+        with contextlib.suppress(OSError):  # a read-only home must not fail a run
+            write_atomic(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
 
 
 def longest_first(cells: Iterable[Cell], book: CostBook) -> list[Cell]:

@@ -10,13 +10,13 @@ table also a CSV there.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from harness.atomic import write_atomic
 from harness.cell import safe_name
 from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
@@ -79,9 +79,7 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
 
     page = H.page(f"Benchmark report: {run.path.name}", _intro(run), sections)
     target = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, target)
+    write_atomic(target, page)
     return target
 
 

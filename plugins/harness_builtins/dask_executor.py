@@ -43,6 +43,7 @@ from harness.executor import (
     StartCallback,
     WindowCallback,
 )
+from harness.grid import parse_int
 from harness.registry import ExecutorRegistry
 from harness.training import CellResult, RunOptions, summary_from_curve
 from harness.workers import ExecOptions, ProcessExecutor
@@ -89,30 +90,21 @@ def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSet
         raise UsageError(f"--executor-option {local_only[0]} is for the local cluster; the "
                          f"cluster at {scheduler} has its own workers")
     if "n_workers" in settings:
-        n_workers = _count(settings["n_workers"], "n_workers")
+        n_workers = parse_int(settings["n_workers"], "--executor-option n_workers", 4096,
+                              expected="a whole number")
     elif scheduler is None and options.workers == 0:
         raise UsageError("--workers 0 runs cells inline; with --executor dask give "
                          "--workers N or --executor-option n_workers=N")
     else:
         n_workers = max(1, options.workers)
-    threads = _count(settings.get("threads_per_worker", "1"), "threads_per_worker")
+    threads = parse_int(settings.get("threads_per_worker", "1"),
+                        "--executor-option threads_per_worker", 4096, expected="a whole number")
     shared = settings.get("shared_filesystem", "false").strip().lower()
     if shared not in ("true", "false", "yes", "no", "1", "0"):
         raise UsageError(f"--executor-option shared_filesystem={shared!r}: expected true or "
                          "false")
     return DaskSettings(scheduler, n_workers, threads, shared in ("true", "yes", "1"),
                         settings.get("dashboard") or None)
-
-
-def _count(text: str, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"--executor-option {what}: expected a whole number, got "
-                         f"{text!r}") from None
-    if not 1 <= value <= 4096:
-        raise UsageError(f"--executor-option {what}: {value} is out of range (1 to 4096)")
-    return value
 
 
 def needs_gpu(cell: Cell) -> bool:
