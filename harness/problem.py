@@ -232,7 +232,8 @@ class Task(ABC):
         return None
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (required when it returns a dict)."""
+        """Restore what :meth:`state_dict` returned (required when it returns a dict). Its
+        tensors arrive on the CPU: move those that belong on the task's device there."""
         raise NotImplementedError(f"{type(self).__name__} returns a state_dict but cannot load it")
 
 

@@ -513,7 +513,9 @@ def _resume(cell: Cell, task: Task, optimizers: Mapping[str, torch.optim.Optimiz
             options: RunOptions, curve: list[dict[str, Any]], state: dict[str, Any]) -> int:
     """Continue from the cell's checkpoint if there is one; return the step reached."""
     device = torch.device(cell.device)
-    data = checkpoints.load(_checkpoint_path(cell, options), map_location=device)
+    # Read onto the CPU: modules and optimizers copy their tensors to their own devices,
+    # and generator states must be CPU byte tensors even for a CUDA generator.
+    data = checkpoints.load(_checkpoint_path(cell, options))
     if data is None or data.get("key") != cell.key:
         return 0
     for name, module in task.modules().items():

@@ -80,15 +80,19 @@ def test_both_graph_feeds_match_eager(host: PluginHost, name: str,
     assert [r["loss"] for r in copied.curve] == eager
 
 
-@pytest.mark.parametrize("name", ["regression", "autoencoder"])
-def test_graphed_cell_resumes_from_its_checkpoint(host: PluginHost, name: str,
-                                                  tmp_path: Any) -> None:
-    """The graph is captured after the checkpoint is loaded, so it updates the optimizer
-    state the checkpoint put there: the resumed curve is the uninterrupted one."""
+@pytest.mark.parametrize(("name", "graphs"), [("regression", True), ("autoencoder", True),
+                                             ("regression", False), ("rnn-regression", False)])
+def test_cuda_cell_resumes_from_its_checkpoint(host: PluginHost, name: str, graphs: bool,
+                                               tmp_path: Any) -> None:
+    """A CUDA cell resumed from its checkpoint (data order, CUDA generator and RNG states,
+    fused optimizer state, a carried hidden state) continues the uninterrupted curve. A
+    graph is captured after the checkpoint is loaded, so it updates the optimizer state
+    the checkpoint put there."""
     c = cell(host, name, 60)
-    whole = run(host, c, opt_impl="fused", cuda_graphs=True)
-    ckpt = {"opt_impl": "fused", "cuda_graphs": True, "checkpoint_every": 20,
+    ckpt = {"opt_impl": "fused", "cuda_graphs": graphs, "checkpoint_every": 20,
             "checkpoint_dir": tmp_path / "ckpt"}
+    # Checkpoint steps end windows too, so the uninterrupted run checkpoints alike.
+    whole = run(host, c, **{**ckpt, "checkpoint_dir": tmp_path / "whole"})
 
     class Stop(Exception):
         pass
@@ -103,5 +107,10 @@ def test_graphed_cell_resumes_from_its_checkpoint(host: PluginHost, name: str,
     assert interrupted.status == "error"
     resumed = run(host, c, **ckpt)
     assert resumed.summary["resumed_from_step"] == 40
-    assert resumed.summary["cuda_graphs"] == "yes"
-    assert [r["loss"] for r in resumed.curve] == [r["loss"] for r in whole.curve]
+    if graphs:
+        assert resumed.summary["cuda_graphs"] == "yes"
+    a, b = [r["loss"] for r in resumed.curve], [r["loss"] for r in whole.curve]
+    if name == "rnn-regression":  # cuDNN's RNN kernels: equal to float tolerance
+        assert a == pytest.approx(b, rel=1e-4, abs=1e-6)
+    else:
+        assert a == b
