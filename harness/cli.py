@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers-per-device", default="1",
                      help="cells running at once on each GPU, each worker pinned to its "
                           "device (default 1)")
+    run.add_argument("--pin-cpus", action="store_true",
+                     help="pin each worker to its own physical cores (--threads for a CPU "
+                          "worker, one for a GPU worker); the row's 'cpus' column says which")
     run.add_argument("--threads", default="1",
                      help="torch threads per worker (default 1, so CPU results do not depend "
                           "on the number of workers)")
@@ -61,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                                              "exceeds it is recorded as 'oom'")
     run.add_argument("--deterministic", action="store_true",
                      help="torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG)")
+    run.add_argument("--cudnn-benchmark", action="store_true",
+                     help="let cuDNN time its convolution algorithms and keep the fastest "
+                          "(faster on a GPU; the kernels chosen may differ between runs)")
     run.add_argument("--resume", metavar="DIR",
                      help="continue the run in DIR: only cells without a record run")
     run.add_argument("--rerun-failed", action="store_true",

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness import placement
 from harness.display import format_summary, load_summary, print_catalogue
 from harness.errors import UsageError
 from harness.grid import (
@@ -70,7 +71,7 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
 
 def execution_options(args: argparse.Namespace) -> ExecOptions:
     threads = parse_int(args.threads, "--threads", 4096)
-    cores = os.cpu_count() or 1
+    cores = len(placement.usable_cpus())
     workers = (max(1, cores // threads) if args.workers is None
                else parse_int(args.workers, "--workers", 4096, minimum=0))
     timeout = None
@@ -90,12 +91,16 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
         if workers == 0:
             raise UsageError("--max-memory-mb needs worker processes (not --workers 0)")
     per_device = parse_int(args.workers_per_device, "--workers-per-device", 1024)
+    if args.cudnn_benchmark and args.deterministic:
+        raise UsageError("--cudnn-benchmark picks kernels by timing them; it cannot be "
+                         "combined with --deterministic")
     if workers * threads > cores:
         print(f"harness: warning: {workers} workers x {threads} threads exceed the {cores} "
               "CPU cores; threads will compete and CPU timings suffer", file=sys.stderr)
     return ExecOptions(workers=workers, threads=threads, timeout=timeout,
                        max_memory_mb=memory, deterministic=args.deterministic,
-                       workers_per_device=per_device)
+                       workers_per_device=per_device, pin_cpus=args.pin_cpus,
+                       cudnn_benchmark=args.cudnn_benchmark)
 
 
 def speed_options(args: argparse.Namespace) -> dict[str, Any]:

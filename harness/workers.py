@@ -12,13 +12,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from harness import placement
 from harness.cell import Cell
 from harness.errors import HarnessError
 from harness.executor import ResultCallback, StartCallback, WindowCallback
@@ -39,9 +41,15 @@ class ExecOptions:
     max_memory_mb: int | None = None
     #: torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG) in the workers.
     deterministic: bool = False
+    #: cuDNN times its algorithms for each new shape and keeps the fastest
+    #: (``torch.backends.cudnn.benchmark``); faster convolutions, run-to-run kernel choice.
+    cudnn_benchmark: bool = False
     #: Workers running cells at once on each GPU (each pinned to its device); ``workers``
     #: counts the CPU cells' workers only.
     workers_per_device: int = 1
+    #: Pin each worker to its own physical cores (``threads`` for a CPU worker, one for a
+    #: GPU worker), see :mod:`harness.placement`; unpinned when they do not fit.
+    pin_cpus: bool = False
 
 
 def device_key(device: str) -> str:
@@ -58,6 +66,7 @@ def configure_process(options: ExecOptions) -> None:
     torch.set_num_threads(options.threads)
     if options.deterministic:
         torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = options.cudnn_benchmark
     if options.max_memory_mb:
         import resource
 
@@ -78,9 +87,11 @@ def _die_with_parent() -> None:
 
 
 def _worker_main(conn: Connection, options: ExecOptions, run_options: RunOptions,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", cpus: tuple[int, ...] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _die_with_parent()
+    if cpus:
+        placement.pin(cpus)  # before torch starts its thread pools
     import torch  # pay the import before the first cell
 
     if device.startswith("cuda"):
@@ -100,7 +111,12 @@ def _worker_main(conn: Connection, options: ExecOptions, run_options: RunOptions
             if not applied:
                 configure_process(options)  # after start-up: the limit is for the cells
                 applied = True
-            conn.send(("result", _run_in_worker(host, cell, run_options, conn)))
+            result = _run_in_worker(host, cell, run_options, conn)
+            if cpus:
+                actual = placement.usable_cpus()  # what the OS holds us to, not the plan
+                result = replace(result, summary={**result.summary,
+                                                  "cpus": placement.describe(actual)})
+            conn.send(("result", result))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the parent is gone: nobody is left to report to
 
@@ -130,6 +146,7 @@ class _Slot:
     process: Any
     conn: Connection
     device: str = "cpu"
+    cpus: tuple[int, ...] | None = None
     ready: bool = False
     cell: Cell | None = None
     started: float = 0.0
@@ -147,15 +164,15 @@ class ProcessExecutor:
         self.context = mp.get_context("spawn")
         self.slots: list[_Slot] = []
 
-    def _spawn(self, device: str = "cpu") -> _Slot:
+    def _spawn(self, device: str = "cpu", cpus: tuple[int, ...] | None = None) -> _Slot:
         parent, child = self.context.Pipe()
         process = self.context.Process(
-            target=_worker_main, args=(child, self.options, self.run_options, device),
+            target=_worker_main, args=(child, self.options, self.run_options, device, cpus),
             name="harness-worker", daemon=False,  # may start DataLoader workers itself
         )
         process.start()
         child.close()
-        return _Slot(process=process, conn=parent, device=device)
+        return _Slot(process=process, conn=parent, device=device, cpus=cpus)
 
     def _retire(self, slot: _Slot, *, kill: bool) -> None:
         if kill and slot.process.is_alive():
@@ -179,10 +196,12 @@ class ProcessExecutor:
         for cell in cells:
             queues.setdefault(device_key(cell.device), deque()).append(cell)
         try:
+            pools = []
             for key, queue in queues.items():
                 per = self.options.workers if key == "cpu" else self.options.workers_per_device
-                for _ in range(max(1, min(per, len(queue)))):
-                    self.slots.append(self._spawn(key))
+                pools += [key] * max(1, min(per, len(queue)))
+            for key, cpus in zip(pools, self._placement(pools), strict=True):
+                self.slots.append(self._spawn(key, cpus))
             while any(queues.values()) or any(s.cell is not None for s in self.slots):
                 for slot in self.slots:
                     waiting = queues.get(slot.device)
@@ -194,6 +213,20 @@ class ProcessExecutor:
                 self._wait(on_window, on_result)
         finally:
             self.shutdown()
+
+    def _placement(self, pools: list[str]) -> list[tuple[int, ...] | None]:
+        """Each worker's CPUs under ``pin_cpus``; all None when unpinned or they do not fit."""
+        if not self.options.pin_cpus:
+            return [None] * len(pools)
+        demands = [self.options.threads if key == "cpu" else 1 for key in pools]
+        cores = placement.physical_cores()
+        sets = placement.plan(demands, cores)
+        if sets is None:
+            print(f"harness: warning: --pin-cpus: {len(pools)} workers need {sum(demands)} "
+                  f"cores, this process may use {sum(len(c) for c in cores)} CPUs; "
+                  "workers are not pinned", file=sys.stderr)
+            return [None] * len(pools)
+        return list(sets)
 
     def _wait(self, on_window: WindowCallback, on_result: ResultCallback) -> None:
         timeout = None
@@ -244,7 +277,7 @@ class ProcessExecutor:
                                "run with --workers 0 to see the error in this process")
         if cell is not None:
             on_result(self._partial(cell, slot, "error", f"worker {describe_exit(code)}"))
-        self.slots.append(self._spawn(slot.device))
+        self.slots.append(self._spawn(slot.device, slot.cpus))
 
     def _enforce_timeouts(self, on_result: ResultCallback) -> None:
         if self.options.timeout is None:
@@ -258,7 +291,7 @@ class ProcessExecutor:
                 on_result(self._partial(
                     cell, slot, "timeout",
                     f"cell exceeded the {self.options.timeout:g} s timeout; worker killed"))
-                self.slots.append(self._spawn(slot.device))
+                self.slots.append(self._spawn(slot.device, slot.cpus))
 
     def _drain(self, slot: _Slot) -> None:
         """Collect window rows already sent before the worker is killed."""
@@ -273,6 +306,8 @@ class ProcessExecutor:
     def _partial(self, cell: Cell, slot: _Slot, status: str, error: str) -> CellResult:
         wall = time.monotonic() - slot.started
         summary = summary_from_curve(cell, self.target_of(cell), slot.rows, wall)
+        if slot.cpus:
+            summary = {**summary, "cpus": placement.describe(slot.cpus)}
         return CellResult(cell=cell, status=status, summary=summary, curve=tuple(slot.rows),
                           error=error)
 
@@ -304,12 +339,14 @@ class InlineExecutor:
 
         threads = torch.get_num_threads()
         deterministic = torch.are_deterministic_algorithms_enabled()
+        benchmark = torch.backends.cudnn.benchmark
         configure_process(self.options)
         try:
             self._run(cells, on_start, on_window, on_result)
         finally:  # this process outlives the grid: put its settings back
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(deterministic)
+            torch.backends.cudnn.benchmark = benchmark
 
     def _run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
              on_result: ResultCallback) -> None:

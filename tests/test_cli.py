@@ -40,6 +40,7 @@ BAD_RUNS = [
     (["--opt-impl", "fast"], "--opt-impl: expected one of auto, fused, foreach, loop"),
     (["--cuda-graphs", "--compile"], "--cuda-graphs and --compile cannot be combined"),
     (["--pin-memory"], "go with --loader dataloader"),
+    (["--cudnn-benchmark", "--deterministic"], "cannot be combined with --deterministic"),
 ]
 
 

@@ -227,6 +227,11 @@ def test_bad_settings_are_usage_errors(settings: dict[str, str], workers: int,
         parse_settings(settings, ExecOptions(workers=workers))
 
 
+def test_pin_cpus_is_for_the_local_executor() -> None:
+    with pytest.raises(UsageError, match="--pin-cpus places the local executor's workers"):
+        parse_settings({}, ExecOptions(workers=2, pin_cpus=True))
+
+
 def test_settings_default_to_the_local_workers() -> None:
     assert parse_settings({}, ExecOptions(workers=3)) == DaskSettings(n_workers=3)
     parsed = parse_settings({"scheduler": "tcp://h:1", "shared_filesystem": "yes"},

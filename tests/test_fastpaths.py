@@ -103,3 +103,19 @@ def test_shuffled_batches_indices_and_batches_agree() -> None:
         seen.append(idx.tolist())
     assert sorted(seen[0] + seen[1]) == sorted(set(seen[0] + seen[1]))  # no repeat in an epoch
     assert seen[0] + seen[1] != seen[2] + seen[3]  # a fresh order each epoch
+
+
+def test_cudnn_benchmark_is_applied_to_the_cells_and_then_put_back(host: PluginHost) -> None:
+    from harness.workers import ExecOptions, InlineExecutor
+
+    seen: list[bool] = []
+    c = cell(host, "regression", steps=4)
+    executor = InlineExecutor(
+        ExecOptions(workers=0, cudnn_benchmark=True), RunOptions(windows=2),
+        lambda c: (host.problems.get(c.problem), host.optimizers.get(c.optimizer), {}))
+    before = torch.backends.cudnn.benchmark
+    results: list[Any] = []
+    executor.run([c], lambda c: seen.append(torch.backends.cudnn.benchmark),
+                 lambda *a: None, results.append)
+    assert seen == [True] and [r.status for r in results] == ["ok"]
+    assert torch.backends.cudnn.benchmark is before

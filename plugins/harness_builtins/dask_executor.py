@@ -84,6 +84,9 @@ class DaskSettings:
 
 
 def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSettings:
+    if options.pin_cpus:
+        raise UsageError("--pin-cpus places the local executor's workers; Dask workers are "
+                         "placed by whoever starts them (taskset, numactl or the cluster)")
     scheduler = settings.get("scheduler") or None
     local_only = [k for k in ("n_workers", "threads_per_worker", "dashboard") if k in settings]
     if scheduler and local_only:
@@ -124,14 +127,14 @@ class _CellProcess(ProcessExecutor):
         super().__init__(options, run_options, target_of=_problem_here)
         self.idle: list[Any] = []
 
-    def _spawn(self, device: str = "cpu") -> Any:
+    def _spawn(self, device: str = "cpu", cpus: tuple[int, ...] | None = None) -> Any:
         while self.idle:
             slot = self.idle.pop()
-            if slot.device == device and slot.process.is_alive():
+            if slot.device == device and slot.cpus == cpus and slot.process.is_alive():
                 return slot
             self.slots.append(slot)
             self._retire(slot, kill=True)
-        return super()._spawn(device)
+        return super()._spawn(device, cpus)
 
     def shutdown(self) -> None:
         keep = [s for s in self.slots if s.cell is None and s.process.is_alive()]
