@@ -152,7 +152,7 @@ def compare(models: list[str], steps: int, warmup: int, rounds: int, graphs: boo
     return rows
 
 
-def packing(model: str, n: int, steps: int, extra: list[str]) -> dict[str, Any]:
+def packing(model: str, n: int, steps: int, extra: list[str], rounds: int = 1) -> dict[str, Any]:
     """Aggregate training throughput of n cells at once on the GPU against one cell.
 
     ``steady``: the sum of the cells' steady-state samples/s (each measured by the cell
@@ -160,28 +160,41 @@ def packing(model: str, n: int, steps: int, extra: list[str]) -> dict[str, Any]:
     together while they trained side by side; ``overlap`` (shortest cell wall time over
     the longest) says how far they did. ``end-to-end``: all samples over the longest
     cell's whole wall time, build, data loading and evaluation included, never more than
-    ``steady`` — what a grid of such cells gains.
+    ``steady`` — what a grid of such cells gains. With ``rounds`` > 1 the one-cell and
+    n-cell runs alternate and each figure is the median over the rounds (a single cell's
+    rate moves by ±10 % between runs on a shared machine).
     """
-    out: dict[str, Any] = {"model": model, "cells": n, "steps": steps, "flags": " ".join(extra)}
-    for per in (1, n):
-        with tempfile.TemporaryDirectory() as tmp:
-            seeds = "0" if per == 1 else f"0-{n - 1}"
-            cmd = [sys.executable, "-m", "harness", "run", "-m", model, "-o", "adam", "-d",
-                   DEVICE, "-s", seeds, "--steps", str(steps), "--workers-per-device",
-                   str(per), "--out", f"{tmp}/run", "--quiet", *extra]
-            subprocess.run(cmd, check=True, capture_output=True, text=True)
-            s = pd.read_csv(f"{tmp}/run/summary.csv")
-            assert (s["status"] == "ok").all(), s[["status", "error"]]
-            total = float((s["steps_done"] * s["batch_size"]).sum())
-            steady = float(s["samples_per_s"].sum())
-            out[f"steady_{per}"] = steady
-            out[f"end_to_end_{per}"] = min(total / float(s["wall_s"].max()), steady)
-            out[f"overlap_{per}"] = float(s["wall_s"].min() / s["wall_s"].max())
-            out[f"train_s_{per}"] = float((s["steps_done"] * s["step_time_ms"]).max() / 1000)
-            out[f"wall_s_{per}"] = float(s["wall_s"].max())
+    out: dict[str, Any] = {"model": model, "cells": n, "steps": steps, "flags": " ".join(extra),
+                           "rounds": rounds}
+    runs: dict[int, list[dict[str, float]]] = {1: [], n: []}
+    for r in range(rounds):
+        for per in (1, n) if r % 2 == 0 else (n, 1):
+            runs[per].append(_pack_run(model, n, per, steps, extra))
+    for per, measured in runs.items():
+        for key in measured[0]:
+            out[f"{key}_{per}"] = statistics.median(m[key] for m in measured)
+        out[f"steady_{per}_all"] = [m["steady"] for m in measured]
     out["speedup"] = out[f"steady_{n}"] / out["steady_1"]
     out["speedup_end_to_end"] = out[f"end_to_end_{n}"] / out["end_to_end_1"]
     return out
+
+
+def _pack_run(model: str, n: int, per: int, steps: int, extra: list[str]) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        seeds = "0" if per == 1 else f"0-{n - 1}"
+        cmd = [sys.executable, "-m", "harness", "run", "-m", model, "-o", "adam", "-d",
+               DEVICE, "-s", seeds, "--steps", str(steps), "--workers-per-device",
+               str(per), "--out", f"{tmp}/run", "--quiet", *extra]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        s = pd.read_csv(f"{tmp}/run/summary.csv")
+        assert (s["status"] == "ok").all(), s[["status", "error"]]
+        total = float((s["steps_done"] * s["batch_size"]).sum())
+        steady = float(s["samples_per_s"].sum())
+        return {"steady": steady,
+                "end_to_end": min(total / float(s["wall_s"].max()), steady),
+                "overlap": float(s["wall_s"].min() / s["wall_s"].max()),
+                "train_s": float((s["steps_done"] * s["step_time_ms"]).max() / 1000),
+                "wall_s": float(s["wall_s"].max())}
 
 
 def main() -> int:
@@ -196,6 +209,11 @@ def main() -> int:
     ap.add_argument("--pack", type=int, default=8)
     ap.add_argument("--pack-steps", type=int, default=12000,
                     help="long enough that training, not start-up, fills most of a cell")
+    ap.add_argument("--pack-rounds", type=int, default=1,
+                    help="alternate the one-cell and packed runs this often; medians")
+    ap.add_argument("--pack-variant", action="append", default=[],
+                    help="harness run flags for one packing row, '' for plain eager "
+                         "(repeatable; default: '' and '--cuda-graphs')")
     ap.add_argument("--device", default="cuda", help="cpu only to smoke-test this script")
     ap.add_argument("--modes", default="eager,graphs", help="which tables (0 --pack: none)")
     args = ap.parse_args()
@@ -222,11 +240,14 @@ def main() -> int:
             extra = f" {r['max_abs_loss_diff_vs_eager']:.2e} |" if graphs else ""
             print(f"| {r['model']} ({r['batch']}) | {r['hand']:,.0f} | {r['harness']:,.0f} | "
                   f"{r['ratio']:.3f} |{extra}", flush=True)
-    result["packing"] = [packing("cnn", args.pack, args.pack_steps, [])] if args.pack else []
-    if DEVICE.startswith("cuda") and args.pack:
-        result["packing"].append(packing("cnn", args.pack, args.pack_steps, ["--cuda-graphs"]))
+    variants = args.pack_variant or ["", "--cuda-graphs"]
+    if not DEVICE.startswith("cuda"):
+        variants = [v for v in variants if "--cuda-graphs" not in v]
+    result["packing"] = [packing("cnn", args.pack, args.pack_steps, v.split(), args.pack_rounds)
+                         for v in variants] if args.pack else []
     if args.pack:
-        print(f"\n## packing: {args.pack} cnn cells on one GPU vs 1, {args.pack_steps} steps each")
+        print(f"\n## packing: {args.pack} cnn cells on one GPU vs 1, {args.pack_steps} steps each"
+              f" (median of {args.pack_rounds} alternating rounds)")
         print(f"| cnn | 1 cell steady | {args.pack} cells steady | speed-up | overlap | "
               f"1 cell end-to-end | {args.pack} cells end-to-end | speed-up |")
     for p in result["packing"]:

@@ -2,25 +2,29 @@
 # The one prepared script for a lent GPU machine (see BENCHMARKS.md). It installs the
 # project without dependencies (the machine has torch, pandas, pluggy...; wheels for what
 # it lacks travel in .whl/), then, most open question first: packing through the harness
-# against plain processes on the same machine; the CUDA-graph step taken apart; the
-# harness against hand-written loops (eager, graphs); the GPU tests; cuda cells end to
-# end. Everything printed lands in $OUT/gpu.log; JSON tables in $OUT/{pack,bench}.
+# (3 alternating rounds; once more with --cudnn-benchmark) against plain processes on the
+# same machine for as many steps (~7 min together); the GPU tests; the harness against
+# hand-written loops (eager, graphs); cuda cells end to end; the CUDA-graph step taken
+# apart. Run it under `timeout`: what finished is in $OUT/gpu.log, JSON in $OUT/{pack,bench}.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 export PYTHONUNBUFFERED=1 HARNESS_PLUGINS=harness
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir \
   --target /tmp/site .whl/*.whl . || exit 1
 export PYTHONPATH=/tmp/site
-mkdir -p "$OUT/pack" "$OUT/bench"
+mkdir -p "$OUT/pack/cudnn" "$OUT/bench"
 exec > >(tee "$OUT/gpu.log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-python3 benchmarks/gpu_bench.py --modes none --out "$OUT/pack"
-python3 benchmarks/pack_hand.py --n 8 --out "$OUT/pack"
-python3 benchmarks/graph_ablation.py --profile --out "$OUT"
-python3 benchmarks/gpu_bench.py --pack 0 --out "$OUT/bench"
+lscpu | grep -E "^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA node)"
+nvidia-smi topo -m | head -4
+python3 benchmarks/gpu_bench.py --modes none --pack-rounds 3 --pack-variant= --out "$OUT/pack"
+python3 benchmarks/gpu_bench.py --modes none --pack-variant=--cudnn-benchmark --out "$OUT/pack/cudnn"
+python3 benchmarks/pack_hand.py --n 8 --kinds cnn --steps 12000 --out "$OUT/pack"
 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
+python3 benchmarks/gpu_bench.py --pack 0 --out "$OUT/bench"
 python3 -m harness run -m regression,classification,cnn,lstm,rnn-regression,autoencoder,dropout,batchnorm \
   -o sgd,adam -d cpu,cuda -s 0 --steps 100 --out "$OUT/run" --quiet 2>&1 | tail -20
 python3 -c "import pandas as pd; s = pd.read_csv('$OUT/run/summary.csv'); print(s.groupby('device').status.value_counts())"
 rm -rf "$OUT/run"
+python3 benchmarks/graph_ablation.py --profile --out "$OUT"

@@ -5,21 +5,30 @@ loop of ``gpu_bench.py`` (the cnn, Adam fused) or a pure-Python arithmetic loop 
 shows how far the CPU's own speed per core falls when N cores are busy). The sum of the
 children's rates against one child's is the ceiling for ``--workers-per-device N``.
 
-Usage: python benchmarks/pack_hand.py --n 8 [--device cuda] [--steps 4000]
+With ``--pin`` each child is also run pinned to a physical core of its own (as
+``harness run --pin-cpus`` places workers), to tell the CPU's speed per core from the
+scheduler's placement.
+
+Usage: python benchmarks/pack_hand.py --n 8 [--device cuda] [--steps 4000] [--pin]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from harness import placement
 
-def child(kind: str, device: str, steps: int, start: float) -> None:
+
+def child(kind: str, device: str, steps: int, start: float, cpus: str) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
+    if cpus:
+        os.sched_setaffinity(0, [int(c) for c in cpus.split(",")])
     if kind == "cnn":
         import gpu_bench
         import torch
@@ -40,11 +49,16 @@ def child(kind: str, device: str, steps: int, start: float) -> None:
     print(json.dumps({"rate": rate}), flush=True)
 
 
-def together(kind: str, n: int, device: str, steps: int) -> list[float]:
-    start = time.time() + 12.0  # imports and data loading happen before it
+def together(kind: str, n: int, device: str, steps: int, pin: bool) -> list[float]:
+    # imports and data loading happen before the common start
+    start = time.time() + (12.0 if kind == "cnn" else 2.0)
+    sets = placement.plan([1] * n, placement.physical_cores()) if pin else None
+    if pin and sets is None:
+        raise SystemExit(f"{n} processes do not fit this machine's CPUs")
     procs = [subprocess.Popen([sys.executable, __file__, "--child", kind, "--device", device,
-                               "--steps", str(steps), "--start", str(start)],
-                              stdout=subprocess.PIPE, text=True) for _ in range(n)]
+                               "--steps", str(steps), "--start", str(start), "--cpus",
+                               ",".join(map(str, sets[i])) if sets else ""],
+                              stdout=subprocess.PIPE, text=True) for i in range(n)]
     rates = []
     for p in procs:
         out, _ = p.communicate()
@@ -61,19 +75,25 @@ def main() -> int:
     ap.add_argument("--child")
     ap.add_argument("--start", type=float, default=0.0)
     ap.add_argument("--out")
+    ap.add_argument("--pin", action="store_true", help="also run every row pinned")
+    ap.add_argument("--kinds", default="python,cnn", help="which loops: python, cnn")
+    ap.add_argument("--cpus", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.device, args.steps, args.start)
+        child(args.child, args.device, args.steps, args.start, args.cpus)
         return 0
     result = {}
     print(f"| {args.n} processes at once | 1 process | {args.n} together (sum) | speed-up "
           "| slowest / fastest |\n|---|---:|---:|---:|---:|")
-    for kind in ("python", "cnn"):
-        one = together(kind, 1, args.device, args.steps)[0]
-        many = together(kind, args.n, args.device, args.steps)
-        result[kind] = {"one": one, "many": many, "speedup": sum(many) / one}
+    kinds = args.kinds.split(",")
+    for kind, pin in [(k, p) for p in (False, True)[:1 + args.pin] for k in kinds]:
+        one = together(kind, 1, args.device, args.steps, pin)[0]
+        many = together(kind, args.n, args.device, args.steps, pin)
+        result[kind + (" pinned" if pin else "")] = {"one": one, "many": many,
+                                                     "speedup": sum(many) / one}
         label = "pure-Python loop (iterations/s)" if kind == "python" else \
             f"hand-written eager cnn loop on {args.device} (samples/s)"
+        label += ", pinned to own cores" if pin else ""
         print(f"| {label} | {one:,.0f} | {sum(many):,.0f} | {sum(many) / one:.2f}x | "
               f"{min(many) / max(many):.2f} |", flush=True)
     if args.out:
