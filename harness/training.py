@@ -397,12 +397,21 @@ def _train(
                 acc[k] = v.detach().clone()
                 counts[k] = 1
 
+    # A supervised step's losses are kept, not summed, in the loop: no kernel of ours
+    # between two steps. They are summed in step order at the window edge (_window_sum).
+    kept: list[Tensor] = []
+    packed: list[Tensor] = []  # earlier losses of a long window, _KEEP to a tensor
+    supervised = graph_sum is None and isinstance(task, SupervisedTask)
     first_timed = False
     for i in sorted(e for e in edges if e > start):
         todo = i - prev_edge
         if not first_timed:
             # The first step pays lazy initialisation (and compilation): reported apart.
-            add(step())
+            out = step()
+            if supervised:
+                kept.append(out.detach())  # type: ignore[union-attr]
+            else:
+                add(out)
             synchronize(device)
             state["first_step_s"] = time.perf_counter() - t0
             first_timed, todo = True, todo - 1
@@ -410,13 +419,14 @@ def _train(
         if graph_sum is not None:
             for _ in range(todo):
                 step()
-        elif isinstance(task, SupervisedTask):
-            for _ in range(todo):
-                loss = step()
-                if "loss" in acc:
-                    acc["loss"] += loss.detach()  # type: ignore[union-attr]
-                else:
-                    acc["loss"] = loss.detach().clone()  # type: ignore[union-attr]
+        elif supervised:
+            keep = kept.append
+            for done in range(0, todo, _KEEP):
+                for _ in range(min(_KEEP, todo - done)):
+                    keep(step().detach())  # type: ignore[union-attr]
+                if len(kept) >= _KEEP:  # bound the memory of a long window
+                    packed.append(torch.stack(kept))
+                    kept.clear()
         else:
             for _ in range(todo):
                 add(step())
@@ -436,6 +446,9 @@ def _train(
             graph_sum.zero_()
         for k, v in acc.items():
             row[k] = float(v.item()) / counts.get(k, n)
+        if kept or packed:
+            row["loss"] = _window_sum(packed, kept) / n
+            kept, packed = [], []
         acc, counts = {}, {}
         loss = row.get("loss", math.nan)
         state["losses"].append(loss)
@@ -471,6 +484,24 @@ def _train(
                                cell.key)
     if saving:
         _checkpoint_path(cell, options).unlink(missing_ok=True)
+
+
+#: Step losses kept before they are packed into one tensor (a window's memory bound).
+_KEEP = 4096
+
+
+def _window_sum(packed: list[Tensor], kept: list[Tensor]) -> float:
+    """The losses' sum (``packed`` 1-D tensors of them, then single ones), added one by
+    one in step order in their own dtype, as a running sum on the device (and the
+    in-graph sum of a CUDA-graphed step) adds them: the curve does not depend on how the
+    sum is taken. A gather and a copy per window."""
+    values = torch.cat([*packed, torch.stack(kept)] if kept else packed).cpu()
+    if values.dtype in (torch.float32, torch.float64):
+        return float(np.add.accumulate(values.numpy())[-1])
+    total = values[0].clone()
+    for v in values[1:]:
+        total += v
+    return float(total)
 
 
 #: Loop counters a checkpoint carries (besides the curve).

@@ -262,3 +262,47 @@ def test_per_key_window_means_and_parameter_dependent_targets(host: PluginHost) 
     assert all(r["sparse"] == 4.0 and r["loss"] == 1.0 for r in result.curve)
     assert result.summary["target_threshold"] == 2.0
     assert result.summary["steps_to_target"] == 2  # the first evaluation (every 2 steps)
+
+
+def test_window_loss_is_the_step_losses_summed_in_order(
+    host: PluginHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop keeps each step's loss and sums a window's losses at its edge, one by one
+    in step order in float32: the same figure a running sum on the device (or inside a
+    CUDA graph) gives, however many losses a long window packs together."""
+    import dataclasses
+
+    import numpy as np
+
+    from harness import training
+
+    seen: list[float] = []
+
+    class Recording(Line):
+        def build(self, ctx: BuildContext) -> Supervised:
+            built = super().build(ctx)
+            inner = built.loss_fn
+
+            def loss_fn(out: Tensor, target: Tensor) -> Tensor:
+                loss = inner(out, target)
+                seen.append(float(loss.detach()))
+                return loss
+
+            return dataclasses.replace(built, loss_fn=loss_fn)
+
+    def curve() -> tuple[list[dict[str, Any]], list[float]]:
+        seen.clear()
+        result = run_cell(cell(), Recording(), host.optimizers.get("adam"),
+                          RunOptions(windows=4, eval_every=40))
+        assert result.status == "ok", result.traceback
+        return list(result.curve), list(seen)
+
+    rows, losses = curve()
+    edges = [0, *(r["step"] for r in rows)]
+    assert len(losses) == 40 and len(rows) >= 4
+    for row, lo, hi in zip(rows, edges, edges[1:], strict=False):
+        in_order = np.add.accumulate(np.array(losses[lo:hi], dtype=np.float32))[-1]
+        assert row["loss"] == float(in_order) / (hi - lo)
+    monkeypatch.setattr(training, "_KEEP", 3)  # pack every 3 losses into one tensor
+    packed, _ = curve()
+    assert [r["loss"] for r in packed] == [r["loss"] for r in rows]
