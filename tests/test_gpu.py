@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 
@@ -114,3 +117,45 @@ def test_cuda_cell_resumes_from_its_checkpoint(host: PluginHost, name: str, grap
         assert a == pytest.approx(b, rel=1e-4, abs=1e-6)
     else:
         assert a == b
+
+
+def test_dataloader_path_with_pinned_memory_on_cuda(host: PluginHost) -> None:
+    result = run(host, cell(host, "cnn", 40), loader="dataloader", loader_workers=1,
+                 pin_memory=True)
+    assert result.summary["loader"].startswith("dataloader(num_workers=1")
+    assert result.curve[-1]["loss"] < result.curve[0]["loss"]
+
+
+@pytest.mark.parametrize("name", ["gan", "dqn"])
+def test_custom_tasks_train_on_cuda(host: PluginHost, name: str) -> None:
+    if name not in host.problems:
+        pytest.skip(f"{name} is not installed here (dqn needs gymnasium)")
+    result = run(host, cell(host, name, 60))
+    assert all(math.isfinite(r["loss"]) for r in result.curve)
+    assert result.summary["peak_mem_mb"] > 0
+
+
+def test_packed_pinned_workers_with_cudnn_benchmark(tmp_path: Any) -> None:
+    """Two cells at once on the GPU, each worker on its own cores, cuDNN autotuning."""
+    from conftest import run_cli
+
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "cnn", "-o", "adam", "-d", "cuda", "-s", "0-1", "--steps",
+                   "60", "--workers-per-device", "2", "--pin-cpus", "--cudnn-benchmark",
+                   "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = pd.read_csv(out / "summary.csv", dtype={"cpus": str})
+    assert (summary["status"] == "ok").all(), summary[["status", "error"]]
+    assert summary["cpus"].nunique() == 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["options"]["execution"]["cudnn_benchmark"] is True
+
+
+def test_compile_on_cuda_reports_compile_time_apart(host: PluginHost) -> None:
+    """Last: inductor's first compilation on a fresh machine takes a while."""
+    eager = run(host, cell(host, "regression", 60), opt_impl="fused")
+    compiled = run(host, cell(host, "regression", 60), opt_impl="fused", compile=True)
+    assert compiled.summary["compile"] == "inductor"
+    assert compiled.summary["compile_s"] > 0
+    a, b = [r["loss"] for r in eager.curve], [r["loss"] for r in compiled.curve]
+    assert b == pytest.approx(a, rel=1e-3, abs=1e-5)  # fused kernels: float tolerance
