@@ -91,6 +91,9 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
         if workers == 0:
             raise UsageError("--max-memory-mb needs worker processes (not --workers 0)")
     per_device = parse_int(args.workers_per_device, "--workers-per-device", 1024)
+    if args.pin_cpus and workers == 0:
+        raise UsageError("--pin-cpus places worker processes; it cannot be used with "
+                         "--workers 0")
     if args.cudnn_benchmark and args.deterministic:
         raise UsageError("--cudnn-benchmark picks kernels by timing them; it cannot be "
                          "combined with --deterministic")

@@ -145,7 +145,7 @@ def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
 def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Object columns hold one type each (mixed ones become text), missing values None."""
     frame = frame.copy()
-    for col in frame.select_dtypes(include="object").columns:
+    for col in [c for c in frame.columns if frame[c].dtype == object]:  # not pandas 3's str
         values = [None if isinstance(v, float) and math.isnan(v) else v for v in frame[col]]
         kinds = {type(v) for v in values if v is not None}
         if len(kinds) > 1:

@@ -41,6 +41,7 @@ BAD_RUNS = [
     (["--cuda-graphs", "--compile"], "--cuda-graphs and --compile cannot be combined"),
     (["--pin-memory"], "go with --loader dataloader"),
     (["--cudnn-benchmark", "--deterministic"], "cannot be combined with --deterministic"),
+    (["--workers", "0", "--pin-cpus"], "--pin-cpus places worker processes"),
 ]
 
 
