@@ -167,9 +167,12 @@ def packing(model: str, n: int, steps: int, extra: list[str], rounds: int = 1) -
     out: dict[str, Any] = {"model": model, "cells": n, "steps": steps, "flags": " ".join(extra),
                            "rounds": rounds}
     runs: dict[int, list[dict[str, float]]] = {1: [], n: []}
+    out["timeline"] = []  # (cells, start, end) in epoch seconds, to line up GPU samples
     for r in range(rounds):
         for per in (1, n) if r % 2 == 0 else (n, 1):
+            t0 = time.time()
             runs[per].append(_pack_run(model, n, per, steps, extra))
+            out["timeline"].append((per, t0, time.time()))
     for per, measured in runs.items():
         for key in measured[0]:
             out[f"{key}_{per}"] = statistics.median(m[key] for m in measured)

@@ -18,7 +18,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 lscpu | grep -E "^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA node)"
 nvidia-smi topo -m | head -4
+# GPU utilisation (share of time a kernel ran) sampled every 100 ms while cells are packed:
+# near 100 % says the GPU, not the CPUs' launching, bounds 8 eager cells.
+nvidia-smi --query-gpu=timestamp,utilization.gpu,clocks.sm,power.draw --format=csv,noheader \
+  -lms 100 > "$OUT/pack/gpu_util.csv" 2>/dev/null & SMI=$!
 python3 benchmarks/gpu_bench.py --modes none --pack-rounds 3 --pack-variant= --out "$OUT/pack"
+kill $SMI 2>/dev/null
 python3 benchmarks/gpu_bench.py --modes none --pack-variant=--cudnn-benchmark --out "$OUT/pack/cudnn"
 python3 benchmarks/pack_hand.py --n 8 --kinds cnn --steps 12000 --out "$OUT/pack"
 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
