@@ -24,6 +24,7 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu,clocks.sm,power.draw --format=c
   -lms 100 > "$OUT/pack/gpu_util.csv" 2>/dev/null & SMI=$!
 python3 benchmarks/gpu_bench.py --modes none --pack-rounds 3 --pack-variant= --out "$OUT/pack"
 kill $SMI 2>/dev/null
+python3 benchmarks/gpu_util.py "$OUT/pack/gpu_bench.json" "$OUT/pack/gpu_util.csv"
 python3 benchmarks/gpu_bench.py --modes none --pack-variant=--cudnn-benchmark --out "$OUT/pack/cudnn"
 python3 benchmarks/pack_hand.py --n 8 --kinds cnn --steps 12000 --out "$OUT/pack"
 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
