@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cells running at once on each GPU, each worker pinned to its "
                           "device (default 1)")
     run.add_argument("--pin-cpus", action="store_true",
-                     help="pin each worker to its own physical cores (--threads for a CPU "
-                          "worker, one for a GPU worker); the row's 'cpus' column says which")
+                     help="pin each worker to its own physical cores (--threads of them); "
+                          "the row's 'cpus' column says which")
     run.add_argument("--threads", default="1",
                      help="torch threads per worker (default 1, so CPU results do not depend "
                           "on the number of workers)")

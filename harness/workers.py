@@ -47,8 +47,8 @@ class ExecOptions:
     #: Workers running cells at once on each GPU (each pinned to its device); ``workers``
     #: counts the CPU cells' workers only.
     workers_per_device: int = 1
-    #: Pin each worker to its own physical cores (``threads`` for a CPU worker, one for a
-    #: GPU worker), see :mod:`harness.placement`; unpinned when they do not fit.
+    #: Pin each worker, CPU or GPU, to ``threads`` physical cores of its own (see
+    #: :mod:`harness.placement`); unpinned when they do not fit.
     pin_cpus: bool = False
 
 
@@ -218,7 +218,7 @@ class ProcessExecutor:
         """Each worker's CPUs under ``pin_cpus``; all None when unpinned or they do not fit."""
         if not self.options.pin_cpus:
             return [None] * len(pools)
-        demands = [self.options.threads if key == "cpu" else 1 for key in pools]
+        demands = [self.options.threads] * len(pools)  # a GPU worker runs torch threads too
         cores = placement.physical_cores()
         sets = placement.plan(demands, cores)
         if sets is None:
