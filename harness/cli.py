@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor-option", dest="executor_options", action="append", default=[],
                      metavar="KEY=VALUE", help="an executor-specific setting (repeatable)")
     run.add_argument("--workers", help="worker processes running cells at once (default: the "
-                                       "CPU cores / --threads); 0 runs cells in this process")
+                                       "CPUs this process may use / --threads); 0 runs cells "
+                                       "in this process")
     run.add_argument("--workers-per-device", default="1",
                      help="cells running at once on each GPU, each worker pinned to its "
                           "device (default 1)")
