@@ -2,17 +2,18 @@
 # The one prepared script for a lent GPU machine (see BENCHMARKS.md). It installs the
 # project without dependencies (the machine has torch, pandas, pluggy...; wheels for what
 # it lacks travel in .whl/), then, most open question first: packing through the harness
-# (3 alternating rounds; once more with --cudnn-benchmark) against plain processes on the
-# same machine for as many steps (~7 min together); the GPU tests; the harness against
-# hand-written loops (eager, graphs); cuda cells end to end; the CUDA-graph step taken
-# apart. Run it under `timeout`: what finished is in $OUT/gpu.log, JSON in $OUT/{pack,bench}.
+# (2 alternating rounds; once each with 5 windows and with --cudnn-benchmark) against
+# plain processes on the same machine for as many steps (~6.5 min together); the GPU
+# tests; the harness against hand-written loops (eager, graphs); cuda cells end to end;
+# the CUDA-graph step taken apart. Run it under `timeout`: what finished is in
+# $OUT/gpu.log, JSON in $OUT/{pack,bench}.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 export PYTHONUNBUFFERED=1 HARNESS_PLUGINS=harness
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir \
   --target /tmp/site .whl/*.whl . || exit 1
 export PYTHONPATH=/tmp/site
-mkdir -p "$OUT/pack/cudnn" "$OUT/bench"
+mkdir -p "$OUT/pack/variants" "$OUT/bench"
 exec > >(tee "$OUT/gpu.log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
@@ -22,10 +23,12 @@ nvidia-smi topo -m | head -4
 # near 100 % says the GPU, not the CPUs' launching, bounds 8 eager cells.
 nvidia-smi --query-gpu=timestamp,utilization.gpu,clocks.sm,power.draw --format=csv,noheader \
   -lms 100 > "$OUT/pack/gpu_util.csv" 2>/dev/null & SMI=$!
-python3 benchmarks/gpu_bench.py --modes none --pack-rounds 3 --pack-variant= --out "$OUT/pack"
+python3 benchmarks/gpu_bench.py --modes none --pack-rounds 2 --pack-variant= --out "$OUT/pack"
 kill $SMI 2>/dev/null
 python3 benchmarks/gpu_util.py "$OUT/pack/gpu_bench.json" "$OUT/pack/gpu_util.csv"
-python3 benchmarks/gpu_bench.py --modes none --pack-variant=--cudnn-benchmark --out "$OUT/pack/cudnn"
+# Does draining the launch queue at every window edge (50 per cell) cost packed cells?
+python3 benchmarks/gpu_bench.py --modes none "--pack-variant=--windows 5" \
+  --pack-variant=--cudnn-benchmark --out "$OUT/pack/variants"
 python3 benchmarks/pack_hand.py --n 8 --kinds cnn --steps 12000 --out "$OUT/pack"
 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
 python3 benchmarks/gpu_bench.py --pack 0 --out "$OUT/bench"
