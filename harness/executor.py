@@ -19,6 +19,7 @@ from harness.cell import Cell
 if TYPE_CHECKING:
     from harness.optimizer import OptimizerSpec
     from harness.problem import Problem
+    from harness.scheduling import CostEstimates
     from harness.training import CellResult, RunOptions
     from harness.workers import ExecOptions
 
@@ -41,6 +42,10 @@ class ExecutorContext:
     resolve: Callable[[Cell], tuple[Problem, OptimizerSpec, Mapping[str, OptimizerSpec]]]
     #: Executor-specific settings: ``--scheduler`` and ``--executor-option KEY=VALUE``.
     settings: Mapping[str, str] = field(default_factory=dict)
+    #: The run's cost estimates, updated as cells report windows and finish: an executor
+    #: that hands out cells one at a time re-orders those waiting, longest first, when
+    #: ``costs.version`` changes (the cells arrive already in that order).
+    costs: CostEstimates | None = None
 
 
 ExecutorFactory = Callable[["ExecOptions", "RunOptions", ExecutorContext], Executor]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,8 +117,9 @@ def run_grid(
 ) -> RunOutcome:
     # The executor first: one that cannot start (a missing package, an unreachable
     # scheduler) is a one-line error that leaves nothing behind.
+    book = CostBook()
     context = ExecutorContext(resolve=lambda c: _resolve(host, c),
-                              settings=dict(executor_settings or {}))
+                              settings=dict(executor_settings or {}), costs=book)
     executor = host.executors.get(executor_name).factory(execution, options, context)
     run_dir = RunDirectory(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,6 +144,10 @@ def run_grid(
     ran = 0
     interrupted: str | None = None
 
+    def on_window(cell: Cell, row: Mapping[str, Any], steps: int) -> None:
+        book.observe(cell, int(row["step"]), float(row["elapsed_s"]))  # the probe
+        bar.window(row, steps)
+
     def on_result(result: CellResult) -> None:
         nonlocal ran
         run_dir.write_cell(result)
@@ -151,7 +156,6 @@ def run_grid(
         ran += 1
         bar.finish(result.status)
 
-    book = CostBook()
     runnable = longest_first((c for c in work.todo if c.device not in grid.unavailable), book)
     for cell in work.todo:
         if cell.device in grid.unavailable:
@@ -159,8 +163,7 @@ def run_grid(
 
     try:
         with _signals():
-            executor.run(runnable, bar.start, lambda c, row, steps: bar.window(row, steps),
-                         on_result)
+            executor.run(runnable, bar.start, on_window, on_result)
     except (Interrupted, KeyboardInterrupt) as exc:
         interrupted = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
     finally:

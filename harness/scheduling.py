@@ -2,10 +2,13 @@
 
 Each finished cell teaches the cost book how long its kind of cell takes (seconds per
 step, and the fixed cost of building and evaluating it), keyed by problem, parameters,
-device and batch size. Before a grid runs, cells are ordered by their estimated wall
-time, longest first; cells never seen before go first of all, since nothing says
-they are short. The book lives in ``$HARNESS_CACHE_DIR`` (default ``~/.cache/harness``).
-Order never changes results: every cell is seeded on its own.
+device, batch size and optimizer. Before a grid runs, cells are ordered by their
+estimated wall time, longest first; cells never seen before go first of all, since
+nothing says they are short. Those first cells are the probe: as soon as a cell of an
+unknown kind reports its first logging window, its seconds per step price every other
+cell of that kind, and the local executors re-order the cells still waiting. The book
+lives in ``$HARNESS_CACHE_DIR`` (default ``~/.cache/harness``). Order never changes
+results: every cell is seeded on its own.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from harness.atomic import write_atomic
 from harness.cell import Cell, format_pairs
@@ -32,6 +35,20 @@ def _kind(cell: Cell) -> str:
                      str(cell.batch_size), cell.optimizer])
 
 
+class CostEstimates(Protocol):
+    """What an executor may consult to order the cells still waiting."""
+
+    #: Changes whenever an estimate appears or moves enough to re-order the waiting cells.
+    version: int
+
+    def estimate(self, cell: Cell) -> float | None:
+        """Seconds the cell will take, or None when nothing is known of its kind."""
+
+
+#: A finished cell re-orders the waiting ones when its kind's estimate moves this much.
+_MOVED = 0.25
+
+
 class CostBook:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "costs.json"
@@ -39,6 +56,7 @@ class CostBook:
             self.entries: dict[str, dict[str, float]] = json.loads(self.path.read_text())
         except (OSError, ValueError):
             self.entries = {}
+        self.version = 0
 
     def estimate(self, cell: Cell) -> float | None:
         entry = self.entries.get(_kind(cell))
@@ -54,15 +72,28 @@ class CostBook:
                 or not math.isfinite(step_ms):
             return
         per_step = step_ms / 1000
+        before = self.estimate(cell)
         self.entries[_kind(cell)] = {"per_step_s": per_step,
                                      "fixed_s": max(0.0, wall - per_step * steps)}
+        after = self.estimate(cell)
+        if before is None or after is None or abs(after - before) > _MOVED * max(before, 1e-9):
+            self.version += 1
+
+    def observe(self, cell: Cell, steps_done: int, train_s: float) -> None:
+        """A running cell's logging window: the probe for a kind not known yet (its
+        seconds per step so far, warm-up included; the fixed cost is learnt at the end)."""
+        kind = _kind(cell)
+        if kind in self.entries or steps_done <= 0 or not (0 < train_s < math.inf):
+            return
+        self.entries[kind] = {"per_step_s": train_s / steps_done, "fixed_s": 0.0}
+        self.version += 1
 
     def save(self) -> None:
         with contextlib.suppress(OSError):  # a read-only home must not fail a run
             write_atomic(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
 
 
-def longest_first(cells: Iterable[Cell], book: CostBook) -> list[Cell]:
+def longest_first(cells: Iterable[Cell], book: CostEstimates) -> list[Cell]:
     """Unknown cells first (in grid order), then known ones by estimated time, longest first."""
     cells = list(cells)
     estimates = [book.estimate(c) for c in cells]

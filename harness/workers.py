@@ -24,6 +24,7 @@ from harness import placement
 from harness.cell import Cell
 from harness.errors import HarnessError
 from harness.executor import ResultCallback, StartCallback, WindowCallback
+from harness.scheduling import CostEstimates, longest_first
 from harness.training import CellResult, RunOptions, run_cell, summary_from_curve
 
 
@@ -157,10 +158,12 @@ class ProcessExecutor:
     """A pool of reusable worker processes, each running one cell at a time."""
 
     def __init__(self, options: ExecOptions, run_options: RunOptions,
-                 target_of: Callable[[Cell], Any] | None = None) -> None:
+                 target_of: Callable[[Cell], Any] | None = None,
+                 costs: CostEstimates | None = None) -> None:
         self.options = options
         self.run_options = run_options
         self.target_of = target_of or (lambda cell: None)
+        self.costs = costs
         self.context = mp.get_context("spawn")
         self.slots: list[_Slot] = []
 
@@ -202,11 +205,12 @@ class ProcessExecutor:
                 pools += [key] * max(1, min(per, len(queue)))
             for key, cpus in zip(pools, self._placement(pools), strict=True):
                 self.slots.append(self._spawn(key, cpus))
+            order = _Reorder(self.costs)
             while any(queues.values()) or any(s.cell is not None for s in self.slots):
                 for slot in self.slots:
                     waiting = queues.get(slot.device)
                     if slot.ready and slot.cell is None and waiting:
-                        cell = waiting.popleft()
+                        cell = order.next(waiting)
                         slot.cell, slot.started, slot.rows = cell, time.monotonic(), []
                         slot.conn.send(cell)
                         on_start(cell)
@@ -312,6 +316,23 @@ class ProcessExecutor:
                           error=error)
 
 
+class _Reorder:
+    """Hands out waiting cells, re-sorted longest first whenever the estimates moved."""
+
+    def __init__(self, costs: CostEstimates | None) -> None:
+        self.costs = costs
+        self.sorted_at: dict[int, int] = {}  # id of a queue -> estimates version it was sorted at
+
+    def next(self, waiting: deque[Cell]) -> Cell:
+        costs = self.costs
+        if costs is not None and self.sorted_at.get(id(waiting), 0) != costs.version:
+            ordered = longest_first(waiting, costs)
+            waiting.clear()
+            waiting.extend(ordered)
+            self.sorted_at[id(waiting)] = costs.version
+        return waiting.popleft()
+
+
 def describe_exit(code: int | None) -> str:
     if code is None:
         return "stopped answering"
@@ -328,10 +349,12 @@ class InlineExecutor:
     """Runs cells one after another in this process: no isolation, no timeout."""
 
     def __init__(self, options: ExecOptions, run_options: RunOptions,
-                 resolve: Callable[[Cell], tuple[Any, Any, Mapping[str, Any]]]) -> None:
+                 resolve: Callable[[Cell], tuple[Any, Any, Mapping[str, Any]]],
+                 costs: CostEstimates | None = None) -> None:
         self.options = options
         self.run_options = run_options
         self.resolve = resolve
+        self.costs = costs
 
     def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
             on_result: ResultCallback) -> None:
@@ -350,7 +373,9 @@ class InlineExecutor:
 
     def _run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
              on_result: ResultCallback) -> None:
-        for cell in cells:
+        waiting, order = deque(cells), _Reorder(self.costs)
+        while waiting:
+            cell = order.next(waiting)
             on_start(cell)
             problem, optimizer, roles = self.resolve(cell)
 

@@ -15,8 +15,9 @@ from harness.workers import ExecOptions, InlineExecutor, ProcessExecutor
 
 def local(options: ExecOptions, run_options: RunOptions, context: ExecutorContext) -> Executor:
     if options.workers == 0:
-        return InlineExecutor(options, run_options, context.resolve)
-    return ProcessExecutor(options, run_options, target_of=lambda c: context.resolve(c)[0])
+        return InlineExecutor(options, run_options, context.resolve, costs=context.costs)
+    return ProcessExecutor(options, run_options, target_of=lambda c: context.resolve(c)[0],
+                           costs=context.costs)
 
 
 @hookimpl
