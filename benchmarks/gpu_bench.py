@@ -100,10 +100,10 @@ def hand_step(cell: Cell, graphs: bool) -> Callable[[], None]:
     return step
 
 
-def hand(cell: Cell, steps: int, warmup: int, graphs: bool, sync_every: int = 0) -> float:
-    """Samples/s of the hand-written loop; ``sync_every`` > 0 synchronises the device that
-    often, as the harness does at its window edges."""
-    step, bs = hand_step(cell, graphs), cell.batch_size
+def timed(step: Callable[[], object], steps: int, warmup: int, batch: int,
+          sync_every: int = 0) -> float:
+    """Samples/s of ``steps`` calls of ``step`` after ``warmup``; ``sync_every`` > 0
+    synchronises the device that often, as the harness does at its window edges."""
     device = torch.device(DEVICE)
     for _ in range(warmup):
         step()
@@ -114,7 +114,12 @@ def hand(cell: Cell, steps: int, warmup: int, graphs: bool, sync_every: int = 0)
         if sync_every and i % sync_every == 0:
             synchronize(device)
     synchronize(device)
-    return steps * bs / (time.perf_counter() - t0)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def hand(cell: Cell, steps: int, warmup: int, graphs: bool, sync_every: int = 0) -> float:
+    """Samples/s of the hand-written loop."""
+    return timed(hand_step(cell, graphs), steps, warmup, cell.batch_size, sync_every)
 
 
 def ours(cell: Cell, steps: int, warmup: int, graphs: bool) -> tuple[float, list[float]]:

@@ -23,7 +23,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,21 +66,6 @@ def graph_step(model_name: str, steps: int, feed: str) -> tuple[Callable[[], Non
     return step, cell.batch_size
 
 
-def timed(step: Callable[[], object], steps: int, warmup: int, batch: int,
-          window: int = 0) -> float:
-    device = torch.device("cuda")
-    for _ in range(warmup):
-        step()
-    synchronize(device)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step()
-        if window and (i + 1) % window == 0:
-            synchronize(device)
-    synchronize(device)
-    return steps * batch / (time.perf_counter() - t0)
-
-
 def variants(model_name: str, steps: int, warmup: int, window: int,
              windows: int) -> dict[str, Callable[[], float]]:
     cell = gpu_bench.make_cell(model_name, steps)
@@ -99,10 +83,10 @@ def variants(model_name: str, steps: int, warmup: int, window: int,
         return float(r.summary["samples_per_s"])
 
     return {
-        "hand": lambda: timed(hand_graph, steps, warmup, hand_bs),
-        "hand+syncs": lambda: timed(hand_graph, steps, warmup, hand_bs, window),
-        "copy feed": lambda: timed(copy_step, steps, warmup, bs),
-        "gather feed": lambda: timed(gather_step, steps, warmup, bs),
+        "hand": lambda: gpu_bench.timed(hand_graph, steps, warmup, hand_bs),
+        "hand+syncs": lambda: gpu_bench.timed(hand_graph, steps, warmup, hand_bs, window),
+        "copy feed": lambda: gpu_bench.timed(copy_step, steps, warmup, bs),
+        "gather feed": lambda: gpu_bench.timed(gather_step, steps, warmup, bs),
         "harness": harness,
     }
 

@@ -48,7 +48,7 @@ def plan(demands: Sequence[int], cores: Sequence[tuple[int, ...]]) -> list[tuple
     if total <= len(cores):
         units = list(cores)
     else:
-        units = [(cpu,) for core in _interleave(cores) for cpu in core]
+        units = _interleave(cores)
         if total > len(units):
             return None
     sets, at = [], 0
