@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pin-cpus", action="store_true",
                      help="pin each worker to its own physical cores (--threads of them); "
                           "the row's 'cpus' column says which")
+    run.add_argument("--cuda-mps", action="store_true",
+                     help="run the GPU workers under a private NVIDIA MPS daemon, so packed "
+                          "cells (--workers-per-device N) run their kernels side by side")
     run.add_argument("--threads", default="1",
                      help="torch threads per worker (default 1, so CPU results do not depend "
                           "on the number of workers)")

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import placement
+from harness import cuda_mps, placement
 from harness.display import format_summary, load_summary, print_catalogue
 from harness.errors import UsageError
 from harness.grid import (
@@ -94,6 +94,9 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
     if args.pin_cpus and workers == 0:
         raise UsageError("--pin-cpus places worker processes; it cannot be used with "
                          "--workers 0")
+    if args.cuda_mps and workers == 0:
+        raise UsageError("--cuda-mps makes worker processes clients of an MPS daemon; it "
+                         "cannot be used with --workers 0")
     if args.cudnn_benchmark and args.deterministic:
         raise UsageError("--cudnn-benchmark picks kernels by timing them; it cannot be "
                          "combined with --deterministic")
@@ -103,7 +106,7 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
     return ExecOptions(workers=workers, threads=threads, timeout=timeout,
                        max_memory_mb=memory, deterministic=args.deterministic,
                        workers_per_device=per_device, pin_cpus=args.pin_cpus,
-                       cudnn_benchmark=args.cudnn_benchmark)
+                       cudnn_benchmark=args.cudnn_benchmark, cuda_mps=args.cuda_mps)
 
 
 def speed_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -167,6 +170,13 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         options = RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
                              windows=windows)
     grid = expand(spec, host.problems, host.optimizers, skip_unavailable=skip)
+    if execution.cuda_mps:
+        gpus = [d for d in grid.devices if d.startswith("cuda")]
+        if not gpus:
+            raise UsageError("--cuda-mps shares a GPU between workers; this grid has no cuda "
+                             "device (add -d cuda)")
+        if any(d not in grid.unavailable for d in gpus):  # skipped cells need no daemon
+            cuda_mps.require_control()
     executor_settings = _executor_settings(args)
     check_executor(host, args.executor, executor_settings)
     if args.dry_run:

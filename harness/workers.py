@@ -16,11 +16,12 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from harness import placement
+from harness import cuda_mps, placement
 from harness.cell import Cell
 from harness.errors import HarnessError
 from harness.executor import ResultCallback, StartCallback, WindowCallback
@@ -51,6 +52,10 @@ class ExecOptions:
     #: Pin each worker, CPU or GPU, to ``threads`` physical cores of its own (see
     #: :mod:`harness.placement`); unpinned when they do not fit.
     pin_cpus: bool = False
+    #: Run the GPU workers as clients of an NVIDIA MPS daemon started for the run (see
+    #: :mod:`harness.cuda_mps`), so that packed cells' kernels share the card instead of
+    #: taking turns; every GPU worker is checked to be a client before it gets a cell.
+    cuda_mps: bool = False
 
 
 def device_key(device: str) -> str:
@@ -88,15 +93,23 @@ def _die_with_parent() -> None:
 
 
 def _worker_main(conn: Connection, options: ExecOptions, run_options: RunOptions,
-                 device: str = "cpu", cpus: tuple[int, ...] | None = None) -> None:
+                 device: str = "cpu", cpus: tuple[int, ...] | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _die_with_parent()
+    os.environ.update(env or {})  # before CUDA starts: MPS is chosen when it does
     if cpus:
         placement.pin(cpus)  # before torch starts its thread pools
     import torch  # pay the import before the first cell
 
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))  # pinned: this worker serves one GPU
+        if env:
+            try:  # make the context now, so the parent can check it went through MPS
+                torch.zeros(1, device=device)
+            except Exception as exc:  # reported to the parent as one line
+                conn.send(("broken", f"{type(exc).__name__}: {_first_line(exc)}"))
+                return
 
     from harness.plugins import get_host
 
@@ -120,6 +133,11 @@ def _worker_main(conn: Connection, options: ExecOptions, run_options: RunOptions
             conn.send(("result", result))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the parent is gone: nobody is left to report to
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _run_in_worker(host: Any, cell: Cell, run_options: RunOptions, conn: Connection) -> CellResult:
@@ -148,6 +166,7 @@ class _Slot:
     conn: Connection
     device: str = "cpu"
     cpus: tuple[int, ...] | None = None
+    pid: int | None = None
     ready: bool = False
     cell: Cell | None = None
     started: float = 0.0
@@ -166,11 +185,15 @@ class ProcessExecutor:
         self.costs = costs
         self.context = mp.get_context("spawn")
         self.slots: list[_Slot] = []
+        self.mps_session: cuda_mps.Session | None = None
 
     def _spawn(self, device: str = "cpu", cpus: tuple[int, ...] | None = None) -> _Slot:
         parent, child = self.context.Pipe()
+        session = self.mps_session
+        env = session.env() if session is not None and device.startswith("cuda") else None
         process = self.context.Process(
-            target=_worker_main, args=(child, self.options, self.run_options, device, cpus),
+            target=_worker_main,
+            args=(child, self.options, self.run_options, device, cpus, env),
             name="harness-worker", daemon=False,  # may start DataLoader workers itself
         )
         process.start()
@@ -198,25 +221,33 @@ class ProcessExecutor:
         queues: dict[str, deque[Cell]] = {}
         for cell in cells:
             queues.setdefault(device_key(cell.device), deque()).append(cell)
-        try:
-            pools = []
-            for key, queue in queues.items():
-                per = self.options.workers if key == "cpu" else self.options.workers_per_device
-                pools += [key] * max(1, min(per, len(queue)))
-            for key, cpus in zip(pools, self._placement(pools), strict=True):
-                self.slots.append(self._spawn(key, cpus))
-            order = _Reorder(self.costs)
-            while any(queues.values()) or any(s.cell is not None for s in self.slots):
-                for slot in self.slots:
-                    waiting = queues.get(slot.device)
-                    if slot.ready and slot.cell is None and waiting:
-                        cell = order.next(waiting)
-                        slot.cell, slot.started, slot.rows = cell, time.monotonic(), []
-                        slot.conn.send(cell)
-                        on_start(cell)
-                self._wait(on_window, on_result)
-        finally:
-            self.shutdown()
+        with ExitStack() as stack:
+            if self.options.cuda_mps and any(key.startswith("cuda") for key in queues):
+                self.mps_session = stack.enter_context(cuda_mps.daemon())
+            try:
+                self._run(queues, on_start, on_window, on_result)
+            finally:
+                self.shutdown()  # before the daemon stops: its clients go first
+                self.mps_session = None
+
+    def _run(self, queues: dict[str, deque[Cell]], on_start: StartCallback,
+             on_window: WindowCallback, on_result: ResultCallback) -> None:
+        pools = []
+        for key, queue in queues.items():
+            per = self.options.workers if key == "cpu" else self.options.workers_per_device
+            pools += [key] * max(1, min(per, len(queue)))
+        for key, cpus in zip(pools, self._placement(pools), strict=True):
+            self.slots.append(self._spawn(key, cpus))
+        order = _Reorder(self.costs)
+        while any(queues.values()) or any(s.cell is not None for s in self.slots):
+            for slot in self.slots:
+                waiting = queues.get(slot.device)
+                if slot.ready and slot.cell is None and waiting:
+                    cell = order.next(waiting)
+                    slot.cell, slot.started, slot.rows = cell, time.monotonic(), []
+                    slot.conn.send(cell)
+                    on_start(cell)
+            self._wait(on_window, on_result)
 
     def _placement(self, pools: list[str]) -> list[tuple[int, ...] | None]:
         """Each worker's CPUs under ``pin_cpus``; all None when unpinned or they do not fit."""
@@ -260,7 +291,12 @@ class ProcessExecutor:
             while slot.conn.poll():
                 kind, *payload = slot.conn.recv()
                 if kind == "ready":
+                    slot.pid = payload[0]
+                    self._check_client(slot)
                     slot.ready = True
+                elif kind == "broken":
+                    raise cuda_mps.MPSError(f"a worker on {slot.device} could not start CUDA "
+                                            f"under MPS: {payload[0]} ({self._mps_log()})")
                 elif kind == "window" and slot.cell is not None:
                     slot.rows.append(payload[0])
                     on_window(slot.cell, payload[0], payload[1])
@@ -270,6 +306,18 @@ class ProcessExecutor:
                     on_result(result)
         except (EOFError, OSError):
             self._died(slot, on_result)
+
+    def _check_client(self, slot: _Slot) -> None:
+        """Under ``cuda_mps``, a GPU worker that is not a client of the daemon stops the run:
+        its cells would be timed as they would be without ``--cuda-mps``."""
+        if self.mps_session is None or not slot.device.startswith("cuda"):
+            return
+        if slot.pid not in self.mps_session.clients():
+            raise cuda_mps.MPSError(f"the worker on {slot.device} (pid {slot.pid}) is not a "
+                                    f"client of the MPS server ({self._mps_log()})")
+
+    def _mps_log(self) -> str:
+        return self.mps_session.log_tail() if self.mps_session is not None else "no MPS daemon"
 
     def _died(self, slot: _Slot, on_result: ResultCallback) -> None:
         slot.process.join(timeout=10)

@@ -42,6 +42,8 @@ BAD_RUNS = [
     (["--pin-memory"], "go with --loader dataloader"),
     (["--cudnn-benchmark", "--deterministic"], "cannot be combined with --deterministic"),
     (["--workers", "0", "--pin-cpus"], "--pin-cpus places worker processes"),
+    (["--workers", "0", "--cuda-mps"], "--cuda-mps makes worker processes clients"),
+    (["--cuda-mps"], "--cuda-mps shares a GPU between workers; this grid has no cuda device"),
 ]
 
 

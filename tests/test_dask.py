@@ -232,6 +232,11 @@ def test_pin_cpus_is_for_the_local_executor() -> None:
         parse_settings({}, ExecOptions(workers=2, pin_cpus=True))
 
 
+def test_cuda_mps_is_for_the_local_executor() -> None:
+    with pytest.raises(UsageError, match="for Dask workers, start nvidia-cuda-mps-control"):
+        parse_settings({}, ExecOptions(workers=2, cuda_mps=True))
+
+
 def test_settings_default_to_the_local_workers() -> None:
     assert parse_settings({}, ExecOptions(workers=3)) == DaskSettings(n_workers=3)
     parsed = parse_settings({"scheduler": "tcp://h:1", "shared_filesystem": "yes"},

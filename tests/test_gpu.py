@@ -151,6 +151,39 @@ def test_packed_pinned_workers_with_cudnn_benchmark(tmp_path: Any) -> None:
     assert manifest["options"]["execution"]["cudnn_benchmark"] is True
 
 
+def test_cuda_mps_packs_workers_as_clients_of_a_private_daemon(tmp_path: Any) -> None:
+    """Two cells at once under --cuda-mps: the run stops unless every GPU worker is a
+    client of the daemon it started, and the daemon and its folders are gone after."""
+    import glob
+    import subprocess
+    import tempfile
+
+    from conftest import run_cli
+
+    from harness import cuda_mps
+
+    if cuda_mps.find_control() is None:
+        pytest.skip("no nvidia-cuda-mps-control on this machine")
+    def mps_processes() -> set[str]:
+        found = subprocess.run(["pgrep", "-f", "nvidia-cuda-mps"], capture_output=True,
+                               text=True)
+        return set(found.stdout.split())
+
+    pattern = f"{tempfile.gettempdir()}/harness-mps-*"
+    before, running = set(glob.glob(pattern)), mps_processes()
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "cnn", "-o", "adam", "-d", "cuda", "-s", "0-1", "--steps",
+                   "60", "--workers-per-device", "2", "--cuda-mps", "--out", str(out),
+                   "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    summary = pd.read_csv(out / "summary.csv")
+    assert (summary["status"] == "ok").all(), summary[["status", "error"]]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["options"]["execution"]["cuda_mps"] is True
+    assert set(glob.glob(pattern)) == before
+    assert mps_processes() <= running, "the run left an MPS daemon or server running"
+
+
 def test_compile_on_cuda_reports_compile_time_apart(host: PluginHost) -> None:
     """Last: inductor's first compilation on a fresh machine takes a while."""
     eager = run(host, cell(host, "regression", 60), opt_impl="fused")

@@ -87,6 +87,9 @@ def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSet
     if options.pin_cpus:
         raise UsageError("--pin-cpus places the local executor's workers; Dask workers are "
                          "placed by whoever starts them (taskset, numactl or the cluster)")
+    if options.cuda_mps:
+        raise UsageError("--cuda-mps starts an MPS daemon for the local executor's workers; "
+                         "for Dask workers, start nvidia-cuda-mps-control -d on their machines")
     scheduler = settings.get("scheduler") or None
     local_only = [k for k in ("n_workers", "threads_per_worker", "dashboard") if k in settings]
     if scheduler and local_only:
