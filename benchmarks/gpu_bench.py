@@ -232,6 +232,7 @@ def main() -> int:
     args = ap.parse_args()
     global DEVICE
     DEVICE = args.device
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     models = args.models.split(",")
     name = torch.cuda.get_device_name(0) if DEVICE.startswith("cuda") else DEVICE
     env = {"device": name, "torch": torch.__version__,
@@ -256,18 +257,27 @@ def main() -> int:
     variants = args.pack_variant or ["", "--cuda-graphs"]
     if not DEVICE.startswith("cuda"):
         variants = [v for v in variants if "--cuda-graphs" not in v]
-    result["packing"] = [packing("cnn", args.pack, args.pack_steps, v.split(), args.pack_rounds)
-                         for v in variants] if args.pack else []
+    result["packing"] = []
+    n = args.pack
     if args.pack:
-        print(f"\n## packing: {args.pack} cnn cells on one GPU vs 1, {args.pack_steps} steps each"
+        print(f"\n## packing: {n} cnn cells on one GPU vs 1, {args.pack_steps} steps each"
               f" (median of {args.pack_rounds} alternating rounds)")
-        print(f"| cnn | 1 cell steady | {args.pack} cells steady | speed-up | overlap | "
-              f"1 cell end-to-end | {args.pack} cells end-to-end | speed-up |")
-    for p in result["packing"]:
-        n = args.pack
+        print(f"| cnn | 1 cell steady | {n} cells steady | speed-up | overlap | "
+              f"1 cell end-to-end | {n} cells end-to-end | speed-up |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for v in variants if args.pack else []:
+        p = packing("cnn", n, args.pack_steps, v.split(), args.pack_rounds)
+        result["packing"].append(p)
         print(f"| {p['flags'] or 'eager'} | {p['steady_1']:,.0f} | {p[f'steady_{n}']:,.0f} | "
               f"{p['speedup']:.2f}x | {p[f'overlap_{n}']:.2f} | {p['end_to_end_1']:,.0f} | "
               f"{p[f'end_to_end_{n}']:,.0f} | {p['speedup_end_to_end']:.2f}x |", flush=True)
+        Path(args.out, "gpu_bench.json").write_text(json.dumps(result, indent=1))
+    plain = [p for p in result["packing"] if not p["flags"]]
+    for p in result["packing"] if plain else []:  # against one cell run without any flag
+        if p["flags"]:
+            print(f"{n} cells with {p['flags']} vs 1 plain eager cell: steady "
+                  f"{p[f'steady_{n}'] / plain[0]['steady_1']:.2f}x, end-to-end "
+                  f"{p[f'end_to_end_{n}'] / plain[0]['end_to_end_1']:.2f}x", flush=True)
     Path(args.out, "gpu_bench.json").write_text(json.dumps(result, indent=1))
     return 0
 

@@ -1,38 +1,43 @@
 #!/usr/bin/env bash
 # The one prepared script for a lent GPU machine (see BENCHMARKS.md). It installs the
 # project without dependencies (the machine has torch, pandas, pluggy...; wheels for what
-# it lacks travel in .whl/), then, most open question first: packing through the harness
-# (2 alternating rounds, GPU busy % sampled; once with 5 windows) against plain processes
-# for as many steps, unsynchronised and synchronised as often as a harness cell (~6.5 min
-# together); the GPU tests; packing with --cudnn-benchmark; the harness against
-# hand-written loops (eager, graphs); cuda cells end to end; the CUDA-graph step taken
-# apart. Run it under `timeout 560`: what finished is in $OUT/gpu.log, JSON in $OUT/pack
-# and $OUT/bench.
+# it lacks travel in .whl/), then, most open question first:
+#   1. packing through the harness, 8 eager cnn cells against 1, plain and (where the
+#      machine has NVIDIA MPS) under --cuda-mps: 2 alternating rounds each, GPU busy %
+#      sampled (~4 min);
+#   2. the GPU tests (~1.5 min);
+#   3. plain processes packed the same way, synchronised as often as a harness cell, with
+#      and without MPS (~2 min);
+#   4. while time remains: the harness against hand-written loops (eager, graphs), cuda
+#      cells end to end, the CUDA-graph step taken apart (all measured before).
+# Run it under `timeout 560`: what finished is in $OUT/gpu.log, JSON in $OUT/pack and
+# $OUT/bench.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 export PYTHONUNBUFFERED=1 HARNESS_PLUGINS=harness
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir \
   --target /tmp/site .whl/*.whl . || exit 1
 export PYTHONPATH=/tmp/site
-mkdir -p "$OUT/pack/variants" "$OUT/pack/cudnn" "$OUT/bench"
+mkdir -p "$OUT/pack" "$OUT/bench"
 exec > >(tee "$OUT/gpu.log") 2>&1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+nvidia-smi --query-gpu=name,memory.total,driver_version,compute_mode --format=csv
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 lscpu | grep -E "^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA node)"
-nvidia-smi topo -m | head -4
-# GPU utilisation (share of time a kernel ran) sampled every 100 ms while cells are packed:
-# near 100 % says the GPU, not the CPUs' launching, bounds 8 eager cells.
+MPS=$(python3 -c "from harness import cuda_mps; print(cuda_mps.find_control() or '')")
+echo "MPS control: ${MPS:-none on this machine}"
+VARIANTS=(--pack-variant=)
+HAND_MPS=()
+if [ -n "$MPS" ]; then VARIANTS+=(--pack-variant=--cuda-mps); HAND_MPS=(--cuda-mps); fi
+# GPU utilisation (share of time a kernel ran) sampled every 100 ms while cells are packed.
 nvidia-smi --query-gpu=timestamp,utilization.gpu,clocks.sm,power.draw --format=csv,noheader \
   -lms 100 > "$OUT/pack/gpu_util.csv" 2>/dev/null & SMI=$!
-python3 benchmarks/gpu_bench.py --modes none --pack-rounds 2 --pack-variant= --out "$OUT/pack"
+python3 benchmarks/gpu_bench.py --modes none --pack-steps 8000 --pack-rounds 2 "${VARIANTS[@]}" \
+  --out "$OUT/pack"
 kill $SMI 2>/dev/null
 python3 benchmarks/gpu_util.py "$OUT/pack/gpu_bench.json" "$OUT/pack/gpu_util.csv"
-# Does draining the launch queue at every window edge (50 per cell) cost packed cells?
-# (Plain processes answer it too: cnn-synced synchronises as often as a harness cell.)
-python3 benchmarks/gpu_bench.py --modes none "--pack-variant=--windows 5" --out "$OUT/pack/variants"
-python3 benchmarks/pack_hand.py --n 8 --kinds cnn,cnn-synced --steps 12000 --out "$OUT/pack"
 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
-python3 benchmarks/gpu_bench.py --modes none --pack-variant=--cudnn-benchmark --out "$OUT/pack/cudnn"
+python3 benchmarks/pack_hand.py --n 8 --kinds cnn-synced --steps 8000 "${HAND_MPS[@]}" \
+  --out "$OUT/pack"
 python3 benchmarks/gpu_bench.py --pack 0 --out "$OUT/bench"
 python3 -m harness run -m regression,classification,cnn,lstm,rnn-regression,autoencoder,dropout,batchnorm \
   -o sgd,adam -d cpu,cuda -s 0 --steps 100 --out "$OUT/run" --quiet 2>&1 | tail -20

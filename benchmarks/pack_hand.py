@@ -7,9 +7,11 @@ children's rates against one child's is the ceiling for ``--workers-per-device N
 
 With ``--pin`` each child is also run pinned to a physical core of its own (as
 ``harness run --pin-cpus`` places workers), to tell the CPU's speed per core from the
-scheduler's placement.
+scheduler's placement. With ``--cuda-mps`` each row is also run with the children as
+clients of a private MPS daemon (as ``harness run --cuda-mps`` runs its GPU workers).
 
 Usage: python benchmarks/pack_hand.py --n 8 [--device cuda] [--steps 4000] [--pin]
+       [--cuda-mps]
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
-from harness import placement
+from harness import cuda_mps, placement
 
 
 def child(kind: str, device: str, steps: int, start: float, cpus: str) -> None:
@@ -51,7 +54,8 @@ def child(kind: str, device: str, steps: int, start: float, cpus: str) -> None:
     print(json.dumps({"rate": rate}), flush=True)
 
 
-def together(kind: str, n: int, device: str, steps: int, pin: bool) -> list[float]:
+def together(kind: str, n: int, device: str, steps: int, pin: bool,
+             env: dict[str, str] | None = None) -> list[float]:
     # imports and data loading happen before the common start
     start = time.time() + (2.0 if kind == "python" else 12.0)
     sets = placement.plan([1] * n, placement.physical_cores()) if pin else None
@@ -60,7 +64,8 @@ def together(kind: str, n: int, device: str, steps: int, pin: bool) -> list[floa
     procs = [subprocess.Popen([sys.executable, __file__, "--child", kind, "--device", device,
                                "--steps", str(steps), "--start", str(start), "--cpus",
                                ",".join(map(str, sets[i])) if sets else ""],
-                              stdout=subprocess.PIPE, text=True) for i in range(n)]
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+             for i in range(n)]
     rates = []
     for p in procs:
         out, _ = p.communicate()
@@ -78,6 +83,8 @@ def main() -> int:
     ap.add_argument("--start", type=float, default=0.0)
     ap.add_argument("--out")
     ap.add_argument("--pin", action="store_true", help="also run every row pinned")
+    ap.add_argument("--cuda-mps", action="store_true",
+                    help="also run every GPU row under a private MPS daemon")
     ap.add_argument("--kinds", default="python,cnn",
                     help="which loops: python, cnn, cnn-synced (synchronised 50 times)")
     ap.add_argument("--cpus", default="", help=argparse.SUPPRESS)
@@ -85,19 +92,26 @@ def main() -> int:
     if args.child:
         child(args.child, args.device, args.steps, args.start, args.cpus)
         return 0
+    if args.cuda_mps and cuda_mps.find_control() is None:
+        raise SystemExit(f"--cuda-mps: no {cuda_mps.CONTROL} on this machine")
     result = {}
     print(f"| {args.n} processes at once | 1 process | {args.n} together (sum) | speed-up "
           "| slowest / fastest |\n|---|---:|---:|---:|---:|")
     kinds = args.kinds.split(",")
-    for kind, pin in [(k, p) for p in (False, True)[:1 + args.pin] for k in kinds]:
-        one = together(kind, 1, args.device, args.steps, pin)[0]
-        many = together(kind, args.n, args.device, args.steps, pin)
-        result[kind + (" pinned" if pin else "")] = {"one": one, "many": many,
-                                                     "speedup": sum(many) / one}
+    rows = [(k, p, m) for m in (False, True)[:1 + args.cuda_mps]
+            for p in (False, True)[:1 + args.pin] for k in kinds if not (m and k == "python")]
+    for kind, pin, mps in rows:
+        with ExitStack() as stack:
+            env = stack.enter_context(cuda_mps.daemon()).env() if mps else None
+            one = together(kind, 1, args.device, args.steps, pin, env)[0]
+            many = together(kind, args.n, args.device, args.steps, pin, env)
+        result[kind + (" pinned" if pin else "") + (" mps" if mps else "")] = {
+            "one": one, "many": many, "speedup": sum(many) / one}
         label = "pure-Python loop (iterations/s)" if kind == "python" else \
             f"hand-written eager cnn loop on {args.device} (samples/s)"
         label += ", synchronised every 2 % of its steps" if kind == "cnn-synced" else ""
         label += ", pinned to own cores" if pin else ""
+        label += ", under MPS" if mps else ""
         print(f"| {label} | {one:,.0f} | {sum(many):,.0f} | {sum(many) / one:.2f}x | "
               f"{min(many) / max(many):.2f} |", flush=True)
     if args.out:
