@@ -198,7 +198,10 @@ def _pack_run(model: str, n: int, per: int, steps: int, extra: list[str]) -> dic
         cmd = [sys.executable, "-m", "harness", "run", "-m", model, "-o", "adam", "-d",
                DEVICE, "-s", seeds, "--steps", str(steps), "--workers-per-device",
                str(per), "--out", f"{tmp}/run", "--quiet", *extra]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            said = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"harness run {' '.join(extra)} exited {done.returncode}: {said}")
         s = pd.read_csv(f"{tmp}/run/summary.csv")
         assert (s["status"] == "ok").all(), s[["status", "error"]]
         total = float((s["steps_done"] * s["batch_size"]).sum())
@@ -266,7 +269,11 @@ def main() -> int:
               f"1 cell end-to-end | {n} cells end-to-end | speed-up |\n"
               "|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for v in variants if args.pack else []:
-        p = packing("cnn", n, args.pack_steps, v.split(), args.pack_rounds)
+        try:
+            p = packing("cnn", n, args.pack_steps, v.split(), args.pack_rounds)
+        except RuntimeError as exc:  # one variant failing (say, no MPS here) ends only its row
+            print(f"| {v or 'eager'} | failed: {exc} |", flush=True)
+            continue
         result["packing"].append(p)
         print(f"| {p['flags'] or 'eager'} | {p['steady_1']:,.0f} | {p[f'steady_{n}']:,.0f} | "
               f"{p['speedup']:.2f}x | {p[f'overlap_{n}']:.2f} | {p['end_to_end_1']:,.0f} | "

@@ -8,7 +8,8 @@
 #   2. the GPU tests (~1.5 min);
 #   3. plain processes packed the same way, synchronised as often as a harness cell, with
 #      and without MPS (~2 min);
-#   4. while time remains: the harness against hand-written loops (eager, graphs), cuda
+#   4. packing with --cudnn-benchmark, alone and with --cuda-mps (1 round each, ~1.5 min);
+#   5. while time remains: the harness against hand-written loops (eager, graphs), cuda
 #      cells end to end, the CUDA-graph step taken apart (all measured before).
 # Run it under `timeout 560`: what finished is in $OUT/gpu.log, JSON in $OUT/pack and
 # $OUT/bench.
@@ -18,7 +19,7 @@ export PYTHONUNBUFFERED=1 HARNESS_PLUGINS=harness
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --no-cache-dir \
   --target /tmp/site .whl/*.whl . || exit 1
 export PYTHONPATH=/tmp/site
-mkdir -p "$OUT/pack" "$OUT/bench"
+mkdir -p "$OUT/pack/cudnn" "$OUT/bench"
 exec > >(tee "$OUT/gpu.log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_mode --format=csv
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
@@ -26,8 +27,13 @@ lscpu | grep -E "^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA node)"
 MPS=$(python3 -c "from harness import cuda_mps; print(cuda_mps.find_control() or '')")
 echo "MPS control: ${MPS:-none on this machine}"
 VARIANTS=(--pack-variant=)
+CUDNN=(--pack-variant=--cudnn-benchmark)
 HAND_MPS=()
-if [ -n "$MPS" ]; then VARIANTS+=(--pack-variant=--cuda-mps); HAND_MPS=(--cuda-mps); fi
+if [ -n "$MPS" ]; then
+  VARIANTS+=(--pack-variant=--cuda-mps)
+  CUDNN+=("--pack-variant=--cuda-mps --cudnn-benchmark")
+  HAND_MPS=(--cuda-mps)
+fi
 # GPU utilisation (share of time a kernel ran) sampled every 100 ms while cells are packed.
 nvidia-smi --query-gpu=timestamp,utilization.gpu,clocks.sm,power.draw --format=csv,noheader \
   -lms 100 > "$OUT/pack/gpu_util.csv" 2>/dev/null & SMI=$!
@@ -38,6 +44,7 @@ python3 benchmarks/gpu_util.py "$OUT/pack/gpu_bench.json" "$OUT/pack/gpu_util.cs
 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py 2>&1 | tail -15
 python3 benchmarks/pack_hand.py --n 8 --kinds cnn-synced --steps 8000 "${HAND_MPS[@]}" \
   --out "$OUT/pack"
+python3 benchmarks/gpu_bench.py --modes none --pack-steps 8000 "${CUDNN[@]}" --out "$OUT/pack/cudnn"
 python3 benchmarks/gpu_bench.py --pack 0 --out "$OUT/bench"
 python3 -m harness run -m regression,classification,cnn,lstm,rnn-regression,autoencoder,dropout,batchnorm \
   -o sgd,adam -d cpu,cuda -s 0 --steps 100 --out "$OUT/run" --quiet 2>&1 | tail -20
