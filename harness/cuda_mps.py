@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -139,8 +140,11 @@ def daemon() -> Iterator[Session]:
     session.log_dir.mkdir()
     out = (session.log_dir / "daemon.out").open("wb")
     # -f: in the foreground, as this process's child, so it can be waited for and, when it
-    # does not quit, killed with the server it started (same new process group).
-    process = subprocess.Popen([control, "-f"], env={**os.environ, **session.env()},
+    # does not quit, killed with the server it started (same new process group). Started
+    # through a shim that asks Linux to send it SIGTERM should this process die first, even
+    # by SIGKILL, so that no daemon outlives the run.
+    process = subprocess.Popen([sys.executable, "-c", _SHIM, control, "-f"],
+                               env={**os.environ, **session.env()},
                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
@@ -150,6 +154,15 @@ def daemon() -> Iterator[Session]:
         _stop(session, process)
         out.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+#: Sets the parent-death signal (kept across exec) and becomes the control program.
+_SHIM = ("import ctypes, os, signal, sys\n"
+         "try:\n"
+         "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+         "except (OSError, AttributeError):\n"
+         "    pass\n"
+         "os.execv(sys.argv[1], sys.argv[1:])\n")
 
 
 def _wait_until_up(session: Session, process: subprocess.Popen[bytes]) -> None:

@@ -65,11 +65,12 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie awaiting its reaper counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
         return False
-    return True
+    return "\nState:\tZ" not in status
 
 
 def test_without_the_control_program_the_error_names_it(
@@ -150,3 +151,27 @@ def test_a_gpu_worker_that_is_not_a_client_stops_the_run(
         with pytest.raises(cuda_mps.MPSError, match=r"the worker on cuda:0 \(pid 7\) is not a "
                                                     "client of the MPS server"):
             executor._check_client(_Slot(process=None, conn=None, device="cuda:0", pid=7))
+
+
+def test_the_daemon_does_not_outlive_a_killed_harness(standin: Path, tmp_path: Path) -> None:
+    """SIGKILL leaves no cleanup to run: the daemon must still go (parent-death signal)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys, time\n"
+            "from harness import cuda_mps\n"
+            "with cuda_mps.daemon() as s:\n"
+            "    print((s.pipe_dir / 'daemon.pid').read_text(), flush=True)\n"
+            "    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    pid = int(holder.stdout.readline())
+    assert _alive(pid)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
