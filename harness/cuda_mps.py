@@ -35,6 +35,12 @@ _SEARCH = ("/usr/local/nvidia/bin", "/usr/bin", "/usr/local/bin")
 #: Seconds to wait for the daemon's control pipe, and for it to quit.
 START_S = 10.0
 STOP_S = 15.0
+#: Seconds a GPU worker may take from its start (torch import and plugins included) to
+#: become the server's client: an attach can hang while the daemon answers questions.
+ATTACH_S = 180.0
+#: The control socket is PIPE_DIR/control, and a Unix socket's path holds ~107 bytes: a
+#: longer temporary folder would make the daemon die at start, so such a one is not used.
+_MAX_BASE = 60
 
 
 class MPSError(HarnessError):
@@ -134,7 +140,9 @@ def daemon() -> Iterator[Session]:
         if _answers(found):
             yield found
             return
-    root = Path(tempfile.mkdtemp(prefix="harness-mps-"))
+    base = tempfile.gettempdir()
+    root = Path(tempfile.mkdtemp(prefix="harness-mps-",
+                                 dir=base if len(base) <= _MAX_BASE else "/tmp"))
     session = Session(control, root / "pipe", root / "log", owned=True)
     session.pipe_dir.mkdir()
     session.log_dir.mkdir()

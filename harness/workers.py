@@ -167,6 +167,7 @@ class _Slot:
     device: str = "cpu"
     cpus: tuple[int, ...] | None = None
     pid: int | None = None
+    spawned: float = field(default_factory=time.monotonic)
     ready: bool = False
     cell: Cell | None = None
     started: float = 0.0
@@ -265,11 +266,15 @@ class ProcessExecutor:
 
     def _wait(self, on_window: WindowCallback, on_result: ResultCallback) -> None:
         timeout = None
+        now = time.monotonic()
         if self.options.timeout is not None:
             busy = [s for s in self.slots if s.cell is not None]
             if busy:
-                now = time.monotonic()
                 timeout = max(0.0, min(s.started + self.options.timeout - now for s in busy))
+        attaching = self._attaching()
+        if attaching:
+            due = max(0.0, min(s.spawned + cuda_mps.ATTACH_S - now for s in attaching))
+            timeout = due if timeout is None else min(timeout, due)
         handles: dict[Any, _Slot] = {}
         for slot in self.slots:
             handles[slot.conn] = slot
@@ -284,6 +289,17 @@ class ProcessExecutor:
             elif not slot.conn.poll():
                 self._died(slot, on_result)
         self._enforce_timeouts(on_result)
+        for slot in self._attaching():
+            if time.monotonic() - slot.spawned >= cuda_mps.ATTACH_S:
+                raise cuda_mps.MPSError(
+                    f"a worker on {slot.device} did not attach to the MPS server within "
+                    f"{cuda_mps.ATTACH_S:g} s ({self._mps_log()})")
+
+    def _attaching(self) -> list[_Slot]:
+        """GPU workers under MPS that have not reported ready: an attach can hang."""
+        if self.mps_session is None:
+            return []
+        return [s for s in self.slots if not s.ready and s.device.startswith("cuda")]
 
     def _receive(self, slot: _Slot, on_window: WindowCallback,
                  on_result: ResultCallback) -> None:

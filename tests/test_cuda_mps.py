@@ -175,3 +175,34 @@ def test_the_daemon_does_not_outlive_a_killed_harness(standin: Path, tmp_path: P
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(pid)
+
+
+def test_a_gpu_worker_that_never_attaches_stops_the_run(
+    standin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attach can hang while the daemon still answers: the wait for it is bounded."""
+    import multiprocessing as mp
+    import time
+
+    from harness.training import RunOptions
+    from harness.workers import ExecOptions, ProcessExecutor, _Slot
+
+    monkeypatch.setattr(cuda_mps, "ATTACH_S", 0.5)
+    executor = ProcessExecutor(ExecOptions(cuda_mps=True), RunOptions())
+    parent, child = mp.Pipe()
+    silent = mp.get_context("spawn").Process(target=time.sleep, args=(30,))
+    silent.start()
+    try:
+        with cuda_mps.daemon() as session:
+            executor.mps_session = session
+            executor.slots.append(_Slot(process=silent, conn=parent, device="cuda:0"))
+            t0 = time.monotonic()
+            with pytest.raises(cuda_mps.MPSError,
+                               match="a worker on cuda:0 did not attach to the MPS server "
+                                     r"within 0\.5 s"):
+                while time.monotonic() - t0 < 10:
+                    executor._wait(lambda *a: None, lambda *a: None)
+    finally:
+        silent.kill()
+        silent.join()
+        child.close()
