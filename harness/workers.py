@@ -341,8 +341,9 @@ class ProcessExecutor:
         code = slot.process.exitcode
         self._retire(slot, kill=True)
         if not slot.ready:
+            hint = " (and without --cuda-mps)" if self.mps_session is not None else ""
             raise HarnessError(f"a worker process {describe_exit(code)} while starting; "
-                               "run with --workers 0 to see the error in this process")
+                               f"run with --workers 0{hint} to see the error in this process")
         if cell is not None:
             on_result(self._partial(cell, slot, "error", f"worker {describe_exit(code)}"))
         self.slots.append(self._spawn(slot.device, slot.cpus))
