@@ -151,8 +151,11 @@ def daemon() -> Iterator[Session]:
     # does not quit, killed with the server it started (same new process group). Started
     # through a shim that asks Linux to send it SIGTERM should this process die first, even
     # by SIGKILL, so that no daemon outlives the run.
+    # The daemon starts nvidia-cuda-mps-server, which lives next to it: keep it findable
+    # when the control program was found off PATH.
+    path = os.pathsep.join([str(Path(control).parent), os.environ.get("PATH", "")])
     process = subprocess.Popen([sys.executable, "-c", _SHIM, control, "-f"],
-                               env={**os.environ, **session.env()},
+                               env={**os.environ, **session.env(), "PATH": path},
                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
