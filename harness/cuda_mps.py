@@ -191,11 +191,10 @@ def _wait_until_up(session: Session, process: subprocess.Popen[bytes]) -> None:
 
 def _stop(session: Session, process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
-        try:
+        with suppress(MPSError):
             session.query("quit", timeout=STOP_S)
+        with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=STOP_S)
-        except (MPSError, subprocess.TimeoutExpired):
-            pass
     if process.poll() is None:
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
