@@ -155,7 +155,6 @@ def test_cuda_mps_packs_workers_as_clients_of_a_private_daemon(tmp_path: Any) ->
     """Two cells at once under --cuda-mps: the run stops unless every GPU worker is a
     client of the daemon it started, and the daemon and its folders are gone after."""
     import glob
-    import subprocess
     import tempfile
 
     from conftest import run_cli
@@ -165,9 +164,15 @@ def test_cuda_mps_packs_workers_as_clients_of_a_private_daemon(tmp_path: Any) ->
     if cuda_mps.find_control() is None:
         pytest.skip("no nvidia-cuda-mps-control on this machine")
     def mps_processes() -> set[str]:
-        found = subprocess.run(["pgrep", "-f", "nvidia-cuda-mps"], capture_output=True,
-                               text=True)
-        return set(found.stdout.split())
+        found = set()
+        for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+            try:
+                with open(cmdline, "rb") as f:
+                    if b"nvidia-cuda-mps" in f.read():
+                        found.add(cmdline)
+            except OSError:
+                continue  # gone meanwhile
+        return found
 
     pattern = f"{tempfile.gettempdir()}/harness-mps-*"
     before, running = set(glob.glob(pattern)), mps_processes()
