@@ -147,13 +147,13 @@ def daemon() -> Iterator[Session]:
     session.pipe_dir.mkdir()
     session.log_dir.mkdir()
     out = (session.log_dir / "daemon.out").open("wb")
+    # The daemon starts nvidia-cuda-mps-server, which lives next to it: keep it findable
+    # when the control program was found off PATH.
+    path = os.pathsep.join([str(Path(control).parent), os.environ.get("PATH", "")])
     # -f: in the foreground, as this process's child, so it can be waited for and, when it
     # does not quit, killed with the server it started (same new process group). Started
     # through a shim that asks Linux to send it SIGTERM should this process die first, even
     # by SIGKILL, so that no daemon outlives the run.
-    # The daemon starts nvidia-cuda-mps-server, which lives next to it: keep it findable
-    # when the control program was found off PATH.
-    path = os.pathsep.join([str(Path(control).parent), os.environ.get("PATH", "")])
     process = subprocess.Popen([sys.executable, "-c", _SHIM, control, "-f"],
                                env={**os.environ, **session.env(), "PATH": path},
                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
