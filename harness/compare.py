@@ -18,8 +18,10 @@ The threshold is noise-aware. A change counts only when it is worse by more than
   standard deviation of those differences; otherwise as for throughput, and with
   a single seed only the floor applies.
 
-A group whose base seeds all finished ``ok`` and whose new seeds did not also
-counts as a regression.
+A group also regresses when a seed that finished ``ok`` in the base did not in the
+new run (without shared seeds: when the fraction of ``ok`` seeds fell). Two runs with
+no cell group in common cannot be compared: that is a usage error naming the fields
+they differ in.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.errors import UsageError
 from harness.plugins import PluginHost
 from harness.report.model import ReportRun, steady_windows
 
@@ -76,6 +79,8 @@ class _Side:
     rate_se: list[float] = field(default_factory=list)
     #: seed -> final metric, for the paired comparison.
     metric: dict[int, float] = field(default_factory=dict)
+    #: seed -> status.
+    status: dict[int, str] = field(default_factory=dict)
 
 
 def _gather(run: ReportRun) -> tuple[dict[str, _Side], dict[str, str]]:
@@ -88,6 +93,7 @@ def _gather(run: ReportRun) -> tuple[dict[str, _Side], dict[str, str]]:
         labels.setdefault(key, f"{row['variant']} | {row['arm']} | {row['device']}")
         side = sides.setdefault(key, _Side())
         side.seeds += 1
+        side.status[int(rec["cell"]["seed"])] = str(rec.get("status"))
         if rec.get("status") != "ok":
             continue
         side.ok += 1
@@ -135,7 +141,8 @@ def _judge(base: Sequence[float], new: Sequence[float], better: str, floor: floa
         sd, noise = fallback_sd, "windows" if math.isfinite(fallback_sd) else "floor only"
     threshold = max(floor * abs(b), k * sd if math.isfinite(sd) else 0.0)
     if not (math.isfinite(b) and math.isfinite(n)):
-        return {"base": b, "new": n, "change": math.nan, "threshold": threshold,
+        relative = threshold / abs(b) if math.isfinite(b) and b else math.nan
+        return {"base": b, "new": n, "change": math.nan, "threshold": relative,
                 "noise": noise, "verdict": "n/a", "regressed": False}
     worse = (b - n) if better == "max" else (n - b)
     verdict = "REGRESSED" if worse > threshold else "improved" if -worse > threshold else "ok"
@@ -149,16 +156,17 @@ def _judge_paired(base: dict[int, float], new: dict[int, float], better: str, fl
     """The final metric: seed by seed when the runs share two or more seeds.
 
     The same seed means the same initialisation and data order, so the per-seed
-    difference removes the seed's own luck; its spread is the noise. Without shared
-    seeds this falls back to the unpaired comparison of :func:`_judge`.
+    difference removes the seed's own luck; its spread is the noise. ``base`` and
+    ``new`` are then the medians over the shared seeds, the ones the change is over.
+    Without shared seeds this falls back to the unpaired comparison of :func:`_judge`.
     """
     common = sorted(s for s in base if s in new
                     and math.isfinite(base[s]) and math.isfinite(new[s]))
     if len(common) < 2:
         return _judge(list(base.values()), list(new.values()), better, floor, k)
     diffs = np.array([new[s] - base[s] for s in common])
-    b, n = _median(list(base.values())), _median(list(new.values()))
-    ref = _median([base[s] for s in common])
+    b, n = _median([base[s] for s in common]), _median([new[s] for s in common])
+    ref = b
     sd = float(diffs.std(ddof=1))
     threshold = max(floor * abs(ref), k * sd)
     shift = float(np.median(diffs))
@@ -167,6 +175,41 @@ def _judge_paired(base: dict[int, float], new: dict[int, float], better: str, fl
     return {"base": b, "new": n, "change": shift / abs(ref) if ref else math.nan,
             "threshold": threshold / abs(ref) if ref else math.nan, "noise": "paired seeds",
             "verdict": verdict, "regressed": verdict == "REGRESSED"}
+
+
+def _status_regressed(base: _Side, new: _Side) -> bool:
+    """A seed ok in the base is not ok in the new run; without shared seeds, the
+    fraction of ok seeds fell."""
+    shared = [s for s in base.status if s in new.status]
+    if shared:
+        return any(base.status[s] == "ok" and new.status[s] != "ok" for s in shared)
+    return new.ok * base.seeds < base.ok * new.seeds
+
+
+def _differences(base: ReportRun, new: ReportRun, most: int = 3) -> str:
+    """The cell fields whose values differ between the runs, with those values."""
+    def values(run: ReportRun) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for rec in run.records:
+            for k, v in rec["cell"].items():
+                if k not in ("seed", "versions"):
+                    out.setdefault(k, set()).add(json.dumps(v, sort_keys=True))
+        return out
+
+    b, n = values(base), values(new)
+    fields = [k for k in sorted(b.keys() | n.keys()) if b.get(k) != n.get(k)]
+    # a field with no value in common keeps every cell apart: name those first
+    fields.sort(key=lambda k: bool(b.get(k, set()) & n.get(k, set())))
+    if not fields:
+        return "they hold no cells"
+
+    def show(vals: set[str] | None) -> str:
+        text = ", ".join(sorted(vals)) if vals else "none"
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    parts = [f"{k} (base {show(b.get(k))}; new {show(n.get(k))})" for k in fields[:most]]
+    more = f" and {len(fields) - most} more" if len(fields) > most else ""
+    return "they differ in " + ", ".join(parts) + more
 
 
 def _median(values: Sequence[float]) -> float:
@@ -196,7 +239,7 @@ def compare_runs(base_dir: Path, new_dir: Path, thresholds: Thresholds | None = 
         fallback = float(math.sqrt(np.mean(np.square(se)))) if se else math.nan
         t = _judge(b.rate, n.rate, "max", th.throughput_floor, th.k, fallback)
         m = _judge_paired(b.metric, n.metric, mode, th.metric_floor, th.k)
-        status_regressed = b.ok == b.seeds and n.ok < n.seeds
+        status_regressed = _status_regressed(b, n)
         rows.append({
             "cell": b_labels[key], "seeds": f"{b.ok}/{b.seeds} → {n.ok}/{n.seeds}",
             "throughput_base": t["base"], "throughput_new": t["new"],
@@ -208,6 +251,9 @@ def compare_runs(base_dir: Path, new_dir: Path, thresholds: Thresholds | None = 
             "status_verdict": "REGRESSED" if status_regressed else "ok",
             "regressed": bool(t["regressed"] or m["regressed"] or status_regressed),
         })
+    if not rows:
+        raise UsageError(f"nothing to compare: no cell group of {str(new_dir)!r} matches one "
+                         f"of {str(base_dir)!r}; {_differences(base, new)}")
     return Comparison(
         table=pd.DataFrame(rows),
         only_base=[b_labels[k] for k in b_sides if k not in n_sides],

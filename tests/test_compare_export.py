@@ -135,6 +135,54 @@ def test_failed_and_missing_cells(base_run: Path, tmp_path: Path,
     assert "3/3 → 2/3" in out and "REGRESSED" in out
 
 
+def test_a_seed_that_stops_finishing_ok_regresses_even_if_the_base_had_a_failure(
+        base_run: Path, tmp_path: Path) -> None:
+    def status(new_status: dict[int, str]) -> Edit:
+        def edit(rec: dict[str, Any]) -> dict[str, Any]:
+            if rec["cell"]["optimizer"] == "adam" and rec["cell"]["seed"] in new_status:
+                rec["status"] = new_status[rec["cell"]["seed"]]
+            return rec
+        return edit
+
+    base = _copy(base_run, tmp_path / "base", status({0: "error"}))
+    worse = _copy(base_run, tmp_path / "worse", status({0: "error", 1: "diverged", 2: "diverged"}))
+    cmp = compare_runs(base, worse)
+    adam = _row(cmp, "adam")
+    assert adam["seeds"] == "2/3 → 0/3" and adam["status_verdict"] == "REGRESSED"
+    assert cmp.regressed
+    # no seed ok in the new run: no median to judge, and the threshold stays a fraction
+    assert adam["metric_verdict"] == "n/a" and 0 < adam["metric_threshold"] < 1
+    assert 0 < adam["throughput_threshold"] < 1
+    # the failing seed recovering is not a regression
+    assert _row(compare_runs(base, base_run), "adam")["status_verdict"] == "ok"
+
+
+def test_paired_medians_are_over_the_shared_seeds(base_run: Path, tmp_path: Path) -> None:
+    base = _copy(base_run, tmp_path / "base", _set("test_loss", _per_seed("sgd", [1.0, 2.0, 9.0])))
+
+    def two_seeds(rec: dict[str, Any]) -> dict[str, Any] | None:
+        if rec["cell"]["seed"] == 2:
+            return None
+        return _set("test_loss", _per_seed("sgd", [1.0, 2.0]))(rec)
+
+    sgd = _row(compare_runs(base, _copy(base_run, tmp_path / "new", two_seeds)), "sgd")
+    # seeds 0 and 1 are shared: base and new both have the median 1.5 there, no change
+    assert (sgd["metric_base"], sgd["metric_new"]) == (1.5, 1.5)
+    assert sgd["metric_change"] == 0 and sgd["metric_verdict"] == "ok"
+
+
+def test_runs_with_nothing_in_common_are_a_usage_error(
+        base_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = tmp_path / "new"
+    assert main(["run", "-m", "regression", "-o", "sgd", "-s", "0", "--steps", "50",
+                 "--workers", "0", "--out", str(new), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(base_run), str(new)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing to compare" in err[0]
+    assert "they differ in steps (base 40; new 50)" in err[0]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["compare", "{base}", "{missing}"], "no results directory"),
     (["compare", "{empty}", "{base}"], "holds no harness results"),
