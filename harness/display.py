@@ -105,12 +105,41 @@ def format_summary(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "(no finished cells)"
     metrics = [c for c in summary.columns if c.startswith(("test_", "train_", "eval_"))]
+    if "target_metric" in summary.columns:  # a problem's target metric, whatever its name
+        metrics += [m for m in dict.fromkeys(summary["target_metric"].dropna())
+                    if isinstance(m, str) and m in summary.columns and m not in metrics]
     cols = [c for c in SHOW_COLUMNS if c in summary.columns]
     cols = cols[:7] + metrics + cols[7:]
     frame = summary[cols].copy()
     if "params" in frame and (frame["params"] == "").all():
         frame = frame.drop(columns="params")
+    varying = _varying_hyperparameters(summary)
+    if varying:
+        at = list(frame.columns).index("optimizer") + 1
+        frame.insert(at, "hyperparameters", [
+            " ".join(f"{k}={_value(row[f'hp.{k}'])}" for k in varying
+                     if not _missing(row[f"hp.{k}"]))
+            for _, row in summary.iterrows()])
     return frame.to_string(index=False, float_format=_fmt, na_rep="-")
+
+
+def _varying_hyperparameters(summary: pd.DataFrame) -> list[str]:
+    """The hyperparameters that take more than one value for some optimizer: what tells
+    its rows apart."""
+    names = [c[3:] for c in summary.columns if c.startswith("hp.")]
+    if "optimizer" not in summary.columns:
+        return []
+    return [k for k in names
+            if any(g[f"hp.{k}"].map(_value).nunique(dropna=False) > 1
+                   for _, g in summary.groupby("optimizer", sort=False))]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _value(value: Any) -> str:
+    return "-" if _missing(value) else _fmt(value) if isinstance(value, float) else str(value)
 
 
 def _fmt(x: float) -> str:

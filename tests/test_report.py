@@ -88,6 +88,15 @@ def test_report_contents(seeds_report: Path) -> None:
     assert set(ranking["arm"]) == {"sgd", "adam"}
     assert (ranking["seeds_ok"] == 3).all()
     assert ranking["ci_low"].notna().all()  # three seeds: intervals available
+    # the t interval of the mean over the three seeds (the seeds' range would be too narrow)
+    from harness.report import stats
+    summary = __import__("pandas").read_parquet(folder.parent / "summary.parquet")
+    for _, r in ranking.iterrows():
+        values = summary[(summary["model"] == r["problem"])
+                         & (summary["optimizer"] == r["arm"])][r["metric"]].to_numpy()
+        assert (r["ci_low"], r["ci_high"]) == pytest.approx(stats.t_interval(values))
+        assert r["ci_low"] < values.min() and r["ci_high"] > values.max()
+    assert "order statistics (75% with 3 seeds)" in page  # the bands say how sure they are
     others = ranking[~ranking["is_best"]]
     assert others["p_value"].notna().all() and (others["min_p"] == 0.25).all()
 
@@ -103,6 +112,46 @@ def test_report_with_failed_cells_one_seed_and_one_problem(failed_report: Path) 
     ttt = __import__("pandas").read_csv(failed_report.parent / "time_to_target.csv")
     assert len(ttt) == 2  # the diverged cell is a miss, not dropped
     assert not ttt.loc[ttt["status"] == "diverged", "reached"].any()
+
+
+def test_skipped_cells_and_role_arms(tmp_path: Path) -> None:
+    """Cells skipped for a missing device are not ranked; an arm that gives the GAN's
+    discriminator its own optimizer is scored over the problems it ran, with no "-"."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text('models = ["regression", "gan"]\noptimizers = ["sgd", "adam"]\n'
+                    'seeds = "0"\nsteps = 30\n'
+                    '[model.gan.role.discriminator]\noptimizer = "sgd"\n', "utf-8")
+    run = _run(tmp_path / "run", str(grid), "-d", "cpu,mps", "--skip-unavailable")
+    index = build_report(run)
+    pd = __import__("pandas")
+    ranking = pd.read_csv(index.parent / "ranking.csv")
+    assert not ranking["problem"].str.contains("mps").any()
+    assert (ranking["seeds"] == 1).all()
+    page = index.read_text("utf-8")
+    assert "were skipped (a device this machine lacks)" in page
+    assert "cell(s) did not finish ok" not in page
+    scores = pd.read_csv(index.parent / "profile_scores.csv").set_index("arm")
+    assert not any("-" in arm.split("(")[-1] for arm in scores.index if "(" in arm)
+    # sgd trains both of the GAN's networks anyway; adam's GAN cells are an arm of their own
+    assert scores.loc["sgd", "problems"] == 2
+    assert scores.loc["adam", "problems"] == 1
+    assert scores.loc["adam (discriminator: sgd lr=0.01)", "problems"] == 1
+    assert "each is scored over the problems it was run on" in page
+
+
+def test_show_tells_rows_apart_and_shows_target_metrics(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _run(tmp_path / "run", "-m", "regression,gan", "-o", "sgd", "-s", "0",
+               "--steps", "20", "--set", "sgd.lr=0.01,0.05")
+    capsys.readouterr()
+    assert main(["show", str(run)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("model"))
+    assert "hyperparameters" in header and "curve_distance" in header
+    rows = [line for line in lines if line.lstrip().startswith("regression")]
+    assert len(rows) == 2 and any("lr=0.01" in r for r in rows) and any("lr=0.05" in r
+                                                                          for r in rows)
 
 
 def test_report_cli_and_bad_directories(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -11,38 +11,48 @@ import pytest
 from harness.report import stats
 
 
-def test_bootstrap_interval_covers_a_known_mean() -> None:
-    rng = np.random.default_rng(1)
-    x = rng.normal(5.0, 2.0, size=40)
-    lo, hi = stats.bootstrap_ci(x)
-    assert lo < 5.0 < hi
-    assert lo < x.mean() < hi
-    # the interval is about 2 × 1.96 × σ/√n wide
-    assert 0.6 < hi - lo < 1.8
+def test_t_interval_hand_computed() -> None:
+    # mean 2, s = 1, n = 3: half-width t(0.975, 2) · 1/√3 = 4.302653 / 1.732051 = 2.484138
+    lo, hi = stats.t_interval([1.0, 2.0, 3.0])
+    assert lo == pytest.approx(2 - 2.484138, abs=1e-6)
+    assert hi == pytest.approx(2 + 2.484138, abs=1e-6)
+    assert stats.t_interval([4.0, 4.0, 4.0]) == (4.0, 4.0)
 
 
-def test_bootstrap_interval_coverage_is_near_95_percent() -> None:
-    # The percentile bootstrap of a mean of 30 normal values covers about 93% of the time.
-    rng = np.random.default_rng(11)
-    hits = 0
-    trials = 1000
-    for i in range(trials):
-        sample = rng.normal(10.0, 3.0, size=30)
-        lo, hi = stats.bootstrap_ci(sample, n_boot=1000, rng=i)
-        hits += lo <= 10.0 <= hi
-    assert 0.90 <= hits / trials <= 0.97
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_t_interval_holds_the_mean_95_percent_of_the_time_with_few_seeds(n: int) -> None:
+    # The reason the report does not use a percentile bootstrap: with 3 seeds that is the
+    # seeds' range and holds the mean about 76% of the time.
+    rng = np.random.default_rng(11 + n)
+    samples = rng.normal(10.0, 3.0, size=(4000, n))
+    hits = sum(lo <= 10.0 <= hi for lo, hi in (stats.t_interval(x) for x in samples))
+    assert 0.935 <= hits / len(samples) <= 0.965
 
 
-def test_bootstrap_interval_of_the_median_and_reproducible() -> None:
-    x = [1.0, 2.0, 3.0, 4.0, 100.0]
-    lo, hi = stats.bootstrap_ci(x, np.median)
-    assert 1.0 <= lo <= 3.0 <= hi <= 100.0
-    assert stats.bootstrap_ci(x, np.median) == (lo, hi)  # fixed default seed
+def test_t_interval_unavailable_with_fewer_than_three_values() -> None:
+    assert all(math.isnan(v) for v in stats.t_interval([1.0, 2.0]))
+    assert all(math.isnan(v) for v in stats.t_interval([1.0, 2.0, math.nan]))
 
 
-def test_bootstrap_interval_unavailable_with_fewer_than_three_values() -> None:
-    assert all(math.isnan(v) for v in stats.bootstrap_ci([1.0, 2.0]))
-    assert all(math.isnan(v) for v in stats.bootstrap_ci([1.0, 2.0, math.nan]))
+@pytest.mark.parametrize(("n", "k", "confidence"), [
+    (3, 1, 0.75), (4, 1, 0.875), (5, 1, 0.9375), (6, 1, 1 - 2 / 64),
+    (9, 2, 1 - 2 * 10 / 512), (20, 6, 0.9586105),
+])
+def test_median_rank_hand_computed(n: int, k: int, confidence: float) -> None:
+    # [x_(k), x_(n-k+1)] holds the median unless k or more values fall on one side:
+    # 1 − 2·P(Binomial(n, ½) ≤ k − 1).
+    assert stats.median_rank(n) == (k, pytest.approx(confidence, abs=1e-6))
+
+
+def test_median_band_holds_the_median_as_often_as_it_says() -> None:
+    rng = np.random.default_rng(5)
+    for n in (3, 5, 8):
+        # exponential values (skewed): the median of Exp(1) is ln 2
+        hits = 0
+        for _ in range(3000):
+            _, lo, hi = stats.median_band(rng.exponential(size=(n, 1)))
+            hits += lo[0] <= math.log(2) <= hi[0]
+        assert hits / 3000 == pytest.approx(stats.median_level(n), abs=0.025)
 
 
 def test_median_band() -> None:
@@ -52,9 +62,13 @@ def test_median_band() -> None:
     np.testing.assert_allclose(lo, [1, 2, 3])
     np.testing.assert_allclose(hi, [1, 2, 3])
     m = np.array([[0.0, 0.0], [1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]])
-    median, lo, hi = stats.median_band(m)
+    median, lo, hi = stats.median_band(m[[3, 0, 4, 2, 1]])
     np.testing.assert_allclose(median, [2, 20])
-    assert (lo <= median).all() and (median <= hi).all() and (lo < hi).all()
+    np.testing.assert_allclose(lo, [0, 0])  # 5 seeds: the range (93.75%)
+    np.testing.assert_allclose(hi, [4, 40])
+    nine = np.arange(9.0).reshape(9, 1)
+    _, lo, hi = stats.median_band(nine)
+    assert (lo[0], hi[0]) == (1.0, 7.0)  # 9 seeds: second smallest to second largest
     median, lo, hi = stats.median_band(m[:2])
     np.testing.assert_allclose(median, [0.5, 5])
     assert np.isnan(lo).all() and np.isnan(hi).all()
@@ -123,12 +137,29 @@ def test_performance_profile_hand_computed() -> None:
 
 
 def test_performance_profile_unsolved_problem_is_a_miss_for_everyone() -> None:
-    times = pd.concat([_times(), pd.DataFrame({"A": [math.inf], "B": [math.nan]},
+    times = pd.concat([_times(), pd.DataFrame({"A": [math.inf], "B": [math.inf]},
                                               index=["p4"])])
     score = stats.profile_score(times)
     assert score["A"] == pytest.approx(7 / 12)
     assert score["B"] == pytest.approx(5 / 12)
     assert stats.performance_profile(times, taus=[4.0])["A"].iloc[0] == pytest.approx(3 / 4)
+
+
+def test_performance_profile_scores_an_optimizer_over_the_problems_it_ran() -> None:
+    # C ran only p1 and p4 (NaN: not run, not a miss). p4's best is C's, so A's p4 ratio
+    # is 2; on p1 C is 4× A's 10 s.
+    times = pd.concat([_times(), pd.DataFrame({"A": [8.0], "B": [math.nan]}, index=["p4"])])
+    times["C"] = [40.0, math.nan, math.nan, 4.0]
+    ratios = stats.performance_ratios(times)
+    assert ratios.loc["p4", "A"] == pytest.approx(2.0)
+    assert math.isnan(ratios.loc["p4", "B"]) and math.isnan(ratios.loc["p2", "C"])
+    profile = stats.performance_profile(times, taus=[1.0, 4.0])
+    np.testing.assert_allclose(profile["C"], [1 / 2, 1.0])
+    np.testing.assert_allclose(profile["B"], [1 / 3, 2 / 3])  # over p1-p3, as before
+    score = stats.profile_score(times)
+    assert score["B"] == pytest.approx(5 / 9)  # unchanged: p4 is not a miss for B
+    assert score["C"] == pytest.approx((0 + 3) / (2 * 3))
+    assert score["A"] == pytest.approx((3 + 1 + 3 + 2) / (4 * 3))
 
 
 def test_profile_score_is_the_area_under_the_profile() -> None:

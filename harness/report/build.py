@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.atomic import write_atomic
@@ -143,7 +144,7 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
         fig = F.profile_figure(profile, scores.set_index("arm")["score"], palette)
         if fig is not None:
             name = writer.save(fig, "performance-profile")
-            unsolved = int((times == math.inf).all(axis=1).sum())
+            unsolved = int((~np.isfinite(times)).all(axis=1).sum())
             caption = ("For each optimizer, the fraction of problems on which its median "
                        "time-to-target (over seeds; a miss counts as never) is within τ times the "
                        "best optimizer's on that problem, for τ from 1 to 4, as in AlgoPerf. "
@@ -151,6 +152,9 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
                        f"every problem. {len(times)} problem(s)")
             caption += (f", of which {unsolved} no optimizer solved (a miss for all)."
                         if unsolved else ".")
+            if times.isna().any().any():
+                caption += (" Not every optimizer was run on every problem: each is scored "
+                            "over the problems it was run on (the table's last column).")
             sec.blocks.append(H.figure(name, "Performance profile", caption))
         sec.blocks.append(H.table(scores.rename(columns={
             "arm": "optimizer", "score": "score (area under ρ, 0–1)",
@@ -214,7 +218,9 @@ def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict
         better = "lower" if mode == "min" else "higher"
         sec.blocks.append(H.paragraph(
             f"Ranking by the final {metric} ({better} is better): mean, median and a 95% "
-            "bootstrap interval of the mean over the seeds that finished ok; the best "
+            "t interval of the mean over the seeds that finished ok with a final value "
+            "(a cell can finish ok without one, e.g. a DQN that has not played enough "
+            "episodes for its moving average); the best "
             "optimizer is compared with each other one seed by seed (paired sign-flip "
             "permutation test, p-values Holm-adjusted in brackets)."))
         sec.blocks.append(H.table(_ranking_display(ranking[ranking["problem"] == problem])))
@@ -245,7 +251,7 @@ def _ranking_display(frame: pd.DataFrame) -> pd.DataFrame:
             p = f"unavailable ({int(r['pairs'])} pairs < {stats.MIN_SEEDS})"
         out.append({
             "rank": "–" if not math.isfinite(r["rank"]) else str(int(r["rank"])),
-            "optimizer": r["arm"], "seeds ok": f"{n_ok}/{n}",
+            "optimizer": r["arm"], "seeds ok with a value": f"{n_ok}/{n}",
             "mean": H.fmt_number(r["mean"]), "median": H.fmt_number(r["median"]),
             "95% CI of the mean": ci, "Δ mean vs best (paired)": diff,
             "p (Holm); smallest possible": p,
@@ -305,9 +311,17 @@ def _failures_section(failures: pd.DataFrame, writer: _Writer) -> H.Section:
     if failures.empty:
         sec.blocks.append(H.paragraph("Every cell finished ok."))
     else:
-        sec.blocks.append(H.paragraph(
-            f"{len(failures)} cell(s) did not finish ok. They count as misses for "
-            "time-to-target and are left out of the curves and the ranking statistics."))
+        skipped = int((failures["status"] == "skipped").sum()) if "status" in failures else 0
+        ran = len(failures) - skipped
+        parts = []
+        if ran:
+            parts.append(f"{ran} cell(s) did not finish ok. They count as misses for "
+                         "time-to-target and are left out of the curves and the ranking "
+                         "statistics.")
+        if skipped:
+            parts.append(f"{skipped} cell(s) were skipped (a device this machine lacks): they "
+                         "never ran and appear nowhere else in this report.")
+        sec.blocks.append(H.paragraph(" ".join(parts)))
         sec.blocks.append(H.table(failures))
     if writer.errors:
         sec.blocks.append("<h3>Figure errors</h3>")
@@ -320,11 +334,14 @@ def _methods_section() -> H.Section:
     sec.blocks.append(H.bullet_list([
         "Seeds are the replicates. An optimizer given the same seed on the same problem gets "
         "the same initialisation and data order, so comparisons pair seeds.",
-        f"Intervals: percentile bootstrap with {stats.N_BOOT} resamples (fixed random seed, so "
-        f"the report is reproducible); unavailable with fewer than {stats.MIN_SEEDS} seeds.",
+        "Intervals of a mean: Student's t, mean ± t(n−1)·s/√n; unavailable with fewer than "
+        f"{stats.MIN_SEEDS} seeds. (A percentile bootstrap is too narrow for a handful of "
+        "seeds: with 3 it is their range, which holds the mean about 76% of the time.)",
         "Curves: each seed's curve is linearly interpolated onto a common axis spanning the "
-        "range every seed covers; the line is the median over seeds and the band a 95% "
-        "bootstrap interval of that median (one resample of seeds shared by all points). "
+        "range every seed covers; the line is the median over seeds and the band, at each "
+        "point, the distribution-free interval of the median from the seeds' order "
+        "statistics: 95% or more from 6 seeds, and below that the seeds' range, which holds "
+        "the median with confidence 1 − 2/2ⁿ (75% for 3 seeds, 87.5% for 4, 93.8% for 5). "
         "A log scale is used when the values span two decades or more.",
         "Paired test: two-sided sign-flip permutation test of the mean per-seed difference "
         f"(exact over all 2ⁿ sign patterns up to {stats.EXACT_MAX_PAIRS} seeds). It assumes "
@@ -333,7 +350,9 @@ def _methods_section() -> H.Section:
         "p-values of one problem's comparisons for their number.",
         "Performance profile (AlgoPerf): per problem, each optimizer's median time-to-target "
         "over seeds, a miss counting as infinite; ρ(τ) is the fraction of problems within τ "
-        "of the best; the score is the exact area under ρ for τ in [1, 4] divided by 3.",
+        "of the best; the score is the exact area under ρ for τ in [1, 4] divided by 3. An "
+        "optimizer is scored over the problems it was run on, a problem it was not run on "
+        "is not a miss (the score table gives the count).",
         "Time-to-target is training time (evaluation excluded) until the problem's target "
         "metric first crossed its threshold at an evaluation.",
     ]))

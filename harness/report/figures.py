@@ -105,12 +105,25 @@ def _band(cells: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray, 
     return axis, median, lo, hi, matrix.shape[0]
 
 
+def band_caption(seed_counts: list[int]) -> str:
+    """What the bands of curves over these numbers of seeds are, and how sure."""
+    counts = sorted({n for n in seed_counts if n >= stats.MIN_SEEDS})
+    if not counts:
+        return ""
+    levels = ", ".join(f"{100 * stats.median_level(n):.3g}% with {n} seeds" for n in counts)
+    text = ("Bands: distribution-free confidence interval of the median from the seeds' "
+            f"order statistics ({levels})")
+    if any(stats.median_level(n) < 0.95 for n in counts):
+        text += "; with fewer than 6 seeds no band reaches 95%, so the band is the seeds' range"
+    return text + "."
+
+
 def convergence_figure(
     run: ReportRun, problem: str, palette: dict[str, Any]
 ) -> tuple[Figure, str] | None:
     """Training loss (and the target metric) against steps and training seconds.
 
-    One line per arm: the median over seeds, with a 95% bootstrap band of the
+    One line per arm: the median over seeds, with an order-statistic band of the
     median where there are at least three seeds. Seeds are resampled onto the
     range of the axis they all cover. ``None`` when no ``ok`` cell has a curve.
     """
@@ -155,9 +168,11 @@ def convergence_figure(
     few = bool(seeds_seen) and min(seeds_seen) < stats.MIN_SEEDS
     caption = ("Median over seeds of each optimizer; seeds are resampled onto a common axis "
                "first (the range every seed covers). ")
-    caption += ("Confidence bands are unavailable: fewer than 3 seeds."
-                if few else "Bands: 95% bootstrap confidence interval of the median.")
-    dropped = int(((run.summary["problem"] == problem) & (run.summary["status"] != "ok")).sum())
+    caption += (f"Confidence bands are unavailable: fewer than {stats.MIN_SEEDS} seeds."
+                if few else band_caption(seeds_seen))
+    status = run.summary["status"]
+    dropped = int(((run.summary["problem"] == problem) & (status != "ok")
+                   & (status != "skipped")).sum())
     if dropped:
         caption += f" {dropped} cell(s) that did not finish ok are left out (see below)."
     return fig, caption

@@ -256,9 +256,11 @@ def _varying(cells: Iterable[Cell], attr: str, values: Any) -> dict[str, list[st
 def _name_with(name: str, values: Mapping[str, Any], keys: list[str]) -> str:
     if not keys:
         return name
-    parts = [str(values.get(k, "-")) if k == _ROLES else f"{k}={format_value(values.get(k, '-'))}"
-             for k in keys]
-    return f"{name} ({', '.join(parts)})"
+    # A cell without role overrides trains every network with its own optimizer: nothing
+    # to add for it (a "-" would read as a setting).
+    parts = [str(values[k]) if k == _ROLES else f"{k}={format_value(values.get(k, '-'))}"
+             for k in keys if k != _ROLES or k in values]
+    return f"{name} ({', '.join(parts)})" if parts else name
 
 
 def _with_labels(frame: pd.DataFrame, labels: Mapping[str, tuple[str, str, str]]) -> pd.DataFrame:

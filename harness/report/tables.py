@@ -24,15 +24,18 @@ def _ok(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranking(run: ReportRun) -> pd.DataFrame:
-    """Per problem and arm: the final metric's mean, median and 95% CI over seeds,
+    """Per problem and arm: the final metric's mean, median and 95% t interval of the
+    mean over seeds,
     and a paired test against the problem's best arm.
 
-    The best arm has the best mean over its ``ok`` seeds. Each other arm is paired
+    ``seeds_ok`` counts the ``ok`` seeds with a finite final value, ``seeds`` all
+    seeds that ran (cells ``skipped`` for a device this machine lacks never ran and are
+    left out). The best arm has the best mean over its ``ok`` seeds. Each other arm is paired
     with it seed by seed (seeds present and finite in both); with fewer than
     :data:`stats.MIN_SEEDS` seeds or pairs the interval and the test are NaN.
     """
     rows: list[dict[str, object]] = []
-    summary = run.summary
+    summary = run.summary[run.summary["status"] != "skipped"]  # never ran: nothing to rank
     for problem, group in summary.groupby("problem", sort=False):
         metric, mode = run.final_metric(str(problem))
         values: dict[str, pd.Series] = {}
@@ -49,7 +52,7 @@ def ranking(run: ReportRun) -> pd.DataFrame:
         for arm, v in values.items():
             seeds_total = int((group["arm"] == arm).sum())
             x = stats.finite(v.to_numpy())
-            lo, hi = stats.bootstrap_ci(x)
+            lo, hi = stats.t_interval(x)
             row: dict[str, object] = {
                 "problem": problem, "arm": arm, "metric": metric, "better": mode,
                 "rank": ranked.index(arm) + 1 if arm in ranked else math.nan,
@@ -103,25 +106,28 @@ def profile_times(ttt: pd.DataFrame) -> pd.DataFrame:
     """Problems x arms: the median time-to-target over seeds, a miss counting as ``inf``.
 
     A median with misses as infinite is infinite once half the seeds miss: an
-    optimizer must reach the target on most seeds to count as reaching it.
+    optimizer must reach the target on most seeds to count as reaching it. NaN: the
+    arm was not run on that problem.
     """
     if ttt.empty:
         return pd.DataFrame()
     times = ttt.assign(t=ttt["time_s"].where(ttt["reached"], np.inf).astype(float))
     table = times.pivot_table(index="problem", columns="arm", values="t", aggfunc="median",
-                              sort=False)
-    return table.astype(float).fillna(np.inf)
+                              sort=False, dropna=False)
+    return table.astype(float)
 
 
 def profile_scores(times: pd.DataFrame) -> pd.DataFrame:
-    """The AlgoPerf-style score per arm, with the number of problems solved."""
+    """The AlgoPerf-style score per arm, with the number of problems it reached the
+    target on and the number it was run on (its score is over those)."""
     if times.empty:
         return pd.DataFrame(columns=["arm", "score", "problems_reached", "problems"])
     score = stats.profile_score(times)
     reached = np.isfinite(times).sum(axis=0)
+    ran = times.notna().sum(axis=0)
     frame = pd.DataFrame({"arm": score.index, "score": score.to_numpy(),
                           "problems_reached": reached.reindex(score.index).to_numpy(),
-                          "problems": len(times)})
+                          "problems": ran.reindex(score.index).to_numpy()})
     return frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
 
