@@ -83,6 +83,18 @@ betas = [0.8, 0.9]
     assert len({c.cell_id for c in cells}) == len(cells)
 
 
+def test_the_readme_grid_file_expands(tmp_path: Path, host: PluginHost) -> None:
+    import re
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+    found = re.search(r"### A grid file\n\n```toml\n(.*?)```", readme, re.S)
+    assert found, "README has no grid file example"
+    cells = expand(spec_from(found.group(1), tmp_path), host.problems, host.optimizers).cells
+    gan = [c for c in cells if c.problem == "gan"]
+    assert gan and all(c.roles and c.roles[0][:2] == ("discriminator", "sgd") for c in gan)
+    assert {c.steps for c in cells if c.problem == "cnn"} == {200}
+
+
 def test_set_overrides_file(tmp_path: Path, host: PluginHost) -> None:
     spec = spec_from('models = ["regression"]\noptimizers = ["adam"]\n'
                      '[optimizer.adam]\nlr = 0.5\n', tmp_path)
