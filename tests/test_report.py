@@ -307,6 +307,25 @@ def test_problem_pictures_from_constructed_records(tmp_path: Path) -> None:
     assert report_figures(run, "no-such-problem") is None
 
 
+def test_an_arm_with_a_failed_seed_ranks_after_those_without(tmp_path: Path) -> None:
+    """sgd's two surviving seeds have the lower mean, but its third diverged."""
+    from harness.report.tables import ranking
+
+    run_dir = RunDirectory(tmp_path)
+    for optimizer, losses in (("sgd", [0.01, 0.02, None]), ("adam", [0.1, 0.2, 0.3])):
+        for seed, loss in enumerate(losses):
+            cell = Cell(problem="toy", optimizer=optimizer, device="cpu", seed=seed, steps=10,
+                        batch_size=8)
+            run_dir.write_cell(CellResult(
+                cell=cell, status="ok" if loss is not None else "diverged",
+                summary={"final_loss": loss if loss is not None else float("nan")}))
+    table = ranking(ReportRun.load(tmp_path)).set_index("arm")
+    assert table.loc["adam", "rank"] == 1 and table.loc["adam", "is_best"]
+    assert table.loc["sgd", "rank"] == 2 and table.loc["sgd", "seeds_failed"] == 1
+    assert table.loc["sgd", "mean"] == pytest.approx(0.015)
+    assert table.loc["sgd", "pairs"] == 2  # paired with adam on the seeds both finished
+
+
 def test_target_direction_without_the_problem_installed(tmp_path: Path) -> None:
     """A run read where its plugin is not installed: the direction comes from the data."""
     run_dir = RunDirectory(tmp_path)

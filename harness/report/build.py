@@ -220,7 +220,8 @@ def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict
             f"Ranking by the final {metric} ({better} is better): mean, median and a 95% "
             "t interval of the mean over the seeds that finished ok with a final value "
             "(a cell can finish ok without one, e.g. a DQN that has not played enough "
-            "episodes for its moving average); the best "
+            "episodes for its moving average). An optimizer with a seed that diverged, "
+            "failed or timed out ranks after every optimizer without one. The best "
             "optimizer is compared with each other one seed by seed (paired sign-flip "
             "permutation test, p-values Holm-adjusted in brackets)."))
         sec.blocks.append(H.table(_ranking_display(ranking[ranking["problem"] == problem])))
@@ -251,7 +252,8 @@ def _ranking_display(frame: pd.DataFrame) -> pd.DataFrame:
             p = f"unavailable ({int(r['pairs'])} pairs < {stats.MIN_SEEDS})"
         out.append({
             "rank": "–" if not math.isfinite(r["rank"]) else str(int(r["rank"])),
-            "optimizer": r["arm"], "seeds ok with a value": f"{n_ok}/{n}",
+            "optimizer": r["arm"], "seeds ok with a value": f"{n_ok}/{n}"
+            + (f" ({int(r['seeds_failed'])} failed)" if int(r["seeds_failed"]) else ""),
             "mean": H.fmt_number(r["mean"]), "median": H.fmt_number(r["median"]),
             "95% CI of the mean": ci, "Δ mean vs best (paired)": diff,
             "p (Holm); smallest possible": p,

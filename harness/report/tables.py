@@ -25,12 +25,14 @@ def _ok(summary: pd.DataFrame) -> pd.DataFrame:
 
 def ranking(run: ReportRun) -> pd.DataFrame:
     """Per problem and arm: the final metric's mean, median and 95% t interval of the
-    mean over seeds,
-    and a paired test against the problem's best arm.
+    mean over seeds, and a paired test against the problem's best arm.
 
     ``seeds_ok`` counts the ``ok`` seeds with a finite final value, ``seeds`` all
     seeds that ran (cells ``skipped`` for a device this machine lacks never ran and are
-    left out). The best arm has the best mean over its ``ok`` seeds. Each other arm is paired
+    left out), ``seeds_failed`` those that diverged, failed or timed out. Arms rank by
+    their mean over the ``ok`` seeds, but an arm with a failed seed ranks after every arm
+    without one: a mean over the seeds that survived would flatter it. The best arm
+    (rank 1) is the one each other arm is paired
     with it seed by seed (seeds present and finite in both); with fewer than
     :data:`stats.MIN_SEEDS` seeds or pairs the interval and the test are NaN.
     """
@@ -45,8 +47,10 @@ def ranking(run: ReportRun) -> pd.DataFrame:
             values[str(arm)] = pd.Series(pd.to_numeric(col, errors="coerce").to_numpy(),
                                          index=ok["seed"].to_numpy(), dtype=float)
         means = {a: float(v.mean()) if v.notna().any() else math.nan for a, v in values.items()}
+        failed = {str(a): int((~cells["status"].isin(("ok", "skipped"))).sum())
+                  for a, cells in group.groupby("arm", sort=False)}
         ranked = sorted((a for a in means if math.isfinite(means[a])),
-                        key=lambda a: means[a] if mode == "min" else -means[a])
+                        key=lambda a: (failed[a] > 0, means[a] if mode == "min" else -means[a]))
         best = ranked[0] if ranked else None
         problem_rows: list[dict[str, object]] = []
         for arm, v in values.items():
@@ -56,7 +60,7 @@ def ranking(run: ReportRun) -> pd.DataFrame:
             row: dict[str, object] = {
                 "problem": problem, "arm": arm, "metric": metric, "better": mode,
                 "rank": ranked.index(arm) + 1 if arm in ranked else math.nan,
-                "seeds_ok": len(x), "seeds": seeds_total,
+                "seeds_ok": len(x), "seeds": seeds_total, "seeds_failed": failed[arm],
                 "mean": float(x.mean()) if len(x) else math.nan,
                 "median": float(np.median(x)) if len(x) else math.nan,
                 "ci_low": lo, "ci_high": hi,
@@ -75,7 +79,8 @@ def ranking(run: ReportRun) -> pd.DataFrame:
         problem_rows.sort(key=lambda r: (not math.isfinite(float(r["rank"])),  # type: ignore[arg-type]
                                          r["rank"]))
         rows.extend(problem_rows)
-    columns = ["problem", "arm", "metric", "better", "rank", "seeds_ok", "seeds", "mean",
+    columns = ["problem", "arm", "metric", "better", "rank", "seeds_ok", "seeds",
+               "seeds_failed", "mean",
                "median", "ci_low", "ci_high", "diff_vs_best", "pairs", "p_value", "p_holm",
                "min_p", "is_best"]
     return pd.DataFrame(rows, columns=columns)
