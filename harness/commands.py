@@ -142,6 +142,9 @@ def _executor_settings(args: argparse.Namespace) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     host = get_host()
+    for info in host.errors():
+        print(f"harness: warning: plugin {info.label()} failed to load: {info.error}",
+              file=sys.stderr)
     execution = execution_options(args)
     windows = parse_int(args.windows, "--windows", 100_000)
     if args.resume:
@@ -196,9 +199,6 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     save_models = args.save_models or (bool(saved.get("save_models")) if args.resume else False)
     options = replace(options, checkpoint_every=every, checkpoint_dir=out / "checkpoints",
                       models_dir=out / "models" if save_models else None)
-    for info in host.errors():
-        print(f"harness: warning: plugin {info.label()} failed to load: {info.error}",
-              file=sys.stderr)
     manifest_options: dict[str, Any] = {
         "data_dir": str(options.data_dir), "download": options.download,
         "windows": options.windows, "skip_unavailable": skip,

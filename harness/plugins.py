@@ -1,13 +1,17 @@
 """The plugin host: builds the pluggy manager, loads entry points one by one.
 
 Environment switches (comma-separated patterns, matched with ``fnmatch`` against
-an entry point's name and against its distribution's name):
+an entry point's name and against its distribution's name; for the distribution,
+pattern and name are both normalised as pip does, so ``harness_foo`` matches
+``harness-foo``):
 
 * ``HARNESS_PLUGINS``: load only matching entry points (empty: load none).
 * ``HARNESS_BLOCK_PLUGINS``: never load matching entry points.
 
-A plugin that fails to import, registers an unknown hook, or registers a name
-that is taken is recorded with its error and left out; the others keep working.
+A plugin that fails to import (``sys.exit`` included), registers an unknown hook,
+raises in a registration hook or registers a name that is taken is recorded with
+its error and contributes nothing: whatever its hooks registered is undone, in
+every registry. The others keep working.
 """
 
 from __future__ import annotations
@@ -23,7 +27,13 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.registry import ExecutorRegistry, OptimizerRegistry, PluginInfo, ProblemRegistry
+from harness.registry import (
+    ExecutorRegistry,
+    OptimizerRegistry,
+    PluginInfo,
+    ProblemRegistry,
+    registering,
+)
 
 ENTRY_POINT_GROUP = "harness"
 ENV_LOAD = "HARNESS_PLUGINS"
@@ -42,8 +52,14 @@ def _patterns(value: str | None) -> list[str] | None:
 
 
 def _matches(patterns: Iterable[str], ep_name: str, dist: str | None) -> bool:
-    names = [ep_name] + ([dist, _normalize(dist)] if dist else [])
-    return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
+    """Does a pattern match the entry point's name, or its distribution's (normalised) name?"""
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(ep_name, pattern):
+            return True
+        if dist and (fnmatch.fnmatchcase(dist, pattern)
+                     or fnmatch.fnmatchcase(_normalize(dist), _normalize(pattern))):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -73,8 +89,19 @@ def _entry_points() -> list[_Found]:
     return found
 
 
+#: What a plugin may raise without taking the harness down: any error, and SystemExit
+#: (a plugin, or a dependency of one, that calls sys.exit). Never KeyboardInterrupt.
+PLUGIN_FAILURES = (Exception, SystemExit)
+
+#: The registration hooks, in the order each plugin's are called.
+REGISTRATION_HOOKS = ("register_models", "register_optimizers", "register_executors")
+
+
 def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, SystemExit):
+        text = f"SystemExit: the plugin called sys.exit({exc.code!r})"
+    else:
+        text = f"{type(exc).__name__}: {exc}".strip()
     return " ".join(text.split())  # one line
 
 
@@ -117,7 +144,7 @@ class PluginHost:
                 continue
             try:
                 plugin = found.ep.load()
-            except Exception as exc:
+            except PLUGIN_FAILURES as exc:
                 self._record_error(info, _error_text(exc))
                 continue
             self.register(plugin, info)
@@ -159,26 +186,36 @@ class PluginHost:
 
     # -- registries ----------------------------------------------------------
     def _build(self) -> tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry]:
-        problems, optimizers, executors = ProblemRegistry(), OptimizerRegistry(), ExecutorRegistry()
-        hooks: tuple[tuple[str, Any], ...] = (
-            ("register_models", problems),
-            ("register_optimizers", optimizers),
-            ("register_executors", executors),
-        )
-        for hook_name, registry in hooks:
-            impls = {i.plugin_name: i for i in getattr(self.pm.hook, hook_name).get_hookimpls()}
-            for name in self._order:
-                info = self._infos[name]
-                impl = impls.get(name)
-                if impl is None or info.status != "loaded":
-                    continue
-                try:
-                    registry._transaction(info, impl.function)
-                except Exception as exc:
-                    self._infos[name] = replace(
-                        info, status="error", error=f"{hook_name}: {_error_text(exc)}"
-                    )
-        return problems, optimizers, executors
+        """Call each loaded plugin's registration hooks, one plugin at a time.
+
+        A plugin's hooks are one transaction across the three registries: if any of
+        them raises, everything the plugin registered is undone and it is recorded as
+        failed, before the next plugin registers (so it holds no name another needs).
+        """
+        registries = (ProblemRegistry(), OptimizerRegistry(), ExecutorRegistry())
+        impls = {hook: {i.plugin_name: i for i in getattr(self.pm.hook, hook).get_hookimpls()}
+                 for hook in REGISTRATION_HOOKS}
+        for key in self._order:
+            info = self._infos[key]
+            if info.status != "loaded":
+                continue
+            calls = [(hook, registry, impls[hook][key])
+                     for hook, registry in zip(REGISTRATION_HOOKS, registries, strict=True)
+                     if key in impls[hook]]
+            failing = ""
+            try:
+                with registering(info, registries):
+                    for hook, registry, impl in calls:
+                        failing = hook
+                        impl.function(registry=registry)
+            except PLUGIN_FAILURES as exc:
+                self._infos[key] = replace(
+                    info, status="error", error=f"{failing}: {_error_text(exc)}"
+                )
+        failed = [self._infos[k] for k in self._order if self._infos[k].status == "error"]
+        for registry in registries:
+            registry._note_failures(failed)
+        return registries
 
     def _ensure(self) -> tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry]:
         if self._registries is None:
@@ -214,11 +251,16 @@ class PluginHost:
         }
 
     def manifest_metadata(self) -> dict[str, Any]:
+        """Each loaded plugin's ``manifest_metadata()``, keyed by plugin name."""
+        self._ensure()
         out: dict[str, Any] = {}
         for impl in self.pm.hook.manifest_metadata.get_hookimpls():
+            own = self._infos.get(impl.plugin_name)
+            if own is not None and own.status != "loaded":
+                continue  # a failed plugin contributes nothing
             try:
                 value = impl.function()
-            except Exception as exc:
+            except PLUGIN_FAILURES as exc:
                 value = {"error": _error_text(exc)}
             if value is not None:
                 out[impl.plugin_name] = value
@@ -239,7 +281,7 @@ class PluginHost:
             impl = impls[name]
             try:
                 value = impl.function(*[kwargs[a] for a in impl.argnames])
-            except Exception as exc:
+            except PLUGIN_FAILURES as exc:
                 calls.append(HookCall(name, None, _error_text(exc)))
                 continue
             calls.append(HookCall(name, value, None))

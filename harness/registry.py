@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -41,6 +42,10 @@ class _Registry(Generic[T]):
     def __init__(self) -> None:
         self._items: dict[str, tuple[T, PluginInfo]] = {}
         self._owner = PluginInfo(name="<unknown>")
+        #: Plugins that failed to load, and the names a failed plugin had registered
+        #: before it failed (undone): an unknown name's message points at them.
+        self._failed: tuple[PluginInfo, ...] = ()
+        self._withdrawn: dict[str, str] = {}
 
     def _name(self, item: T) -> str:
         raise NotImplementedError
@@ -79,23 +84,50 @@ class _Registry(Generic[T]):
         return self._items[name][1]
 
     def unknown(self, name: str) -> str:
+        """One line: the name is unknown, the closest known one, and which plugins failed."""
+        failed = {p.name: p for p in self._failed}
+        owner = failed.get(self._withdrawn.get(name, ""))
+        if owner is not None:
+            return (f"unknown {self.kind} {name!r}: plugin {owner.label()}, which registers "
+                    f"it, failed to load ({owner.error}) — see `harness list`")
         close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.5)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         known = ", ".join(sorted(self.names())) or "none registered"
-        return f"unknown {self.kind} {name!r}{hint}; known: {known}"
+        text = f"unknown {self.kind} {name!r}{hint}; known: {known}"
+        if self._failed:
+            n = len(self._failed)  # beyond a few, their errors would drown the line
+            which = ", ".join(f"{p.label()} ({p.error})" if n <= 3 else p.label()
+                              for p in self._failed)
+            text += f"; {n} plugin{'s' if n > 1 else ''} failed to load: {which} — see " \
+                    "`harness list`"
+        return text
 
-    # -- used by the plugin host -------------------------------------------
-    def _transaction(self, owner: PluginInfo, hook: Callable[..., Any]) -> None:
-        """Call one plugin's ``hook(registry=self)``; on any error undo its additions, re-raise."""
-        before = dict(self._items)
-        self._owner = owner
-        try:
-            hook(registry=self)
-        except BaseException:
-            self._items = before
-            raise
-        finally:
-            self._owner = PluginInfo(name="<unknown>")
+    def _note_failures(self, failed: Sequence[PluginInfo]) -> None:
+        self._failed = tuple(failed)
+
+
+@contextmanager
+def registering(owner: PluginInfo, registries: Sequence[_Registry[Any]]) -> Iterator[None]:
+    """One plugin's registrations, in every registry, as one transaction.
+
+    Names added inside the block are attributed to ``owner``. If the block raises
+    anything, every one of them is undone in every registry (a failed plugin
+    contributes nothing and holds no name), then the error propagates.
+    """
+    before = [dict(r._items) for r in registries]
+    for registry in registries:
+        registry._owner = owner
+    try:
+        yield
+    except BaseException:
+        for registry, items in zip(registries, before, strict=True):
+            for name in registry._items.keys() - items.keys():
+                registry._withdrawn[name] = owner.name
+            registry._items = items
+        raise
+    finally:
+        for registry in registries:
+            registry._owner = PluginInfo(name="<unknown>")
 
 
 class ProblemRegistry(_Registry[Problem]):

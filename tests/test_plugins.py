@@ -181,7 +181,8 @@ def test_cli_lists_load_errors_and_runs_the_installed_plugin(
     data = json.loads(listed.stdout)
     errors = {p["name"]: p["error"] for p in data["plugins"] if p["status"] == "error"}
     assert set(errors) == {"broken-import", "duplicate-model", "misspelled-hook",
-                           "raises-in-hook"}
+                           "raises-in-hook", "fails-late", "duplicate-later", "exits-on-import",
+                           "exits-in-hook"}
     text = run_cli("list", env=env)
     assert "harness_dependency_that_does_not_exist" in text.stdout
     out = tmp_path / "run"
@@ -228,3 +229,168 @@ def test_a_third_party_executor_runs_the_grid(host: PluginHost, register_plugin,
     assert code == 0
     assert seen == ["regression", "regression"]
     assert len(list((out / "cells").glob("*.json"))) == 2
+
+
+# -- a failed plugin contributes nothing -------------------------------------------------
+def test_a_plugin_failing_in_a_later_hook_keeps_nothing_from_its_earlier_ones(
+    host: PluginHost,
+) -> None:
+    class Half:
+        @hookimpl
+        def register_models(self, registry):  # type: ignore[no-untyped-def]
+            registry.add(_Tiny())
+
+        @hookimpl
+        def register_optimizers(self, registry):  # type: ignore[no-untyped-def]
+            registry.add(OptimizerSpec("half-sgd", torch.optim.SGD, {"lr": 0.1}))
+            raise RuntimeError("broke in the second hook")
+
+    class Healthy:
+        @hookimpl
+        def register_models(self, registry):  # type: ignore[no-untyped-def]
+            registry.add(_Tiny())
+
+    host.register(Half(), "half")
+    host.register(Healthy(), "healthy")
+    try:
+        assert "half-sgd" not in host.optimizers
+        assert host.problems.owner("tiny").name == "healthy"  # not refused as a duplicate
+        status = {p.name: (p.status, p.error) for p in host.plugins}
+        assert status["healthy"] == ("loaded", None)
+        assert status["half"][0] == "error"
+        assert status["half"][1] == "register_optimizers: RuntimeError: broke in the second hook"
+    finally:
+        host.unregister("half")
+        host.unregister("healthy")
+
+
+def test_keyboard_interrupt_in_a_hook_is_not_swallowed(host: PluginHost) -> None:
+    class Interrupted:
+        @hookimpl
+        def register_models(self, registry):  # type: ignore[no-untyped-def]
+            raise KeyboardInterrupt
+
+    host.register(Interrupted(), "interrupted")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            host.problems  # noqa: B018
+    finally:
+        host.unregister("interrupted")
+
+
+def test_a_failed_plugins_other_hooks_are_not_called(host: PluginHost) -> None:
+    class Failed:
+        @hookimpl
+        def register_models(self, registry):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no models today")
+
+        @hookimpl
+        def manifest_metadata(self):  # type: ignore[no-untyped-def]
+            return {"should": "not appear"}
+
+    host.register(Failed(), "failed")
+    try:
+        assert "failed" not in host.manifest_metadata()
+        assert [c.plugin for c in host.call_each("manifest_metadata")].count("failed") == 0
+    finally:
+        host.unregister("failed")
+
+
+def test_failed_late_plugins_hold_no_names(with_installed: Path) -> None:
+    host = PluginHost()
+    by_name = {p.name: p for p in host.plugins}
+    late = by_name["fails-late"]
+    assert late.status == "error"
+    assert late.error == "register_optimizers: RuntimeError: broke after registering its models"
+    assert "late-model" not in host.problems and "late-sgd" not in host.optimizers
+    # harness-sampleplugin loads after it and gets the name the failed plugin had taken.
+    assert by_name["sampleplugin"].status == "loaded"
+    assert host.problems.owner("line").name == "sampleplugin"
+    dup = by_name["duplicate-later"]
+    assert dup.status == "error" and dup.error.startswith("register_optimizers: Duplicate")
+    assert "'adam'" in dup.error and "'builtin-optimizers'" in dup.error
+    assert "own-model" not in host.problems
+    assert host.optimizers.owner("adam").name == "builtin-optimizers"
+
+
+def test_sys_exit_in_a_plugin_is_recorded_against_it(with_installed: Path) -> None:
+    host = PluginHost()
+    by_name = {p.name: p for p in host.plugins}
+    assert by_name["exits-on-import"].status == "error"
+    assert "SystemExit" in by_name["exits-on-import"].error
+    assert "this plugin needs a GPU" in by_name["exits-on-import"].error
+    assert by_name["exits-in-hook"].status == "error"
+    assert by_name["exits-in-hook"].error.startswith("register_models: SystemExit")
+    assert "line" in host.problems and "regression" in host.problems
+
+
+# -- an unknown name says which plugins failed ---------------------------------------------
+def test_unknown_name_owned_by_a_failed_plugin_names_it(with_installed: Path) -> None:
+    host = PluginHost()
+    with pytest.raises(UsageError) as info:
+        host.problems.get("late-model")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "plugin 'fails-late' from harness-brokenplugin 0.0.1" in message
+    assert "failed to load" in message and "RuntimeError: broke after" in message
+
+
+def test_unknown_name_lists_the_plugins_that_failed(with_installed: Path) -> None:
+    host = PluginHost()
+    with pytest.raises(UsageError) as info:
+        host.problems.get("nowhere")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("unknown model 'nowhere'")
+    assert f"; {len(host.errors())} plugins failed to load: " in message
+    assert all(p.label() in message for p in host.errors())  # many: their names alone
+    assert "ModuleNotFoundError" not in message
+    assert message.endswith("see `harness list`")
+
+
+def test_unknown_name_gives_a_few_failed_plugins_errors(host: PluginHost) -> None:
+    class Failed:
+        @hookimpl
+        def register_models(self, registry):  # type: ignore[no-untyped-def]
+            raise RuntimeError("no models today")
+
+    host.register(Failed(), "failed")
+    try:
+        with pytest.raises(UsageError) as info:
+            host.optimizers.get("nowhere")
+        assert str(info.value).endswith(
+            "; 1 plugin failed to load: 'failed' (register_models: RuntimeError: no models "
+            "today) — see `harness list`")
+    finally:
+        host.unregister("failed")
+
+
+def test_unknown_name_without_failed_plugins_is_unchanged(host: PluginHost) -> None:
+    with pytest.raises(UsageError) as info:
+        host.problems.get("regresion")
+    assert "failed to load" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_cli_unknown_model_names_the_failed_plugin(with_installed: Path) -> None:
+    env = {"PYTHONPATH": str(with_installed)}
+    ran = run_cli("run", "-m", "late-model", "-o", "sgd", "--dry-run", env=env)
+    assert ran.returncode == 2
+    assert "Traceback" not in ran.stderr
+    errors = [line for line in ran.stderr.splitlines() if line.startswith("harness: error:")]
+    assert len(errors) == 1
+    assert "plugin 'fails-late' from harness-brokenplugin 0.0.1" in errors[0]
+    assert "harness: warning: plugin 'broken-import'" in ran.stderr  # warned before the error
+
+
+# -- environment switches -----------------------------------------------------------------
+def test_switch_patterns_are_normalised_like_distribution_names(
+    with_installed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "Harness_BrokenPlugin")
+    host = PluginHost()
+    statuses = {p.name: p.status for p in host.plugins if p.distribution == "harness-brokenplugin"}
+    assert statuses and set(statuses.values()) == {"blocked"}
+    monkeypatch.delenv("HARNESS_BLOCK_PLUGINS")
+    monkeypatch.setenv("HARNESS_PLUGINS", "harness,harness.sampleplugin")
+    assert PluginHost().problems.owner("line").distribution == "harness-sampleplugin"
