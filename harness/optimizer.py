@@ -59,7 +59,64 @@ class OptimizerSpec:
         return {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}
 
     def build(self, params: Iterable[Any], hyper: Mapping[str, Any]) -> torch.optim.Optimizer:
-        return self.factory(params, **hyper)
+        """``factory(params, **hyper)``; TypeError, naming the factory, if that is no optimizer."""
+        optimizer = self.factory(params, **hyper)
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer {self.name!r}: factory {_label(self.factory)} returned "
+                            f"{type(optimizer).__name__}, not a torch.optim.Optimizer")
+        return optimizer
+
+
+def _label(factory: object) -> str:
+    """The factory's name as its author wrote it (no ``<locals>`` path), else its repr."""
+    name = getattr(factory, "__qualname__", None)
+    return name.rsplit("<locals>.", 1)[-1] if isinstance(name, str) else repr(factory)
+
+
+def check_spec(spec: OptimizerSpec) -> None:
+    """Cheap checks made when a spec is registered, so a broken one never reaches a cell.
+
+    The factory must be callable as ``factory(params, **defaults)``: callable, with a
+    first argument for the parameters, every default one of its keyword arguments
+    (unless it takes ``**kwargs``), and every argument it requires given a default.
+    Raises TypeError saying which. A factory whose signature cannot be read passes.
+    """
+    where = f"optimizer {spec.name!r}"
+    factory = spec.factory
+    if not callable(factory):
+        raise TypeError(f"{where}: factory {factory!r} is not callable; it must be "
+                        "factory(params, **hyperparameters) returning a torch.optim.Optimizer")
+    if not isinstance(spec.defaults, Mapping) or not all(
+        isinstance(k, str) for k in spec.defaults
+    ):
+        raise TypeError(f"{where}: defaults must map hyperparameter names to values, "
+                        f"got {spec.defaults!r}")
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    params = list(sig.parameters.values())
+    first = params[0] if params else None
+    if first is None or first.kind in (first.KEYWORD_ONLY, first.VAR_KEYWORD) \
+            or first.name in spec.defaults:
+        raise TypeError(f"{where}: factory {_label(factory)}({', '.join(sig.parameters)}) "
+                        "takes no argument for the parameters; it is called as "
+                        "factory(params, **hyperparameters)")
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    keywords = [p for p in params[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    takes = sorted(p.name for p in keywords)
+    for key in spec.defaults:
+        if key not in takes:
+            close = difflib.get_close_matches(key, takes, n=1)
+            hint = (f" (did you mean {close[0]!r}?)" if close else
+                    f"; it takes: {', '.join(takes)}" if takes else "; it takes none")
+            raise TypeError(f"{where}: default {key!r} is not an argument of "
+                            f"{_label(factory)}{hint}")
+    for p in keywords:
+        if p.default is p.empty and p.name not in spec.defaults:
+            raise TypeError(f"{where}: {_label(factory)} requires {p.name!r}, and neither it "
+                            "nor the defaults give a value")
 
 
 def check_hyperparameter(key: str, value: Any, default: Any, *, where: str) -> None:

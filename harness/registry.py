@@ -12,8 +12,8 @@ import torch
 
 from harness.errors import DuplicateNameError, UsageError
 from harness.executor import ExecutorSpec
-from harness.optimizer import OptimizerSpec
-from harness.problem import Problem, check_name
+from harness.optimizer import OptimizerSpec, check_spec
+from harness.problem import Param, Problem, check_name
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,10 @@ class ProblemRegistry(_Registry[Problem]):
         """Register a :class:`harness.Problem` instance under ``problem.name``."""
         if not isinstance(problem, Problem):
             raise TypeError(f"register_models expects Problem instances, got {problem!r}")
+        params = problem.params
+        if not isinstance(params, tuple | list) or not all(isinstance(p, Param) for p in params):
+            raise TypeError(f"model {problem.name!r}: params must hold harness.Param "
+                            f"instances, got {params!r}")
         self._add(problem)
 
 
@@ -154,9 +158,14 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         return item.name
 
     def add(self, spec: OptimizerSpec) -> None:
-        """Register an :class:`harness.OptimizerSpec`."""
+        """Register an :class:`harness.OptimizerSpec`.
+
+        Raises TypeError when the factory is not callable, has no argument for the
+        parameters, or does not take one of the defaults (see :func:`check_spec`).
+        """
         if not isinstance(spec, OptimizerSpec):
             raise TypeError(f"register_optimizers expects OptimizerSpec, got {spec!r}")
+        check_spec(spec)
         self._add(spec)
 
     def add_torch(

@@ -182,7 +182,7 @@ def test_cli_lists_load_errors_and_runs_the_installed_plugin(
     errors = {p["name"]: p["error"] for p in data["plugins"] if p["status"] == "error"}
     assert set(errors) == {"broken-import", "duplicate-model", "misspelled-hook",
                            "raises-in-hook", "fails-late", "duplicate-later", "exits-on-import",
-                           "exits-in-hook"}
+                           "exits-in-hook", "bad-param", "bad-factory"}
     text = run_cli("list", env=env)
     assert "harness_dependency_that_does_not_exist" in text.stdout
     out = tmp_path / "run"
@@ -322,6 +322,17 @@ def test_sys_exit_in_a_plugin_is_recorded_against_it(with_installed: Path) -> No
     assert by_name["exits-in-hook"].status == "error"
     assert by_name["exits-in-hook"].error.startswith("register_models: SystemExit")
     assert "line" in host.problems and "regression" in host.problems
+
+
+def test_bad_params_and_factories_are_load_errors(with_installed: Path) -> None:
+    host = PluginHost()
+    by_name = {p.name: p for p in host.plugins}
+    assert by_name["bad-param"].status == "error"
+    assert "'root'" in by_name["bad-param"].error and "PosixPath" in by_name["bad-param"].error
+    assert "rooted" not in host.problems
+    assert by_name["bad-factory"].status == "error"
+    assert "'momentun'" in by_name["bad-factory"].error
+    assert "bad-key" not in host.optimizers
 
 
 # -- an unknown name says which plugins failed ---------------------------------------------

@@ -1,0 +1,136 @@
+"""What a plugin hands harness is checked when it is built or registered, not in every cell."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import harness
+from harness import OptimizerSpec, Param, hookimpl
+from harness.errors import UsageError
+from harness.plugins import PluginHost
+from harness.registry import OptimizerRegistry, ProblemRegistry
+
+
+# -- Param: only what a grid file can spell ------------------------------------------------
+@pytest.mark.parametrize(("default", "words"), [
+    (Path("/tmp"), "PosixPath"),
+    (None, "NoneType"),
+    ([8, 8], "use a tuple"),
+    ({"a": 1}, "dict"),
+    ((1, [2]), "a tuple of booleans, numbers or strings"),
+    ((1, None), "a tuple of booleans, numbers or strings"),
+    (float("nan"), "finite"),
+])
+def test_param_rejects_defaults_a_grid_file_cannot_spell(default: Any, words: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=re.escape(words)) as info:
+        Param("odd", default)
+    assert "Param 'odd'" in str(info.value)
+
+
+def test_param_rejects_choices_of_another_type() -> None:
+    with pytest.raises(TypeError, match=r"Param 'act': choice 3 .* must be a string"):
+        Param("act", "relu", choices=("relu", 3))
+    with pytest.raises(TypeError, match="choices must be a tuple"):
+        Param("act", "relu", choices=["relu", "tanh"])  # type: ignore[arg-type]
+
+
+def test_param_accepts_the_documented_types() -> None:
+    for default in (True, 3, 0.5, "relu", (1, 2), ("a", 1.5, False), ()):
+        assert Param("p", default).default == default
+
+
+def test_param_coerce_is_strict() -> None:
+    shape = Param("shape", (1, 2))
+    assert shape.coerce([3, 4, 5], where="grid") == (3, 4, 5)
+    with pytest.raises(UsageError, match="shape must be a list of booleans, numbers or strings"):
+        shape.coerce([[1], [2]], where="grid")
+    odd = Param("odd", 1)
+    object.__setattr__(odd, "default", Path("/tmp"))  # past the constructor's check
+    with pytest.raises(TypeError, match="unsupported type PosixPath"):
+        odd.coerce("/tmp", where="grid")
+
+
+def test_problem_registry_rejects_params_that_are_not_params() -> None:
+    class Loose(harness.Problem):
+        name = "loose"
+        description = "a parameter given as a dict"
+        params = ({"name": "width", "default": 3},)  # type: ignore[assignment]
+
+        def build(self, ctx: harness.BuildContext) -> harness.Supervised:
+            raise AssertionError("never built")
+
+    with pytest.raises(TypeError, match=r"model 'loose': params must hold harness.Param"):
+        ProblemRegistry().add(Loose())
+
+
+# -- optimizers: cheap checks when registered ----------------------------------------------
+def _sgd(params: Any, lr: float = 0.01) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr)
+
+
+def _no_params(lr: float = 0.01) -> None:
+    return None
+
+
+def _needs_beta(params: Any, beta: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=beta)
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    (OptimizerSpec("n", 42, {"lr": 0.1}, "x"),  # type: ignore[arg-type]
+     "optimizer 'n': factory 42 is not callable"),
+    (OptimizerSpec("n", _no_params, {"lr": 0.1}, "x"),  # type: ignore[arg-type]
+     "optimizer 'n': factory _no_params(lr) takes no argument for the parameters"),
+    (OptimizerSpec("n", torch.optim.SGD, {"lr": 0.1, "momentun": 0.9}, "x"),
+     "optimizer 'n': default 'momentun' is not an argument of SGD (did you mean 'momentum'?)"),
+    (OptimizerSpec("n", _sgd, {"lr": 0.1, "momentum": 0.9}, "x"),
+     "optimizer 'n': default 'momentum' is not an argument of _sgd; it takes: lr"),
+    (OptimizerSpec("n", _needs_beta, {}, "x"),
+     "optimizer 'n': _needs_beta requires 'beta', and neither it nor the defaults give a value"),
+])
+def test_broken_optimizer_specs_are_refused_when_registered(spec: OptimizerSpec,
+                                                            words: str) -> None:
+    with pytest.raises(TypeError) as info:
+        OptimizerRegistry().add(spec)
+    assert words in str(info.value)
+
+
+def test_factories_taking_keywords_are_accepted() -> None:
+    def anything(params: Any, **hyper: Any) -> torch.optim.Optimizer:
+        return torch.optim.SGD(params, **hyper)
+
+    registry = OptimizerRegistry()
+    registry.add(OptimizerSpec("kw", anything, {"lr": 0.1, "momentum": 0.5}, "kwargs"))
+    registry.add(OptimizerSpec("sgd", torch.optim.SGD, {"lr": 0.1}, "plain"))
+    assert registry.names() == ["kw", "sgd"]
+
+
+def test_a_factory_returning_no_optimizer_fails_its_cells_clearly(
+    host: PluginHost, register_plugin: Any, tmp_path: Path
+) -> None:
+    from harness.cli import main
+
+    def returns_none(params: Any, lr: float = 0.01) -> None:
+        return None
+
+    class Plugin:
+        @hookimpl
+        def register_optimizers(self, registry):  # type: ignore[no-untyped-def]
+            registry.add(OptimizerSpec("ab-none", returns_none, {"lr": 0.01},  # type: ignore[arg-type]
+                                       "returns None"))
+
+    register_plugin(Plugin(), "none-plugin")
+    out = tmp_path / "run"
+    code = main(["run", "-m", "regression", "-o", "ab-none", "-s", "0", "--steps", "3",
+                 "--workers", "0", "--out", str(out), "--quiet"])
+    assert code == 0
+    [record] = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    assert record["status"] == "error"
+    assert ("TypeError: optimizer 'ab-none': factory returns_none returned NoneType, "
+            "not a torch.optim.Optimizer") in record["error"]
