@@ -11,44 +11,53 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError, UsageError
+from harness.errors import DuplicateNameError, HarnessError, UsageError
 from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from harness.optimizer import OptimizerSpec
     from harness.problem import (
+        BatchSource,
         BuildContext,
         Param,
+        ParamValue,
         Problem,
         ShuffledBatches,
         Supervised,
         Target,
         Task,
     )
-    from harness.registry import OptimizerRegistry, ProblemRegistry
+    from harness.registry import ExecutorRegistry, OptimizerRegistry, ProblemRegistry
 
 __version__ = "0.1.0"
 
 #: Public name -> the module that defines it (imported on first access).
 _LAZY = {
     "OptimizerSpec": "harness.optimizer",
+    "BatchSource": "harness.problem",
     "BuildContext": "harness.problem",
     "Param": "harness.problem",
+    "ParamValue": "harness.problem",
     "Problem": "harness.problem",
     "ShuffledBatches": "harness.problem",
     "Supervised": "harness.problem",
     "Target": "harness.problem",
     "Task": "harness.problem",
+    "ExecutorRegistry": "harness.registry",
     "OptimizerRegistry": "harness.registry",
     "ProblemRegistry": "harness.registry",
 }
 
 __all__ = [
+    "BatchSource",
     "BuildContext",
+    "DuplicateNameError",
+    "ExecutorRegistry",
     "HarnessError",
     "OptimizerRegistry",
     "OptimizerSpec",
     "Param",
+    "ParamValue",
     "Problem",
     "ProblemRegistry",
     "ShuffledBatches",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,8 +176,25 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         description: str = "",
         **defaults: Any,
     ) -> None:
-        """Register a ``torch.optim`` class under ``name`` with the given defaults."""
-        self.add(OptimizerSpec(name=name, factory=cls, defaults=defaults, description=description))
+        """Register a ``torch.optim.Optimizer`` class under ``name`` with the given defaults.
+
+        Without a description, the class's path and the first line of its docstring
+        serve (``"torch.optim.RAdam: Implements RAdam algorithm."``).
+        """
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+            raise TypeError(f"optimizer {name!r}: add_torch takes a torch.optim.Optimizer "
+                            f"subclass, got {cls!r}; use add(OptimizerSpec(...)) for a factory")
+        self.add(OptimizerSpec(name=name, factory=cls, defaults=defaults,
+                               description=description or _describe_class(cls)))
+
+
+def _describe_class(cls: type) -> str:
+    """``torch.optim.RAdam: Implements RAdam algorithm.``: where it lives, what it does."""
+    public = getattr(torch.optim, cls.__name__, None) is cls
+    path = f"torch.optim.{cls.__name__}" if public else f"{cls.__module__}.{cls.__qualname__}"
+    doc = inspect.cleandoc(cls.__doc__ or "")  # its own docstring, not a base class's
+    first = doc.splitlines()[0].strip() if doc else ""
+    return f"{path}: {first}" if first else path
 
 
 class ExecutorRegistry(_Registry[ExecutorSpec]):

@@ -15,6 +15,9 @@ from harness import OptimizerSpec, Param, hookimpl
 from harness.errors import UsageError
 from harness.plugins import PluginHost
 from harness.registry import OptimizerRegistry, ProblemRegistry
+from harness.testing.conformance import check_optimizer
+
+ROOT = Path(__file__).parent.parent
 
 
 # -- Param: only what a grid file can spell ------------------------------------------------
@@ -134,3 +137,46 @@ def test_a_factory_returning_no_optimizer_fails_its_cells_clearly(
     assert record["status"] == "error"
     assert ("TypeError: optimizer 'ab-none': factory returns_none returned NoneType, "
             "not a torch.optim.Optimizer") in record["error"]
+
+
+# -- add_torch: the documented short form passes the conformance kit -----------------------
+def test_add_torch_without_a_description_gets_one_from_the_class() -> None:
+    registry = OptimizerRegistry()
+    registry.add_torch("radam", torch.optim.RAdam, lr=0.002)
+    spec = registry.get("radam")
+    assert spec.description.startswith("torch.optim.RAdam")
+    assert spec.defaults == {"lr": 0.002}
+    check_optimizer(spec, "metadata")
+    registry.add_torch("nadam", torch.optim.NAdam, "NAdam", lr=0.002)
+    assert registry.get("nadam").description == "NAdam"
+
+
+def test_add_torch_wants_an_optimizer_class() -> None:
+    with pytest.raises(TypeError, match=r"torch\.optim\.Optimizer subclass"):
+        OptimizerRegistry().add_torch("f", _sgd, lr=0.1)  # type: ignore[arg-type]
+
+
+# -- what a plugin author imports ----------------------------------------------------------
+def test_the_names_a_plugin_author_needs_are_exported() -> None:
+    from harness.errors import DuplicateNameError
+    from harness.problem import BatchSource, ParamValue
+    from harness.registry import ExecutorRegistry
+
+    assert harness.ParamValue is ParamValue
+    assert harness.BatchSource is BatchSource
+    assert harness.DuplicateNameError is DuplicateNameError
+    assert harness.ExecutorRegistry is ExecutorRegistry
+    assert {"ParamValue", "BatchSource", "DuplicateNameError", "ExecutorRegistry"} <= set(
+        harness.__all__)
+
+
+def test_the_readme_sample_plugin_is_the_tested_package() -> None:
+    """The README's sample is the package the suite installs, which mypy --strict checks."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Writing a plugin", 1)[1]
+    sample = section.split("`harness_sampleplugin/__init__.py`:", 1)[1]
+    code = sample.split("```python\n", 1)[1].split("```", 1)[0]
+    package = ROOT / "tests/packages/harness-sampleplugin/harness_sampleplugin/__init__.py"
+    assert code == package.read_text(encoding="utf-8")
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"tests/packages/harness-sampleplugin/harness_sampleplugin"' in pyproject

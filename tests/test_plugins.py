@@ -185,6 +185,13 @@ def test_cli_lists_load_errors_and_runs_the_installed_plugin(
                            "exits-in-hook", "bad-param", "bad-factory"}
     text = run_cli("list", env=env)
     assert "harness_dependency_that_does_not_exist" in text.stdout
+    # What the README promises: each problem and optimizer with its plugin, and the plugin
+    # with its distribution and version.
+    lines = text.stdout.splitlines()
+    assert any(line.split()[:1] == ["signsgd"] and line.endswith("[sampleplugin]")
+               for line in lines)
+    assert any(line.split()[:3] == ["sampleplugin", "harness-sampleplugin", "1.2.3"]
+               for line in lines)
     out = tmp_path / "run"
     ran = run_cli("run", "-m", "line,regression", "-o", "signsgd,adam", "-s", "0", "--steps", "30",
                   "--out", str(out), "--quiet", env=env)
