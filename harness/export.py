@@ -11,9 +11,11 @@ and ours agree. Cells not ``ok`` have no timing and are left out.
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata as md
 import json
 import math
+import os
 import platform
 import statistics
 from bisect import bisect_left, bisect_right
@@ -171,11 +173,21 @@ def _pytest_benchmark_version() -> str:
 
 
 def write(doc: dict[str, Any], out: Path | None) -> str:
-    """The JSON text; written to ``out`` when given."""
+    """The JSON text; written to ``out`` when given.
+
+    :raises OSError: ``out`` cannot be written; the error names it.
+    """
     text = json.dumps(_finite(doc), indent=2, allow_nan=False, default=str)
     if out is not None:
+        if out.parent.exists() and not out.parent.is_dir():  # mkdir: "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(out.parent))
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
+        try:
+            out.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            if exc.filename is None:  # a failed write() names no file (/dev/full)
+                raise OSError(exc.errno, exc.strerror, str(out)) from exc
+            raise
     return text
 
 

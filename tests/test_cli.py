@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -141,3 +144,123 @@ def test_end_to_end_grid_through_the_cli(tmp_path: Path) -> None:
 
     shown = run_cli("show", str(out))
     assert shown.returncode == 0 and "classification" in shown.stdout and "ok" in shown.stdout
+
+
+# -- outputs that cannot be written -------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("small") / "run"
+    assert main(["run", "-m", "regression", "-o", "sgd", "-s", "0", "--steps", "5",
+                 "--workers", "0", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+UNWRITABLE_RUN_OUTS = [("afile/sub", "afile/sub", "Not a directory")]
+if Path("/proc/self").is_dir():
+    UNWRITABLE_RUN_OUTS.append(("/proc/self/nope", "/proc/self/nope",
+                                "No such file or directory"))
+
+
+@pytest.mark.parametrize(("out", "named", "reason"), UNWRITABLE_RUN_OUTS)
+def test_run_into_an_unwritable_out_is_one_line_and_writes_nothing(
+    out: str, named: str, reason: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("mine\n")
+    code = main(["run", "-m", "regression", "-o", "sgd", "--steps", "5", "--out", out])
+    assert code == 2
+    assert _one_error_line(capsys) == f"harness: error: cannot write {named}: {reason}"
+    assert _snapshot(tmp_path) == {"afile": b"mine\n"}  # nothing written, nothing lost
+
+
+@pytest.mark.parametrize(("out", "named"), [("afile", "afile"), ("afile/sub", "afile/sub")])
+def test_report_into_a_file_is_one_line(
+    out: str, named: str, small_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("mine\n")
+    before = _snapshot(small_run)
+    assert main(["report", str(small_run), "--out", out]) == 2
+    assert _one_error_line(capsys) == f"harness: error: cannot write {named}: Not a directory"
+    assert _snapshot(tmp_path) == {"afile": b"mine\n"}
+    assert _snapshot(small_run) == before
+
+
+@pytest.mark.parametrize(("out", "named", "reason"), [
+    ("adir", "adir", "Is a directory"),
+    ("afile/x.json", "afile", "Not a directory"),
+    ("/dev/full", "/dev/full", "No space left on device"),
+])
+def test_export_into_an_unwritable_path_is_one_line(
+    out: str, named: str, reason: str, small_run: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    if out == "/dev/full" and not Path(out).exists():
+        pytest.skip("no /dev/full here")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("mine\n")
+    (tmp_path / "adir").mkdir()
+    assert main(["export", str(small_run), "--format", "pytest-benchmark", "--out", out]) == 2
+    assert _one_error_line(capsys) == f"harness: error: cannot write {named}: {reason}"
+    assert _snapshot(tmp_path) == {"afile": b"mine\n"}
+
+
+def test_an_oserror_about_something_else_is_not_hidden(
+    small_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A file the command reads is not one of its outputs: a failure there is a bug to see.
+    from harness import commands
+
+    def broken(args: object, argv: object) -> int:
+        raise PermissionError(13, "Permission denied", str(tmp_path / "elsewhere"))
+
+    monkeypatch.setattr(commands, "cmd_show", broken)
+    with pytest.raises(PermissionError):
+        main(["show", str(small_run)])
+
+
+def _closed_pipe() -> int:
+    read, write = os.pipe()
+    os.close(read)
+    return write
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["list"], ["list", "--json"], ["show", "RUN"]])
+def test_a_closed_stdout_pipe_ends_quietly_with_141(args: list[str], small_run: Path,
+                                                   tmp_path: Path) -> None:
+    write = _closed_pipe()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", *[str(small_run) if a == "RUN" else a
+                                                for a in args]],
+            stdout=write, stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 141
+    assert proc.stderr == ""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_stdout_on_a_full_disk_is_one_line(small_run: Path, tmp_path: Path) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "harness", "show", str(small_run)],
+                              stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                              timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "harness: error: cannot write <stdout>: No space left on device"]

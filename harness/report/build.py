@@ -9,7 +9,9 @@ table also a CSV there.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -46,10 +48,13 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
     """Write ``run_dir/report/index.html`` (or ``out_dir``) and return its path.
 
     :raises harness.errors.UsageError: ``run_dir`` is not a results directory.
+    :raises OSError: the report cannot be written; the error names the path.
     """
     host = host or get_host()
     run = ReportRun.load(Path(run_dir), host)
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
+    if out.exists() and not out.is_dir():  # mkdir would say "File exists"
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(out))
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("fig-*.png"):
         stale.unlink()
