@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,18 @@ class GridSpec:
 
 
 # -- small parsers ---------------------------------------------------------------
+def clip(text: str, width: int = 24) -> str:
+    """``text`` shortened to about ``width`` characters, keeping both ends, for a message."""
+    if len(text) <= width:
+        return text
+    half = (width - 1) // 2
+    return f"{text[:half]}…{text[-half:]}"
+
+
+def _digits(number: str) -> int:
+    return sum(ch.isdigit() for ch in number)
+
+
 def parse_list(text: str, what: str) -> list[str]:
     items = [t.strip() for t in text.split(",")]
     if not text.strip() or any(not t for t in items):
@@ -82,10 +95,14 @@ def parse_list(text: str, what: str) -> list[str]:
     return items
 
 
-def parse_seeds(value: Any) -> list[int]:
-    """Seeds from ``3``, ``[0, 1]``, ``"0-4"`` or ``"0-2,7"``."""
+MAX_SEED = 2**31 - 1
+
+
+def parse_seeds(value: Any, what: str = "seeds") -> list[int]:
+    """Seeds from ``3``, ``[0, 1]``, ``"0-4"`` or ``"0-2,7"``; ``what`` names them in errors."""
+    expected = f"{what}: expected integers or a range like 0-4, got"
     if isinstance(value, bool):
-        raise UsageError(f"seeds: expected integers or a range like 0-4, got {value!r}")
+        raise UsageError(f"{expected} {value!r}")
     if isinstance(value, int):
         parts: list[Any] = [value]
     elif isinstance(value, list):
@@ -93,33 +110,38 @@ def parse_seeds(value: Any) -> list[int]:
     elif isinstance(value, str):
         parts = [p.strip() for p in value.split(",")]
     else:
-        raise UsageError(f"seeds: expected integers or a range like 0-4, got {value!r}")
+        raise UsageError(f"{expected} {clip(repr(value))}")
     seeds: list[int] = []
     for part in parts:
         if isinstance(part, int) and not isinstance(part, bool):
             seeds.append(part)
             continue
         if not isinstance(part, str):
-            raise UsageError(f"seeds: expected integers or a range like 0-4, got {part!r}")
+            raise UsageError(f"{expected} {clip(repr(part))}")
         m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
         if not m:
-            raise UsageError(f"seeds: {part!r} is not a seed or a range like 0-4")
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
+            raise UsageError(f"{what}: {clip(part)!r} is not a seed or a range like 0-4")
+        for bound in m.groups():
+            # Read no more digits than a seed can have: int() refuses over 4,300 of them.
+            if bound is not None and len(bound.lstrip("0")) > len(str(MAX_SEED)):
+                raise UsageError(f"{what}: {clip(bound)} ({len(bound)} digits) is out of "
+                                 f"range (0 to {MAX_SEED})")
+        lo = int(m.group(1).lstrip("0") or "0")
+        hi = int(m.group(2).lstrip("0") or "0") if m.group(2) is not None else lo
         if hi < lo:
-            raise UsageError(f"seeds: range {part!r} is empty (it counts down)")
+            raise UsageError(f"{what}: range {clip(part)!r} is empty (it counts down)")
         if hi - lo + 1 > MAX_SEEDS:
-            raise UsageError(f"seeds: range {part!r} has more than {MAX_SEEDS} seeds")
+            raise UsageError(f"{what}: range {clip(part)!r} has more than {MAX_SEEDS} seeds")
         seeds.extend(range(lo, hi + 1))
     if not seeds:
-        raise UsageError("seeds: the list is empty")
+        raise UsageError(f"{what}: the list is empty")
     for s in seeds:
-        if s < 0 or s > 2**31 - 1:
-            raise UsageError(f"seeds: {s} is out of range (0 to 2147483647)")
+        if s < 0 or s > MAX_SEED:
+            raise UsageError(f"{what}: {clip(str(s))} is out of range (0 to {MAX_SEED})")
     if len(seeds) > MAX_SEEDS:
-        raise UsageError(f"seeds: more than {MAX_SEEDS} seeds")
+        raise UsageError(f"{what}: more than {MAX_SEEDS} seeds")
     if len(set(seeds)) != len(seeds):
-        raise UsageError("seeds: a seed is listed twice")
+        raise UsageError(f"{what}: a seed is listed twice")
     return seeds
 
 
@@ -132,15 +154,33 @@ def parse_int(value: Any, what: str, maximum: int, minimum: int = 1,
     """
     expected = expected or ("a positive integer" if minimum >= 1 else "a whole number")
     if isinstance(value, str):
+        text = value.strip()
         try:
-            value = int(value.strip())
+            value = int(text)
         except ValueError:
-            raise UsageError(f"{what}: expected {expected}, got {value!r}") from None
+            if re.fullmatch(r"[+-]?\d(?:_?\d)*", text):  # an integer too long for int()
+                raise UsageError(f"{what}: {clip(text)} ({_digits(text)} digits) is out of "
+                                 f"range ({minimum} to {maximum})") from None
+            raise UsageError(f"{what}: expected {expected}, got {clip(repr(value))}") from None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{what}: expected {expected}, got {value!r}")
+        raise UsageError(f"{what}: expected {expected}, got {clip(repr(value))}")
     if not minimum <= value <= maximum:
-        raise UsageError(f"{what}: {value} is out of range ({minimum} to {maximum})")
+        raise UsageError(f"{what}: {clip(str(value))} is out of range ({minimum} to {maximum})")
     return value
+
+
+def _too_long_integer(text: str) -> str | None:
+    """The first integer literal in ``text`` with more digits than ``int()`` will read."""
+    limit = sys.get_int_max_str_digits()
+    for m in re.finditer(r"(?<![\w.])[+-]?\d(?:_?\d)*", text):  # not in a float or a word
+        if limit and _digits(m.group()) > limit:
+            return m.group()
+    return None
+
+
+def _too_long_message(number: str) -> str:
+    return (f"the integer {clip(number)} has {_digits(number)} digits; at most "
+            f"{sys.get_int_max_str_digits()} can be read")
 
 
 def parse_value(text: str) -> Any:
@@ -150,6 +190,10 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+    except ValueError:  # an integer with more digits than int() reads
+        number = _too_long_integer(text)
+        raise UsageError(_too_long_message(number) if number else "an integer is too long") \
+            from None
 
 
 def split_top_level(text: str) -> list[str]:
@@ -178,19 +222,24 @@ def split_top_level(text: str) -> list[str]:
 
 def parse_set(assignment: str) -> tuple[str | None, str, list[Any]]:
     """``[NAME.]KEY=VALUE[,VALUE...]`` -> (NAME or None, KEY, values)."""
+    shown = clip(assignment, 40)
     if "=" not in assignment:
-        raise UsageError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set adam.lr=0.001")
+        raise UsageError(f"--set {shown!r}: expected KEY=VALUE, e.g. --set adam.lr=0.001")
     lhs, rhs = assignment.split("=", 1)
     lhs = lhs.strip()
     if not re.fullmatch(r"([a-z0-9][a-z0-9_-]*\.)?[A-Za-z_][A-Za-z0-9_]*", lhs):
-        raise UsageError(f"--set {assignment!r}: {lhs!r} is not KEY or NAME.KEY")
+        raise UsageError(f"--set {shown!r}: {clip(lhs)!r} is not KEY or NAME.KEY")
     scope, _, key = lhs.rpartition(".")
     if not rhs.strip():
-        raise UsageError(f"--set {assignment!r}: the value is empty")
+        raise UsageError(f"--set {shown!r}: the value is empty")
     raw = split_top_level(rhs)
     if any(not r.strip() for r in raw):
-        raise UsageError(f"--set {assignment!r}: an empty value in the list")
-    return (scope or None), key, [parse_value(r) for r in raw]
+        raise UsageError(f"--set {shown!r}: an empty value in the list")
+    try:
+        values = [parse_value(r) for r in raw]
+    except UsageError as exc:
+        raise UsageError(f"--set {lhs}: {exc}") from None
+    return (scope or None), key, values
 
 
 # -- grid files --------------------------------------------------------------------
@@ -254,7 +303,7 @@ def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
     if "devices" in data:
         spec.devices = _str_list(data["devices"], f"{source}: devices")
     if "seeds" in data:
-        spec.seeds = parse_seeds(data["seeds"])
+        spec.seeds = parse_seeds(data["seeds"], f"{source}: seeds")
     if "steps" in data:
         spec.steps = parse_int(data["steps"], f"{source}: steps", MAX_STEPS)
     if "batch_size" in data:
@@ -291,6 +340,23 @@ def load_grid_file(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"grid file {str(path)!r} is not valid TOML: {exc}") from None
+    except ValueError:  # an integer with more digits than int() reads
+        raise UsageError(f"grid file {str(path)!r}: {_too_long_in(text)}") from None
+
+
+def _too_long_in(text: str) -> str:
+    """Where in a TOML document its too-long integer is, and under which key."""
+    number = _too_long_integer(text)
+    if number is None:
+        return "an integer is too long"
+    at = text.index(number)
+    line = text.count("\n", 0, at) + 1
+    keys = list(re.finditer(r"^[ \t]*([^\s=#\[][^=\n]*?)[ \t]*=", text[:at], re.M))
+    tables = list(re.finditer(r"^[ \t]*\[\[?[ \t]*([^\]\n]*?)[ \t]*\]", text[:at], re.M))
+    key = keys[-1].group(1) if keys else ""
+    if key and tables and tables[-1].start() < keys[-1].start():
+        key = f"{tables[-1].group(1)}.{key}"
+    return f"line {line}: {clip(key, 40) + ': ' if key else ''}{_too_long_message(number)}"
 
 
 PRESETS = ("default", "quick")
@@ -307,9 +373,9 @@ def load_preset(name: str) -> dict[str, Any]:
 
 # -- devices -----------------------------------------------------------------------
 def normalize_device(name: str) -> str:
-    m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", name.strip())
+    m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d{1,9}))?", name.strip())
     if not m or (m.group(1) == "cpu" and m.group(2)):
-        raise UsageError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps")
+        raise UsageError(f"unknown device {clip(name, 40)!r}; use cpu, cuda, cuda:N or mps")
     return name.strip()
 
 
@@ -554,4 +620,5 @@ def apply_sets(spec: GridSpec, assignments: Sequence[str], problems: ProblemRegi
             names = problems.names() + optimizers.names()
             close = difflib.get_close_matches(scope, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"--set {text!r}: no model or optimizer named {scope!r}{hint}")
+            raise UsageError(f"--set {clip(text, 40)!r}: no model or optimizer named "
+                             f"{scope!r}{hint}")

@@ -124,3 +124,32 @@ def test_dry_run_lists_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str])
                  "--out", str(tmp_path / "o")]) == 0
     assert capsys.readouterr().out.strip().endswith("4 cells")
     assert not (tmp_path / "o").exists()
+
+
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(("args", "grid", "names"), [
+    (["-s", HUGE], None, "seeds: "),
+    (["-s", f"0-{HUGE}"], None, "seeds: "),
+    (["--steps", HUGE], None, "--steps: "),
+    (["--set", f"lr={HUGE}"], None, "--set lr: "),
+    (["--set", f"adam.betas=[0.9, {HUGE}]"], None, "--set adam.betas: "),
+    (["-d", f"cuda:{HUGE}"], None, "unknown device 'cuda:"),
+    ([], f"steps = {HUGE}\n", ": steps: "),
+    ([], f"seeds = [0, {HUGE}]\n", ": seeds: "),
+    ([], f'seeds = "{HUGE}"\n', ": seeds: "),
+    ([], f"[model.cnn]\nbatch_size = {HUGE}\n", ": model.cnn.batch_size: "),
+])
+def test_too_long_integers(args: list[str], grid: str | None, names: str, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    if grid is not None:
+        path = tmp_path / "grid.toml"
+        path.write_text(grid, encoding="utf-8")
+        args = [str(path), *args]
+    assert main(["run", "-m", "regression", "-o", "sgd", *args, "--dry-run",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and names in err, err
+    assert len(err.replace(str(tmp_path), "")) < 160, err  # the value is shortened
+    assert not (tmp_path / "o").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from harness.grid import (
     expand,
     load_grid_file,
     load_preset,
+    parse_int,
     parse_seeds,
     parse_set,
 )
@@ -170,3 +172,43 @@ def test_presets_cover_every_builtin_problem(preset: str, host: PluginHost) -> N
     apply_toml(spec, load_preset(preset), preset)
     cells = expand(spec, host.problems, host.optimizers).cells
     assert {c.problem for c in cells} == set(host.problems.names())
+
+
+# -- integers too long for int() ---------------------------------------------------------
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda: parse_seeds(HUGE), "seeds"),
+    (lambda: parse_seeds(f"0-{HUGE}"), "seeds"),
+    (lambda: parse_seeds("0" * 5000 + "1x"), "seeds"),
+    (lambda: parse_int(HUGE, "--steps", 10), "--steps"),
+    (lambda: parse_int(f"-{HUGE}", "--steps", 10), "--steps"),
+    (lambda: parse_int(int("9" * 4000), "--steps", 10), "--steps"),
+    (lambda: parse_set(f"lr={HUGE}"), "--set lr"),
+    (lambda: parse_set(f"adam.lr=[1, {HUGE}]"), "--set adam.lr"),
+])
+def test_too_long_integers_are_one_short_usage_error(call: Any, name: str) -> None:
+    with pytest.raises(UsageError) as info:
+        call()
+    message = str(info.value)
+    assert message.startswith(f"{name}: ") and "\n" not in message and len(message) < 160
+
+
+def test_too_long_leading_zeros_are_still_a_seed() -> None:
+    assert parse_seeds("0" * 5000 + "7") == [7]
+
+
+@pytest.mark.parametrize(("toml", "where"), [
+    (f"steps = {HUGE}\n", "line 1: steps: "),
+    (f'models = ["cnn"]\nseeds = [\n  0,\n  {HUGE},\n]\n', "line 4: seeds: "),
+    (f"[optimizer.adam]\nlr = -{HUGE}\n", "line 2: optimizer.adam.lr: "),
+    (f'[params]\nwidth = 1_{HUGE[1:]}\n', "line 2: params.width: "),
+])
+def test_a_too_long_integer_in_a_grid_file(toml: str, where: str, tmp_path: Path) -> None:
+    path = tmp_path / "grid.toml"
+    path.write_text(toml)
+    with pytest.raises(UsageError) as info:
+        load_grid_file(path)
+    message = str(info.value)
+    assert where in message and "5000 digits" in message and len(message) < 200
