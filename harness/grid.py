@@ -373,10 +373,12 @@ def load_preset(name: str) -> dict[str, Any]:
 
 # -- devices -----------------------------------------------------------------------
 def normalize_device(name: str) -> str:
+    """``name`` without surrounding blanks and with its index as written by int()."""
     m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d{1,9}))?", name.strip())
     if not m or (m.group(1) == "cpu" and m.group(2)):
         raise UsageError(f"unknown device {clip(name, 40)!r}; use cpu, cuda, cuda:N or mps")
-    return name.strip()
+    kind, index = m.groups()
+    return kind if index is None else f"{kind}:{int(index)}"
 
 
 def device_available(name: str) -> str | None:
@@ -441,7 +443,7 @@ def expand(
     selected_p: list[Problem] = [problems.get(n) for n in _dedupe(model_names, "models")]
     selected_o: list[OptimizerSpec] = [optimizers.get(n) for n in _dedupe(opt_names, "optimizers")]
 
-    devices = [normalize_device(d) for d in _dedupe(spec.devices, "devices")]
+    devices = _dedupe((normalize_device(d) for d in spec.devices), "devices")
     if not devices:
         raise UsageError("no devices selected")
     unavailable = {d: r for d in devices if (r := device_available(d)) is not None}

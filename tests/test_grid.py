@@ -212,3 +212,25 @@ def test_a_too_long_integer_in_a_grid_file(toml: str, where: str, tmp_path: Path
         load_grid_file(path)
     message = str(info.value)
     assert where in message and "5000 digits" in message and len(message) < 200
+
+
+# -- devices ---------------------------------------------------------------------------
+@pytest.mark.parametrize("devices", [["cpu", " cpu"], ["cpu ", "cpu"], ["cuda:0", "cuda:00"]])
+def test_devices_are_compared_once_normalised(devices: list[str], host: PluginHost) -> None:
+    spec = GridSpec(models=["regression"], optimizers=["sgd"], devices=devices)
+    with pytest.raises(UsageError, match=r"devices: the value .* is listed twice"):
+        expand(spec, host.problems, host.optimizers, skip_unavailable=True)
+
+
+def test_device_names_are_normalised(host: PluginHost) -> None:
+    spec = GridSpec(models=["regression"], optimizers=["sgd"], devices=[" cpu", "cuda:01"])
+    grid = expand(spec, host.problems, host.optimizers, skip_unavailable=True)
+    assert grid.devices == ("cpu", "cuda:1")
+    assert {c.device for c in grid.cells} == {"cpu", "cuda:1"}
+
+
+def test_a_device_index_too_long_for_int(host: PluginHost) -> None:
+    spec = GridSpec(models=["regression"], optimizers=["sgd"], devices=[f"cuda:{HUGE}"])
+    with pytest.raises(UsageError, match="unknown device") as info:
+        expand(spec, host.problems, host.optimizers, skip_unavailable=True)
+    assert len(str(info.value)) < 120
