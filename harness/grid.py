@@ -73,6 +73,15 @@ class GridSpec:
     #: Per-model, per-role optimizer settings: ``[model.gan.role.discriminator]``
     #: with an optional ``optimizer = "NAME"`` and single-valued hyperparameters.
     roles: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: What the grid file or preset selected, recorded by :func:`apply_toml` as
+    #: ``{"models": [...], "optimizers": [...]}`` (None for a list the file leaves out:
+    #: every registered name). It lets :func:`expand` ignore the file's settings for names
+    #: that ``-m``/``-o`` narrowed away, while settings for names the file never selected
+    #: stay errors. None when no file or preset was applied.
+    file_selection: dict[str, list[str] | None] | None = None
+    #: What ``--set`` gave (``"params.KEY"``, ``"model.NAME"``, ``"optimizer.NAME"``): the
+    #: user asked for these on the command line, so they always need a selected taker.
+    set_keys: list[str] = field(default_factory=list)
 
 
 # -- small parsers ---------------------------------------------------------------
@@ -300,6 +309,9 @@ def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
         spec.models = _str_list(data["models"], f"{source}: models")
     if "optimizers" in data:
         spec.optimizers = _str_list(data["optimizers"], f"{source}: optimizers")
+    spec.file_selection = {"models": None if spec.models is None else list(spec.models),
+                           "optimizers": None if spec.optimizers is None
+                           else list(spec.optimizers)}
     if "devices" in data:
         spec.devices = _str_list(data["devices"], f"{source}: devices")
     if "seeds" in data:
@@ -453,33 +465,41 @@ def expand(
             f"device {d!r} is not available: {reason} (pass --skip-unavailable to skip its cells)"
         )
 
-    # Scoped settings must name a selected model or optimizer.
-    for name in spec.model:
+    # Scoped settings must name a selected model or optimizer, except a grid file's
+    # settings for a name the file selected and -m/-o then left out: those are dropped.
+    file_p, file_o = _file_selection(spec, problems, optimizers)
+    for what, names, registry, narrowed in (("model", model_names, problems, file_p),
+                                            ("optimizer", opt_names, optimizers, file_o)):
+        scoped = spec.model if what == "model" else spec.optimizer
+        for name in scoped:
+            if name in names:
+                continue
+            if name not in registry:
+                raise UsageError(f"settings for {what} {name!r}: {registry.unknown(name)}")
+            if name not in narrowed or f"{what}.{name}" in spec.set_keys:
+                raise UsageError(f"settings for {what} {name!r}: it is not selected")
+    for name in spec.roles:
         if name not in model_names:
-            hint = problems.unknown(name) if name not in problems else "it is not selected"
-            raise UsageError(f"settings for model {name!r}: {hint}")
-    for name in spec.optimizer:
-        if name not in opt_names:
-            hint = optimizers.unknown(name) if name not in optimizers else "it is not selected"
-            raise UsageError(f"settings for optimizer {name!r}: {hint}")
+            if name not in problems:
+                raise UsageError(f"role settings for model {name!r}: {problems.unknown(name)}")
+            if name not in file_p:
+                raise UsageError(f"role settings for model {name!r}: it is not selected")
 
-    # Bare settings must be taken by somebody.
+    # Bare settings must be taken by somebody (for a file's, somebody the file selected).
     for key in spec.params:
         if key in PROBLEM_SETTINGS:
             raise UsageError(f"params: use the top-level {key!r} (or [model.NAME] {key})")
-        takers = [p for p in selected_p if p.param(key)] + [
-            o for o in selected_o if _accepts(o, key)
-        ]
-        if not takers:
-            known = sorted({q.name for p in selected_p for q in p.params}
-                           | {k for o in selected_o for k in (o.accepted() or set(o.defaults))})
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"no selected model or optimizer takes the parameter {key!r}{hint}")
+        if _takers(key, selected_p, selected_o):
+            continue
+        if f"params.{key}" not in spec.set_keys and _takers(
+                key, [problems.get(n) for n in file_p], [optimizers.get(n) for n in file_o]):
+            continue
+        known = sorted({q.name for p in selected_p for q in p.params}
+                       | {k for o in selected_o for k in (o.accepted() or set(o.defaults))})
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"no selected model or optimizer takes the parameter {key!r}{hint}")
 
-    for name in spec.roles:
-        if name not in model_names:
-            raise UsageError(f"role settings for model {name!r}: it is not selected")
     opt_variants = {o.name: _optimizer_variants(o, spec) for o in selected_o}
 
     cells: list[Cell] = []
@@ -573,6 +593,21 @@ def _harness_version() -> str:
     return __version__
 
 
+def _file_selection(spec: GridSpec, problems: ProblemRegistry,
+                    optimizers: OptimizerRegistry) -> tuple[list[str], list[str]]:
+    """The registered models and optimizers the grid file or preset selected (none if none)."""
+    if spec.file_selection is None:
+        return [], []
+    models = spec.file_selection.get("models")
+    opts = spec.file_selection.get("optimizers")
+    return ([n for n in (problems.names() if models is None else models) if n in problems],
+            [n for n in (optimizers.names() if opts is None else opts) if n in optimizers])
+
+
+def _takers(key: str, models: Sequence[Problem], opts: Sequence[OptimizerSpec]) -> bool:
+    return any(p.param(key) for p in models) or any(_accepts(o, key) for o in opts)
+
+
 def _single(values: list[Any], where: str) -> Any:
     if len(values) != 1:
         raise UsageError(f"{where}: expected one value, got a list")
@@ -614,13 +649,18 @@ def apply_sets(spec: GridSpec, assignments: Sequence[str], problems: ProblemRegi
         scope, key, values = parse_set(text)
         if scope is None:
             spec.params[key] = values
+            given = f"params.{key}"
         elif scope in problems:
             spec.model.setdefault(scope, {})[key] = values
+            given = f"model.{scope}"
         elif scope in optimizers:
             spec.optimizer.setdefault(scope, {})[key] = values
+            given = f"optimizer.{scope}"
         else:
             names = problems.names() + optimizers.names()
             close = difflib.get_close_matches(scope, names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"--set {clip(text, 40)!r}: no model or optimizer named "
                              f"{scope!r}{hint}")
+        if given not in spec.set_keys:
+            spec.set_keys.append(given)

@@ -153,3 +153,38 @@ def test_too_long_integers(args: list[str], grid: str | None, names: str, tmp_pa
     assert err.count("\n") == 1 and names in err, err
     assert len(err.replace(str(tmp_path), "")) < 160, err  # the value is shortened
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("grid", "flags", "cells"), [
+    (None, ["--preset", "quick", "-m", "cnn", "-o", "sgd"], 2),
+    ('models = ["regression", "cnn"]\noptimizers = ["sgd", "adam"]\n[model.cnn]\nsteps = 3\n'
+     '[optimizer.adam]\nlr = [0.1, 0.2]\n[params]\nactivation = "tanh"\n',
+     ["-m", "cnn", "-o", "sgd"], 1),
+])
+def test_flags_narrow_a_preset_or_grid_file(grid: str | None, flags: list[str], cells: int,
+                                            tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    if grid is not None:
+        path = tmp_path / "grid.toml"
+        path.write_text(grid, encoding="utf-8")
+        flags = [str(path), *flags]
+    assert main(["run", *flags, "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"\n{cells} cells")
+
+
+@pytest.mark.parametrize(("grid", "flags", "message"), [
+    ('models = ["regression", "cnn"]\n[model.cnnn]\nsteps = 3\n', [],
+     "settings for model 'cnnn': unknown model 'cnnn' (did you mean 'cnn'?)"),
+    ('models = ["regression", "cnn"]\n', ["-m", "regression", "--set", "cnn.steps=3"],
+     "settings for model 'cnn': it is not selected"),
+    ('models = ["regression"]\noptimizers = ["sgd"]\ndevices = ["cpu", " cpu"]\n', [],
+     "devices: the value 'cpu' is listed twice"),
+])
+def test_what_narrowing_does_not_excuse(grid: str, flags: list[str], message: str,
+                                        tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "grid.toml"
+    path.write_text(grid, encoding="utf-8")
+    assert main(["run", str(path), *flags, "--dry-run", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err

@@ -174,6 +174,107 @@ def test_presets_cover_every_builtin_problem(preset: str, host: PluginHost) -> N
     assert {c.problem for c in cells} == set(host.problems.names())
 
 
+# -- narrowing a file with -m/-o ---------------------------------------------------------
+def readme_grid(tmp_path: Path) -> GridSpec:
+    import re
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+    found = re.search(r"### A grid file\n\n```toml\n(.*?)```", readme, re.S)
+    assert found, "README has no grid file example"
+    return spec_from(found.group(1), tmp_path)
+
+
+def narrowed(spec: GridSpec, models: str | None = None, optimizers: str | None = None,
+             sets: tuple[str, ...] = (), host: PluginHost | None = None) -> GridSpec:
+    """What `harness run FILE -m ... -o ... --set ...` does to the file's spec."""
+    if models is not None:
+        spec.models = models.split(",")
+    if optimizers is not None:
+        spec.optimizers = optimizers.split(",")
+    if sets:
+        assert host is not None
+        apply_sets(spec, list(sets), host.problems, host.optimizers)
+    return spec
+
+
+@pytest.mark.parametrize(("models", "optimizers", "expected"), [
+    ("regression", None, {("regression", "sgd"), ("regression", "momentum"),
+                          ("regression", "adam")}),
+    (None, "sgd", {(m, "sgd") for m in ("regression", "classification", "cnn", "gan")}),
+    ("cnn", "adam", {("cnn", "adam")}),
+])
+def test_flags_narrow_the_readme_grid_file(models: str | None, optimizers: str | None,
+                                           expected: set[tuple[str, str]], tmp_path: Path,
+                                           host: PluginHost) -> None:
+    spec = narrowed(readme_grid(tmp_path), models, optimizers)
+    cells = expand(spec, host.problems, host.optimizers).cells
+    assert {(c.problem, c.optimizer) for c in cells} == expected
+    # What is still selected keeps the file's settings.
+    assert {c.steps for c in cells if c.problem == "cnn"} <= {200}
+    assert {dict(c.hyper)["lr"] for c in cells if c.optimizer == "adam"} <= {0.001, 0.01}
+
+
+def test_flags_narrow_a_preset(host: PluginHost) -> None:
+    spec = GridSpec()
+    apply_toml(spec, load_preset("quick"), "preset quick")  # it has [model.dqn]
+    cells = expand(narrowed(spec, "cnn", "sgd"), host.problems, host.optimizers).cells
+    assert {(c.problem, c.optimizer) for c in cells} == {("cnn", "sgd")}
+
+
+def test_a_narrowed_spec_survives_a_manifest(tmp_path: Path, host: PluginHost) -> None:
+    import json
+    from dataclasses import asdict
+
+    spec = narrowed(readme_grid(tmp_path), "cnn", "adam")
+    again = GridSpec(**json.loads(json.dumps(asdict(spec))))  # what --resume reads back
+    assert (expand(again, host.problems, host.optimizers).cells
+            == expand(spec, host.problems, host.optimizers).cells)
+
+
+@pytest.mark.parametrize(("toml", "flags", "sets", "message"), [
+    # The file is wrong on its own: narrowing does not hide that.
+    ('models = ["regression", "cnn"]\n[model.cnnn]\nsteps = 3', (None, None), (),
+     "unknown model 'cnnn' .*did you mean 'cnn'"),
+    ('models = ["regression", "cnn"]\n[model.cnnn]\nsteps = 3', ("regression", None), (),
+     "did you mean 'cnn'"),
+    ('optimizers = ["sgd"]\n[optimizer.adamm]\nlr = 0.1', (None, "sgd"), (),
+     "did you mean 'adam'"),
+    ('models = ["regression"]\n[model.cnn]\nsteps = 3', ("regression", None), (),
+     "settings for model 'cnn': it is not selected"),
+    ('models = ["regression"]\noptimizers = ["sgd"]\n[optimizer.adam]\nlr = 0.1',
+     ("regression", "sgd"), (), "settings for optimizer 'adam': it is not selected"),
+    ('models = ["regression"]\n[model.gan.role.discriminator]\nlr = 0.1', ("regression", None),
+     (), "settings for model 'gan': it is not selected"),
+    ('models = ["regression", "cnn"]\n[params]\nactivaton = "relu"', ("cnn", None), (),
+     "takes the parameter 'activaton'"),
+    # What the user typed on the command line must apply to what is selected.
+    ('models = ["regression", "cnn"]', ("regression", None), ("cnn.steps=3",),
+     "settings for model 'cnn': it is not selected"),
+    ('models = ["regression", "cnn"]\n[model.cnn]\nsteps = 3', ("regression", None),
+     ("cnn.steps=3",), "settings for model 'cnn': it is not selected"),
+    ('models = ["regression", "cnn"]\noptimizers = ["sgd", "adam"]', ("regression", "sgd"),
+     ("adam.lr=0.1",), "settings for optimizer 'adam': it is not selected"),
+    ('models = ["cnn", "regression"]\n[params]\nactivation = "tanh"', ("cnn", None),
+     ("activation=tanh",), "no selected model or optimizer takes the parameter 'activation'"),
+])
+def test_narrowing_keeps_real_mistakes(toml: str, flags: tuple[str | None, str | None],
+                                       sets: tuple[str, ...], message: str, tmp_path: Path,
+                                       host: PluginHost) -> None:
+    spec = narrowed(spec_from(toml, tmp_path), *flags, sets=sets, host=host)
+    with pytest.raises(UsageError, match=message):
+        expand(spec, host.problems, host.optimizers)
+
+
+def test_a_file_param_only_the_left_out_take_is_dropped(tmp_path: Path,
+                                                         host: PluginHost) -> None:
+    # cnn takes no 'activation'; regression does, and -m cnn leaves it out.
+    spec = spec_from('models = ["cnn", "regression"]\noptimizers = ["sgd"]\n'
+                     '[params]\nactivation = "tanh"', tmp_path)
+    assert host.problems.get("cnn").param("activation") is None
+    cells = expand(narrowed(spec, "cnn"), host.problems, host.optimizers).cells
+    assert cells and all("activation" not in dict(c.params) for c in cells)
+
+
 # -- integers too long for int() ---------------------------------------------------------
 HUGE = "9" * 5000
 
