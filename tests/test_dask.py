@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -220,6 +221,11 @@ def test_without_distributed_the_error_says_how_to_install(tmp_path: Path) -> No
     ({"n_workers": "zero"}, 2, "n_workers: expected a whole number"),
     ({"shared_filesystem": "maybe"}, 2, "expected true or false"),
     ({}, 0, "--workers 0 runs cells inline"),
+    ({"scheduler": "garbage"}, 2, "'garbage': expected a Dask scheduler address"),
+    ({"scheduler": "tcp://h"}, 2, "'tcp://h': expected a Dask scheduler address"),
+    ({"scheduler": "tcp://h:99999"}, 2, "expected a Dask scheduler address"),
+    ({"scheduler": "http://h:1"}, 2, "unknown scheme 'http'"),
+    ({"scheduler": "inproc://h/1/2"}, 2, "only reachable from the process that made it"),
 ])
 def test_bad_settings_are_usage_errors(settings: dict[str, str], workers: int,
                                        message: str) -> None:
@@ -260,3 +266,82 @@ def test_dask_is_a_builtin_executor_plugin(host: PluginHost) -> None:
     spec = host.executors.get("dask")
     assert host.executors.owner("dask").name == "builtin-dask"
     assert {"scheduler", "n_workers", "shared_filesystem"} <= set(spec.settings)
+
+
+def _clients(cluster: Any) -> set[str]:
+    return set(cluster.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.clients)))
+
+
+def test_the_scheduler_is_reached_when_the_executor_is_built_and_let_go_after(
+    cluster: Any, host: PluginHost,
+) -> None:
+    from harness.executor import ExecutorContext
+    from harness.training import RunOptions
+
+    before = _clients(cluster)
+    context = ExecutorContext(resolve=lambda c: (None, None, {}),  # type: ignore[arg-type,return-value]
+                              settings={"scheduler": cluster.scheduler.address})
+    for drop in ("run nothing", "never run"):
+        executor = host.executors.get("dask").factory(ExecOptions(), RunOptions(), context)
+        assert len(_clients(cluster) - before) == 1  # connected, before any run
+        if drop == "run nothing":
+            executor.run([], lambda c: None, lambda c, r, s: None, lambda r: None)
+        del executor  # a runner that failed after building it (its --out, say)
+        _wait_here("the client to leave", lambda: _clients(cluster) == before)
+
+
+def _wait_here(what: str, until: Callable[[], Any], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _refused_address() -> tuple[socket.socket, str]:
+    """An address that refuses connections: a port bound (so no one else takes it) that
+    nobody listens on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock, f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@needs_dask
+def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    sock, address = _refused_address()
+    with sock:
+        proc = run_cli("run", "-m", "regression", "-o", "sgd", "--steps", "5", "--executor",
+                       "dask", "--executor-option", f"scheduler={address}",
+                       "--out", str(tmp_path / "out"), "--quiet", cwd=tmp_path, timeout=120,
+                       env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"harness: error: cannot reach the Dask scheduler at {address}: Timed out trying to "
+        f"connect to {address} after 2 s"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_dask
+def test_a_malformed_scheduler_address_fails_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = run_cli("run", "-m", "regression", "-o", "sgd", "--steps", "5", "--executor", "dask",
+                   "--executor-option", "scheduler=garbage", "--out", str(tmp_path / "out"),
+                   "--quiet", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "harness: error: scheduler 'garbage': expected a Dask scheduler address like "
+        "tcp://HOST:8786"]
+    assert time.monotonic() - started < 30  # no connection attempt, no hang at exit
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_out_after_connecting_is_one_line(cluster: Any, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine\n")
+    before = _clients(cluster)
+    proc = run_cli("run", "-m", "regression", "-o", "sgd", "--steps", "5", "--executor", "dask",
+                   "--scheduler", cluster.scheduler.address, "--out", "afile/sub", "--quiet",
+                   cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "harness: error: cannot write afile/sub: Not a directory"]
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+    _wait_here("the client to leave", lambda: _clients(cluster) == before)

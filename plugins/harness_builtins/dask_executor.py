@@ -27,6 +27,7 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -91,6 +92,8 @@ def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSet
         raise UsageError("--cuda-mps starts an MPS daemon for the local executor's workers; "
                          "for Dask workers, start nvidia-cuda-mps-control -d on their machines")
     scheduler = settings.get("scheduler") or None
+    if scheduler is not None:
+        check_address(scheduler)
     local_only = [k for k in ("n_workers", "threads_per_worker", "dashboard") if k in settings]
     if scheduler and local_only:
         raise UsageError(f"--executor-option {local_only[0]} is for the local cluster; the "
@@ -111,6 +114,45 @@ def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSet
                          "false")
     return DaskSettings(scheduler, n_workers, threads, shared in ("true", "yes", "1"),
                         settings.get("dashboard") or None)
+
+
+def check_address(address: str) -> None:
+    """Refuse what no scheduler can be reached at (``garbage``, ``tcp://host``), before
+    anything connects: a usage error, not a wait for a connection that cannot happen."""
+    from distributed.comm import registry
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    expected = "expected a Dask scheduler address like tcp://HOST:8786"
+    scheme, location = parse_address(address)  # HOST:PORT is tcp, as for Dask's Client
+    if scheme == "inproc":
+        raise UsageError(f"scheduler {address!r}: an inproc address is only reachable from "
+                         f"the process that made it; {expected}")
+    if scheme not in registry.backends:
+        known = ", ".join(f"{b}://" for b in sorted(registry.backends) if b != "inproc")
+        raise UsageError(f"scheduler {address!r}: unknown scheme {scheme!r} (Dask knows "
+                         f"{known}); {expected}")
+    try:
+        host, port = parse_host_port(location)
+    except ValueError:
+        host, port = "", 0
+    if not host or not 0 < int(port) < 65536:
+        raise UsageError(f"scheduler {address!r}: {expected}")
+
+
+def connect(address: str) -> Any:
+    """A client of the scheduler at ``address``; one line when it cannot be reached (after
+    Dask's connect timeout, ``distributed.comm.timeouts.connect``, 30 s by default)."""
+    from distributed import Client
+
+    try:
+        return Client(address, set_as_default=False)
+    except Exception as exc:  # a refused or timed-out connection, or a peer that is no Dask
+        reason = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+        raise UsageError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
+
+
+def _close(client: Any) -> None:
+    client.close()
 
 
 def needs_gpu(cell: Cell) -> bool:
@@ -255,22 +297,41 @@ def run_cell_task(cell: Cell, task: int, *, options: ExecOptions, run_options: R
 
 # -- on the client ----------------------------------------------------------------------
 class DaskExecutor:
-    """Submits one task per cell and hands results to the runner as they complete."""
+    """Submits one task per cell and hands results to the runner as they complete.
+
+    ``client``: a client of ``settings.scheduler``, connected when the executor is built
+    (so that an unreachable scheduler stops the run before anything is written); ``run``
+    uses it and closes it, and it is closed when the executor is dropped unused.
+    """
 
     def __init__(self, options: ExecOptions, run_options: RunOptions, settings: DaskSettings,
-                 context: ExecutorContext) -> None:
+                 context: ExecutorContext, client: Any = None) -> None:
         self.options = replace(options, workers=1)
         self.run_options = run_options
         self.settings = settings
         self.context = context
+        self._connection = weakref.finalize(self, _close, client) if client is not None \
+            else None
+
+    def close(self) -> None:
+        """Close the scheduler connection made when the executor was built, if unused."""
+        if self._connection is not None:
+            self._connection()
 
     def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
             on_result: ResultCallback) -> None:
         todo = list(cells)
         if not todo:
+            self.close()
             return
         with self._client(any(needs_gpu(c) for c in todo)) as client:
             self._run(client, todo, on_start, on_window, on_result)
+
+    def _connected(self, address: str) -> Any:
+        """The client connected at construction (once), else a new one."""
+        held = self._connection.detach() if self._connection is not None else None
+        self._connection = None
+        return held[2][0] if held is not None else connect(address)
 
     @contextmanager
     def _client(self, gpu: bool) -> Iterator[Any]:
@@ -278,12 +339,7 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         if self.settings.scheduler is not None:
-            try:
-                client = Client(self.settings.scheduler, set_as_default=False)
-            except (OSError, ValueError) as exc:
-                raise HarnessError(f"cannot reach the Dask scheduler at "
-                                   f"{self.settings.scheduler}: {exc}") from None
-            with client:
+            with self._connected(self.settings.scheduler) as client:
                 if gpu:
                     _warn_without_gpu_workers(client)
                 yield client
@@ -409,7 +465,9 @@ def dask(options: ExecOptions, run_options: RunOptions, context: ExecutorContext
         # Paths on the client's disk mean nothing on another machine.
         run_options = replace(run_options, checkpoint_every=None, checkpoint_dir=None,
                               models_dir=None)
-    return DaskExecutor(options, run_options, settings, context)
+    # Connect now: the runner builds the executor before it creates the run directory.
+    client = connect(settings.scheduler) if settings.scheduler is not None else None
+    return DaskExecutor(options, run_options, settings, context, client)
 
 
 @hookimpl
