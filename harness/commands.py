@@ -24,8 +24,8 @@ from harness.grid import (
     parse_list,
     parse_seeds,
 )
+from harness.manifest import resume_options
 from harness.plugins import get_host
-from harness.results import RunDirectory
 from harness.runner import check_executor, default_output_dir, prepare_output_dir, run_grid
 from harness.training import RunOptions
 from harness.workers import ExecOptions
@@ -156,9 +156,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             raise UsageError(f"--resume takes the grid from the run's manifest; "
                              f"{flag} cannot be given with it")
         out = Path(args.resume)
-        saved = RunDirectory(out).manifest().get("options", {})
-        if not saved.get("grid_spec"):
-            raise UsageError(f"{str(out)!r} holds no harness run to resume")
+        saved = resume_options(out)  # checked: a damaged manifest is a one-line error
         spec = GridSpec(**saved["grid_spec"])
         skip = bool(saved.get("skip_unavailable")) or args.skip_unavailable
         options = RunOptions(data_dir=Path(saved.get("data_dir", data_dir(None))),

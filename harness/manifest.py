@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata as md
+import json
 import os
 import platform
 import subprocess
 import sys
+import typing
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import harness
-from harness.grid import ExpandedGrid
+from harness.errors import UsageError
+from harness.fastpaths import LOADERS, OPT_IMPLS
+from harness.grid import ExpandedGrid, GridSpec
 from harness.plugins import PluginHost
+from harness.results import conforms, json_type, manifest_problems
+from harness.training import RunOptions
+from harness.workers import ExecOptions
 
 
 def cpu_model() -> str:
@@ -101,3 +108,93 @@ def build_manifest(
         "plugins": [asdict(p) for p in host.plugins],
         "plugins_metadata": host.manifest_metadata(),
     }
+
+
+#: The options ``--resume`` reads from a manifest, with their shapes and the words for a
+#: wrong one. ``speed``, ``execution`` and ``grid_spec`` are checked field by field.
+RESUME_OPTIONS: dict[str, tuple[Any, str]] = {
+    "data_dir": (str, "a string"),
+    "download": (bool, "true or false"),
+    "windows": (int, "an integer"),
+    "skip_unavailable": (bool, "true or false"),
+    "checkpoint_every": (int | None, "an integer or null"),
+    "save_models": (bool, "true or false"),
+    "speed": (dict[str, Any], "an object"),
+    "execution": (dict[str, Any], "an object"),
+    "grid_spec": (dict[str, Any], "an object"),
+}
+
+
+def resume_options(out: Path) -> dict[str, Any]:
+    """The options of the run in ``out``, checked before ``--resume`` uses any of them.
+
+    :raises UsageError: ``out`` holds no run, or its manifest cannot be read or has the
+        wrong shape; the message names the manifest and what is wrong with it.
+    """
+    path = out / "manifest.json"
+    try:
+        text = path.read_text("utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        raise UsageError(f"{str(out)!r} holds no harness run to resume") from None
+    except OSError as exc:
+        raise UsageError(f"cannot resume: {path} cannot be read ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise UsageError(f"cannot resume: {path} is not valid JSON") from None
+    problem = _resume_problem(data)
+    if problem:
+        raise UsageError(f"cannot resume: {path} is damaged: {problem}")
+    options: dict[str, Any] = data.get("options") or {}
+    if not options.get("grid_spec"):
+        raise UsageError(f"{str(out)!r} holds no harness run to resume")
+    return options
+
+
+def _resume_problem(data: Any) -> str | None:
+    wrong = manifest_problems(data)
+    if wrong:
+        key, words = wrong[0]
+        return f"{key!r} is not {words}" if key else \
+            f"it holds {json_type(data)}, not a JSON object"
+    options = data.get("options", {})
+    for key, (hint, words) in RESUME_OPTIONS.items():
+        if key in options and not conforms(options[key], hint):
+            return f"options.{key} is not {words}"
+    if "windows" in options and not 1 <= options["windows"] <= 100_000:
+        return f"options.windows {options['windows']} is out of range (1 to 100000)"
+    every = options.get("checkpoint_every")
+    if every is not None and every < 1:
+        return f"options.checkpoint_every {every} is out of range (at least 1)"
+    for key, known in (("loader", LOADERS), ("opt_impl", OPT_IMPLS)):
+        value = options.get("speed", {}).get(key, known[0])
+        if value not in known:
+            return f"options.speed.{key} {value!r} is not one of {', '.join(known)}"
+    for key, kind in (("speed", RunOptions), ("execution", ExecOptions),
+                      ("grid_spec", GridSpec)):
+        problem = _fields_problem(options.get(key, {}), kind, f"options.{key}",
+                                  strict=kind is GridSpec)
+        if problem:
+            return problem
+    return None
+
+
+def _fields_problem(values: dict[str, Any], kind: type, where: str, *,
+                    strict: bool) -> str | None:
+    """A value of ``values`` without the shape of ``kind``'s field of its name; with
+    ``strict``, also a name ``kind`` has no field for."""
+    hints = typing.get_type_hints(kind)
+    names = [f.name for f in fields(kind)]
+    for key, value in values.items():
+        if key not in names:
+            if strict:
+                return f"{where} has an unknown field {key!r}"
+            continue
+        if not conforms(value, hints[key]):
+            return f"{where}.{key} is not of the type {_type_name(hints[key])}"
+    return None
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("pathlib.", "").replace("<class '", "") \
+        .replace("'>", "")
