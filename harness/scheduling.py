@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,12 +51,25 @@ _MOVED = 0.25
 
 
 class CostBook:
+    """What each kind of cell cost, read from ``path`` and saved back by :meth:`save`.
+
+    It is a cache: a book that cannot be read, or does not hold an object mapping kinds to
+    finite, non-negative ``per_step_s`` and ``fixed_s``, is ignored with a warning (and
+    replaced by the next :meth:`save`); it never fails a run.
+    """
+
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or cache_dir() / "costs.json"
+        self.entries: dict[str, dict[str, float]] = {}
         try:
-            self.entries: dict[str, dict[str, float]] = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            self.entries = {}
+            data = json.loads(self.path.read_text("utf-8"))
+        except FileNotFoundError:
+            data = {}
+        except (OSError, ValueError, RecursionError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "it is not valid JSON"
+            data = _damaged(self.path, str(reason))
+        problem = _book_problem(data)
+        self.entries = _damaged(self.path, problem) if problem else data
         self.version = 0
 
     def estimate(self, cell: Cell) -> float | None:
@@ -91,6 +105,23 @@ class CostBook:
     def save(self) -> None:
         with contextlib.suppress(OSError):  # a read-only home must not fail a run
             write_atomic(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
+
+
+def _book_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return "it does not hold an object"
+    for kind, entry in data.items():
+        if not isinstance(entry, dict) or not all(
+                isinstance(entry.get(k), int | float) and not isinstance(entry.get(k), bool)
+                and 0 <= entry[k] < math.inf for k in ("per_step_s", "fixed_s")):
+            return f"its entry {kind[:60]!r} is not per_step_s and fixed_s in seconds"
+    return None
+
+
+def _damaged(path: Path, reason: str) -> dict[str, dict[str, float]]:
+    print(f"harness: warning: the cost book {path} is damaged ({reason}); it is ignored "
+          "and rewritten at the end of the run", file=sys.stderr)
+    return {}
 
 
 def longest_first(cells: Iterable[Cell], book: CostEstimates) -> list[Cell]:

@@ -226,3 +226,26 @@ def test_resume_refuses_a_truncated_manifest(base_run: Path, tmp_path: Path,
     assert main(["run", "--resume", str(run), "--workers", "0", "--quiet"]) == 2
     assert capsys.readouterr().err == f"harness: error: cannot resume: {path} is not valid JSON\n"
 
+
+# -- the cost book ------------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["[]", "null", '{"k": 1}',
+                                  '{"k": {"per_step_s": "x", "fixed_s": 1}}',
+                                  '{"k": {"per_step_s": -1, "fixed_s": 1}}', '{"k": {'])
+def test_a_damaged_cost_book_is_ignored_and_rewritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Capture, text: str
+) -> None:
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    book = tmp_path / "cache" / "costs.json"
+    book.parent.mkdir()
+    book.write_text(text, "utf-8")
+    out = tmp_path / "run"
+    assert main(["run", *GRID, "--out", str(out)]) == 0
+    warnings = _warnings(capsys.readouterr().err)
+    assert len(warnings) == 1 and f"the cost book {book} is damaged" in warnings[0]
+    assert len(RunDirectory(out).scan()[0]) == 2
+    entries = json.loads(book.read_text("utf-8"))
+    assert list(entries) == ["regression|activation=relu|cpu|100|sgd"]
+    assert set(entries["regression|activation=relu|cpu|100|sgd"]) == {"per_step_s", "fixed_s"}
+    # The book it wrote is read back without a word.
+    assert main(["run", *GRID, "--out", str(tmp_path / "again")]) == 0
+    assert _warnings(capsys.readouterr().err) == []
