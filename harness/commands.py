@@ -36,20 +36,28 @@ GRID_FLAGS = ("grid", "preset", "models", "optimizers", "devices", "seeds", "ste
 
 
 def data_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg).expanduser()
+    if arg is not None:
+        return Path(_path_arg(arg, "--data-dir")).expanduser()
     env = os.environ.get("HARNESS_DATA_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "harness" / "data"
+
+
+def _path_arg(value: str, flag: str) -> str:
+    """An empty path is a mistake (an unset shell variable), never "use the default"."""
+    if not value.strip():
+        raise UsageError(f"{flag}: the path is empty")
+    return value
 
 
 def build_spec(args: argparse.Namespace) -> GridSpec:
     """Preset or grid file first, then flags on top."""
     host = get_host()
     spec = GridSpec()
-    if args.preset and args.grid:
+    if args.preset and args.grid is not None:
         raise UsageError("give either a grid file or --preset, not both")
-    if args.grid:
-        apply_toml(spec, load_grid_file(Path(args.grid)), args.grid)
+    if args.grid is not None:
+        apply_toml(spec, load_grid_file(Path(_path_arg(args.grid, "the grid file"))),
+                   args.grid)
     else:
         preset = args.preset or "default"
         apply_toml(spec, load_preset(preset), f"preset {preset}")
@@ -128,6 +136,23 @@ def speed_options(args: argparse.Namespace) -> dict[str, Any]:
             "compile_backend": args.compile_backend, "compile_mode": args.compile_mode}
 
 
+#: Execution flags that change what a cell computes, not only how fast or where.
+RESULT_EXECUTION = ("deterministic", "cudnn_benchmark")
+
+
+def _resumed_settings(given: dict[str, Any], defaults: dict[str, Any],
+                      saved: dict[str, Any]) -> dict[str, Any]:
+    """A resumed run's settings are those its cells ran with: flags left at their defaults
+    take the saved values, and a flag given with another value is refused."""
+    kept = {k: saved.get(k, defaults[k]) for k in given}
+    for key, value in given.items():
+        if value != defaults[key] and value != kept[key]:
+            raise UsageError(f"--{key.replace('_', '-')} {value} differs from the resumed "
+                             f"run's {key} {kept[key]!r}: a resumed run keeps the settings "
+                             "its cells ran with")
+    return kept
+
+
 def _executor_settings(args: argparse.Namespace) -> dict[str, str]:
     settings: dict[str, str] = {}
     for text in args.executor_options:
@@ -147,7 +172,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
               file=sys.stderr)
     execution = execution_options(args)
     windows = parse_int(args.windows, "--windows", 100_000)
-    if args.resume:
+    if args.resume is not None:
+        _path_arg(args.resume, "--resume")
         given = [f for f in GRID_FLAGS if getattr(args, f, None) not in (None, False)]
         if given or args.sets:
             flag = "--set" if args.sets and not given else f"--{given[0].replace('_', '-')}"
@@ -180,6 +206,14 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             cuda_mps.require_control()
     executor_settings = _executor_settings(args)
     check_executor(host, args.executor, executor_settings)
+    speed = speed_options(args)  # checked before a dry run too
+    if args.resume is not None:
+        speed = _resumed_settings(speed, {k: getattr(RunOptions(), k) for k in speed},
+                                  saved.get("speed") or {})
+        kept = _resumed_settings({k: getattr(execution, k) for k in RESULT_EXECUTION},
+                                 {k: getattr(ExecOptions(), k) for k in RESULT_EXECUTION},
+                                 saved.get("execution") or {})
+        execution = replace(execution, **kept)
     if args.dry_run:
         for cell in grid.cells:
             note = f"  (skipped: {grid.unavailable[cell.device]})" \
@@ -188,9 +222,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                   f"batch={cell.batch_size}{note}")
         print(f"{len(grid.cells)} cells")
         return 0
-    if not args.resume:
-        out = prepare_output_dir(Path(args.out)) if args.out else default_output_dir()
-    options = replace(options, **speed_options(args))
+    if args.resume is None:
+        out = (prepare_output_dir(Path(_path_arg(args.out, "--out"))) if args.out is not None
+               else default_output_dir())
+    options = replace(options, **speed)
     every = (parse_int(args.checkpoint_every, "--checkpoint-every", 1_000_000_000)
              if args.checkpoint_every is not None else
              saved.get("checkpoint_every") if args.resume else None)
@@ -201,12 +236,13 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "data_dir": str(options.data_dir), "download": options.download,
         "windows": options.windows, "skip_unavailable": skip,
         "checkpoint_every": every, "save_models": save_models,
-        "speed": speed_options(args),
+        "speed": speed,
     }
     outcome = run_grid(
         grid, host, out, options, execution, spec=spec, argv=argv, progress=not args.quiet,
         rerun_failed=args.rerun_failed, manifest_options=manifest_options,
         executor_name=args.executor, executor_settings=executor_settings,
+        resume=args.resume is not None,
     )
     print(format_summary(outcome.summary))
     counts = outcome.summary["status"].value_counts().to_dict() if len(outcome.summary) else {}

@@ -9,6 +9,8 @@ finished cell, and ``harness run --resume DIR`` runs only what is missing.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -55,13 +57,44 @@ def default_output_dir(base: Path = Path("results")) -> Path:
 
 
 def prepare_output_dir(path: Path) -> Path:
-    """Refuse to mix a new grid into an existing run's records."""
+    """Refuse to mix a new grid into an existing run's records (or its manifest: a run
+    stopped before its first cell finished is continued with ``--resume`` too)."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {str(path)!r} exists and is not a directory")
-    if (path / "cells").is_dir() and any((path / "cells").iterdir()):
+    if ((path / "cells").is_dir() and any((path / "cells").iterdir())) \
+            or (path / "manifest.json").exists():
         raise UsageError(f"--out {str(path)!r} already holds a run; choose another "
                          f"directory or continue it with --resume {path}")
     return path
+
+
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """Hold ``out``'s lock for the block: one harness run writes into a directory at a
+    time. The lock is the kernel's (``flock``), so it goes with the process that held it,
+    however that process ends; the file keeps the holder's pid for the message."""
+    with open(out / LOCK_FILE, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise UsageError(f"{str(out)!r} is in use by another harness run{who}; wait for "
+                             "it to finish or choose another directory") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -80,7 +113,11 @@ def plan(grid: ExpandedGrid, run_dir: RunDirectory, *, rerun_failed: bool) -> Pl
     return Plan(todo=todo, done=len(grid.cells) - len(todo), corrupt=tuple(corrupt))
 
 
-class Interrupted(Exception):
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived. Like KeyboardInterrupt it is not an ``Exception``, so
+    the cell runner's catch-all (and a plugin's) cannot record it as the cell's failure
+    and carry on: the run stops, and the cell it stopped has no record."""
+
     def __init__(self, signame: str) -> None:
         super().__init__(signame)
         self.signame = signame
@@ -114,25 +151,44 @@ def run_grid(
     manifest_options: dict[str, Any] | None = None,
     executor_name: str = "local",
     executor_settings: dict[str, str] | None = None,
+    resume: bool = False,
 ) -> RunOutcome:
+    """Run what ``out`` is missing of ``grid``; ``resume`` continues the run already in
+    ``out``, otherwise ``out`` must not hold one. ``out`` is locked while this runs."""
     # The executor first: one that cannot start (a missing package, an unreachable
     # scheduler) is a one-line error that leaves nothing behind.
     book = CostBook()
     context = ExecutorContext(resolve=lambda c: _resolve(host, c),
                               settings=dict(executor_settings or {}), costs=book)
     executor = host.executors.get(executor_name).factory(execution, options, context)
-    run_dir = RunDirectory(out)
     out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out):
+        if not resume:  # checked again under the lock: another run may have begun since
+            prepare_output_dir(out)
+        return _run_locked(grid, host, out, options, execution, executor, book, spec=spec,
+                           argv=argv, progress=progress, rerun_failed=rerun_failed,
+                           manifest_options=manifest_options, executor_name=executor_name,
+                           executor_settings=executor_settings)
+
+
+def _run_locked(grid: ExpandedGrid, host: PluginHost, out: Path, options: RunOptions,
+                execution: ExecOptions, executor: Any, book: CostBook, *,
+                spec: GridSpec | None, argv: Sequence[str], progress: bool,
+                rerun_failed: bool, manifest_options: dict[str, Any] | None,
+                executor_name: str, executor_settings: dict[str, str] | None) -> RunOutcome:
+    run_dir = RunDirectory(out)
     previous = run_dir.manifest()
     manifest = build_manifest(argv, grid, host, {
         **(manifest_options or {}), "execution": asdict(execution),
         "executor": {"name": executor_name, "settings": dict(executor_settings or {})},
         "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
     })
-    if previous:
+    if previous:  # a resume: the run is still the one its first command started
         manifest["created"] = previous.get("created", manifest["created"])
-        manifest["resumed"] = [*previous.get("resumed", []), dt.datetime.now(dt.UTC)
-                               .isoformat(timespec="seconds")]
+        manifest["command"] = previous.get("command", manifest["command"])
+        manifest["resumed"] = [*previous.get("resumed", []), {
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "command": ["harness", *argv]}]
     run_dir.write_manifest(manifest)
 
     work = plan(grid, run_dir, rerun_failed=rerun_failed)

@@ -1,0 +1,125 @@
+"""The run directory as the unit of a run: one run writes into it at a time, a signal
+stops a run in any executor, and ``--resume`` continues the run its first command began."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from harness.cli import main
+
+pytestmark = pytest.mark.slow
+
+LONG = ["-m", "regression", "-o", "sgd", "-s", "0-2", "--steps", "1000000", "--quiet"]
+
+
+def _start(out: Path, *extra: str) -> subprocess.Popen[str]:
+    """A long run, returned once its first cell is training (its first checkpoint)."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *LONG, *extra,
+                             "--checkpoint-every", "20", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any((out / "checkpoints").glob("*")):
+        if proc.poll() is not None:
+            raise AssertionError(f"harness exited early: {proc.communicate()[1]}")
+        assert time.monotonic() < deadline, "the first cell never started"
+        time.sleep(0.05)
+    return proc
+
+
+def _records(out: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_an_inline_run_and_the_cell_it_stopped_has_no_record(
+        tmp_path: Path, signum: int, code: int) -> None:
+    out = tmp_path / "run"
+    proc = _start(out, "--workers", "0")
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"interrupted by {signal.Signals(signum).name}" in err
+    assert f"Resume with: harness run --resume {out}" in err
+    assert _records(out) == []  # not an "error" record that --resume would skip
+
+
+def test_one_run_at_a_time_writes_into_a_directory(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    proc = _start(out, "--workers", "1")
+    try:
+        assert main(["run", "--resume", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert f"is in use by another harness run (pid {proc.pid})" in err[0]
+        assert main(["run", "-m", "classification", "--out", str(out), "--quiet"]) == 2
+        assert "already holds a run" in capsys.readouterr().err
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    # the lock went with the process: the run can be continued (here with a smaller grid
+    # than a million steps would take, by removing nothing and stopping at once)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"][:2] == ["harness", "run"]
+
+
+def test_a_folder_with_only_a_manifest_is_continued_not_reused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    assert main(["run", "-m", "regression", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and f"--resume {out}" in err
+
+
+def test_resume_keeps_the_command_and_the_settings_the_cells_ran_with(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    first = ["run", "-m", "regression", "-o", "adam", "-s", "0-1", "--steps", "30",
+             "--opt-impl", "foreach", "--deterministic", "--workers", "0", "--out", str(out),
+             "--quiet"]
+    assert run_cli(*first, cwd=tmp_path).returncode == 0
+    (next(iter(sorted((out / "cells").glob("*.json"))))).unlink()
+
+    refused = run_cli("run", "--resume", str(out), "--opt-impl", "loop", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "harness: error: --opt-impl loop differs from the resumed run's opt_impl 'foreach': "
+        "a resumed run keeps the settings its cells ran with")
+
+    resumed = run_cli("run", "--resume", str(out), "--workers", "0", "--quiet", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == ["harness", *first]
+    assert manifest["resumed"][0]["command"] == ["harness", "run", "--resume", str(out),
+                                                 "--workers", "0", "--quiet"]
+    assert manifest["options"]["speed"]["opt_impl"] == "foreach"
+    assert manifest["options"]["execution"]["deterministic"] is True
+    recs = _records(out)
+    assert len(recs) == 2
+    assert {r["summary"]["opt_impl"] for r in recs} == {"foreach"}
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--resume", ""], ["run", "", "--dry-run"], ["run", "-m", "regression", "--out", ""],
+    ["run", "-m", "regression", "--data-dir", " ", "--dry-run"],
+])
+def test_an_empty_path_is_an_error_not_the_default(args: list[str],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("the path is empty"), err
+
+
+def test_a_dry_run_checks_the_speed_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-m", "regression", "--dry-run", "--loader", "foo"]) == 2
+    assert "--loader: expected one of" in capsys.readouterr().err
