@@ -193,7 +193,9 @@ def _run_locked(grid: ExpandedGrid, host: PluginHost, out: Path, options: RunOpt
 
     work = plan(grid, run_dir, rerun_failed=rerun_failed)
     for path in work.corrupt:
-        print(f"harness: warning: {path} is corrupt; its cell runs again", file=sys.stderr)
+        why = run_dir.corrupt_reasons.get(path)
+        print(f"harness: warning: {path} is corrupt{f' ({why})' if why else ''}; its cell runs "
+              "again", file=sys.stderr)
         path.replace(path.with_suffix(".corrupt"))
 
     bar = Progress(len(grid.cells), enabled=progress, done=work.done)

@@ -113,7 +113,7 @@ def test_resume_moves_a_damaged_record_aside_and_runs_its_cell(
     files[1].unlink()  # a missing cell too: the resume runs both
     assert main(["run", "--resume", str(run), "--workers", "0", "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert f"{files[0]} is corrupt; its cell runs again" in err
+    assert f"{files[0]} is corrupt (" in err and "); its cell runs again" in err
     assert "Traceback" not in err
     assert files[0].with_suffix(".corrupt").exists()
     good, corrupt = RunDirectory(run).scan()
