@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "on the number of workers)")
     run.add_argument("--timeout", help="hard limit per cell in seconds: the cell's worker is "
                                        "killed and the cell recorded as 'timeout'")
-    run.add_argument("--max-memory-mb", help="address-space limit per worker; a cell that "
-                                             "exceeds it is recorded as 'oom'")
+    run.add_argument("--max-memory-mb", help="memory a cell may allocate beyond its worker's "
+                                             "size after start-up (torch imported); a cell "
+                                             "that exceeds it is recorded as 'oom'")
     run.add_argument("--deterministic", action="store_true",
                      help="torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG)")
     run.add_argument("--cudnn-benchmark", action="store_true",

@@ -39,7 +39,8 @@ class ExecOptions:
     threads: int = 1
     #: Hard limit per cell in seconds: the worker is killed and the cell is ``timeout``.
     timeout: float | None = None
-    #: Address-space limit per worker (MiB); exceeding it makes the cell ``oom``.
+    #: Memory (MiB) a cell may allocate beyond its worker's size after start-up; past it an
+    #: allocation fails and the cell is ``oom`` (see :func:`limit_memory`).
     max_memory_mb: int | None = None
     #: torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG) in the workers.
     deterministic: bool = False
@@ -63,8 +64,20 @@ def device_key(device: str) -> str:
     return "cuda:0" if device == "cuda" else device
 
 
-def configure_process(options: ExecOptions) -> None:
-    """Apply thread count, determinism and memory limit to the current process."""
+#: Modules a cell imports on first use, imported before the memory limit is set so that
+#: they are part of the worker's baseline: torch.optim's first step imports torch._dynamo
+#: (about 270 MB of address space), which under a limit failed as "failed to map segment".
+LAZY_IMPORTS = ("torch._dynamo",)
+
+
+def configure_process(options: ExecOptions,
+                      devices: Iterable[str] = ()) -> tuple[int, int] | None:
+    """Apply thread count, determinism and memory limit to the current process.
+
+    :param devices: the devices its cells will use (a CUDA context is made on each before
+        the memory limit is set).
+    :return: the address-space limits replaced by the memory limit, None if none was set.
+    """
     if options.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     import torch
@@ -73,11 +86,47 @@ def configure_process(options: ExecOptions) -> None:
     if options.deterministic:
         torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = options.cudnn_benchmark
-    if options.max_memory_mb:
-        import resource
+    if not options.max_memory_mb:
+        return None
+    for device in devices:
+        if device.startswith("cuda"):  # the driver's address-space reservations go first
+            torch.zeros(1, device=device)
+    return limit_memory(options.max_memory_mb)
 
-        limit = options.max_memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+def limit_memory(mb: int) -> tuple[int, int]:
+    """Let this process map at most ``mb`` MiB more than it has mapped now.
+
+    ``--max-memory-mb`` is memory a cell may allocate beyond its worker's baseline: torch,
+    the plugins and :data:`LAZY_IMPORTS` take some 3.5 GB of address space (little of it
+    resident), so an absolute address-space limit below that broke every cell. The limit is
+    the soft ``RLIMIT_AS`` (the hard one is kept, so that it can be put back): an allocation
+    past it fails, which the cell runner records as ``oom``.
+
+    :return: the limits replaced, for ``resource.setrlimit`` to restore.
+    """
+    import importlib
+    import resource
+
+    for name in LAZY_IMPORTS:
+        importlib.import_module(name)
+    previous = resource.getrlimit(resource.RLIMIT_AS)
+    hard = previous[1]
+    limit = mapped_bytes() + mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    return previous
+
+
+def mapped_bytes() -> int:
+    """This process's address space in bytes (VmSize); 0 where /proc is missing."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 # -- the worker process ---------------------------------------------------------------
@@ -123,7 +172,7 @@ def _worker_main(conn: Connection, options: ExecOptions, run_options: RunOptions
                 return
             cell: Cell = message
             if not applied:
-                configure_process(options)  # after start-up: the limit is for the cells
+                configure_process(options, [device])  # after start-up: the limit is the cells'
                 applied = True
             result = _run_in_worker(host, cell, run_options, conn)
             if cpus:
@@ -425,16 +474,21 @@ class InlineExecutor:
             on_result: ResultCallback) -> None:
         import torch
 
+        cells = list(cells)
         threads = torch.get_num_threads()
         deterministic = torch.are_deterministic_algorithms_enabled()
         benchmark = torch.backends.cudnn.benchmark
-        configure_process(self.options)
+        limits = configure_process(self.options, sorted({c.device for c in cells}))
         try:
             self._run(cells, on_start, on_window, on_result)
         finally:  # this process outlives the grid: put its settings back
             torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(deterministic)
             torch.backends.cudnn.benchmark = benchmark
+            if limits is not None:
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_AS, limits)
 
     def _run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
              on_result: ResultCallback) -> None:

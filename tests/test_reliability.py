@@ -193,3 +193,44 @@ def test_cell_file_names_stay_inside_the_run(host: PluginHost) -> None:
                 batch_size=1, params=(("activation", "../../etc/passwd"),))
     assert re.fullmatch(r"[A-Za-z0-9._-]+", cell.cell_id) and "/" not in cell.cell_id
     assert not cell.cell_id.startswith(".")
+
+
+def test_max_memory_is_what_a_cell_may_allocate_beyond_its_worker(fault_env: dict[str, str],
+                                                                  tmp_path: Path) -> None:
+    # A worker maps some 3.5 GB after importing torch: 500 MiB counts from there, so small
+    # cells (adam's first step imports torch._dynamo) run, and a cell that keeps allocating
+    # is stopped by the limit and recorded as oom, its worker serving the next cells.
+    out = tmp_path / "memory"
+    proc = run_cli("run", "-m", "fault-memory,regression,classification", "-o", "adam", "-s",
+                   "0", "--steps", "40", "--workers", "1", "--max-memory-mb", "500",
+                   "--out", str(out), "--quiet", env=fault_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    recs = {r["cell"]["problem"]: r for r in records(out)}
+    assert {p: r["status"] for p, r in recs.items()} == {
+        "fault-memory": "oom", "regression": "ok", "classification": "ok"}, \
+        {p: r["error"] for p, r in recs.items()}
+    assert "can't allocate memory" in recs["fault-memory"]["error"]
+
+
+def test_the_memory_limit_counts_from_the_process_size_and_can_be_put_back() -> None:
+    # In a child: the limit is set on the process that calls it.
+    code = """if True:
+        import resource, sys
+        from harness.workers import limit_memory
+        previous = limit_memory(300)
+        assert "torch._dynamo" in sys.modules  # imported before the limit, not under it
+        within = bytearray(200 * 2**20)
+        del within
+        try:
+            bytearray(400 * 2**20)
+            print("not limited")
+        except MemoryError:
+            print("limited")
+        resource.setrlimit(resource.RLIMIT_AS, previous)
+        bytearray(400 * 2**20)
+        print("put back")
+    """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["limited", "put", "back"]
