@@ -36,7 +36,7 @@ def test_bad_cells_get_their_status_and_good_cells_finish(fault_env: dict[str, s
     out = tmp_path / "faults"
     models = "fault-hang,fault-abort,fault-raise,fault-nan,fault-memory,regression"
     proc = run_cli("run", "-m", models, "-o", "adam", "-s", "0", "--steps", "40",
-                   "--workers", "2", "--timeout", "10", "--max-memory-mb", "4500",
+                   "--workers", "2", "--timeout", "10", "--max-memory-mb", "1000",
                    "--out", str(out), "--quiet", env=fault_env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary = pd.read_csv(out / "summary.csv").set_index("model")
