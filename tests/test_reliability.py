@@ -125,7 +125,7 @@ def test_resume_reruns_corrupt_and_optionally_failed_cells(fault_env: dict[str, 
     files[0].write_text(files[0].read_text()[:50])  # a truncated record
     again = run_cli("run", "--resume", str(out), "--quiet", env=fault_env)
     assert again.returncode == 0
-    assert "is corrupt; its cell runs again" in again.stderr
+    assert "is corrupt (it is not valid JSON); its cell runs again" in again.stderr
     assert "(3 already done)" in again.stdout  # the two failed cells are kept
     failed = run_cli("run", "--resume", str(out), "--rerun-failed", "--quiet", env=fault_env)
     assert "(2 already done)" in failed.stdout
