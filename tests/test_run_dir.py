@@ -123,3 +123,36 @@ def test_an_empty_path_is_an_error_not_the_default(args: list[str],
 def test_a_dry_run_checks_the_speed_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "-m", "regression", "--dry-run", "--loader", "foo"]) == 2
     assert "--loader: expected one of" in capsys.readouterr().err
+
+
+def _file_size_limit(limit: int) -> None:
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_a_record_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path) -> None:
+    """A full disk mid-run (here a file-size limit: the manifest fits, a record does not)."""
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "-m", "regression", "-o", "sgd", "-s", "0",
+         "--steps", "200", "--workers", "0", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, preexec_fn=lambda: _file_size_limit(12_000),
+        timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"harness: error: cannot write {out}/cells/")
+    assert err[0].endswith(".json: File too large")
+    assert not list((out / "cells").glob("*"))  # no half-written record, no temporary file
+
+
+def test_results_are_written_with_the_umask_not_owner_only(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "-m", "regression", "-o", "sgd", "-s", "0", "--steps", "20",
+                 "--workers", "0", "--out", str(out), "--quiet"]) == 0
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [out / "manifest.json", *(out / "cells").glob("*.json")]:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
