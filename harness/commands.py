@@ -205,7 +205,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if any(d not in grid.unavailable for d in gpus):  # skipped cells need no daemon
             cuda_mps.require_control()
     executor_settings = _executor_settings(args)
-    check_executor(host, args.executor, executor_settings)
+    check_executor(host, args.executor, executor_settings, execution)
     speed = speed_options(args)  # checked before a dry run too
     if args.resume is not None:
         speed = _resumed_settings(speed, {k: getattr(RunOptions(), k) for k in speed},

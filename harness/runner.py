@@ -231,13 +231,17 @@ def _run_locked(grid: ExpandedGrid, host: PluginHost, out: Path, options: RunOpt
     return RunOutcome(out, summary, interrupted, ran=ran, skipped_done=work.done)
 
 
-def check_executor(host: PluginHost, name: str, settings: dict[str, str]) -> None:
-    """Unknown executors and settings are usage errors, before anything runs."""
+def check_executor(host: PluginHost, name: str, settings: dict[str, str],
+                   execution: ExecOptions | None = None) -> None:
+    """Unknown executors and settings, and values the executor's own check refuses, are
+    usage errors, before anything runs."""
     spec = host.executors.get(name)
     for key in settings:
         if key not in spec.settings:
             known = ", ".join(spec.settings) or "none"
             raise UsageError(f"executor {name!r} has no setting {key!r} (it takes: {known})")
+    if spec.check is not None:
+        spec.check(settings, execution or ExecOptions())
 
 
 def _resolve(host: PluginHost, cell: Cell) -> tuple[Any, Any, dict[str, Any]]:

@@ -233,6 +233,18 @@ def test_bad_settings_are_usage_errors(settings: dict[str, str], workers: int,
         parse_settings(settings, ExecOptions(workers=workers))
 
 
+@pytest.mark.parametrize("option", ["n_workers=abc", "scheduler=garbage"])
+def test_a_dry_run_checks_the_executor_settings(option: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["run", "-m", "regression", "--executor", "dask", "--executor-option", option,
+                 "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("harness: error: ")
+    assert "Traceback" not in err[0]
+
+
 def test_pin_cpus_is_for_the_local_executor() -> None:
     with pytest.raises(UsageError, match="--pin-cpus places the local executor's workers"):
         parse_settings({}, ExecOptions(workers=2, pin_cpus=True))
