@@ -123,6 +123,11 @@ def check_hyperparameter(key: str, value: Any, default: Any, *, where: str) -> N
     """Type-check a hyperparameter against its default, and reject non-finite numbers."""
     if isinstance(value, float) and not math.isfinite(value):
         raise UsageError(f"{where}: {key} must be finite, got {value!r}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
+        digits = str(value)
+        shown = digits if len(digits) <= 24 else f"{digits[:10]}...{digits[-10:]}"
+        raise UsageError(f"{where}: {key} is too large for a hyperparameter, got {shown} "
+                         f"({len(digits)} digits)")
     if default is None:
         return
     if isinstance(default, bool):

@@ -123,6 +123,7 @@ def test_hyperparameter_defaults_are_resolved_into_the_key(host: PluginHost) -> 
     ('models = ["regression"]\n[optimizer.sgd]\nlr = "fast"', "lr must look like"),
     ('models = ["regression"]\n[optimizer.sgd]\nlr = -1.0', "lr must be >= 0"),
     ('models = ["regression"]\n[optimizer.sgd]\nlr = nan', "must be finite"),
+    ('models = ["regression"]\n[optimizer.sgd]\nlr = 1' + "0" * 400, "lr is too large"),
     ('models = ["regression"]\n[model.classification]\nsteps = 3', "it is not selected"),
     ('models = ["regression"]\n[model.regression]\nwidth = 3', "has no parameter 'width'"),
     ('steps = 0', "out of range"),
