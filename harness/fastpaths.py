@@ -72,17 +72,22 @@ def implementation_of(optimizer: torch.optim.Optimizer) -> str:
 class DataLoaderBatches:
     """Batches from a ``torch.utils.data.DataLoader`` over host tensors, moved per batch.
 
-    Shuffled by a seeded generator, last partial batch dropped, epochs chained.
+    Shuffled by a seeded generator that only the sampler draws from, so the order is
+    the same whatever ``num_workers`` (the loader's own generator also seeds its worker
+    processes, once per pass or, with persistent workers, once). Last partial batch
+    dropped, epochs chained.
     """
 
     def __init__(self, inputs: Tensor, targets: Tensor, batch_size: int, seed: int,
                  device: torch.device, num_workers: int = 0, pin_memory: bool = False) -> None:
         dataset = torch.utils.data.TensorDataset(inputs.cpu(), targets.cpu())
         self.batch_size = min(batch_size, len(dataset))
+        sampler = torch.utils.data.RandomSampler(
+            dataset, generator=torch.Generator().manual_seed(seed))
         self.loader = torch.utils.data.DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
+            dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
             num_workers=num_workers, pin_memory=pin_memory and device.type == "cuda",
-            generator=torch.Generator().manual_seed(seed),
+            generator=torch.Generator().manual_seed(seed + 1),
             persistent_workers=num_workers > 0,
         )
         self.device = device

@@ -48,6 +48,20 @@ def test_dataloader_with_workers_inside_a_worker_process(host: PluginHost, tmp_p
     assert "ok" in proc.stdout
 
 
+def test_dataloader_order_does_not_depend_on_its_workers() -> None:
+    """The same seed gives the same batches, pass after pass, with and without worker
+    processes (persistent workers used to shift the shuffle from the second pass on)."""
+    from harness.fastpaths import DataLoaderBatches
+
+    x = torch.arange(24, dtype=torch.float32).unsqueeze(1)
+    orders = []
+    for workers in (0, 2):
+        batches = DataLoaderBatches(x, x.squeeze(1), 8, 7, torch.device("cpu"), workers)
+        orders.append([batches.next()[1].tolist() for _ in range(4 * 3)])  # four passes
+    assert orders[0] == orders[1]
+    assert orders[0][:3] != orders[0][3:6]  # reshuffled each pass
+
+
 @pytest.mark.parametrize(("impl", "expected"), [("loop", "loop"), ("foreach", "foreach"),
                                                 ("fused", "fused"), ("auto", "default")])
 def test_optimizer_implementation_is_chosen_and_recorded(host: PluginHost, impl: str,
