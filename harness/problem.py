@@ -322,6 +322,13 @@ class Problem(ABC):
     def build(self, ctx: BuildContext) -> Supervised | Task:
         """Build models and data on ``ctx.device``, seeded by ``ctx.seed``."""
 
+    def prepare(self, data_dir: Path, download: bool) -> None:  # noqa: B027 (optional)
+        """Fetch (with ``download``) or check the problem's data, once per run, in the
+        harness's own process before any cell runs (not for ``--dry-run``). Raise
+        :class:`harness.errors.DataUnavailableError` naming what is missing or damaged:
+        the run then stops in one line with nothing written, instead of every cell
+        failing alike. The default does nothing."""
+
     def target_for(self, params: Mapping[str, ParamValue]) -> Target | None:
         """The target of a cell with these parameters (default: :attr:`target`).
 

@@ -8,6 +8,7 @@ train / 1,000 test). The summary records which through ``data_source``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +29,14 @@ CODE_IMAGES = 200
 
 def _mnist(ctx: BuildContext) -> MnistData:
     return load_mnist(ctx.data_dir, ctx.download)
+
+
+class _MnistProblem(Problem):
+    """A problem on MNIST: its files are fetched (``--download``) and checked once, before
+    any cell runs."""
+
+    def prepare(self, data_dir: Path, download: bool) -> None:
+        load_mnist(data_dir, download)
 
 
 def _classification_metrics(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
@@ -86,7 +95,7 @@ class CNN(nn.Module):
         return self.out(x.view(x.size(0), -1))  # type: ignore[no-any-return]
 
 
-class MnistCNN(Problem):
+class MnistCNN(_MnistProblem):
     """Classify MNIST digits with the tutorial's CNN (batch 50, as the tutorial)."""
 
     name = "cnn"
@@ -114,7 +123,7 @@ class RowLSTM(nn.Module):
         return self.out(r_out[:, -1, :])  # type: ignore[no-any-return]
 
 
-class MnistLSTM(Problem):
+class MnistLSTM(_MnistProblem):
     """Classify MNIST digits row by row with an LSTM (batch 64, as the tutorial)."""
 
     name = "lstm"
@@ -166,7 +175,7 @@ def _decoded(model: nn.Module, x: Tensor) -> Tensor:
     return model(x)[1]  # type: ignore[no-any-return]
 
 
-class MnistAutoEncoder(Problem):
+class MnistAutoEncoder(_MnistProblem):
     """Compress MNIST images to 3 numbers and back; the loss is per-pixel MSE.
 
     Targets are the inputs. The artifacts keep the codes of a fixed held-out
