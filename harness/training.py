@@ -440,7 +440,8 @@ def _train(
         else:
             state["steady_time"] += elapsed
             state["steady_steps"] += n
-        row: dict[str, Any] = {"step": i, "elapsed_s": state["train_time"]}
+        row: dict[str, Any] = {"step": i, "elapsed_s": state["train_time"],
+                               "samples": i * state["samples_per_step"]}
         if graph_sum is not None:
             acc = {"loss": graph_sum.clone()}
             graph_sum.zero_()
@@ -616,7 +617,10 @@ def summary_from_curve(cell: Cell, problem: Problem | None, rows: list[dict[str,
     if len(rows) >= 2 and rows[-1]["elapsed_s"] > rows[0]["elapsed_s"]:
         span_s = rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]
         span_steps = rows[-1]["step"] - rows[0]["step"]
-        rate = span_steps * cell.batch_size / span_s
+        # the samples the steps consumed (a DQN step is one environment step, not a batch)
+        span_samples = rows[-1].get("samples", rows[-1]["step"] * cell.batch_size) \
+            - rows[0].get("samples", rows[0]["step"] * cell.batch_size)
+        rate = span_samples / span_s
         step_ms = 1000 * span_s / span_steps
     return {
         "steps_done": rows[-1]["step"] if rows else 0,

@@ -156,3 +156,21 @@ def test_results_are_written_with_the_umask_not_owner_only(tmp_path: Path) -> No
     os.umask(umask)
     for path in [out / "manifest.json", *(out / "cells").glob("*.json")]:
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+
+
+def test_a_killed_cell_counts_the_samples_its_steps_consumed(tmp_path: Path) -> None:
+    """A DQN step is one environment step: a cell killed at its timeout must not report
+    batch_size (32) samples per step, as it once did."""
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "dqn,regression", "-o", "adam", "-s", "0", "--steps", "200000",
+                   "--timeout", "8", "--workers", "1", "--out", str(out), "--quiet",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    recs = {r["cell"]["problem"]: r for r in _records(out)}
+    for problem, rec in sorted(recs.items()):
+        per_step = 1 if problem == "dqn" else rec["cell"]["batch_size"]
+        assert rec["status"] == "timeout"
+        assert all(p["samples"] == p["step"] * per_step for p in rec["curve"])
+        summary = rec["summary"]
+        steps_per_s = 1000 / summary["step_time_ms"]
+        assert summary["samples_per_s"] == pytest.approx(per_step * steps_per_s, rel=1e-6)

@@ -36,7 +36,7 @@ from harness.report.model import ReportRun
 
 #: Curve columns that are labels or axes, never plotted as values.
 _CURVE_KEYS = {"cell_id", "model", "optimizer", "device", "seed", "step", "elapsed_s",
-               "variant", "arm", "problem"}
+               "samples", "variant", "arm", "problem"}
 DPI = 100
 
 
