@@ -14,6 +14,7 @@ from harness import cuda_mps, placement
 from harness.display import format_summary, load_summary, print_catalogue
 from harness.errors import DataUnavailableError, UsageError
 from harness.grid import (
+    ExpandedGrid,
     GridSpec,
     apply_sets,
     apply_toml,
@@ -25,7 +26,7 @@ from harness.grid import (
     parse_seeds,
 )
 from harness.manifest import resume_options
-from harness.plugins import get_host
+from harness.plugins import PluginHost, get_host
 from harness.runner import check_executor, default_output_dir, prepare_output_dir, run_grid
 from harness.training import RunOptions
 from harness.workers import ExecOptions
@@ -258,7 +259,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
-def _prepare_data(host: Any, grid: Any, options: RunOptions) -> None:
+def _prepare_data(host: PluginHost, grid: ExpandedGrid, options: RunOptions) -> None:
     """Each problem that will run fetches or checks its data once, before anything is
     written: a failed download or a damaged file is one line, not a failed cell each."""
     names = dict.fromkeys(c.problem for c in grid.cells if c.device not in grid.unavailable)

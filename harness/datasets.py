@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from harness.atomic import write_atomic
 from harness.errors import DataUnavailableError
 
 #: The sample's split: a fixed permutation, independent of any cell's seed, so
@@ -82,19 +83,16 @@ def _raw_files(raw: Path) -> list[str]:
     downloaded, or copied from another machine) is unpacked first: torchvision reads
     only unpacked files unless it downloads them itself."""
     import gzip
-    import shutil
 
     present = []
     for name in RAW_FILES:
         packed = raw / f"{name}.gz"
         if not (raw / name).is_file() and packed.is_file():
             try:
-                with gzip.open(packed, "rb") as f, open(raw / f".{name}.part", "wb") as out:
-                    shutil.copyfileobj(f, out)
-                (raw / f".{name}.part").replace(raw / name)
+                data = gzip.decompress(packed.read_bytes())
             except (OSError, EOFError) as exc:
-                (raw / f".{name}.part").unlink(missing_ok=True)
                 raise DataUnavailableError(f"cannot unpack {packed}: {exc}") from None
+            write_atomic(raw / name, data)
         if (raw / name).is_file():
             present.append(name)
     return present

@@ -61,6 +61,7 @@ class ExecutorSpec:
     #: Settings the executor understands (others are a usage error).
     settings: tuple[str, ...] = ()
     #: ``check(settings, exec_options)`` raises :class:`harness.errors.UsageError` for
-    #: values the executor cannot use. It is called before anything runs, ``--dry-run``
-    #: included, and must not connect anywhere: that is the factory's job.
-    check: Callable[[Mapping[str, str], ExecOptions], None] | None = None
+    #: values the executor cannot use (what it returns is ignored). It is called before
+    #: anything runs, ``--dry-run`` included, and must not connect anywhere: that is the
+    #: factory's job.
+    check: Callable[[Mapping[str, str], ExecOptions], object] | None = None

@@ -11,11 +11,9 @@ and ours agree. Cells not ``ok`` have no timing and are left out.
 
 from __future__ import annotations
 
-import errno
 import importlib.metadata as md
 import json
 import math
-import os
 import platform
 import statistics
 from bisect import bisect_left, bisect_right
@@ -23,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import make_dir, naming
 from harness.cell import Cell, format_pairs
 from harness.errors import UsageError
 from harness.report.model import ReportRun, steady_windows
@@ -178,16 +177,10 @@ def write(doc: dict[str, Any], out: Path | None) -> str:
     :raises OSError: ``out`` cannot be written; the error names it.
     """
     text = json.dumps(_finite(doc), indent=2, allow_nan=False, default=str)
-    if out is not None:
-        if out.parent.exists() and not out.parent.is_dir():  # mkdir: "File exists"
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(out.parent))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        try:
+    if out is not None:  # written in place, not atomically: ``out`` may be a device
+        make_dir(out.parent)
+        with naming(out):
             out.write_text(text + "\n", encoding="utf-8")
-        except OSError as exc:
-            if exc.filename is None:  # a failed write() names no file (/dev/full)
-                raise OSError(exc.errno, exc.strerror, str(out)) from exc
-            raise
     return text
 
 

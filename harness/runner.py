@@ -165,70 +165,58 @@ def run_grid(
     with exclusive(out):
         if not resume:  # checked again under the lock: another run may have begun since
             prepare_output_dir(out)
-        return _run_locked(grid, host, out, options, execution, executor, book, spec=spec,
-                           argv=argv, progress=progress, rerun_failed=rerun_failed,
-                           manifest_options=manifest_options, executor_name=executor_name,
-                           executor_settings=executor_settings)
+        run_dir = RunDirectory(out)
+        previous = run_dir.manifest()
+        manifest = build_manifest(argv, grid, host, {
+            **(manifest_options or {}), "execution": asdict(execution),
+            "executor": {"name": executor_name, "settings": dict(executor_settings or {})},
+            "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
+        })
+        if previous:  # a resume: the run is still the one its first command started
+            manifest["created"] = previous.get("created", manifest["created"])
+            manifest["command"] = previous.get("command", manifest["command"])
+            manifest["resumed"] = [*previous.get("resumed", []), {
+                "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "command": ["harness", *argv]}]
+        run_dir.write_manifest(manifest)
 
+        work = plan(grid, run_dir, rerun_failed=rerun_failed)
+        for path in work.corrupt:
+            print(f"harness: warning: {path} is corrupt ({run_dir.corrupt_reasons[path]}); "
+                  "its cell runs again", file=sys.stderr)
+            path.replace(path.with_suffix(".corrupt"))
 
-def _run_locked(grid: ExpandedGrid, host: PluginHost, out: Path, options: RunOptions,
-                execution: ExecOptions, executor: Any, book: CostBook, *,
-                spec: GridSpec | None, argv: Sequence[str], progress: bool,
-                rerun_failed: bool, manifest_options: dict[str, Any] | None,
-                executor_name: str, executor_settings: dict[str, str] | None) -> RunOutcome:
-    run_dir = RunDirectory(out)
-    previous = run_dir.manifest()
-    manifest = build_manifest(argv, grid, host, {
-        **(manifest_options or {}), "execution": asdict(execution),
-        "executor": {"name": executor_name, "settings": dict(executor_settings or {})},
-        "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
-    })
-    if previous:  # a resume: the run is still the one its first command started
-        manifest["created"] = previous.get("created", manifest["created"])
-        manifest["command"] = previous.get("command", manifest["command"])
-        manifest["resumed"] = [*previous.get("resumed", []), {
-            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "command": ["harness", *argv]}]
-    run_dir.write_manifest(manifest)
+        bar = Progress(len(grid.cells), enabled=progress, done=work.done)
+        ran = 0
+        interrupted: str | None = None
 
-    work = plan(grid, run_dir, rerun_failed=rerun_failed)
-    for path in work.corrupt:
-        why = run_dir.corrupt_reasons.get(path)
-        print(f"harness: warning: {path} is corrupt{f' ({why})' if why else ''}; its cell runs "
-              "again", file=sys.stderr)
-        path.replace(path.with_suffix(".corrupt"))
+        def on_window(cell: Cell, row: Mapping[str, Any], steps: int) -> None:
+            book.observe(cell, int(row["step"]), float(row["elapsed_s"]))  # the probe
+            bar.window(row, steps)
 
-    bar = Progress(len(grid.cells), enabled=progress, done=work.done)
-    ran = 0
-    interrupted: str | None = None
+        def on_result(result: CellResult) -> None:
+            nonlocal ran
+            run_dir.write_cell(result)
+            if result.status == "ok":
+                book.learn(result.cell, dict(result.summary))
+            ran += 1
+            bar.finish(result.status)
 
-    def on_window(cell: Cell, row: Mapping[str, Any], steps: int) -> None:
-        book.observe(cell, int(row["step"]), float(row["elapsed_s"]))  # the probe
-        bar.window(row, steps)
+        runnable = longest_first((c for c in work.todo if c.device not in grid.unavailable), book)
+        for cell in work.todo:
+            if cell.device in grid.unavailable:
+                on_result(skipped_result(cell, grid.unavailable[cell.device]))
 
-    def on_result(result: CellResult) -> None:
-        nonlocal ran
-        run_dir.write_cell(result)
-        if result.status == "ok":
-            book.learn(result.cell, dict(result.summary))
-        ran += 1
-        bar.finish(result.status)
-
-    runnable = longest_first((c for c in work.todo if c.device not in grid.unavailable), book)
-    for cell in work.todo:
-        if cell.device in grid.unavailable:
-            on_result(skipped_result(cell, grid.unavailable[cell.device]))
-
-    try:
-        with _signals():
-            executor.run(runnable, bar.start, on_window, on_result)
-    except (Interrupted, KeyboardInterrupt) as exc:
-        interrupted = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
-    finally:
-        bar.close()
-        book.save()
-    summary, _ = run_dir.write_tables()
-    return RunOutcome(out, summary, interrupted, ran=ran, skipped_done=work.done)
+        try:
+            with _signals():
+                executor.run(runnable, bar.start, on_window, on_result)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            interrupted = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
+        finally:
+            bar.close()
+            book.save()
+        summary, _ = run_dir.write_tables()
+        return RunOutcome(out, summary, interrupted, ran=ran, skipped_done=work.done)
 
 
 def check_executor(host: PluginHost, name: str, settings: dict[str, str],

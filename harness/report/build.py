@@ -9,9 +9,7 @@ table also a CSV there.
 
 from __future__ import annotations
 
-import errno
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.atomic import write_atomic
+from harness.atomic import make_dir, write_atomic
 from harness.cell import safe_name
 from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
@@ -53,9 +51,7 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
     host = host or get_host()
     run = ReportRun.load(Path(run_dir), host)
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
-    if out.exists() and not out.is_dir():  # mkdir would say "File exists"
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(out))
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     for stale in out.glob("fig-*.png"):
         stale.unlink()
     writer = _Writer(out)

@@ -84,11 +84,6 @@ class DaskSettings:
     dashboard: str | None = None
 
 
-def check_settings(settings: Mapping[str, str], options: ExecOptions) -> None:
-    """The settings' values, checked without connecting (``--dry-run`` included)."""
-    parse_settings(settings, options)
-
-
 def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSettings:
     if options.pin_cpus:
         raise UsageError("--pin-cpus places the local executor's workers; Dask workers are "
@@ -480,4 +475,4 @@ def register_executors(registry: ExecutorRegistry) -> None:
     registry.add(ExecutorSpec(
         "dask", dask, "cells as tasks on a Dask cluster (--scheduler tcp://HOST:PORT; "
                       "without it a local cluster of --workers processes)",
-        settings=SETTINGS, check=check_settings))
+        settings=SETTINGS, check=parse_settings))
