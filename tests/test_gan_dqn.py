@@ -7,17 +7,19 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from conftest import run_cli
-from harness_builtins.dqn import MEMORY_CAPACITY
+from harness_builtins.dqn import MEMORY_CAPACITY, DqnTask
 
 from harness import OptimizerRegistry, OptimizerSpec, hookimpl
 from harness.cell import Cell
 from harness.cli import main
 from harness.plugins import PluginHost
+from harness.problem import BuildContext
 from harness.training import CellResult, RunOptions, build_task, run_cell
 
 #: Enough environment steps for some learning: the memory fills at 2,000.
@@ -137,15 +139,16 @@ def test_dqn_through_the_cli(tmp_path: Path) -> None:
     assert row["sample_unit"] == "env_steps" and row["samples_per_s"] > 0
     assert row["learn_steps"] == DQN_STEPS - MEMORY_CAPACITY + 1
     assert row["learn_steps_per_s"] > 0
-    assert row["target_metric"] == "solved_margin" and row["target_threshold"] == 0
+    assert row["target_metric"] == "eval_return" and row["target_threshold"] == 195
     assert row["episodes"] >= 100  # the untrained agent's episodes are short
-    assert math.isclose(row["solved_margin"], row["return_ma100"] - 195.0)
+    # Greedy CartPole returns are episode lengths: whole numbers from 8 to the 500 limit.
+    assert 8 <= row["eval_return"] <= 500 and row["eval_episodes"] == 10
 
     assert curves["loss"].notna().all() and (curves["loss"] >= 0).all()
     evaluated = curves[curves["episodes"].notna()]
-    assert len(evaluated) == math.ceil(DQN_STEPS / 200)
+    assert len(evaluated) == math.ceil(DQN_STEPS / 500)
     assert evaluated["learn_steps"].is_monotonic_increasing
-    assert evaluated["return_ma100"].notna().any()
+    assert evaluated["return_ma100"].notna().any() and evaluated["eval_return"].notna().all()
 
     art = record["artifacts"]
     assert art["env"] == "CartPole-v1"
@@ -155,6 +158,9 @@ def test_dqn_through_the_cli(tmp_path: Path) -> None:
     # CartPole pays 1 per step: an episode's return is its length.
     assert np.array_equal(np.diff([0, *ends]), returns)
     assert math.isclose(row["return_ma100"], float(np.mean(returns[-100:])))
+    assert art["eval_steps"] == evaluated["step"].tolist()
+    assert art["eval_returns"] == evaluated["eval_return"].tolist()
+    assert art["solved_return"] == 195
 
 
 def test_dqn_same_seed_gives_the_same_returns(host: PluginHost) -> None:
@@ -165,6 +171,54 @@ def test_dqn_same_seed_gives_the_same_returns(host: PluginHost) -> None:
     assert first == again
     assert [r["loss"] for r in runs[0].curve] == [r["loss"] for r in runs[1].curve]
     assert first != other
+
+
+def test_dqn_evaluation_plays_the_greedy_policy(host: PluginHost) -> None:
+    """eval_return is the mean return of greedy episodes from start states fixed by the
+    seed, played on environments of its own: evaluating leaves training untouched."""
+    problem = host.problems.get("dqn")
+    params = problem.defaults() | {"eval_episodes": 4}
+    ctx = BuildContext(device=torch.device("cpu"), seed=5, batch_size=32, steps=10,
+                       params=params, data_dir=Path("."))
+    task = problem.build(ctx)
+    assert isinstance(task, DqnTask)
+    # A network that always pushes right: CartPole falls over the same way each episode.
+    with torch.no_grad():
+        for p in task.eval_net.parameters():
+            p.zero_()
+        task.eval_net.out.bias.copy_(torch.tensor([0.0, 1.0]))
+    expected = []
+    for seed in task.eval_seeds:
+        env = gym.make("CartPole-v1")
+        env.reset(seed=seed)
+        steps, done = 0, False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(1)
+            steps, done = steps + 1, terminated or truncated
+        expected.append(float(steps))
+    assert len(set(task.eval_seeds)) == 4
+    first, again = task.evaluate(), task.evaluate()
+    assert first["eval_return"] == again["eval_return"] == float(np.mean(expected))
+    assert task.episode_returns == [] and task.env_steps == 0  # training untouched
+
+    # Evaluating as often as every step leaves the training episodes as they were.
+    cells = [make_cell(host, "dqn", MEMORY_CAPACITY + 50, seed=2) for _ in range(2)]
+    often = train(host, cells[0], eval_every=25)
+    rarely = train(host, cells[1])
+    assert often.status == rarely.status == "ok"
+    assert often.artifacts["episode_returns"] == rarely.artifacts["episode_returns"]
+    assert len(often.artifacts["eval_returns"]) > len(rarely.artifacts["eval_returns"])
+
+
+def test_dqn_target_follows_the_environment(host: PluginHost) -> None:
+    problem = host.problems.get("dqn")
+    for env, threshold in (("CartPole-v1", 195), ("Acrobot-v1", -100), ("MountainCar-v0", -110)):
+        target = problem.target_for(problem.defaults() | {"env": env})
+        assert target is not None and (target.metric, target.threshold) == ("eval_return",
+                                                                            threshold)
+        assert target.reached(threshold) and not target.reached(threshold - 1)
+    result = train(host, make_cell(host, "dqn", 10, eval_episodes=0))
+    assert result.status == "error" and "eval_episodes must be at least 1" in (result.error or "")
 
 
 def test_dqn_unknown_env_is_one_line_exit_2(tmp_path: Path,

@@ -276,7 +276,10 @@ def test_problem_pictures_from_constructed_records(tmp_path: Path) -> None:
             _write(run_dir, "dqn", opt, seed, {
                 "env": "CartPole-v1", "episode_returns": [10.0 + i for i in range(30)],
                 "episode_end_steps": [20 * (i + 1) for i in range(30)],
-                "episode_end_s": [0.1 * (i + 1) for i in range(30)]})
+                "episode_end_s": [0.1 * (i + 1) for i in range(30)],
+                # Greedy evaluation, kept by the DQN; a record without it still draws.
+                **({"eval_steps": [200, 400, 600], "eval_returns": [9.5, 60.0, 200.0],
+                    "solved_return": 195.0} if opt == "adam" else {})})
             _write(run_dir, "autoencoder", opt, seed, {
                 "codes": [[i * 0.1, -i * 0.2, i * 0.05] for i in range(40)],
                 "labels": [i % 10 for i in range(40)]})
@@ -304,6 +307,9 @@ def test_problem_pictures_from_constructed_records(tmp_path: Path) -> None:
         for i, f in enumerate(figures):
             path = save(f.figure, tmp_path / f"{problem}-{i}.png")
             assert path.stat().st_size > 1000
+    (returns,) = report_figures(run, "dqn") or []
+    assert len(returns.figure.axes) == 2 and "greedy policy" in returns.caption
+    assert [line.get_ydata()[0] for line in returns.figure.axes[1].lines][-1] == 195.0
     assert report_figures(run, "no-such-problem") is None
 
 

@@ -10,7 +10,8 @@ artifacts (or curve columns)                  picture
 ``x``, ``artist_lower``, ``paintings``        paintings against the artists' bounds (GAN)
 ``pre_activation``, ``batch_norm``            pre-activation histograms per layer, BN on/off
 ``x``, ``y``, ``prediction`` (``test_y``)     the fit over the data (regression, dropout)
-``episode_returns``, ``episode_end_steps``    episode returns (DQN)
+``episode_returns``, ``episode_end_steps``    episode returns (DQN); with ``eval_steps``,
+                                              ``eval_returns``: greedy evaluation beside it
 curves with ``train_loss`` and ``test_loss``  train and test loss (dropout's over-fitting)
 ============================================  ==========================================
 
@@ -236,11 +237,13 @@ def _returns(run: ReportRun, problem: str, cells: Sequence[CellView]) -> list[Re
     from harness.report.figures import arm_palette, new_figure, theme
 
     with_returns = [c for c in cells if c.artifacts.get("episode_returns")]
-    palette = arm_palette([c.arm for c in with_returns])
+    evaluated = [c for c in cells if c.artifacts.get("eval_returns")]
+    palette = arm_palette([c.arm for c in with_returns + evaluated])
     env = next((str(c.artifacts["env"]) for c in with_returns if "env" in c.artifacts), "")
     with theme():
-        fig = new_figure(8.5, 3.4)
-        ax = fig.subplots()
+        fig = new_figure(11.0 if evaluated else 8.5, 3.4)
+        axes = fig.subplots(1, 2 if evaluated else 1, squeeze=False)[0]
+        ax = axes[0]
         labelled: set[str] = set()
         for c in with_returns:
             returns = np.asarray(c.artifacts["episode_returns"], dtype=float)
@@ -254,12 +257,27 @@ def _returns(run: ReportRun, problem: str, cells: Sequence[CellView]) -> list[Re
                     label=None if c.arm in labelled else c.arm)
             labelled.add(c.arm)
         ax.set_xlabel("environment step at the episode's end")
-        ax.set_ylabel("episode return")
+        ax.set_ylabel("training episode return")
         ax.legend(fontsize="small")
+        if evaluated:
+            ax = axes[1]
+            for c in evaluated:
+                ax.plot(c.artifacts.get("eval_steps") or [], c.artifacts["eval_returns"],
+                        color=palette[c.arm], lw=1.2, marker=".", ms=3)
+            solved = {float(c.artifacts["solved_return"]) for c in evaluated
+                      if isinstance(c.artifacts.get("solved_return"), int | float)}
+            for value in solved:
+                ax.axhline(value, color="0.3", ls="--", lw=1)
+            ax.set_xlabel("environment step")
+            ax.set_ylabel("greedy evaluation return (mean)")
     title = "Episode returns" + (f" on {env}" if env else "")
-    return [_figure(title, fig,
-                    "Each episode's return (faint) and its moving average over 10 episodes "
-                    "(solid), one line per seed, coloured by optimizer.")]
+    caption = ("Each training episode's return (faint) and its moving average over 10 "
+               "episodes (solid), one line per seed, coloured by optimizer.")
+    if evaluated:
+        caption += (" Right: at each evaluation, the greedy policy's mean return over its "
+                    "evaluation episodes (the target metric, eval_return); the dashed line "
+                    "is the return that counts as solved.")
+    return [_figure(title, fig, caption)]
 
 
 # -- dropout's train and test curves ----------------------------------------------------------
