@@ -99,6 +99,26 @@ def test_metadata_failures_say_what_is_wrong(attrs: dict[str, Any], words: str) 
     assert words in message
 
 
+def test_metadata_checks_target_for_at_each_choice() -> None:
+    """A target that depends on a parameter is checked for each of its choices."""
+    class PerLevel(Line):
+        params = (*Line.params, Param("level", "easy", choices=("easy", "hard")))
+
+        def target_for(self, params: Mapping[str, Any]) -> Target | None:
+            metric = "test_loss" if params["level"] == "easy" else "test_acc"
+            return Target(metric, 0.05, "min")
+
+    message = failure(PerLevel(), "metadata")
+    assert "target_for at level='hard': metric 'test_acc' is neither a declared metric" \
+        in message
+
+    class Raises(Line):
+        def target_for(self, params: Mapping[str, Any]) -> Target | None:
+            raise KeyError("env")
+
+    assert "target_for raised at the defaults: KeyError" in failure(Raises(), "metadata")
+
+
 def test_roles_must_match_the_parameter_groups() -> None:
     problem = type("TwoRoles", (Line,), {"roles": ("generator", "discriminator")})()
     assert "parameter_groups() has roles ['model']" in failure(problem, "builds")

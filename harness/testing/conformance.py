@@ -23,7 +23,7 @@ import json
 import math
 import numbers
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,18 +251,7 @@ def problem_metadata(problem: Problem, context: CheckContext) -> None:
         raise fail(f"metrics must be a tuple of metric names, got {metrics!r}")
     if len(set(metrics)) != len(metrics):
         raise fail(f"metrics lists a name twice: {metrics!r}")
-    target = problem.target
-    if target is not None:
-        if not isinstance(target, Target):
-            raise fail(f"target must be a harness.Target or None, got {target!r}")
-        if target.metric not in (*metrics, "loss"):
-            raise fail(f"target metric {target.metric!r} is neither a declared metric "
-                       f"({', '.join(metrics) or 'none'}) nor 'loss'")
-        if target.mode not in ("min", "max"):
-            raise fail(f"target mode must be 'min' or 'max', got {target.mode!r}")
-        if isinstance(target.threshold, bool) or not isinstance(target.threshold, int | float) \
-                or not math.isfinite(target.threshold):
-            raise fail(f"target threshold must be a finite number, got {target.threshold!r}")
+    _check_target(problem.target, metrics, fail, "target")
     names: set[str] = set()
     for param in problem.params:
         if not isinstance(param, Param):
@@ -298,6 +287,37 @@ def problem_metadata(problem: Problem, context: CheckContext) -> None:
             raise fail(f"conformance_skip names an unknown check {check!r}; known: {known}")
         if not isinstance(reason, str) or not reason.strip():
             raise fail(f"conformance_skip[{check!r}] needs a reason, got {reason!r}")
+    # target_for(params): at the defaults, and with each choice of each parameter.
+    defaults = problem.defaults()
+    variants: list[tuple[dict[str, Any], str]] = [({}, "the defaults")] + [
+        ({param.name: choice}, f"{param.name}={choice!r}")
+        for param in problem.params for choice in (param.choices or ())
+        if choice != param.default
+    ]
+    for change, where in variants:
+        try:
+            target = problem.target_for(defaults | change)
+        except Exception as exc:
+            raise fail(f"target_for raised at {where}: {type(exc).__name__}: {exc}") from None
+        _check_target(target, metrics, fail, f"target_for at {where}:")
+
+
+def _check_target(target: object, metrics: Sequence[str],
+                  fail: Callable[[str], ConformanceFailure], what: str) -> None:
+    """A target is None or a Target on a declared metric (or the loss), min or max,
+    with a finite threshold."""
+    if target is None:
+        return
+    if not isinstance(target, Target):
+        raise fail(f"{what} must be a harness.Target or None, got {target!r}")
+    if target.metric not in (*metrics, "loss"):
+        raise fail(f"{what} metric {target.metric!r} is neither a declared metric "
+                   f"({', '.join(metrics) or 'none'}) nor 'loss'")
+    if target.mode not in ("min", "max"):
+        raise fail(f"{what} mode must be 'min' or 'max', got {target.mode!r}")
+    if isinstance(target.threshold, bool) or not isinstance(target.threshold, int | float) \
+            or not math.isfinite(target.threshold):
+        raise fail(f"{what} threshold must be a finite number, got {target.threshold!r}")
 
 
 @_problem_check
