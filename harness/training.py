@@ -55,7 +55,8 @@ class RunOptions:
     warmup_steps: int | None = None
     #: Evaluate every N steps; None: the problem's own ``eval_every`` or ten times per run.
     eval_every: int | None = None
-    #: Save a resumable checkpoint every N steps into ``checkpoint_dir``.
+    #: Save a resumable checkpoint into ``checkpoint_dir`` at the first window edge at or
+    #: past every N steps (it adds no window edge of its own).
     checkpoint_every: int | None = None
     checkpoint_dir: Path | None = None
     #: Save each finished cell's networks (state dicts) into this directory.
@@ -352,10 +353,9 @@ def _train(
     warmup = options.warmup_steps if options.warmup_steps is not None else min(50, steps // 10)
     warmup = max(1, min(warmup, steps))
     edges, evals = _boundaries(steps, log_every, eval_every, warmup)
+    # Checkpoints are saved at window edges and add none: the curve (and the last window's
+    # loss) does not depend on whether or how often the cell checkpoints.
     saving = _checkpointing(cell, task, options, state)
-    if saving:
-        edges |= set(range(options.checkpoint_every or steps, steps, options.checkpoint_every or
-                           steps))
     target = problem.target_for(dict(cell.params))
 
     state.update(time_to_target_s=None, steps_to_target=None, train_time=0.0, warmup_s=0.0,
@@ -473,9 +473,9 @@ def _train(
             and loss > DIVERGENCE_FACTOR * max(abs(first), 1.0)
         ):
             raise DivergedError(f"loss {loss:.4g} at step {i} (first window {first:.4g})")
-        if saving and options.checkpoint_every and i % options.checkpoint_every == 0 \
-                and i < steps:
-            _save_checkpoint(cell, task, optimizers, options, curve, state, i)
+        every = options.checkpoint_every
+        if saving and every and i // every > prev_edge // every and i < steps:
+            _save_checkpoint(cell, task, optimizers, options, curve, state, i)  # N steps on
         prev_edge = i
         synchronize(device)
         t0 = time.perf_counter()

@@ -54,6 +54,31 @@ def test_resume_from_checkpoint_is_bit_identical(host: PluginHost, name: str,
     assert not (tmp_path / "ckpt" / f"{cell.cell_id}.pt").exists()  # removed when done
 
 
+@pytest.mark.parametrize("every", [7, 40])
+def test_checkpoints_leave_the_curve_as_it_is_without_them(host: PluginHost, every: int,
+                                                           tmp_path: Path) -> None:
+    """Checkpoints are saved at window edges and add none: with an interval that is not a
+    multiple of the window (7), or longer than one (40), the curve and the final loss are those
+    of a run that never checkpoints, and a cell interrupted and resumed matches both."""
+    cell = cell_for(host, "regression", 60)
+    problem, adam = host.problems.get("regression"), host.optimizers.get("adam")
+    whole = run_cell(cell, problem, adam, RunOptions(windows=12))
+    ckpt = RunOptions(windows=12, checkpoint_every=every, checkpoint_dir=tmp_path / "ckpt")
+    saved = run_cell(cell, problem, adam, ckpt)
+
+    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
+        if row["step"] == 50:
+            raise Stop
+
+    assert run_cell(cell, problem, adam, ckpt, on_window=interrupt).status == "error"
+    resumed = run_cell(cell, problem, adam, ckpt)
+    assert resumed.summary["resumed_from_step"] == (45 if every == 7 else 40)
+    for result in (saved, resumed):
+        assert [(r["step"], r["loss"]) for r in result.curve] == \
+            [(r["step"], r["loss"]) for r in whole.curve]
+        assert result.summary["final_loss"] == whole.summary["final_loss"]
+
+
 def test_checkpoints_and_models_load_with_weights_only(host: PluginHost, tmp_path: Path) -> None:
     cell = cell_for(host, "cnn", 10)
     options = RunOptions(windows=2, checkpoint_every=5, checkpoint_dir=tmp_path / "ckpt",
