@@ -86,7 +86,8 @@ class CellResult:
 
 
 #: Called at each window edge with the curve row just recorded (``step``, ``elapsed_s``,
-#: losses, and metrics when evaluated) and the cell's step budget.
+#: losses, and metrics when evaluated) and the cell's step budget; a cell resumed from a
+#: checkpoint first passes each row the checkpoint restored.
 WindowCallback = Callable[[Mapping[str, Any], int], None]
 
 
@@ -365,6 +366,9 @@ def _train(
     # optimizer's state, which loading a checkpoint replaces.
     start = _resume(cell, task, optimizers, options, curve, state) if saving else 0
     prev_edge = start
+    if on_window is not None:  # the restored rows first: a cell killed later keeps them
+        for restored in curve:
+            on_window(restored, steps)
 
     step: Callable[[], Tensor | Mapping[str, Tensor] | None]
     if isinstance(task, SupervisedTask):

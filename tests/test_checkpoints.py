@@ -79,6 +79,25 @@ def test_checkpoints_leave_the_curve_as_it_is_without_them(host: PluginHost, eve
         assert result.summary["final_loss"] == whole.summary["final_loss"]
 
 
+def test_a_resumed_cell_streams_its_restored_rows(host: PluginHost, tmp_path: Path) -> None:
+    """A worker streams a cell's rows so that a cell killed later (timeout, crash) is
+    recorded with its curve; a resumed cell streams the rows its checkpoint restored first."""
+    cell = cell_for(host, "regression", 60)
+    problem, adam = host.problems.get("regression"), host.optimizers.get("adam")
+    ckpt = RunOptions(windows=12, checkpoint_every=20, checkpoint_dir=tmp_path / "ckpt")
+
+    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
+        if row["step"] == 45:
+            raise Stop
+
+    run_cell(cell, problem, adam, ckpt, on_window=interrupt)
+    streamed: list[dict] = []  # type: ignore[type-arg]
+    resumed = run_cell(cell, problem, adam, ckpt,
+                       on_window=lambda row, steps: streamed.append(dict(row)))
+    assert resumed.summary["resumed_from_step"] == 40
+    assert streamed == [dict(r) for r in resumed.curve]
+
+
 def test_checkpoints_and_models_load_with_weights_only(host: PluginHost, tmp_path: Path) -> None:
     cell = cell_for(host, "cnn", 10)
     options = RunOptions(windows=2, checkpoint_every=5, checkpoint_dir=tmp_path / "ckpt",
