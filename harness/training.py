@@ -283,6 +283,8 @@ def run_cell(
             state["cuda_graphs"] = f"no: not applicable on {device.type}"
         elif options.cuda_graphs and not isinstance(task, SupervisedTask):
             state["cuda_graphs"] = "no: the problem owns its training step"
+        if options.compile and not isinstance(task, SupervisedTask):
+            state["compile"] = "no: the problem owns its training step"
         _train(cell, problem, task, optimizers, options, curve, state, on_window)
         status, error, tb = "ok", None, None
     except DivergedError as exc:
@@ -598,7 +600,7 @@ def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
                   "compile", "first_step_s"):
         if extra in state:
             summary[extra] = state[extra]
-    if "compile" in state and "first_step_s" in state:
+    if "first_step_s" in state and not str(state.get("compile", "no")).startswith("no"):
         summary["compile_s"] = state["first_step_s"]
     for k, v in state.get("metrics", {}).items():
         summary[k] = v

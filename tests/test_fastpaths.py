@@ -94,6 +94,14 @@ def test_compile_plumbing_reports_compile_time(host: PluginHost) -> None:
     assert math.isfinite(result.summary["final_loss"])
 
 
+def test_compile_of_a_problem_with_its_own_step_is_a_recorded_no_op(host: PluginHost) -> None:
+    """The GAN (a Task) trains in its own step, which --compile does not reach: the row says
+    so, with no compile_s, instead of leaving the column empty."""
+    result = run(host, cell(host, "gan", steps=10), compile=True, compile_backend="eager")
+    assert result.summary["compile"] == "no: the problem owns its training step"
+    assert "compile_s" not in result.summary
+
+
 def test_cuda_graphs_on_cpu_is_a_recorded_no_op(host: PluginHost) -> None:
     graphs = run(host, cell(host, "regression"), cuda_graphs=True)
     plain = run(host, cell(host, "regression"))
