@@ -146,6 +146,9 @@ class SupervisedTask(Task):
                 self.paths["cuda_graphs"] = "yes"
                 return graphed
         if fast and self.options.compile:
+            # Each cell compiles afresh: reusing a graph an earlier cell of this process
+            # compiled made compile_s and time_to_target_s depend on which cell ran first.
+            torch.compiler.reset()
             compiled: Any = torch.compile(model, backend=self.options.compile_backend,
                                           mode=self.options.compile_mode)
             model = compiled

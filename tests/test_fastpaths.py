@@ -5,6 +5,7 @@ benchmarks/gpu_check.sh when one is lent.)"""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -100,6 +101,20 @@ def test_compile_of_a_problem_with_its_own_step_is_a_recorded_no_op(host: Plugin
     result = run(host, cell(host, "gan", steps=10), compile=True, compile_backend="eager")
     assert result.summary["compile"] == "no: the problem owns its training step"
     assert "compile_s" not in result.summary
+
+
+def test_every_compiled_cell_compiles_its_own_graph(host: PluginHost) -> None:
+    """A second cell of one process used to reuse the first one's compiled graph, so its
+    compile_s (and time to target) left compilation out: it depended on the order of cells."""
+    from torch._dynamo.utils import counters
+
+    for seed in (0, 1):
+        before = counters["stats"]["unique_graphs"]
+        c = cell(host, "regression", steps=10)
+        result = run(host, replace(c, seed=seed), compile=True,
+                     compile_backend="eager")
+        assert result.summary["compile"] == "eager"
+        assert counters["stats"]["unique_graphs"] > before
 
 
 def test_cuda_graphs_on_cpu_is_a_recorded_no_op(host: PluginHost) -> None:
