@@ -387,6 +387,7 @@ def _train(
     counts: dict[str, int] = {}  # steps that returned each key in this window
     graph_sum: Tensor | None = getattr(step, "window_sum", None)  # summed inside a graph
 
+    graphs = _graphs_compiled()
     synchronize(device)
     t0 = time.perf_counter()
     def add(out: Tensor | Mapping[str, Tensor] | None) -> None:
@@ -424,6 +425,10 @@ def _train(
             synchronize(device)
             state["first_step_s"] = time.perf_counter() - t0
             first_timed, todo = True, todo - 1
+            if not str(state.get("compile", "no")).startswith("no") \
+                    and _graphs_compiled() == graphs:
+                state["compile"] = "no: torch.compile captured no graph of the model " \
+                                   "(it runs eagerly)"
         # The hot loops: nothing but the step and, unless a graph sums it, the loss.
         if graph_sum is not None:
             for _ in range(todo):
@@ -494,6 +499,13 @@ def _train(
                                cell.key)
     if saving:
         _checkpoint_path(cell, options).unlink(missing_ok=True)
+
+
+def _graphs_compiled() -> int:
+    """Graphs torch.compile has compiled in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 #: Step losses kept before they are packed into one tensor (a window's memory bound).

@@ -117,6 +117,14 @@ def test_every_compiled_cell_compiles_its_own_graph(host: PluginHost) -> None:
         assert counters["stats"]["unique_graphs"] > before
 
 
+def test_compile_that_captures_nothing_says_so(host: PluginHost) -> None:
+    """torch.compile skips the LSTM (dynamo does not trace RNN modules): the row says the
+    cell ran eagerly instead of naming the backend."""
+    result = run(host, cell(host, "lstm", steps=5), compile=True, compile_backend="eager")
+    assert result.summary["compile"].startswith("no: torch.compile captured no graph")
+    assert "compile_s" not in result.summary
+
+
 def test_cuda_graphs_on_cpu_is_a_recorded_no_op(host: PluginHost) -> None:
     graphs = run(host, cell(host, "regression"), cuda_graphs=True)
     plain = run(host, cell(host, "regression"))
