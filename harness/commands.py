@@ -186,9 +186,11 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         saved = resume_options(out)  # checked: a damaged manifest is a one-line error
         spec = GridSpec(**saved["grid_spec"])
         skip = bool(saved.get("skip_unavailable")) or args.skip_unavailable
+        # the cells' windows are their curves' resolution: kept, like the speed settings
+        kept_windows = _resumed_settings({"windows": windows}, {"windows": 50}, saved)
         options = RunOptions(data_dir=Path(saved.get("data_dir", data_dir(None))),
                              download=bool(saved.get("download")),
-                             windows=int(saved.get("windows", windows)))
+                             windows=int(kept_windows["windows"]))
     else:
         if args.rerun_failed:
             raise UsageError("--rerun-failed goes with --resume DIR")

@@ -109,6 +109,22 @@ def test_resume_keeps_the_command_and_the_settings_the_cells_ran_with(tmp_path: 
     assert {r["summary"]["opt_impl"] for r in recs} == {"foreach"}
 
 
+def test_resume_refuses_other_windows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--windows sets a curve's rows: a resumed run keeps its own instead of ignoring the flag."""
+    out = tmp_path / "run"
+    assert main(["run", "-m", "regression", "-o", "sgd", "-s", "0", "--steps", "20",
+                 "--windows", "5", "--workers", "0", "--out", str(out), "--quiet"]) == 0
+    manifest = (out / "manifest.json").read_text()
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--windows", "10", "--workers", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "harness: error: --windows 10 differs from the resumed run's windows 5: "
+        "a resumed run keeps the settings its cells ran with")
+    assert (out / "manifest.json").read_text() == manifest
+    assert main(["run", "--resume", str(out), "--windows", "5", "--workers", "0",
+                 "--quiet"]) == 0
+
+
 @pytest.mark.parametrize("args", [
     ["run", "--resume", ""], ["run", "", "--dry-run"], ["run", "-m", "regression", "--out", ""],
     ["run", "-m", "regression", "--data-dir", " ", "--dry-run"],
