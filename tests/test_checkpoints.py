@@ -30,7 +30,7 @@ class Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("name", ["regression", "rnn-regression", "cnn", "batchnorm"])
+@pytest.mark.parametrize("name", ["regression", "rnn-regression", "cnn", "batchnorm", "gan"])
 def test_resume_from_checkpoint_is_bit_identical(host: PluginHost, name: str,
                                                  tmp_path: Path) -> None:
     cell = cell_for(host, name, 60)
@@ -51,6 +51,9 @@ def test_resume_from_checkpoint_is_bit_identical(host: PluginHost, name: str,
     assert resumed.status == "ok" and resumed.summary["resumed_from_step"] == 40
     assert [r["loss"] for r in resumed.curve] == [r["loss"] for r in whole.curve]
     assert resumed.summary["final_loss"] == whole.summary["final_loss"]
+    assert resumed.curve == tuple({**r, "elapsed_s": s["elapsed_s"]}
+                                  for r, s in zip(whole.curve, resumed.curve, strict=True))
+    assert resumed.artifacts == whole.artifacts  # the GAN's snapshots, the codes, ...
     assert not (tmp_path / "ckpt" / f"{cell.cell_id}.pt").exists()  # removed when done
 
 

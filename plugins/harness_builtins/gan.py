@@ -178,6 +178,17 @@ class GanTask(Task):
             "d_acc_fake": (fake_logit.detach() < 0).float().mean(),
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """The training draws' generator, the step count and the snapshots so far: with the
+        networks and optimizers, enough to resume a cell exactly (``--checkpoint-every``)."""
+        return {"rng": self.rng.get_state(), "steps_done": self.steps_done,
+                "snapshots": {str(k): v for k, v in self.snapshots.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.rng.set_state(state["rng"])
+        self.steps_done = int(state["steps_done"])
+        self.snapshots = {int(k): v.to(self.device) for k, v in state["snapshots"].items()}
+
     def evaluate(self) -> Mapping[str, float]:
         """Quality of the paintings from the fixed ideas; D plays no part in it."""
         was_training = self.generator.training
