@@ -449,7 +449,8 @@ def _train(
         elapsed = time.perf_counter() - t0
         n = i - prev_edge
         state["train_time"] += elapsed
-        if i <= warmup:
+        # The first window after a resume pays lazy initialisation (and compilation) again.
+        if i <= warmup or prev_edge == start > 0:
             state["warmup_s"] += elapsed
         else:
             state["steady_time"] += elapsed

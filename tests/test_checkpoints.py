@@ -101,6 +101,26 @@ def test_a_resumed_cell_streams_its_restored_rows(host: PluginHost, tmp_path: Pa
     assert streamed == [dict(r) for r in resumed.curve]
 
 
+def test_a_resumed_cells_recompilation_stays_out_of_its_throughput(host: PluginHost,
+                                                                     tmp_path: Path) -> None:
+    """A resumed cell compiles again in its first step: that window is warm-up, as the first
+    one of a fresh cell is, not steady-state time."""
+    cell = cell_for(host, "regression", 30)
+    problem, adam = host.problems.get("regression"), host.optimizers.get("adam")
+    ckpt = RunOptions(windows=6, checkpoint_every=10, checkpoint_dir=tmp_path / "ckpt",
+                      compile=True, compile_backend="eager")
+
+    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
+        if row["step"] == 25:
+            raise Stop
+
+    run_cell(cell, problem, adam, ckpt, on_window=interrupt)
+    resumed = run_cell(cell, problem, adam, ckpt)
+    assert resumed.status == "ok" and resumed.summary["resumed_from_step"] == 20
+    # counted in the steady state, compilation alone came to more than this per step
+    assert resumed.summary["step_time_ms"] < 1000 * resumed.summary["compile_s"] / 30
+
+
 def test_checkpoints_and_models_load_with_weights_only(host: PluginHost, tmp_path: Path) -> None:
     cell = cell_for(host, "cnn", 10)
     options = RunOptions(windows=2, checkpoint_every=5, checkpoint_dir=tmp_path / "ckpt",
