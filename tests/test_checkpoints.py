@@ -16,7 +16,7 @@ from conftest import run_cli
 from harness import checkpoints
 from harness.cell import Cell
 from harness.plugins import PluginHost
-from harness.training import RunOptions, build_task, run_cell
+from harness.training import CellResult, RunOptions, build_task, run_cell
 
 
 def cell_for(host: PluginHost, name: str, steps: int) -> Cell:
@@ -55,6 +55,46 @@ def test_resume_from_checkpoint_is_bit_identical(host: PluginHost, name: str,
                                   for r, s in zip(whole.curve, resumed.curve, strict=True))
     assert resumed.artifacts == whole.artifacts  # the GAN's snapshots, the codes, ...
     assert not (tmp_path / "ckpt" / f"{cell.cell_id}.pt").exists()  # removed when done
+
+
+@pytest.mark.parametrize("env", ["CartPole-v1", "Acrobot-v1"])
+def test_a_dqn_cell_resumes_mid_episode_as_if_never_stopped(host: PluginHost, env: str,
+                                                             tmp_path: Path) -> None:
+    """The DQN's replay memory, generators and environment mid-episode are in its
+    checkpoint: everything but wall-clock times matches an uninterrupted run."""
+    problem, adam = host.problems.get("dqn"), host.optimizers.get("adam")
+    cell = Cell(problem="dqn", optimizer="adam", device="cpu", seed=1, steps=2_300,
+                batch_size=problem.batch_size,
+                params=tuple(sorted((problem.defaults() | {"env": env}).items())),
+                hyper=(("betas", (0.9, 0.99)), ("lr", 0.01)))
+    base = RunOptions(windows=23, eval_every=500)
+    whole = run_cell(cell, problem, adam, base)
+    ckpt = RunOptions(windows=23, eval_every=500, checkpoint_every=2_100,
+                      checkpoint_dir=tmp_path / "ckpt")
+
+    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
+        if row["step"] == 2_200:
+            raise Stop
+
+    assert run_cell(cell, problem, adam, ckpt, on_window=interrupt).status == "error"
+    episode_ends = whole.artifacts["episode_end_steps"]
+    assert 2_100 not in episode_ends  # the checkpoint is taken mid-episode
+    resumed = run_cell(cell, problem, adam, ckpt)
+    assert resumed.status == whole.status == "ok"
+    assert resumed.summary["checkpoint"] == "every 2100 steps"
+    assert resumed.summary["resumed_from_step"] == 2_100  # learning, mid-episode
+    def untimed_rows(result: CellResult) -> list[dict]:  # type: ignore[type-arg]
+        return [{k: None if v != v else v for k, v in r.items()  # NaN (v != v) as None
+                 if k not in ("elapsed_s", "learn_steps_per_s")} for r in result.curve]
+
+    assert untimed_rows(resumed) == untimed_rows(whole)
+    untimed = {k: v for k, v in whole.artifacts.items() if k != "episode_end_s"}
+    assert {k: resumed.artifacts[k] for k in untimed} == untimed
+    assert len(resumed.artifacts["episode_end_s"]) == len(whole.artifacts["episode_end_s"])
+    assert resumed.artifacts["episode_end_s"] == sorted(resumed.artifacts["episode_end_s"])
+    for metric in ("eval_return", "return_ma100", "episodes", "learn_steps", "final_loss"):
+        assert repr(resumed.summary[metric]) == repr(whole.summary[metric]), metric  # NaN too
+    assert resumed.summary["learn_steps_per_s"] > 0
 
 
 @pytest.mark.parametrize("every", [7, 40])

@@ -149,6 +149,7 @@ class DqnTask(Task):
         # Training time: wall time since the first step less the time spent evaluating.
         self._t_first: float | None = None
         self._paused = 0.0
+        self._resumed_s = 0.0  # training time before a resume from a checkpoint
         self._t_learn_start: float | None = None
         self._last_eval_end: float | None = None
         self._learn_time = 0.0
@@ -238,10 +239,58 @@ class DqnTask(Task):
             "solved_return": SOLVED_RETURN[self.env_id],
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything beyond the networks and the optimizer that the next steps depend on,
+        so that ``--checkpoint-every`` resumes a cell exactly: the replay memory, the
+        counters, the returns so far, the ε and replay generators, and the training
+        environment mid-episode (its physical state, its generator, the time limit's
+        step count, the action sampler). The evaluation environments restart from their
+        fixed states at each evaluation and need nothing. Plain values and tensors only."""
+        now = time.perf_counter()
+        learn_s = self._learn_time
+        if self._last_eval_end is not None and self._t_learn_start is not None:
+            learn_s += now - max(self._last_eval_end, self._t_learn_start)
+        return {
+            "memory": torch.from_numpy(self.memory.copy()),
+            "memory_counter": self.memory_counter,
+            "learn_steps": self.learn_steps,
+            "env_steps": self.env_steps,
+            "episode_return": self.episode_return,
+            "episode_returns": list(self.episode_returns),
+            "episode_end_steps": list(self.episode_end_steps),
+            "episode_end_s": list(self.episode_end_s),
+            "eval_steps": list(self.eval_steps),
+            "eval_returns": list(self.eval_returns),
+            "observation": torch.from_numpy(np.array(self.state)),
+            "act_rng": self.act_rng.bit_generator.state,
+            "replay_rng": self.replay_rng.bit_generator.state,
+            "env": _env_state(self.env),
+            "training_s": self._training_time() if self._t_first is not None else 0.0,
+            "learn_s": learn_s,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.memory = state["memory"].numpy().copy()
+        self.memory_counter = int(state["memory_counter"])
+        self.learn_steps = int(state["learn_steps"])
+        self.env_steps = int(state["env_steps"])
+        self.episode_return = float(state["episode_return"])
+        self.episode_returns = [float(r) for r in state["episode_returns"]]
+        self.episode_end_steps = [int(s) for s in state["episode_end_steps"]]
+        self.episode_end_s = [float(s) for s in state["episode_end_s"]]
+        self.eval_steps = [int(s) for s in state["eval_steps"]]
+        self.eval_returns = [float(r) for r in state["eval_returns"]]
+        self.state = state["observation"].numpy().copy()
+        self.act_rng.bit_generator.state = state["act_rng"]
+        self.replay_rng.bit_generator.state = state["replay_rng"]
+        _load_env_state(self.env, state["env"])
+        self._resumed_s = float(state["training_s"])
+        self._learn_time = float(state["learn_s"])
+
     # -- the tutorial's agent ---------------------------------------------------
     def _training_time(self) -> float:
         assert self._t_first is not None
-        return time.perf_counter() - self._t_first - self._paused
+        return self._resumed_s + time.perf_counter() - self._t_first - self._paused
 
     def _choose_action(self, state: np.ndarray) -> int:
         if self.act_rng.uniform() < EPSILON:
@@ -304,6 +353,40 @@ class DqnTask(Task):
         loss.backward()
         optimizer.step()
         return loss.detach()
+
+
+def _time_limit(env: gym.Env[Any, Any]) -> gym.wrappers.TimeLimit[Any, Any] | None:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return env
+        env = env.env
+    return None
+
+
+def _env_state(env: gym.Env[Any, Any]) -> dict[str, Any]:
+    """A classic-control environment mid-episode, as plain values and tensors."""
+    base: Any = env.unwrapped
+    physical = None if base.state is None else torch.from_numpy(np.array(base.state))
+    limit = _time_limit(env)
+    return {
+        "state": physical,
+        "steps_beyond_terminated": getattr(base, "steps_beyond_terminated", None),
+        "np_random": base.np_random.bit_generator.state,
+        "elapsed_steps": None if limit is None else limit._elapsed_steps,
+        "action_space": env.action_space.np_random.bit_generator.state,
+    }
+
+
+def _load_env_state(env: gym.Env[Any, Any], state: Mapping[str, Any]) -> None:
+    base: Any = env.unwrapped
+    base.state = None if state["state"] is None else state["state"].numpy().copy()
+    if hasattr(base, "steps_beyond_terminated"):
+        base.steps_beyond_terminated = state["steps_beyond_terminated"]
+    base.np_random.bit_generator.state = state["np_random"]
+    limit = _time_limit(env)
+    if limit is not None:
+        limit._elapsed_steps = state["elapsed_steps"]
+    env.action_space.np_random.bit_generator.state = state["action_space"]
 
 
 class Dqn(Problem):
