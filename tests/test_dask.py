@@ -357,3 +357,22 @@ def test_an_unwritable_out_after_connecting_is_one_line(cluster: Any, tmp_path: 
         "harness: error: cannot write afile/sub: Not a directory"]
     assert [p.name for p in tmp_path.iterdir()] == ["afile"]
     _wait_here("the client to leave", lambda: _clients(cluster) == before)
+
+
+@needs_dask
+def test_a_scheduler_address_dask_cannot_connect_to_is_one_line_at_once(tmp_path: Path) -> None:
+    # tls:// without TLS certificates configured: Dask's Client fails with a TypeError
+    # (not an OSError), and the half-made client it leaves behind used to be closed at
+    # the interpreter's exit: twice the connect timeout later, with a traceback.
+    started = time.monotonic()
+    proc = run_cli("run", "-m", "regression", "-o", "sgd", "--steps", "5", "--executor", "dask",
+                   "--scheduler", "tls://127.0.0.1:8786", "--out", str(tmp_path / "out"),
+                   "--quiet", cwd=tmp_path, timeout=120,
+                   env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "10"})
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1, proc.stderr
+    assert err[0].startswith("harness: error: cannot reach the Dask scheduler at "
+                             "tls://127.0.0.1:8786: ")
+    assert time.monotonic() - started < 10
+    assert list(tmp_path.iterdir()) == []

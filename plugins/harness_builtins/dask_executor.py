@@ -18,6 +18,7 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing as mp
 import multiprocessing.util as mp_util
@@ -148,7 +149,12 @@ def connect(address: str) -> Any:
         return Client(address, set_as_default=False)
     except Exception as exc:  # a refused or timed-out connection, or a peer that is no Dask
         reason = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-        raise UsageError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
+    # Dask closes a client that failed to connect with an OSError itself; one that failed
+    # otherwise (tls:// without certificates) is closed when it is collected. Collect it
+    # now, while its event loop runs: at the interpreter's exit its close waits twice the
+    # connect timeout and prints a traceback.
+    gc.collect()
+    raise UsageError(f"cannot reach the Dask scheduler at {address}: {reason}")
 
 
 def _close(client: Any) -> None:
