@@ -376,3 +376,25 @@ def test_a_scheduler_address_dask_cannot_connect_to_is_one_line_at_once(tmp_path
                              "tls://127.0.0.1:8786: ")
     assert time.monotonic() - started < 10
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_dask
+def test_a_peer_that_never_answers_is_one_line_after_the_connect_timeout(tmp_path: Path) -> None:
+    # A port that accepts connections but never answers Dask's handshake: the scheduler's
+    # dashboard port (8787 for 8786), a stopped scheduler. Dask times out the connection,
+    # not the handshake, and the run used to wait forever.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)  # the kernel accepts; nobody reads or answers
+        address = f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+        started = time.monotonic()
+        proc = run_cli("run", "-m", "regression", "-o", "sgd", "--steps", "5", "--executor",
+                       "dask", "--scheduler", address, "--out", str(tmp_path / "out"),
+                       "--quiet", cwd=tmp_path, timeout=120,
+                       env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"harness: error: cannot reach the Dask scheduler at {address}: no Dask scheduler "
+        "answered there within 4 s"]
+    assert time.monotonic() - started < 30
+    assert list(tmp_path.iterdir()) == []

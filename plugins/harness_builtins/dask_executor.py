@@ -143,9 +143,14 @@ def check_address(address: str) -> None:
 def connect(address: str) -> Any:
     """A client of the scheduler at ``address``; one line when it cannot be reached (after
     Dask's connect timeout, ``distributed.comm.timeouts.connect``, 30 s by default)."""
+    import dask
+    from dask.utils import parse_timedelta
     from distributed import Client
 
     try:
+        if not dask.config.get("distributed.client.security-loader", None):
+            shake_hands(address, parse_timedelta(
+                dask.config.get("distributed.comm.timeouts.connect"), "s"))
         return Client(address, set_as_default=False)
     except Exception as exc:  # a refused or timed-out connection, or a peer that is no Dask
         reason = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
@@ -155,6 +160,32 @@ def connect(address: str) -> Any:
     # connect timeout and prints a traceback.
     gc.collect()
     raise UsageError(f"cannot reach the Dask scheduler at {address}: {reason}")
+
+
+def shake_hands(address: str, timeout: float) -> None:
+    """Connect to ``address`` and complete Dask's handshake, else raise (an OSError when
+    it cannot be reached). Dask times out the connection but not the handshake after it:
+    a port that accepts and never answers (a scheduler's dashboard, a stopped scheduler)
+    would hold ``Client()`` forever. Here the whole takes twice the connect timeout at most.
+    """
+    import asyncio
+
+    from distributed.comm.core import connect as open_comm
+    from distributed.security import Security
+
+    async def shake() -> None:
+        args = Security().get_connection_args("client")
+        comm = await open_comm(address, timeout=timeout, **args)  # OSError after timeout
+        await comm.close()
+
+    async def within() -> None:
+        try:
+            await asyncio.wait_for(shake(), 2 * timeout)
+        except TimeoutError:
+            raise ConnectionError(f"no Dask scheduler answered there within "
+                                  f"{2 * timeout:g} s") from None
+
+    asyncio.run(within())
 
 
 def _close(client: Any) -> None:
