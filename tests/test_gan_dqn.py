@@ -142,7 +142,7 @@ def test_dqn_through_the_cli(tmp_path: Path) -> None:
     assert row["target_metric"] == "eval_return" and row["target_threshold"] == 195
     assert row["episodes"] >= 100  # the untrained agent's episodes are short
     # Greedy CartPole returns are episode lengths: whole numbers from 8 to the 500 limit.
-    assert 8 <= row["eval_return"] <= 500 and row["eval_episodes"] == 10
+    assert 8 <= row["eval_return"] <= 500 and row["greedy_episodes"] == 10
 
     assert curves["loss"].notna().all() and (curves["loss"] >= 0).all()
     evaluated = curves[curves["episodes"].notna()]
@@ -177,7 +177,7 @@ def test_dqn_evaluation_plays_the_greedy_policy(host: PluginHost) -> None:
     """eval_return is the mean return of greedy episodes from start states fixed by the
     seed, played on environments of its own: evaluating leaves training untouched."""
     problem = host.problems.get("dqn")
-    params = problem.defaults() | {"eval_episodes": 4}
+    params = problem.defaults() | {"greedy_episodes": 4}
     ctx = BuildContext(device=torch.device("cpu"), seed=5, batch_size=32, steps=10,
                        params=params, data_dir=Path("."))
     task = problem.build(ctx)
@@ -217,8 +217,8 @@ def test_dqn_target_follows_the_environment(host: PluginHost) -> None:
         assert target is not None and (target.metric, target.threshold) == ("eval_return",
                                                                             threshold)
         assert target.reached(threshold) and not target.reached(threshold - 1)
-    result = train(host, make_cell(host, "dqn", 10, eval_episodes=0))
-    assert result.status == "error" and "eval_episodes must be at least 1" in (result.error or "")
+    result = train(host, make_cell(host, "dqn", 10, greedy_episodes=0))
+    assert result.status == "error" and "greedy_episodes must be at least 1" in (result.error or "")
 
 
 def test_dqn_unknown_env_is_one_line_exit_2(tmp_path: Path,

@@ -18,7 +18,7 @@ returns are always the environment's own reward, whichever reward trains.
 
 How well the agent plays is measured as RL benchmarks do (CleanRL, Stable-Baselines3's
 ``EvalCallback``), not from its training episodes: at each evaluation the greedy policy
-(no exploration, no learning) plays ``eval_episodes`` episodes on separate copies of the
+(no exploration, no learning) plays ``greedy_episodes`` episodes on separate copies of the
 environment, each from its own start state fixed for the cell, and ``eval_return`` is
 their mean. The training episodes' 100-episode moving average (``return_ma100``) is
 kept, but it cannot be the target: it mixes in the exploring policy and lags the agent
@@ -65,7 +65,7 @@ GAMMA = 0.9
 #: Episodes in the training returns' moving average.
 MA_EPISODES = 100
 #: Greedy episodes per evaluation, by default.
-EVAL_EPISODES = 10
+GREEDY_EPISODES = 10
 
 
 class QNet(nn.Module):
@@ -99,11 +99,11 @@ class DqnTask(Task):
     """One cell's agent and environment; one :meth:`train_step` is one environment step."""
 
     def __init__(self, ctx: BuildContext, env_id: str, shaped_reward: bool,
-                 eval_episodes: int = EVAL_EPISODES) -> None:
+                 greedy_episodes: int = GREEDY_EPISODES) -> None:
         if shaped_reward and env_id != "CartPole-v1":
             raise ValueError(f"shaped_reward is the tutorial's CartPole reward; env is {env_id}")
-        if eval_episodes < 1:
-            raise ValueError(f"eval_episodes must be at least 1, got {eval_episodes}")
+        if greedy_episodes < 1:
+            raise ValueError(f"greedy_episodes must be at least 1, got {greedy_episodes}")
         self.env_id = env_id
         self.shaped_reward = shaped_reward
         self.env: gym.Env[Any, Any] = gym.make(env_id)
@@ -142,7 +142,7 @@ class DqnTask(Task):
         # Greedy evaluation: its own environments, made at the first evaluation, each
         # episode starting from a state fixed by the cell's seed.
         self.eval_seeds = [int(s) for s in
-                           np.random.SeedSequence([ctx.seed, 3]).generate_state(eval_episodes)]
+                           np.random.SeedSequence([ctx.seed, 3]).generate_state(greedy_episodes)]
         self.eval_envs: list[gym.Env[Any, Any]] = []
         self.eval_steps: list[int] = []
         self.eval_returns: list[float] = []
@@ -405,12 +405,12 @@ class Dqn(Problem):
               help="gymnasium environment id"),
         Param("shaped_reward", False,
               help="train on the tutorial's shaped CartPole reward (returns stay the env's)"),
-        Param("eval_episodes", EVAL_EPISODES,
+        Param("greedy_episodes", GREEDY_EPISODES,
               help="greedy episodes played at each evaluation; eval_return is their mean"),
     )
     batch_size = 32
     steps = 20_000
-    #: Evaluation plays up to eval_episodes × the env's time limit steps (CartPole:
+    #: Evaluation plays up to greedy_episodes × the env's time limit steps (CartPole:
     #: 10 × 500), a few tenths of a second, outside the training time.
     eval_every = 500
     metrics = ("eval_return", "return_ma100", "last_return", "episodes", "learn_steps",
@@ -431,7 +431,7 @@ class Dqn(Problem):
         return self.target if threshold is None else Target("eval_return", threshold, "max")
 
     def build(self, ctx: BuildContext) -> DqnTask:
-        episodes = ctx.params.get("eval_episodes", EVAL_EPISODES)
+        episodes = ctx.params.get("greedy_episodes", GREEDY_EPISODES)
         assert isinstance(episodes, int)  # the Param's type, checked by the grid
         return DqnTask(ctx, str(ctx.params["env"]), bool(ctx.params["shaped_reward"]), episodes)
 
