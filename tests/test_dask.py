@@ -398,3 +398,39 @@ def test_a_peer_that_never_answers_is_one_line_after_the_connect_timeout(tmp_pat
         "answered there within 4 s"]
     assert time.monotonic() - started < 30
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_dask
+def test_a_scheduler_that_stops_answering_mid_run_ends_the_run(tmp_path: Path) -> None:
+    # A suspended scheduler (a hung host) keeps its connections open: Dask's client waited
+    # for the grid's cells forever. No workers: the cells wait for one, as on a busy cluster.
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2"}
+    file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc: subprocess.Popen[str] | None = None
+    try:
+        _wait_here("the scheduler", file.exists, timeout=60)
+        time.sleep(0.5)
+        address = json.loads(file.read_text())["address"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "run", "-m", "regression", "-o", "sgd",
+             "--steps", "5", "--executor", "dask", "--scheduler", address, "--out",
+             str(tmp_path / "out"), "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        _wait_here("the run to start", (tmp_path / "out" / "manifest.json").exists, timeout=60)
+        time.sleep(1)
+        scheduler.send_signal(signal.SIGSTOP)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc is not None:
+            proc.kill()
+        scheduler.send_signal(signal.SIGCONT)
+        scheduler.kill()
+        scheduler.wait()
+    assert proc.returncode == 1
+    assert err.strip().splitlines() == [
+        f"harness: error: the Dask scheduler at {address} stopped answering (no Dask scheduler "
+        "answered there within 4 s); finished cells are kept, resume with --resume"]

@@ -143,14 +143,10 @@ def check_address(address: str) -> None:
 def connect(address: str) -> Any:
     """A client of the scheduler at ``address``; one line when it cannot be reached (after
     Dask's connect timeout, ``distributed.comm.timeouts.connect``, 30 s by default)."""
-    import dask
-    from dask.utils import parse_timedelta
     from distributed import Client
 
     try:
-        if not dask.config.get("distributed.client.security-loader", None):
-            shake_hands(address, parse_timedelta(
-                dask.config.get("distributed.comm.timeouts.connect"), "s"))
+        shake_hands(address, connect_timeout())
         return Client(address, set_as_default=False)
     except Exception as exc:  # a refused or timed-out connection, or a peer that is no Dask
         reason = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
@@ -162,16 +158,29 @@ def connect(address: str) -> Any:
     raise UsageError(f"cannot reach the Dask scheduler at {address}: {reason}")
 
 
+def connect_timeout() -> float:
+    """Dask's ``distributed.comm.timeouts.connect``, in seconds."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
+
+
 def shake_hands(address: str, timeout: float) -> None:
     """Connect to ``address`` and complete Dask's handshake, else raise (an OSError when
     it cannot be reached). Dask times out the connection but not the handshake after it:
     a port that accepts and never answers (a scheduler's dashboard, a stopped scheduler)
     would hold ``Client()`` forever. Here the whole takes twice the connect timeout at most.
+    Not checked with a security loader configured: only the Client knows its credentials.
     """
     import asyncio
 
+    import dask
     from distributed.comm.core import connect as open_comm
     from distributed.security import Security
+
+    if dask.config.get("distributed.client.security-loader", None):
+        return
 
     async def shake() -> None:
         args = Security().get_connection_args("client")
@@ -423,11 +432,17 @@ class DaskExecutor:
                 for task, future in zip(tasks, futures, strict=True):
                     future.add_done_callback(lambda _, task=task: inbox.put(("done", task)))
                     pending[task] = (cells[task], future)
+            heard = time.monotonic()
             while pending:
                 try:
                     kind, payload = inbox.get(timeout=1.0)
                 except queue.Empty:
+                    if self.settings.scheduler is not None \
+                            and time.monotonic() - heard > connect_timeout():
+                        self._check_scheduler(self.settings.scheduler)
+                        heard = time.monotonic()
                     continue
+                heard = time.monotonic()
                 if kind == "done":
                     cell, future = pending.pop(payload)
                     on_result(self._result(cell, future))
@@ -441,6 +456,17 @@ class DaskExecutor:
             if pending:
                 client.cancel([future for _, future in pending.values()])
             client.unsubscribe_topic(topic)
+
+    @staticmethod
+    def _check_scheduler(address: str) -> None:
+        """Stop the run when the scheduler no longer answers: Dask's client notices one
+        that exits, not one that stops (a suspended process, a hung host), and would wait
+        for the grid's cells forever."""
+        try:
+            shake_hands(address, connect_timeout())
+        except Exception as exc:
+            raise HarnessError(f"the Dask scheduler at {address} stopped answering ({exc}); "
+                               "finished cells are kept, resume with --resume") from None
 
     def _result(self, cell: Cell, future: Any) -> CellResult:
         from distributed.client import FutureCancelledError
