@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,9 @@ def load_summary(path: Path) -> tuple[pd.DataFrame, RunDirectory]:
 def format_summary(summary: pd.DataFrame) -> str:
     if summary.empty:
         return "(no finished cells)"
-    metrics = [c for c in summary.columns if c.startswith(("test_", "train_", "eval_"))]
+    params = _param_names(summary)  # a parameter named test_size is not a metric
+    metrics = [c for c in summary.columns
+               if c.startswith(("test_", "train_", "eval_")) and c not in params]
     if "target_metric" in summary.columns:  # a problem's target metric, whatever its name
         metrics += [m for m in dict.fromkeys(summary["target_metric"].dropna())
                     if isinstance(m, str) and m in summary.columns and m not in metrics]
@@ -121,6 +124,14 @@ def format_summary(summary: pd.DataFrame) -> str:
                      if not _missing(row[f"hp.{k}"]))
             for _, row in summary.iterrows()])
     return frame.to_string(index=False, float_format=_fmt, na_rep="-")
+
+
+def _param_names(summary: pd.DataFrame) -> set[str]:
+    """The problem parameters' names, read off the ``params`` column (``k=v,k2=v2``)."""
+    if "params" not in summary.columns:
+        return set()
+    return {name for text in summary["params"].dropna()
+            for name in re.findall(r"(?:^|,)([a-z0-9][a-z0-9._-]*)=", str(text))}
 
 
 def _varying_hyperparameters(summary: pd.DataFrame) -> list[str]:

@@ -154,6 +154,22 @@ def test_show_tells_rows_apart_and_shows_target_metrics(
                                                                           for r in rows)
 
 
+def test_show_does_not_take_a_parameter_for_a_metric() -> None:
+    """A parameter named like a metric (test_size, eval_every) is the problem's setting."""
+    import pandas as pd
+
+    from harness.display import format_summary
+
+    summary = pd.DataFrame([{
+        "model": "split", "params": "eval_every=5,test_size=0.25", "optimizer": "sgd",
+        "device": "cpu", "seed": 0, "status": "ok", "final_loss": 0.5,
+        "eval_every": 5, "test_size": 0.25, "test_loss": 0.75,
+    }])
+    header = format_summary(summary).splitlines()[0].split()
+    assert "test_loss" in header
+    assert "test_size" not in header and "eval_every" not in header
+
+
 def test_report_cli_and_bad_directories(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         failed_report: Path) -> None:
     assert main(["report", str(tmp_path / "missing")]) == 2
