@@ -434,3 +434,38 @@ def test_a_scheduler_that_stops_answering_mid_run_ends_the_run(tmp_path: Path) -
     assert err.strip().splitlines() == [
         f"harness: error: the Dask scheduler at {address} stopped answering (no Dask scheduler "
         "answered there within 4 s); finished cells are kept, resume with --resume"]
+
+
+@needs_dask
+def test_ctrl_c_on_its_own_cluster_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group, the LocalCluster's workers
+    too: the run stops with its one line, no worker traceback or Dask shutdown warning,
+    and no process of the group is left."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "-m", "regression,cnn", "-o", "sgd,adam",
+         "-s", "0-3", "--steps", "400", "--executor", "dask", "--executor-option",
+         "n_workers=2", "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any((out / "cells").glob("*.json")):  # the cluster is up and running
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "interrupted by SIGINT" in lines[0], err
+    deadline = time.monotonic() + 10
+    while True:  # the workers are gone with the run
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "processes of the run are left"
+        time.sleep(0.2)

@@ -19,10 +19,12 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import multiprocessing as mp
 import multiprocessing.util as mp_util
 import queue
+import signal
 import sys
 import threading
 import time
@@ -195,6 +197,29 @@ def shake_hands(address: str, timeout: float) -> None:
                                   f"{2 * timeout:g} s") from None
 
     asyncio.run(within())
+
+
+def _ignore_sigint() -> None:
+    """Ctrl-C in a terminal signals the whole foreground process group, the harness's
+    own LocalCluster workers included: the harness stops the run and closes the cluster,
+    while a worker interrupted mid-cell would print a KeyboardInterrupt traceback. Run by
+    :class:`IgnoreSigint` in each worker's main thread (its event loop's)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _ignore_sigint_plugin() -> Any:
+    """A Dask worker plugin running :func:`_ignore_sigint` on every worker, present and
+    future (a nanny restarts a worker that died)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class IgnoreSigint(WorkerPlugin):
+        name = "harness-ignore-sigint"
+
+        def setup(self, worker: Any) -> None:
+            _ignore_sigint()
+
+    return IgnoreSigint()
 
 
 def _close(client: Any) -> None:
@@ -399,9 +424,13 @@ class DaskExecutor:
                 dashboard_address=self.settings.dashboard,
                 # No dashboard: its HTTP server still starts; on a free port, not 8787.
                 scheduler_kwargs=None if self.settings.dashboard else {"dashboard_address": ":0"},
-                resources={"GPU": 1} if gpu else None)
+                resources={"GPU": 1} if gpu else None,
+                # Dask's warnings about its own shutdown (cancelled tasks, a worker busy in
+                # a cell killed after 4 s) are noise on Ctrl-C; the harness reports cells.
+                silence_logs=logging.ERROR)
             try:
                 with Client(cluster, set_as_default=False) as client:
+                    client.register_plugin(_ignore_sigint_plugin())  # restarted ones too
                     if self.settings.dashboard:
                         print(f"harness: Dask dashboard at {client.dashboard_link}",
                               file=sys.stderr)
