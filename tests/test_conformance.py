@@ -90,6 +90,7 @@ def test_a_conforming_problem_passes_every_check(check: str) -> None:
     ({"target": Target("accuracy", 0.9, "max")}, "target metric 'accuracy' is neither"),
     ({"params": (Param("act", "gelu", choices=("relu", "tanh")),)}, "'gelu' is rejected"),
     ({"roles": ()}, "roles must be a non-empty tuple"),
+    ({"params": (Param("test_loss", 0.5),)}, "parameter 'test_loss' has a metric's name"),
     ({"conformance_skip": {"los_decreases": "typo"}}, "unknown check 'los_decreases'"),
 ])
 def test_metadata_failures_say_what_is_wrong(attrs: dict[str, Any], words: str) -> None:

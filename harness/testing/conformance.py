@@ -264,6 +264,9 @@ def problem_metadata(problem: Problem, context: CheckContext) -> None:
             raise fail(f"parameter {param.name!r} is declared twice")
         if param.name in ("steps", "batch_size"):
             raise fail(f"parameter {param.name!r} clashes with the grid's own setting")
+        if param.name in metrics:
+            raise fail(f"parameter {param.name!r} has a metric's name: the summary table "
+                       "has one column for both")
         names.add(param.name)
         for value in (param.default, *(param.choices or ())):
             try:
