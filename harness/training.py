@@ -387,7 +387,7 @@ def _train(
     counts: dict[str, int] = {}  # steps that returned each key in this window
     graph_sum: Tensor | None = getattr(step, "window_sum", None)  # summed inside a graph
 
-    graphs = _graphs_compiled()
+    graphs = _graphs_compiled() if _compiling(state) else 0
     synchronize(device)
     t0 = time.perf_counter()
     def add(out: Tensor | Mapping[str, Tensor] | None) -> None:
@@ -425,8 +425,7 @@ def _train(
             synchronize(device)
             state["first_step_s"] = time.perf_counter() - t0
             first_timed, todo = True, todo - 1
-            if not str(state.get("compile", "no")).startswith("no") \
-                    and _graphs_compiled() == graphs:
+            if _compiling(state) and _graphs_compiled() == graphs:
                 state["compile"] = "no: torch.compile captured no graph of the model " \
                                    "(it runs eagerly)"
         # The hot loops: nothing but the step and, unless a graph sums it, the loss.
@@ -500,6 +499,11 @@ def _train(
                                cell.key)
     if saving:
         _checkpoint_path(cell, options).unlink(missing_ok=True)
+
+
+def _compiling(state: Mapping[str, Any]) -> bool:
+    """Whether the cell's model went through torch.compile (its ``compile`` is not "no...")."""
+    return not str(state.get("compile", "no")).startswith("no")
 
 
 def _graphs_compiled() -> int:
@@ -616,7 +620,7 @@ def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
                   "compile", "first_step_s"):
         if extra in state:
             summary[extra] = state[extra]
-    if "first_step_s" in state and not str(state.get("compile", "no")).startswith("no"):
+    if "first_step_s" in state and _compiling(state):
         summary["compile_s"] = state["first_step_s"]
     for k, v in state.get("metrics", {}).items():
         summary[k] = v

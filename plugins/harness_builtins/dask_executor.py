@@ -199,25 +199,21 @@ def shake_hands(address: str, timeout: float) -> None:
     asyncio.run(within())
 
 
-def _ignore_sigint() -> None:
-    """Ctrl-C in a terminal signals the whole foreground process group, the harness's
-    own LocalCluster workers included: the harness stops the run and closes the cluster,
-    while a worker interrupted mid-cell would print a KeyboardInterrupt traceback. Run by
-    :class:`IgnoreSigint` in each worker's main thread (its event loop's)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _ignore_sigint_plugin() -> Any:
-    """A Dask worker plugin running :func:`_ignore_sigint` on every worker, present and
-    future (a nanny restarts a worker that died)."""
+    """A Dask worker plugin that makes every worker, present and future (a nanny restarts
+    one that died), ignore SIGINT. Ctrl-C in a terminal signals the whole foreground
+    process group, the harness's own LocalCluster workers included: the harness stops the
+    run and closes the cluster, while a worker interrupted mid-cell would print a
+    KeyboardInterrupt traceback. ``setup`` runs in the worker's event loop, its main thread.
+    """
     from distributed.diagnostics.plugin import WorkerPlugin
 
     class IgnoreSigint(WorkerPlugin):
         name = "harness-ignore-sigint"
 
         def setup(self, worker: Any) -> None:
-            _ignore_sigint()
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     return IgnoreSigint()
 
