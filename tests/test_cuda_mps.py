@@ -206,3 +206,25 @@ def test_a_gpu_worker_that_never_attaches_stops_the_run(
         silent.kill()
         silent.join()
         child.close()
+
+
+def test_packing_cuda_cells_without_mps_hints_at_it_where_the_machine_has_it(
+    standin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.commands import _mps_would_help
+    from harness.workers import ExecOptions
+
+    packed = ExecOptions(workers=2, workers_per_device=8)
+    assert _mps_would_help("local", packed, ["cpu", "cuda"], {})
+    # Nothing to hint: one worker per GPU, no GPU in the grid, the GPU skipped as
+    # unavailable, no worker processes, or an executor that places its own workers.
+    assert not _mps_would_help("local", ExecOptions(workers=2), ["cuda"], {})
+    assert not _mps_would_help("local", packed, ["cpu"], {})
+    assert not _mps_would_help("local", packed, ["cuda"], {"cuda": "no CUDA"})
+    assert not _mps_would_help("local", ExecOptions(workers=0, workers_per_device=8),
+                               ["cuda"], {})
+    assert not _mps_would_help("dask", packed, ["cuda"], {})
+    # A machine without the control program gets no hint.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(cuda_mps, "_SEARCH", (str(tmp_path),))
+    assert not _mps_would_help("local", packed, ["cuda"], {})
