@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from harness.cell import Cell
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.executor import ExecutorContext
 from harness.grid import ExpandedGrid, GridSpec
 from harness.manifest import build_manifest
@@ -212,6 +212,9 @@ def run_grid(
                 executor.run(runnable, bar.start, on_window, on_result)
         except (Interrupted, KeyboardInterrupt) as exc:
             interrupted = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
+        except HarnessError:  # the executor cannot go on (its scheduler went away)
+            run_dir.write_tables()  # the tables hold the cells that finished
+            raise
         finally:
             bar.close()
             book.save()

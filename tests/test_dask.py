@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from conftest import run_cli
 from harness_builtins.dask_executor import (
@@ -469,3 +470,78 @@ def test_ctrl_c_on_its_own_cluster_is_one_line(tmp_path: Path) -> None:
             break
         assert time.monotonic() < deadline, "processes of the run are left"
         time.sleep(0.2)
+
+
+@needs_dask
+def test_a_scheduler_that_exits_mid_run_is_one_line_and_keeps_the_finished_cells(
+    tmp_path: Path,
+) -> None:
+    # Dask's client logged its failed reconnection as a 30-line traceback before the run's
+    # line, and the run ended without rebuilding summary.csv from the cells it had finished.
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2",
+           "DASK_DISTRIBUTED__WORKER__DAEMON": "False", "OMP_NUM_THREADS": "1"}
+    file = tmp_path / "scheduler.json"
+    out = tmp_path / "out"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    worker: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[str] | None = None
+    try:
+        _wait_here("the scheduler", file.exists, timeout=60)
+        time.sleep(0.5)
+        address = json.loads(file.read_text())["address"]
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(file),
+             "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", "run", "-m", "regression", "-o", "sgd",
+             "-s", "0-19", "--steps", "400", "--executor", "dask", "--scheduler", address,
+             "--out", str(out), "--quiet"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        _wait_here("a finished cell", lambda: any((out / "cells").glob("*.json")), timeout=120)
+        scheduler.kill()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        for p in (proc, worker, scheduler):
+            if p is not None:
+                p.kill()
+                p.wait()
+    assert proc.returncode == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"harness: error: the Dask scheduler at {address} went away (")
+    assert lines[0].endswith("finished cells are kept, resume with --resume")
+    done = sorted(p.stem for p in (out / "cells").glob("*.json"))
+    assert 1 <= len(done) < 20
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["cell_id"]) == done
+
+
+@needs_dask
+def test_the_client_log_held_back_during_a_run_is_handed_on_unless_the_scheduler_went_away(
+) -> None:
+    import logging
+
+    from harness_builtins.dask_executor import SchedulerLost, _client_log_withheld
+
+    logger = logging.getLogger("distributed.client")
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        with _client_log_withheld():
+            logger.error("kept")
+            assert seen == []  # not while the run goes on
+        assert seen == ["kept"]
+        with pytest.raises(SchedulerLost), _client_log_withheld():
+            logger.error("dropped: the run's own line says why")
+            raise SchedulerLost("gone")
+        assert seen == ["kept"]
+        logger.error("after")
+        assert seen == ["kept", "after"]
+    finally:
+        logger.removeHandler(handler)

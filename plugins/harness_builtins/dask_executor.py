@@ -73,6 +73,44 @@ class WorkerSetupError(RuntimeError):
     """A Dask worker cannot run cells at all: the run stops with this message."""
 
 
+class SchedulerLost(HarnessError):
+    """The scheduler of a run went away or stopped answering: the run ends with this line."""
+
+
+class _WithheldLog(logging.Filter):
+    """Keeps a logger's records from its handlers, to hand them on later or drop them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+@contextmanager
+def _client_log_withheld() -> Iterator[None]:
+    """Hold back the Dask client's log while a run talks to a scheduler of its own. When
+    that scheduler exits, the client logs its failed reconnection as a 30-line traceback;
+    the run's one line (:class:`SchedulerLost`) says what happened, so those records are
+    dropped. Otherwise they are handed on as the run ends, nothing lost."""
+    logger = logging.getLogger("distributed.client")
+    withheld = _WithheldLog()
+    logger.addFilter(withheld)
+    lost = False
+    try:
+        yield
+    except SchedulerLost:
+        lost = True
+        raise
+    finally:
+        logger.removeFilter(withheld)
+        if not lost:
+            for record in withheld.records:
+                logger.handle(record)
+
+
 @dataclass(frozen=True)
 class DaskSettings:
     """``--scheduler`` and ``--executor-option`` values, checked."""
@@ -406,7 +444,7 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         if self.settings.scheduler is not None:
-            with self._connected(self.settings.scheduler) as client:
+            with _client_log_withheld(), self._connected(self.settings.scheduler) as client:
                 if gpu:
                     _warn_without_gpu_workers(client)
                 yield client
@@ -490,8 +528,8 @@ class DaskExecutor:
         try:
             shake_hands(address, connect_timeout())
         except Exception as exc:
-            raise HarnessError(f"the Dask scheduler at {address} stopped answering ({exc}); "
-                               "finished cells are kept, resume with --resume") from None
+            raise SchedulerLost(f"the Dask scheduler at {address} stopped answering ({exc}); "
+                                "finished cells are kept, resume with --resume") from None
 
     def _result(self, cell: Cell, future: Any) -> CellResult:
         from distributed.client import FutureCancelledError
@@ -501,6 +539,14 @@ class DaskExecutor:
             result: CellResult = future.result()
             return result
         if future.status == "cancelled":
+            address = self.settings.scheduler
+            if address is not None:  # the client cancels all when it cannot reconnect
+                try:
+                    shake_hands(address, connect_timeout())
+                except Exception as gone:
+                    raise SchedulerLost(f"the Dask scheduler at {address} went away ({gone}); "
+                                        "finished cells are kept, resume with --resume") \
+                        from None
             raise HarnessError("the Dask scheduler cancelled the grid's cells (was the "
                                "connection to it lost?); finished cells are kept, resume "
                                "with --resume")
