@@ -70,10 +70,16 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
         spec.devices = parse_list(args.devices, "--devices")
     if args.seeds is not None:
         spec.seeds = parse_seeds(args.seeds)
+    # --steps and --batch-size override the grid file's or preset's per-model settings
+    # too ([model.dqn] steps = 5000 in the quick preset), not only its top-level ones.
     if args.steps is not None:
         spec.steps = parse_int(args.steps, "--steps", 1_000_000_000)
+        for table in spec.model.values():
+            table.pop("steps", None)
     if args.batch_size is not None:
         spec.batch_size = parse_int(args.batch_size, "--batch-size", 10_000_000)
+        for table in spec.model.values():
+            table.pop("batch_size", None)
     apply_sets(spec, args.sets, host.problems, host.optimizers)
     return spec
 

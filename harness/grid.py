@@ -645,8 +645,15 @@ def _optimizer_variants(opt: OptimizerSpec, spec: GridSpec) -> list[tuple[tuple[
 def apply_sets(spec: GridSpec, assignments: Sequence[str], problems: ProblemRegistry,
                optimizers: OptimizerRegistry) -> None:
     """Apply ``--set`` flags (they override the grid file's settings)."""
-    for text in assignments:
-        scope, key, values = parse_set(text)
+    parsed = [parse_set(text) for text in assignments]
+    # A bare flag (``lr=0.05``) overrides the grid file's scoped settings of that key
+    # (``[optimizer.adam] lr``, ``[model.cnn] activation``) as well as its bare ones; a
+    # scoped flag (``adam.lr=0.001``) still beats a bare flag, whatever their order.
+    for scope, key, _ in parsed:
+        if scope is None:
+            for table in (*spec.model.values(), *spec.optimizer.values()):
+                table.pop(key, None)
+    for text, (scope, key, values) in zip(assignments, parsed, strict=True):
         if scope is None:
             spec.params[key] = values
             given = f"params.{key}"
