@@ -332,10 +332,16 @@ def _build_optimizers(
 
 
 def _is_out_of_memory(exc: Exception) -> bool:
-    """torch reports a failed CPU allocation as a RuntimeError, not MemoryError."""
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and (
-        "can't allocate memory" in text or "out of memory" in text.lower())
+    """A failed allocation that is not reported as MemoryError.
+
+    torch reports a failed CPU allocation as a RuntimeError, and libraries with their own C
+    allocations say so in other types: pandas's CSV reader (the MNIST sample's loader) raises
+    ``ParserError: Error tokenizing data. C error: out of memory`` under ``--max-memory-mb``.
+    """
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError | ValueError | OSError) and (
+        "can't allocate memory" in text or "cannot allocate memory" in text
+        or "out of memory" in text)
 
 
 def _one_line(exc: BaseException) -> str:

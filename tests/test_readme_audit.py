@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness.cli import main
@@ -58,3 +59,15 @@ def test_a_scoped_set_still_beats_a_bare_one_in_either_order(
         lines = dry_run(capsys, str(grid), *[a for s in sets for a in ("--set", s)])
         by_opt = {line.split()[2]: line for line in lines}
         assert "lr=0.001" in by_opt["adam"] and "lr=0.05" in by_opt["sgd"], lines
+
+
+def test_a_cell_past_max_memory_mb_is_oom_even_where_pandas_reports_it(
+        tmp_path: Path) -> None:
+    # The cnn's build reads the MNIST sample with pandas, whose C parser reports a failed
+    # allocation as a ParserError ("C error: out of memory"), not as MemoryError.
+    out = tmp_path / "run"
+    assert main(["run", "-m", "cnn", "-o", "adam", "-s", "0", "--steps", "20",
+                 "--max-memory-mb", "50", "--workers", "1", "--quiet",
+                 "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["status"]) == ["oom"], summary["error"].tolist()
