@@ -268,9 +268,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     print(format_summary(outcome.summary))
     counts = outcome.summary["status"].value_counts().to_dict() if len(outcome.summary) else {}
-    tally = ", ".join(f"{n} {status}" for status, n in counts.items())
+    tally = " (" + ", ".join(f"{n} {status}" for status, n in counts.items()) + ")" \
+        if counts else ""
     resumed = f" ({outcome.skipped_done} already done)" if outcome.skipped_done else ""
-    print(f"\n{len(outcome.summary)} of {len(grid.cells)} cells recorded ({tally}){resumed}; "
+    print(f"\n{len(outcome.summary)} of {len(grid.cells)} cells recorded{tally}{resumed}; "
           f"results in {outcome.directory}")
     if outcome.interrupted:
         print(f"harness: interrupted by {outcome.interrupted}; finished cells are kept. "

@@ -44,11 +44,12 @@ def test_a_signal_stops_an_inline_run_and_the_cell_it_stopped_has_no_record(
     out = tmp_path / "run"
     proc = _start(out, "--workers", "0")
     proc.send_signal(signum)
-    _, err = proc.communicate(timeout=60)
+    text, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert f"interrupted by {signal.Signals(signum).name}" in err
     assert f"Resume with: harness run --resume {out}" in err
     assert _records(out) == []  # not an "error" record that --resume would skip
+    assert f"0 of 3 cells recorded; results in {out}" in text  # no empty tally "()"
 
 
 def test_one_run_at_a_time_writes_into_a_directory(tmp_path: Path,
