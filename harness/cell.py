@@ -87,7 +87,10 @@ class Cell:
         parts += [self.optimizer]
         if with_hyper:
             parts += [f"{k}={format_value(v)}" for k, v in self.hyper]
-        parts += [f"{role}:{opt}" for role, opt, _ in self.roles]
+        for role, opt, hyper in self.roles:
+            parts.append(f"{role}:{opt}")
+            if with_hyper:
+                parts += [f"{role}.{k}={format_value(v)}" for k, v in hyper]
         parts += [self.device, f"seed {self.seed}"]
         return " ".join(parts)
 

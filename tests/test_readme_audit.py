@@ -71,3 +71,13 @@ def test_a_cell_past_max_memory_mb_is_oom_even_where_pandas_reports_it(
                  "--out", str(out)]) == 0
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["status"]) == ["oom"], summary["error"].tolist()
+
+
+def test_a_dry_run_shows_a_roles_optimizer_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two grids that differ only in a role's hyperparameters listed the same cells.
+    grid = tmp_path / "grid.toml"
+    grid.write_text('models = ["gan"]\noptimizers = ["adam"]\n'
+                    '[model.gan.role.discriminator]\noptimizer = "sgd"\nlr = 0.001\n')
+    lines = dry_run(capsys, str(grid))
+    assert len(lines) == 1 and " discriminator:sgd discriminator.lr=0.001 cpu " in lines[0], lines
