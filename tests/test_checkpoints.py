@@ -63,9 +63,11 @@ def test_a_dqn_cell_resumes_mid_episode_as_if_never_stopped(host: PluginHost, en
     """The DQN's replay memory, generators and environment mid-episode are in its
     checkpoint: everything but wall-clock times matches an uninterrupted run."""
     problem, adam = host.problems.get("dqn"), host.optimizers.get("adam")
+    # Two greedy episodes per evaluation rather than ten: as much to restore, a fifth of the
+    # evaluation (an untrained Acrobot agent plays its episodes to the 500-step limit).
+    params = problem.defaults() | {"env": env, "greedy_episodes": 2}
     cell = Cell(problem="dqn", optimizer="adam", device="cpu", seed=1, steps=2_300,
-                batch_size=problem.batch_size,
-                params=tuple(sorted((problem.defaults() | {"env": env}).items())),
+                batch_size=problem.batch_size, params=tuple(sorted(params.items())),
                 hyper=(("betas", (0.9, 0.99)), ("lr", 0.01)))
     base = RunOptions(windows=23, eval_every=500)
     whole = run_cell(cell, problem, adam, base)
@@ -187,8 +189,10 @@ def test_a_pickled_module_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_cell_resumes_from_its_checkpoint(tmp_path: Path) -> None:
-    args = ["-m", "cnn", "-o", "adam", "-s", "0", "--steps", "300", "--workers", "1",
-            "--checkpoint-every", "50", "--quiet"]
+    # Killed half a second after its first checkpoint, the cell is still some 100 steps
+    # (1.5 s or more) from its end.
+    args = ["-m", "cnn", "-o", "adam", "-s", "0", "--steps", "150", "--workers", "1",
+            "--checkpoint-every", "25", "--quiet"]
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
@@ -206,5 +210,5 @@ def test_sigkill_mid_cell_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     assert run_cli("run", *args, "--out", str(whole), cwd=tmp_path).returncode == 0
     [a] = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
     [b] = [json.loads(p.read_text()) for p in (whole / "cells").glob("*.json")]
-    assert a["summary"]["resumed_from_step"] >= 50
+    assert a["summary"]["resumed_from_step"] >= 25
     assert [r["loss"] for r in a["curve"]] == [r["loss"] for r in b["curve"]]
