@@ -83,22 +83,28 @@ def test_a_folder_with_only_a_manifest_is_continued_not_reused(
     assert "already holds a run" in err and f"--resume {out}" in err
 
 
-def test_resume_keeps_the_command_and_the_settings_the_cells_ran_with(tmp_path: Path) -> None:
+def test_resume_keeps_the_command_and_the_settings_the_cells_ran_with(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The commands run in this process (cells inline): the manifest records the argv given
+    # to main, as it records the command line of a process. --deterministic sets
+    # CUBLAS_WORKSPACE_CONFIG in the process: put back after the test.
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     out = tmp_path / "run"
     first = ["run", "-m", "regression", "-o", "adam", "-s", "0-1", "--steps", "30",
              "--opt-impl", "foreach", "--deterministic", "--workers", "0", "--out", str(out),
              "--quiet"]
-    assert run_cli(*first, cwd=tmp_path).returncode == 0
+    assert main(first) == 0
     (next(iter(sorted((out / "cells").glob("*.json"))))).unlink()
+    capsys.readouterr()
 
-    refused = run_cli("run", "--resume", str(out), "--opt-impl", "loop", cwd=tmp_path)
-    assert refused.returncode == 2
-    assert refused.stderr.strip() == (
+    assert main(["run", "--resume", str(out), "--opt-impl", "loop"]) == 2
+    assert capsys.readouterr().err.strip() == (
         "harness: error: --opt-impl loop differs from the resumed run's opt_impl 'foreach': "
         "a resumed run keeps the settings its cells ran with")
 
-    resumed = run_cli("run", "--resume", str(out), "--workers", "0", "--quiet", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(["run", "--resume", str(out), "--workers", "0", "--quiet"]) == 0, \
+        capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["command"] == ["harness", *first]
     assert manifest["resumed"][0]["command"] == ["harness", "run", "--resume", str(out),
@@ -179,8 +185,10 @@ def test_a_killed_cell_counts_the_samples_its_steps_consumed(tmp_path: Path) -> 
     """A DQN step is one environment step: a cell killed at its timeout must not report
     batch_size (32) samples per step, as it once did."""
     out = tmp_path / "run"
+    # Two workers: both cells run their 8 s to the timeout side by side, not one after the
+    # other (and no worker is started again after the first kill).
     proc = run_cli("run", "-m", "dqn,regression", "-o", "adam", "-s", "0", "--steps", "200000",
-                   "--timeout", "8", "--workers", "1", "--out", str(out), "--quiet",
+                   "--timeout", "8", "--workers", "2", "--out", str(out), "--quiet",
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     recs = {r["cell"]["problem"]: r for r in _records(out)}
