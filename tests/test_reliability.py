@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
+from harness.cli import main
 from harness.grid import GridSpec, expand
 from harness.plugins import PluginHost
 from harness.results import RunDirectory
@@ -115,20 +116,26 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
         assert [p["loss"] for p in one[key]] == [p["loss"] for p in two[key]]
 
 
-def test_resume_reruns_corrupt_and_optionally_failed_cells(fault_env: dict[str, str],
-                                                           tmp_path: Path) -> None:
+def test_resume_reruns_corrupt_and_optionally_failed_cells(
+    installed_packages: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Which cells a resume reruns is the runner's choice, whatever runs them: the three
+    # commands run in this process, cells inline, with the fault plugin on the path.
+    monkeypatch.syspath_prepend(str(installed_packages))
+    monkeypatch.setenv("HARNESS_PLUGINS", "harness,harness-faultplugin")
     out = tmp_path / "run"
-    proc = run_cli("run", "-m", "regression,fault-raise", "-o", "sgd", "-s", "0-1",
-                   "--steps", "20", "--out", str(out), "--quiet", env=fault_env)
-    assert proc.returncode == 0, proc.stderr
+    assert main(["run", "-m", "regression,fault-raise", "-o", "sgd", "-s", "0-1",
+                 "--steps", "20", "--workers", "0", "--out", str(out), "--quiet"]) == 0
     files = sorted((out / "cells").glob("regression-*.json"))
     files[0].write_text(files[0].read_text()[:50])  # a truncated record
-    again = run_cli("run", "--resume", str(out), "--quiet", env=fault_env)
-    assert again.returncode == 0
-    assert "is corrupt (it is not valid JSON); its cell runs again" in again.stderr
-    assert "(3 already done)" in again.stdout  # the two failed cells are kept
-    failed = run_cli("run", "--resume", str(out), "--rerun-failed", "--quiet", env=fault_env)
-    assert "(2 already done)" in failed.stdout
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--workers", "0", "--quiet"]) == 0
+    again = capsys.readouterr()
+    assert "is corrupt (it is not valid JSON); its cell runs again" in again.err
+    assert "(3 already done)" in again.out  # the two failed cells are kept
+    main(["run", "--resume", str(out), "--rerun-failed", "--workers", "0", "--quiet"])
+    assert "(2 already done)" in capsys.readouterr().out
     assert len(records(out)) == 4
 
 
@@ -173,12 +180,19 @@ def _wait_for_records(out: Path, n: int, proc: subprocess.Popen) -> None:  # typ
 
 
 
-def test_deterministic_flag_in_workers_and_inline(tmp_path: Path) -> None:
+def test_deterministic_flag_in_workers_and_inline(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # --deterministic sets CUBLAS_WORKSPACE_CONFIG in the process: put it back after the test
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     for workers in ("1", "0"):
         out = tmp_path / workers
-        proc = run_cli("run", "-m", "cnn", "-o", "adam", "-s", "0", "--steps", "6",
-                       "--deterministic", "--workers", workers, "--out", str(out), "--quiet")
-        assert proc.returncode == 0, proc.stderr
+        args = ["run", "-m", "cnn", "-o", "adam", "-s", "0", "--steps", "6",
+                "--deterministic", "--workers", workers, "--out", str(out), "--quiet"]
+        if workers == "0":  # inline: the cell runs in the process that calls main
+            assert main(args) == 0
+        else:
+            proc = run_cli(*args)
+            assert proc.returncode == 0, proc.stderr
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["options"]["execution"]["deterministic"] is True
         assert pd.read_csv(out / "summary.csv")["status"].tolist() == ["ok"]
