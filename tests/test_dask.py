@@ -401,26 +401,40 @@ def test_a_peer_that_never_answers_is_one_line_after_the_connect_timeout(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
+def _scheduler_process(file: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``dask scheduler`` process on a free local port, and its address once it listens."""
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        _wait_here("the scheduler", file.exists, timeout=60)
+        time.sleep(0.5)  # the file is written as it starts listening
+        return scheduler, json.loads(file.read_text())["address"]
+    except BaseException:
+        scheduler.kill()
+        scheduler.wait()
+        raise
+
+
+def _run_on(address: str, out: Path, *grid: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``harness run`` of ``grid`` on the scheduler at ``address``, its stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", *grid, "--executor", "dask", "--scheduler",
+         address, "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=out.parent)
+
+
 @needs_dask
 def test_a_scheduler_that_stops_answering_mid_run_ends_the_run(tmp_path: Path) -> None:
     # A suspended scheduler (a hung host) keeps its connections open: Dask's client waited
     # for the grid's cells forever. No workers: the cells wait for one, as on a busy cluster.
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2"}
-    file = tmp_path / "scheduler.json"
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    scheduler, address = _scheduler_process(tmp_path / "scheduler.json", env)
     proc: subprocess.Popen[str] | None = None
     try:
-        _wait_here("the scheduler", file.exists, timeout=60)
-        time.sleep(0.5)
-        address = json.loads(file.read_text())["address"]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "run", "-m", "regression", "-o", "sgd",
-             "--steps", "5", "--executor", "dask", "--scheduler", address, "--out",
-             str(tmp_path / "out"), "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        proc = _run_on(address, tmp_path / "out", "-m", "regression", "-o", "sgd", "--steps",
+                       "5", env=env)
         _wait_here("the run to start", (tmp_path / "out" / "manifest.json").exists, timeout=60)
         time.sleep(1)
         scheduler.send_signal(signal.SIGSTOP)
@@ -482,25 +496,16 @@ def test_a_scheduler_that_exits_mid_run_is_one_line_and_keeps_the_finished_cells
            "DASK_DISTRIBUTED__WORKER__DAEMON": "False", "OMP_NUM_THREADS": "1"}
     file = tmp_path / "scheduler.json"
     out = tmp_path / "out"
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    scheduler, address = _scheduler_process(file, env)
     worker: subprocess.Popen[bytes] | None = None
     proc: subprocess.Popen[str] | None = None
     try:
-        _wait_here("the scheduler", file.exists, timeout=60)
-        time.sleep(0.5)
-        address = json.loads(file.read_text())["address"]
         worker = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(file),
              "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "harness", "run", "-m", "regression", "-o", "sgd",
-             "-s", "0-19", "--steps", "400", "--executor", "dask", "--scheduler", address,
-             "--out", str(out), "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        proc = _run_on(address, out, "-m", "regression", "-o", "sgd", "-s", "0-19", "--steps",
+                       "400", env=env)
         _wait_here("a finished cell", lambda: any((out / "cells").glob("*.json")), timeout=120)
         scheduler.kill()
         _, err = proc.communicate(timeout=60)
