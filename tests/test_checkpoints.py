@@ -15,7 +15,9 @@ from conftest import run_cli
 
 from harness import checkpoints
 from harness.cell import Cell
+from harness.optimizer import OptimizerSpec
 from harness.plugins import PluginHost
+from harness.problem import Problem
 from harness.training import CellResult, RunOptions, build_task, run_cell
 
 
@@ -30,6 +32,17 @@ class Stop(Exception):
     pass
 
 
+def stopped_at(step: int, cell: Cell, problem: Problem, optimizer: OptimizerSpec,
+               options: RunOptions) -> CellResult:
+    """``cell`` run with ``options`` until its window ending at ``step``, where it dies
+    between checkpoints, like a killed process."""
+    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
+        if row["step"] == step:
+            raise Stop
+
+    return run_cell(cell, problem, optimizer, options, on_window=interrupt)
+
+
 @pytest.mark.parametrize("name", ["regression", "rnn-regression", "cnn", "batchnorm", "gan"])
 def test_resume_from_checkpoint_is_bit_identical(host: PluginHost, name: str,
                                                  tmp_path: Path) -> None:
@@ -40,11 +53,8 @@ def test_resume_from_checkpoint_is_bit_identical(host: PluginHost, name: str,
     ckpt = RunOptions(windows=12, eval_every=20, checkpoint_every=20,
                       checkpoint_dir=tmp_path / "ckpt")
 
-    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
-        if row["step"] == 45:
-            raise Stop  # dies between checkpoints, like a killed process
 
-    interrupted = run_cell(cell, problem, adam, ckpt, on_window=interrupt)
+    interrupted = stopped_at(45, cell, problem, adam, ckpt)
     assert interrupted.status == "error"
     assert (tmp_path / "ckpt" / f"{cell.cell_id}.pt").is_file()
     resumed = run_cell(cell, problem, adam, ckpt)
@@ -74,11 +84,8 @@ def test_a_dqn_cell_resumes_mid_episode_as_if_never_stopped(host: PluginHost, en
     ckpt = RunOptions(windows=23, eval_every=500, checkpoint_every=2_100,
                       checkpoint_dir=tmp_path / "ckpt")
 
-    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
-        if row["step"] == 2_200:
-            raise Stop
 
-    assert run_cell(cell, problem, adam, ckpt, on_window=interrupt).status == "error"
+    assert stopped_at(2_200, cell, problem, adam, ckpt).status == "error"
     episode_ends = whole.artifacts["episode_end_steps"]
     assert 2_100 not in episode_ends  # the checkpoint is taken mid-episode
     resumed = run_cell(cell, problem, adam, ckpt)
@@ -111,11 +118,8 @@ def test_checkpoints_leave_the_curve_as_it_is_without_them(host: PluginHost, eve
     ckpt = RunOptions(windows=12, checkpoint_every=every, checkpoint_dir=tmp_path / "ckpt")
     saved = run_cell(cell, problem, adam, ckpt)
 
-    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
-        if row["step"] == 50:
-            raise Stop
 
-    assert run_cell(cell, problem, adam, ckpt, on_window=interrupt).status == "error"
+    assert stopped_at(50, cell, problem, adam, ckpt).status == "error"
     resumed = run_cell(cell, problem, adam, ckpt)
     assert resumed.summary["resumed_from_step"] == (45 if every == 7 else 40)
     for result in (saved, resumed):
@@ -131,11 +135,8 @@ def test_a_resumed_cell_streams_its_restored_rows(host: PluginHost, tmp_path: Pa
     problem, adam = host.problems.get("regression"), host.optimizers.get("adam")
     ckpt = RunOptions(windows=12, checkpoint_every=20, checkpoint_dir=tmp_path / "ckpt")
 
-    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
-        if row["step"] == 45:
-            raise Stop
 
-    run_cell(cell, problem, adam, ckpt, on_window=interrupt)
+    stopped_at(45, cell, problem, adam, ckpt)
     streamed: list[dict] = []  # type: ignore[type-arg]
     resumed = run_cell(cell, problem, adam, ckpt,
                        on_window=lambda row, steps: streamed.append(dict(row)))
@@ -152,11 +153,8 @@ def test_a_resumed_cells_recompilation_stays_out_of_its_throughput(host: PluginH
     ckpt = RunOptions(windows=6, checkpoint_every=10, checkpoint_dir=tmp_path / "ckpt",
                       compile=True, compile_backend="eager")
 
-    def interrupt(row: dict, steps: int) -> None:  # type: ignore[type-arg]
-        if row["step"] == 25:
-            raise Stop
 
-    run_cell(cell, problem, adam, ckpt, on_window=interrupt)
+    stopped_at(25, cell, problem, adam, ckpt)
     resumed = run_cell(cell, problem, adam, ckpt)
     assert resumed.status == "ok" and resumed.summary["resumed_from_step"] == 20
     # counted in the steady state, compilation alone came to more than this per step
