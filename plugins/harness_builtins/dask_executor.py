@@ -521,14 +521,15 @@ class DaskExecutor:
             client.unsubscribe_topic(topic)
 
     @staticmethod
-    def _check_scheduler(address: str) -> None:
+    def _check_scheduler(address: str, gone: str = "stopped answering") -> None:
         """Stop the run when the scheduler no longer answers: Dask's client notices one
         that exits, not one that stops (a suspended process, a hung host), and would wait
-        for the grid's cells forever."""
+        for the grid's cells forever. Also asked when the client cancelled the grid's cells,
+        which it does when it cannot reconnect: ``gone`` says which."""
         try:
             shake_hands(address, connect_timeout())
         except Exception as exc:
-            raise SchedulerLost(f"the Dask scheduler at {address} stopped answering ({exc}); "
+            raise SchedulerLost(f"the Dask scheduler at {address} {gone} ({exc}); "
                                 "finished cells are kept, resume with --resume") from None
 
     def _result(self, cell: Cell, future: Any) -> CellResult:
@@ -539,14 +540,8 @@ class DaskExecutor:
             result: CellResult = future.result()
             return result
         if future.status == "cancelled":
-            address = self.settings.scheduler
-            if address is not None:  # the client cancels all when it cannot reconnect
-                try:
-                    shake_hands(address, connect_timeout())
-                except Exception as gone:
-                    raise SchedulerLost(f"the Dask scheduler at {address} went away ({gone}); "
-                                        "finished cells are kept, resume with --resume") \
-                        from None
+            if self.settings.scheduler is not None:  # the client cancels all when it
+                self._check_scheduler(self.settings.scheduler, "went away")  # cannot reconnect
             raise HarnessError("the Dask scheduler cancelled the grid's cells (was the "
                                "connection to it lost?); finished cells are kept, resume "
                                "with --resume")
