@@ -28,8 +28,9 @@ import pandas as pd
 import torch
 
 from harness.cell import Cell
+from harness.executor import RunOptions
 from harness.plugins import get_host
-from harness.training import RunOptions, build_task, run_cell, synchronize
+from harness.train.loop import build_task, run_cell, synchronize
 
 BATCH = {"cnn": 50, "lstm": 64, "regression": 64, "autoencoder": 64}
 HYPER = (("betas", (0.9, 0.99)), ("lr", 0.001))

@@ -24,7 +24,7 @@ exec > >(tee "$OUT/gpu.log") 2>&1
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_mode --format=csv
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 lscpu | grep -E "^(Model name|CPU\(s\)|Thread|Core|Socket|NUMA node)"
-MPS=$(python3 -c "from harness import cuda_mps; print(cuda_mps.find_control() or '')")
+MPS=$(python3 -c "from harness.run import cuda_mps; print(cuda_mps.find_control() or '')")
 echo "MPS control: ${MPS:-none on this machine}"
 VARIANTS=(--pack-variant=)
 CUDNN=(--pack-variant=--cudnn-benchmark)

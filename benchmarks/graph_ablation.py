@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gpu_bench  # its cells and batch sizes
 
 from harness.cell import Cell
-from harness.fastpaths import capture_step
+from harness.executor import RunOptions
 from harness.plugins import get_host
-from harness.training import RunOptions, build_task, run_cell, synchronize
+from harness.train.fastpaths import capture_step
+from harness.train.loop import build_task, run_cell, synchronize
 
 
 class Replayable:

@@ -24,8 +24,9 @@ from typing import Any
 import pandas as pd
 
 from harness.cell import Cell
+from harness.executor import RunOptions
 from harness.plugins import get_host
-from harness.training import RunOptions, run_cell
+from harness.train.loop import run_cell
 
 BATCH = {"cnn": 50, "lstm": 64, "regression": 64, "autoencoder": 64}
 

@@ -24,9 +24,10 @@ from typing import Any
 import torch
 
 from harness.cell import Cell
-from harness.manifest import cpu_model, device_name
+from harness.executor import RunOptions
 from harness.plugins import get_host
-from harness.training import RunOptions, build_task, run_cell, synchronize
+from harness.run.manifest import cpu_model, device_name
+from harness.train.loop import build_task, run_cell, synchronize
 
 DEFAULT_BATCH = {"cnn": 50, "lstm": 64, "regression": 64, "autoencoder": 64}
 

@@ -25,7 +25,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from harness import cuda_mps, placement
+from harness.run import cuda_mps, placement
 
 
 def child(kind: str, device: str, steps: int, start: float, cpus: str) -> None:

@@ -24,8 +24,9 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).parent))
 import gpu_bench
 
+from harness.executor import RunOptions
 from harness.plugins import get_host
-from harness.training import RunOptions, _build_optimizers, build_task
+from harness.train.loop import _build_optimizers, build_task
 
 
 def count(step: Callable[[], object], steps: int) -> collections.Counter[str]:

@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.problem import ParamValue
+from harness.params import ParamValue
 
 Pairs = tuple[tuple[str, Any], ...]
 

@@ -7,8 +7,12 @@ announced through an entry point in the ``harness`` group::
     my-plugin = "my_package.plugin"
 
 Built-in problems and optimizers use exactly this path. No hook here is
-``firstresult``: every plugin's implementation is called, one at a time, so
-that one plugin's failure is recorded against it and never hides the others.
+``firstresult``: every plugin's implementation is called, one plugin at a time,
+through pluggy's hook caller, so that one plugin's failure is recorded against it
+and never hides the others. For that reason an implementation marked
+``hookwrapper``, ``wrapper``, ``tryfirst`` or ``trylast`` is refused when its plugin
+loads (a load error naming the plugin): there is no chain of other plugins' calls
+for it to wrap or to go before. ``HARNESS_TRACE_HOOKS=1`` prints every hook call.
 """
 
 from __future__ import annotations
@@ -26,12 +30,22 @@ hookimpl = pluggy.HookimplMarker("harness")
 
 
 @hookspec
-def register_models(registry: ProblemRegistry) -> None:
+def register_problems(registry: ProblemRegistry) -> None:
     """Register benchmark problems (a model, its data, its step and its target).
 
     :param registry: call ``registry.add(problem)`` with a :class:`harness.Problem`
         instance for each problem; a name already taken raises
         :class:`harness.errors.DuplicateNameError` naming both plugins.
+    :return: nothing; not ``firstresult``.
+    """
+
+
+@hookspec
+def register_models(registry: ProblemRegistry) -> None:
+    """The name :func:`register_problems` had before 0.2, kept as an alias: the same
+    registry, called right after ``register_problems`` for each plugin.
+
+    :param registry: as for :func:`register_problems`.
     :return: nothing; not ``firstresult``.
     """
 

@@ -7,14 +7,15 @@ import inspect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from harness.errors import DuplicateNameError, UsageError
 from harness.executor import ExecutorSpec
 from harness.optimizer import OptimizerSpec, check_spec
 from harness.problem import Param, Problem, check_name
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
     def add_torch(
         self,
         name: str,
-        cls: type[torch.optim.Optimizer],
+        cls: type[Optimizer],
         description: str = "",
         **defaults: Any,
     ) -> None:
@@ -181,6 +182,8 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         Without a description, the class's path and the first line of its docstring
         serve (``"torch.optim.RAdam: Implements RAdam algorithm."``).
         """
+        import torch
+
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise TypeError(f"optimizer {name!r}: add_torch takes a torch.optim.Optimizer "
                             f"subclass, got {cls!r}; use add(OptimizerSpec(...)) for a factory")
@@ -190,6 +193,8 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
 
 def _describe_class(cls: type) -> str:
     """``torch.optim.RAdam: Implements RAdam algorithm.``: where it lives, what it does."""
+    import torch
+
     public = getattr(torch.optim, cls.__name__, None) is cls
     path = f"torch.optim.{cls.__name__}" if public else f"{cls.__module__}.{cls.__qualname__}"
     doc = inspect.cleandoc(cls.__doc__ or "")  # its own docstring, not a base class's

@@ -13,12 +13,14 @@ import pytest
 import torch
 from conftest import run_cli
 
-from harness import checkpoints
 from harness.cell import Cell
+from harness.executor import RunOptions
 from harness.optimizer import OptimizerSpec
+from harness.outcome import CellResult
 from harness.plugins import PluginHost
 from harness.problem import Problem
-from harness.training import CellResult, RunOptions, build_task, run_cell
+from harness.train import checkpoints
+from harness.train.loop import build_task, run_cell
 
 
 def cell_for(host: PluginHost, name: str, steps: int) -> Cell:

@@ -222,12 +222,12 @@ def test_an_oserror_about_something_else_is_not_hidden(
     small_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A file the command reads is not one of its outputs: a failure there is a bug to see.
-    from harness import commands
+    from harness.cli import read
 
     def broken(args: object, argv: object) -> int:
         raise PermissionError(13, "Permission denied", str(tmp_path / "elsewhere"))
 
-    monkeypatch.setattr(commands, "cmd_show", broken)
+    monkeypatch.setattr(read, "cmd_show", broken)
     with pytest.raises(PermissionError):
         main(["show", str(small_run)])
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.compare import compare_runs
+from harness.report.compare import compare_runs
 
 
 @pytest.fixture(scope="module")

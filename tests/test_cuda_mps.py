@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import cuda_mps
 from harness.errors import UsageError
+from harness.run import cuda_mps
 
 STANDIN = '''#!{python}
 import os, pathlib, sys, time
@@ -139,8 +139,8 @@ def test_a_daemon_already_answering_is_used_and_left_running(
 def test_a_gpu_worker_that_is_not_a_client_stops_the_run(
     standin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.training import RunOptions
-    from harness.workers import ExecOptions, ProcessExecutor, _Slot
+    from harness.executor import ExecOptions, RunOptions
+    from harness.run.workers import ProcessExecutor, _Slot
 
     monkeypatch.setenv("STANDIN_CLIENTS", "101")
     executor = ProcessExecutor(ExecOptions(cuda_mps=True), RunOptions())
@@ -161,7 +161,7 @@ def test_the_daemon_does_not_outlive_a_killed_harness(standin: Path, tmp_path: P
     import time
 
     code = ("import sys, time\n"
-            "from harness import cuda_mps\n"
+            "from harness.run import cuda_mps\n"
             "with cuda_mps.daemon() as s:\n"
             "    print((s.pipe_dir / 'daemon.pid').read_text(), flush=True)\n"
             "    time.sleep(60)\n")
@@ -184,8 +184,8 @@ def test_a_gpu_worker_that_never_attaches_stops_the_run(
     import multiprocessing as mp
     import time
 
-    from harness.training import RunOptions
-    from harness.workers import ExecOptions, ProcessExecutor, _Slot
+    from harness.executor import ExecOptions, RunOptions
+    from harness.run.workers import ProcessExecutor, _Slot
 
     monkeypatch.setattr(cuda_mps, "ATTACH_S", 0.5)
     executor = ProcessExecutor(ExecOptions(cuda_mps=True), RunOptions())
@@ -211,8 +211,8 @@ def test_a_gpu_worker_that_never_attaches_stops_the_run(
 def test_packing_cuda_cells_without_mps_hints_at_it_where_the_machine_has_it(
     standin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.commands import _mps_would_help
-    from harness.workers import ExecOptions
+    from harness.cli.run import _mps_would_help
+    from harness.executor import ExecOptions
 
     packed = ExecOptions(workers=2, workers_per_device=8)
     assert _mps_would_help("local", packed, ["cpu", "cuda"], {})

@@ -30,8 +30,8 @@ from harness_builtins.dask_executor import (
 from harness import __version__
 from harness.cell import Cell
 from harness.errors import UsageError
+from harness.executor import ExecOptions
 from harness.plugins import PluginHost
-from harness.workers import ExecOptions
 
 pytestmark = pytest.mark.slow
 
@@ -288,8 +288,7 @@ def _clients(cluster: Any) -> set[str]:
 def test_the_scheduler_is_reached_when_the_executor_is_built_and_let_go_after(
     cluster: Any, host: PluginHost,
 ) -> None:
-    from harness.executor import ExecutorContext
-    from harness.training import RunOptions
+    from harness.executor import ExecutorContext, RunOptions
 
     before = _clients(cluster)
     context = ExecutorContext(resolve=lambda c: (None, None, {}),  # type: ignore[arg-type,return-value]

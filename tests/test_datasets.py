@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness import datasets
+from harness import data as datasets
 from harness.errors import DataUnavailableError
 
 

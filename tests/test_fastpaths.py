@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from harness.cell import Cell
-from harness.fastpaths import implementation_hyper
+from harness.executor import RunOptions
 from harness.plugins import PluginHost
-from harness.training import RunOptions, run_cell
+from harness.train.fastpaths import implementation_hyper
+from harness.train.loop import run_cell
 
 
 def cell(host: PluginHost, name: str, optimizer: str = "adam", steps: int = 30) -> Cell:
@@ -52,7 +53,7 @@ def test_dataloader_with_workers_inside_a_worker_process(host: PluginHost, tmp_p
 def test_dataloader_order_does_not_depend_on_its_workers() -> None:
     """The same seed gives the same batches, pass after pass, with and without worker
     processes (persistent workers used to shift the shuffle from the second pass on)."""
-    from harness.fastpaths import DataLoaderBatches
+    from harness.train.fastpaths import DataLoaderBatches
 
     x = torch.arange(24, dtype=torch.float32).unsqueeze(1)
     orders = []
@@ -151,7 +152,8 @@ def test_shuffled_batches_indices_and_batches_agree() -> None:
 
 
 def test_cudnn_benchmark_is_applied_to_the_cells_and_then_put_back(host: PluginHost) -> None:
-    from harness.workers import ExecOptions, InlineExecutor
+    from harness.executor import ExecOptions
+    from harness.run.workers import InlineExecutor
 
     seen: list[bool] = []
     c = cell(host, "regression", steps=4)

@@ -18,9 +18,11 @@ from harness_builtins.dqn import MEMORY_CAPACITY, DqnTask
 from harness import OptimizerRegistry, OptimizerSpec, hookimpl
 from harness.cell import Cell
 from harness.cli import main
+from harness.executor import RunOptions
+from harness.outcome import CellResult
 from harness.plugins import PluginHost
 from harness.problem import BuildContext
-from harness.training import CellResult, RunOptions, build_task, run_cell
+from harness.train.loop import build_task, run_cell
 
 #: Enough environment steps for some learning: the memory fills at 2,000.
 DQN_STEPS = MEMORY_CAPACITY + 300

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from harness.cell import Cell
+from harness.executor import RunOptions
 from harness.plugins import PluginHost
-from harness.training import RunOptions, run_cell
+from harness.train.loop import run_cell
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -62,7 +63,8 @@ def test_both_graph_feeds_match_eager(host: PluginHost, name: str,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The harness's batches are gathered inside the graph; any other replayable source
     is copied into static inputs. Both train exactly as eager does."""
-    from harness import fastpaths, training
+    from harness.train import fastpaths
+    from harness.train import loop as training
 
     steps: list[object] = []
     real = training.capture_step
@@ -160,7 +162,7 @@ def test_cuda_mps_packs_workers_as_clients_of_a_private_daemon(tmp_path: Any) ->
 
     from conftest import run_cli
 
-    from harness import cuda_mps
+    from harness.run import cuda_mps
 
     if cuda_mps.find_control() is None:
         pytest.skip("no nvidia-cuda-mps-control on this machine")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from harness import placement
+from harness.run import placement
 
 
 def fake_sysfs(root: Path, topology: dict[int, tuple[int, int]]) -> Path:

@@ -211,7 +211,7 @@ def test_a_third_party_executor_runs_the_grid(host: PluginHost, register_plugin,
     """register_executors: an in-process executor receives the cells; the runner writes."""
     from harness.cli import main
     from harness.executor import ExecutorSpec
-    from harness.workers import InlineExecutor
+    from harness.run.workers import InlineExecutor
 
     seen: list[str] = []
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from harness.cell import Cell
+from harness.executor import RunOptions
 from harness.plugins import PluginHost, get_host
-from harness.training import RunOptions, build_task, run_cell
+from harness.train.loop import build_task, run_cell
 
 PROBLEMS = ["regression", "regression-sequential", "classification", "cnn", "lstm",
             "rnn-regression", "autoencoder", "dropout", "batchnorm"]

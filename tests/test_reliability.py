@@ -17,7 +17,7 @@ from harness.cli import main
 from harness.grid import GridSpec, expand
 from harness.plugins import PluginHost
 from harness.results import RunDirectory
-from harness.runner import plan
+from harness.run.runner import plan
 
 pytestmark = pytest.mark.slow
 
@@ -230,7 +230,7 @@ def test_the_memory_limit_counts_from_the_process_size_and_can_be_put_back() -> 
     # In a child: the limit is set on the process that calls it.
     code = """if True:
         import resource, sys
-        from harness.workers import limit_memory
+        from harness.run.workers import limit_memory
         previous = limit_memory(300)
         assert "torch._dynamo" in sys.modules  # imported before the limit, not under it
         within = bytearray(200 * 2**20)

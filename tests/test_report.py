@@ -29,10 +29,10 @@ from torch import nn
 import harness
 from harness.cell import Cell
 from harness.cli import main
+from harness.outcome import CellResult
 from harness.plugins import PluginHost
 from harness.report import ReportFigure, ReportRun, build_report
 from harness.results import RunDirectory
-from harness.training import CellResult
 
 TESTS = Path(__file__).parent
 ARTIFACTS = Path(os.environ.get("HARNESS_TEST_ARTIFACTS", TESTS / "artifacts"))
@@ -158,7 +158,7 @@ def test_show_does_not_take_a_parameter_for_a_metric() -> None:
     """A parameter named like a metric (test_size, eval_every) is the problem's setting."""
     import pandas as pd
 
-    from harness.display import format_summary
+    from harness.cli.read import format_summary
 
     summary = pd.DataFrame([{
         "model": "split", "params": "eval_every=5,test_size=0.25", "optimizer": "sgd",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.cell import Cell
-from harness.scheduling import CostBook, longest_first
+from harness.run.scheduling import CostBook, longest_first
 
 
 def make(problem: str, steps: int) -> Cell:
@@ -61,12 +61,11 @@ def test_the_grid_reorders_as_soon_as_a_kind_is_probed(
 ) -> None:
     """With an empty cost book the grid starts in its own order; each kind's first cell
     is its probe, and once both kinds are priced the slow kind's cells go first."""
+    from harness.executor import ExecOptions, RunOptions
     from harness.grid import GridSpec, expand
     from harness.plugins import get_host
-    from harness.progress import Progress
-    from harness.runner import run_grid
-    from harness.training import RunOptions
-    from harness.workers import ExecOptions
+    from harness.run.progress import Progress
+    from harness.run.runner import run_grid
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     started: list[tuple[str, int]] = []

@@ -13,8 +13,9 @@ from torch import Tensor, nn
 
 from harness import BuildContext, Param, Problem, Supervised, Target, Task
 from harness.cell import Cell
+from harness.executor import RunOptions
 from harness.plugins import PluginHost
-from harness.training import RunOptions, run_cell
+from harness.train.loop import run_cell
 
 
 class Line(Problem):
@@ -274,7 +275,7 @@ def test_window_loss_is_the_step_losses_summed_in_order(
 
     import numpy as np
 
-    from harness import training
+    from harness.train import loop as training
 
     seen: list[float] = []
 

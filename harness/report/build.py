@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.atomic import make_dir, write_atomic
 from harness.cell import safe_name
+from harness.outcome import Status
 from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
 from harness.report import html as H
@@ -314,7 +315,7 @@ def _failures_section(failures: pd.DataFrame, writer: _Writer) -> H.Section:
     if failures.empty:
         sec.blocks.append(H.paragraph("Every cell finished ok."))
     else:
-        skipped = int((failures["status"] == "skipped").sum()) if "status" in failures else 0
+        skipped = int((failures["status"] == Status.SKIPPED).sum()) if "status" in failures else 0
         ran = len(failures) - skipped
         parts = []
         if ran:

@@ -31,6 +31,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
+from harness.outcome import Status
 from harness.report import stats
 from harness.report.model import ReportRun
 
@@ -128,7 +129,7 @@ def convergence_figure(
     range of the axis they all cover. ``None`` when no ``ok`` cell has a curve.
     """
     ok_ids = set(run.summary.loc[(run.summary["problem"] == problem)
-                                 & (run.summary["status"] == "ok"), "cell_id"])
+                                 & (run.summary["status"] == Status.OK), "cell_id"])
     curves = run.curves[run.curves["cell_id"].isin(ok_ids)] if len(run.curves) else run.curves
     if curves.empty:
         return None
@@ -171,8 +172,8 @@ def convergence_figure(
     caption += (f"Confidence bands are unavailable: fewer than {stats.MIN_SEEDS} seeds."
                 if few else band_caption(seeds_seen))
     status = run.summary["status"]
-    dropped = int(((run.summary["problem"] == problem) & (status != "ok")
-                   & (status != "skipped")).sum())
+    dropped = int(((run.summary["problem"] == problem) & (status != Status.OK)
+                   & (status != Status.SKIPPED)).sum())
     if dropped:
         caption += f" {dropped} cell(s) that did not finish ok are left out (see below)."
     return fig, caption
@@ -231,7 +232,7 @@ def per_seed_figure(summary: pd.DataFrame, column: str, xlabel: str,
                     palette: dict[str, Any]) -> Figure | None:
     """Per problem: the median over seeds as a bar, the range as an error bar, each seed
     as a dot; one colour per device when the run has several."""
-    ok = summary[summary["status"] == "ok"].copy()
+    ok = summary[summary["status"] == Status.OK].copy()
     ok[column] = pd.to_numeric(ok[column], errors="coerce")
     ok = ok.dropna(subset=[column])
     variants = list(dict.fromkeys(ok["variant"]))

@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness.cell import Cell, format_pairs, format_value
 from harness.errors import UsageError
+from harness.outcome import Status
 from harness.results import RunDirectory, curves_frame, summary_frame
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class ReportRun:
         for rec in self.records:
             if rec["cell"]["problem"] != problem:
                 continue
-            if ok_only and rec.get("status") != "ok":
+            if ok_only and rec.get("status") != Status.OK:
                 continue
             variant, arm, _ = labels[rec["cell_id"]]
             out.append(CellView(
@@ -159,9 +160,10 @@ def _targets(summary: pd.DataFrame, curves: pd.DataFrame, records: list[dict[str
     (its first label's: a target may depend on the parameters, see
     :meth:`harness.Problem.target_for`).
 
-    The direction comes from the installed problem; for a run whose problem is not
-    installed here, from a cell that reached the target (its metric at that step is
-    on the good side of the threshold), else from the metric's name.
+    The direction is the one the cells recorded (``target_mode``). Records written
+    before that column existed take it from the installed problem when a host is given,
+    else from a cell that reached the target (its metric at that step is on the good side
+    of the threshold), else from the metric's name.
     """
     out: dict[str, Target] = {}
     if summary.empty or "target_metric" not in summary.columns:
@@ -177,8 +179,10 @@ def _targets(summary: pd.DataFrame, curves: pd.DataFrame, records: list[dict[str
             else pd.Series(dtype=float)
         thresholds = pd.to_numeric(raw, errors="coerce").dropna()
         threshold = float(thresholds.iloc[0]) if len(thresholds) else math.nan
-        mode = _observed_mode(rows, curves, metric, threshold) or metric_mode(metric)
-        if host is not None and model in host.problems:
+        recorded = [m for m in rows.get("target_mode", ()) if m in ("min", "max")]
+        mode = recorded[0] if recorded else \
+            _observed_mode(rows, curves, metric, threshold) or metric_mode(metric)
+        if not recorded and host is not None and model in host.problems:
             params = Cell.from_dict(cells[str(rows["cell_id"].iloc[0])]).params
             try:
                 declared = host.problems.get(model).target_for(dict(params))

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from harness.outcome import Status
 from harness.report import stats
 from harness.report.model import ReportRun
 
@@ -20,7 +21,7 @@ UNAVAILABLE = "unavailable"
 
 
 def _ok(summary: pd.DataFrame) -> pd.DataFrame:
-    return summary[summary["status"] == "ok"]
+    return summary[summary["status"] == Status.OK]
 
 
 def ranking(run: ReportRun) -> pd.DataFrame:
@@ -37,7 +38,7 @@ def ranking(run: ReportRun) -> pd.DataFrame:
     :data:`stats.MIN_SEEDS` seeds or pairs the interval and the test are NaN.
     """
     rows: list[dict[str, object]] = []
-    summary = run.summary[run.summary["status"] != "skipped"]  # never ran: nothing to rank
+    summary = run.summary[run.summary["status"] != Status.SKIPPED]  # never ran: nothing to rank
     for problem, group in summary.groupby("problem", sort=False):
         metric, mode = run.final_metric(str(problem))
         values: dict[str, pd.Series] = {}
@@ -47,7 +48,7 @@ def ranking(run: ReportRun) -> pd.DataFrame:
             values[str(arm)] = pd.Series(pd.to_numeric(col, errors="coerce").to_numpy(),
                                          index=ok["seed"].to_numpy(), dtype=float)
         means = {a: float(v.mean()) if v.notna().any() else math.nan for a, v in values.items()}
-        failed = {str(a): int((~cells["status"].isin(("ok", "skipped"))).sum())
+        failed = {str(a): int((~cells["status"].isin((Status.OK, Status.SKIPPED))).sum())
                   for a, cells in group.groupby("arm", sort=False)}
         ranked = sorted((a for a in means if math.isfinite(means[a])),
                         key=lambda a: (failed[a] > 0, means[a] if mode == "min" else -means[a]))
@@ -94,12 +95,12 @@ def time_to_target(run: ReportRun) -> pd.DataFrame:
     ``skipped`` (a device this machine lacks) never ran: they are left out.
     """
     s = run.summary
-    s = s[s["status"] != "skipped"]
+    s = s[s["status"] != Status.SKIPPED]
     cols = ["problem", "arm", "device", "seed", "status", "reached", "time_s", "steps"]
     if s.empty:
         return pd.DataFrame(columns=cols)
     t = pd.to_numeric(s["time_to_target_s"], errors="coerce")
-    reached = (s["status"] == "ok") & t.notna()
+    reached = (s["status"] == Status.OK) & t.notna()
     return pd.DataFrame({
         "problem": s["problem"], "arm": s["arm"], "device": s["device"], "seed": s["seed"],
         "status": s["status"], "reached": reached, "time_s": t.where(reached),
@@ -169,5 +170,5 @@ def failures(run: ReportRun) -> pd.DataFrame:
             "error"]
     if s.empty:
         return pd.DataFrame(columns=cols)
-    bad = s[s["status"] != "ok"]
+    bad = s[s["status"] != Status.OK]
     return bad[[c for c in cols if c in bad.columns]].reset_index(drop=True)

@@ -17,11 +17,13 @@ import torch
 
 from harness.cell import Cell
 from harness.errors import UsageError
+from harness.executor import RunOptions
 from harness.grid import device_available, normalize_device
 from harness.optimizer import OptimizerSpec
+from harness.outcome import CellResult
 from harness.plugins import PluginHost
 from harness.problem import Problem
-from harness.training import CellResult, RunOptions, SupervisedTask, build_task, synchronize
+from harness.train.loop import SupervisedTask, build_task, synchronize
 
 
 def default_data_dir() -> Path:
@@ -75,7 +77,7 @@ def unavailable_reason(device: str) -> str | None:
 def build_optimizers(
     task: Any, optimizer: OptimizerSpec, hyper: Mapping[str, Any]
 ) -> dict[str, torch.optim.Optimizer]:
-    """One optimizer instance per parameter group, as :func:`harness.training.run_cell` does."""
+    """One optimizer instance per parameter group, as :func:`harness.train.loop.run_cell` does."""
     return {role: optimizer.build(list(params), dict(hyper))
             for role, params in task.parameter_groups().items()}
 
@@ -181,8 +183,8 @@ def run_one_cell(
     data_dir: Path | None = None,
     **cell_options: Any,
 ) -> CellResult:
-    """Run one cell through :func:`harness.training.run_cell` and return its record."""
-    from harness.training import run_cell
+    """Run one cell through :func:`harness.train.loop.run_cell` and return its record."""
+    from harness.train.loop import run_cell
 
     spec = host.optimizers.get(optimizer)
     prob = host.problems.get(problem)

@@ -33,17 +33,12 @@ import torch
 from torch import Tensor, nn
 
 from harness.cell import Cell
+from harness.executor import RunOptions
 from harness.optimizer import OptimizerSpec
+from harness.outcome import CellResult
 from harness.problem import Param, Problem, Target, check_name
 from harness.testing.cells import build_optimizers, default_data_dir, step_function
-from harness.training import (
-    CellResult,
-    RunOptions,
-    SupervisedTask,
-    build_task,
-    eval_mode,
-    run_cell,
-)
+from harness.train.loop import SupervisedTask, build_task, eval_mode, run_cell
 
 
 class ConformanceFailure(AssertionError):

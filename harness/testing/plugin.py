@@ -13,7 +13,7 @@ It therefore imports nothing heavy here and does nothing unless asked:
   ``HARNESS_PLUGINS`` environment switch, else every installed plugin), installed
   as the process-wide host for the test.
 * ``harness_run_cell(problem, optimizer="adam", **options)``: runs one cell, returns
-  its :class:`harness.training.CellResult`.
+  its :class:`harness.outcome.CellResult`.
 * ``harness_cell(problem, optimizer="adam", steps=20, ...)``: times rounds of one
   cell's training steps under pytest-benchmark's ``benchmark.pedantic``.
 """
@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from harness.outcome import CellResult
     from harness.plugins import PluginHost
     from harness.testing.cells import CellTiming
     from harness.testing.selection import Selection
-    from harness.training import CellResult
 
 SUITE = Path(__file__).with_name("suite.py")
 MARKER = "harness_plugins"
@@ -127,12 +127,13 @@ def harness_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     Register in-process plugins with ``harness_host.register(obj, name)``.
     """
     from harness import plugins
+    from harness.plugins import host as host_module
 
     patterns = _plugin_patterns(request)
     if patterns is not None:
         monkeypatch.setenv(plugins.ENV_LOAD, ",".join(patterns))
     host = plugins.PluginHost()
-    monkeypatch.setattr(plugins, "_HOST", host)
+    monkeypatch.setattr(host_module, "_HOST", host)
     if patterns is not None:
         broken = [f"{p.label()}: {p.error}" for p in host.plugins if p.status == "error"]
         if broken:

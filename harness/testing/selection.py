@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from harness.errors import UsageError
 from harness.optimizer import OptimizerSpec
-from harness.plugins import HOST_DISTRIBUTION, PluginHost, _matches
+from harness.plugins import HOST_DISTRIBUTION, PluginHost
+from harness.plugins.host import _matches
 from harness.problem import Problem
 from harness.registry import PluginInfo
 from harness.testing.conformance import CheckContext, Settings

@@ -152,5 +152,5 @@ class BatchNorm(Problem):
 
 
 @hookimpl
-def register_models(registry: ProblemRegistry) -> None:
+def register_problems(registry: ProblemRegistry) -> None:
     registry.add(BatchNorm())

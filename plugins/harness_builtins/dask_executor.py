@@ -40,17 +40,20 @@ from harness import hookimpl
 from harness.cell import Cell
 from harness.errors import HarnessError, UsageError
 from harness.executor import (
+    ExecOptions,
     Executor,
     ExecutorContext,
     ExecutorSpec,
     ResultCallback,
+    RunOptions,
     StartCallback,
     WindowCallback,
 )
 from harness.grid import parse_int
+from harness.outcome import CellResult, Status
 from harness.registry import ExecutorRegistry
-from harness.training import CellResult, RunOptions, summary_from_curve
-from harness.workers import ExecOptions, ProcessExecutor
+from harness.run.workers import ProcessExecutor
+from harness.train.loop import summary_from_curve
 
 INSTALL_HINT = "the dask executor needs dask[distributed]: pip install 'harness[dask]'"
 SETTINGS = ("scheduler", "n_workers", "threads_per_worker", "shared_filesystem", "dashboard")
@@ -379,7 +382,7 @@ def run_cell_task(cell: Cell, task: int, *, options: ExecOptions, run_options: R
     worker.log_event(topic, {"task": task, "kind": "start"})
     mismatch = version_mismatch(cell)
     if mismatch is not None:
-        return CellResult(cell=cell, status="error",
+        return CellResult(cell=cell, status=Status.ERROR,
                           summary=summary_from_curve(cell, None, [], 0.0),
                           error=f"on {worker.address}: {mismatch}")
     last = 0.0
@@ -568,7 +571,7 @@ class DaskExecutor:
         except HarnessError:
             problem = None
         summary = summary_from_curve(cell, problem, [], math.nan)
-        return CellResult(cell=cell, status="error", summary=summary, error=error,
+        return CellResult(cell=cell, status=Status.ERROR, summary=summary, error=error,
                           traceback=tb)
 
 

@@ -437,5 +437,5 @@ class Dqn(Problem):
 
 
 @hookimpl
-def register_models(registry: ProblemRegistry) -> None:
+def register_problems(registry: ProblemRegistry) -> None:
     registry.add(Dqn())

@@ -106,5 +106,5 @@ class Dropout(Problem):
 
 
 @hookimpl
-def register_models(registry: ProblemRegistry) -> None:
+def register_problems(registry: ProblemRegistry) -> None:
     registry.add(Dropout())

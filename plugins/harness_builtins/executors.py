@@ -7,10 +7,9 @@ no timeout: for debugging a plugin with a debugger or print statements).
 from __future__ import annotations
 
 from harness import hookimpl
-from harness.executor import Executor, ExecutorContext, ExecutorSpec
+from harness.executor import ExecOptions, Executor, ExecutorContext, ExecutorSpec, RunOptions
 from harness.registry import ExecutorRegistry
-from harness.training import RunOptions
-from harness.workers import ExecOptions, InlineExecutor, ProcessExecutor
+from harness.run.workers import InlineExecutor, ProcessExecutor
 
 
 def local(options: ExecOptions, run_options: RunOptions, context: ExecutorContext) -> Executor:

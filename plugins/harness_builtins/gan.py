@@ -258,5 +258,5 @@ class Gan(Problem):
 
 
 @hookimpl
-def register_models(registry: ProblemRegistry) -> None:
+def register_problems(registry: ProblemRegistry) -> None:
     registry.add(Gan())

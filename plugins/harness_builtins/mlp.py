@@ -191,7 +191,7 @@ class Classification(Problem):
 
 
 @hookimpl
-def register_models(registry: ProblemRegistry) -> None:
+def register_problems(registry: ProblemRegistry) -> None:
     registry.add(Regression())
     registry.add(RegressionSequential())
     registry.add(Classification())

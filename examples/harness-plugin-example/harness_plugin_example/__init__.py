@@ -10,11 +10,11 @@ import harness
 from harness_plugin_example.digits import DigitsMLP
 from harness_plugin_example.lion import Lion
 
-__all__ = ["DigitsMLP", "Lion", "register_models", "register_optimizers"]
+__all__ = ["DigitsMLP", "Lion", "register_optimizers", "register_problems"]
 
 
 @harness.hookimpl
-def register_models(registry: harness.ProblemRegistry) -> None:
+def register_problems(registry: harness.ProblemRegistry) -> None:
     registry.add(DigitsMLP())
 
 

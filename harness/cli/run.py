@@ -1,4 +1,4 @@
-"""What each subcommand does, once the command line is parsed."""
+"""``harness run``: the grid from flags, a file or a preset, then the runner."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness import cuda_mps, placement
-from harness.display import format_summary, load_summary, print_catalogue
+from harness.cli.read import format_summary
 from harness.errors import DataUnavailableError, UsageError
+from harness.executor import ExecOptions, RunOptions
 from harness.grid import (
     ExpandedGrid,
     GridSpec,
@@ -25,11 +25,10 @@ from harness.grid import (
     parse_list,
     parse_seeds,
 )
-from harness.manifest import resume_options
 from harness.plugins import PluginHost, get_host
-from harness.runner import check_executor, default_output_dir, prepare_output_dir, run_grid
-from harness.training import RunOptions
-from harness.workers import ExecOptions
+from harness.run import cuda_mps, placement
+from harness.run.manifest import resume_options
+from harness.run.runner import check_executor, default_output_dir, prepare_output_dir, run_grid
 
 #: Flags that shape the grid; with --resume the grid comes from the run's manifest.
 GRID_FLAGS = ("grid", "preset", "models", "optimizers", "devices", "seeds", "steps",
@@ -125,7 +124,7 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
 
 
 def speed_options(args: argparse.Namespace) -> dict[str, Any]:
-    from harness.fastpaths import LOADERS, OPT_IMPLS
+    from harness.train.fastpaths import LOADERS, OPT_IMPLS
 
     if args.loader not in LOADERS:
         raise UsageError(f"--loader: expected one of {', '.join(LOADERS)}, got {args.loader!r}")
@@ -289,74 +288,3 @@ def _prepare_data(host: PluginHost, grid: ExpandedGrid, options: RunOptions) -> 
             host.problems.get(name).prepare(options.data_dir, options.download)
         except DataUnavailableError as exc:
             raise UsageError(f"{name}: {exc}") from None
-
-
-def cmd_list(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    print_catalogue(get_host(), args.json)
-    return 0
-
-
-def cmd_show(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    summary, run_dir = load_summary(Path(args.dir))
-    manifest = run_dir.manifest()
-    if manifest:
-        print(f"run of {manifest.get('created', '?')}: {' '.join(manifest.get('command', []))}")
-    print(format_summary(summary))
-    return 0
-
-
-def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from harness.report import build_report
-
-    index = build_report(_results_dir(args.dir), out_dir=Path(args.out) if args.out else None,
-                         host=get_host())
-    print(f"report written to {index}")
-    return 0
-
-
-def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from harness.compare import Thresholds, compare_runs, format_comparison
-
-    thresholds = Thresholds(k=_non_negative(args.k, "--k"),
-                            throughput_floor=_non_negative(args.throughput_floor,
-                                                           "--throughput-floor"),
-                            metric_floor=_non_negative(args.metric_floor, "--metric-floor"))
-    result = compare_runs(_results_dir(args.base), _results_dir(args.new), thresholds,
-                          host=get_host())
-    print(format_comparison(result))
-    return 1 if result.regressed else 0
-
-
-def cmd_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from harness.export import export, write
-
-    doc, skipped = export(_results_dir(args.dir), args.format)
-    text = write(doc, Path(args.out) if args.out else None)
-    if args.out is None:
-        print(text)
-    else:
-        print(f"{len(doc['benchmarks'])} benchmarks written to {args.out}", file=sys.stderr)
-    if skipped:
-        print(f"harness: {len(skipped)} cell(s) not ok or without timing left out",
-              file=sys.stderr)
-    return 0
-
-
-def _results_dir(arg: str) -> Path:
-    path = Path(arg)
-    if not path.is_dir():
-        raise UsageError(f"no results directory at {arg!r}")
-    if not (path / "cells").is_dir():
-        raise UsageError(f"{arg!r} holds no harness results (no cells/ folder)")
-    return path
-
-
-def _non_negative(text: str, flag: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{flag}: expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise UsageError(f"{flag}: {text} is out of range (a finite number >= 0)")
-    return value
-

@@ -20,10 +20,12 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from harness.atomic import write_atomic
 from harness.cell import Cell, format_pairs
+from harness.executor import CostEstimates
+from harness.outcome import Status
 
 
 def cache_dir() -> Path:
@@ -34,16 +36,6 @@ def cache_dir() -> Path:
 def _kind(cell: Cell) -> str:
     return "|".join([cell.problem, format_pairs(cell.params), cell.device,
                      str(cell.batch_size), cell.optimizer])
-
-
-class CostEstimates(Protocol):
-    """What an executor may consult to order the cells still waiting."""
-
-    #: Changes whenever an estimate appears or moves enough to re-order the waiting cells.
-    version: int
-
-    def estimate(self, cell: Cell) -> float | None:
-        """Seconds the cell will take, or None when nothing is known of its kind."""
 
 
 #: A finished cell re-orders the waiting ones when its kind's estimate moves this much.
@@ -135,5 +127,5 @@ def longest_first(cells: Iterable[Cell], book: CostEstimates) -> list[Cell]:
 
 def learn_from(book: CostBook, records: Sequence[dict[str, Any]]) -> None:
     for rec in records:
-        if rec.get("status") == "ok":
+        if rec.get("status") == Status.OK:
             book.learn(Cell.from_dict(rec["cell"]), rec.get("summary") or {})

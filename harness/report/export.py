@@ -24,6 +24,7 @@ from typing import Any
 from harness.atomic import make_dir, naming
 from harness.cell import Cell, format_pairs
 from harness.errors import UsageError
+from harness.outcome import Status
 from harness.report.model import ReportRun, steady_windows
 
 FORMATS = ("pytest-benchmark",)
@@ -44,9 +45,9 @@ def pytest_benchmark_document(run: ReportRun) -> tuple[dict[str, Any], list[str]
     benchmarks, skipped = [], []
     for rec in run.records:
         cell = Cell.from_dict(rec["cell"])
-        windows = steady_windows(rec) if rec.get("status") == "ok" else []
+        windows = steady_windows(rec) if rec.get("status") == Status.OK else []
         summary = rec.get("summary") or {}
-        if not windows and rec.get("status") == "ok":
+        if not windows and rec.get("status") == Status.OK:
             step_ms = summary.get("step_time_ms")
             steps = int(summary.get("steps_done") or cell.steps)
             if isinstance(step_ms, int | float) and math.isfinite(step_ms) and step_ms > 0:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UsageError
-from harness.plugins import PluginHost
+from harness.outcome import Status
 from harness.report.model import ReportRun, steady_windows
 
 DEFAULT_K = 2.0
@@ -94,7 +94,7 @@ def _gather(run: ReportRun) -> tuple[dict[str, _Side], dict[str, str]]:
         side = sides.setdefault(key, _Side())
         side.seeds += 1
         side.status[int(rec["cell"]["seed"])] = str(rec.get("status"))
-        if rec.get("status") != "ok":
+        if rec.get("status") != Status.OK:
             continue
         side.ok += 1
         metric, _ = run.final_metric(str(row["problem"]))
@@ -182,7 +182,7 @@ def _status_regressed(base: _Side, new: _Side) -> bool:
     fraction of ok seeds fell."""
     shared = [s for s in base.status if s in new.status]
     if shared:
-        return any(base.status[s] == "ok" and new.status[s] != "ok" for s in shared)
+        return any(base.status[s] == Status.OK and new.status[s] != Status.OK for s in shared)
     return new.ok * base.seeds < base.ok * new.seeds
 
 
@@ -218,14 +218,14 @@ def _median(values: Sequence[float]) -> float:
     return float(np.median(x)) if len(x) else math.nan
 
 
-def compare_runs(base_dir: Path, new_dir: Path, thresholds: Thresholds | None = None,
-                 host: PluginHost | None = None) -> Comparison:
+def compare_runs(base_dir: Path, new_dir: Path,
+                 thresholds: Thresholds | None = None) -> Comparison:
     """Match the two runs' cells and judge each matched group.
 
     :raises harness.errors.UsageError: either directory holds no harness results.
     """
     th = thresholds or Thresholds()
-    base, new = ReportRun.load(base_dir, host), ReportRun.load(new_dir, host)
+    base, new = ReportRun.load(base_dir), ReportRun.load(new_dir)
     b_sides, b_labels = _gather(base)
     n_sides, n_labels = _gather(new)
     problem_of = base.summary.set_index("cell_id")["problem"]

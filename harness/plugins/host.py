@@ -7,6 +7,8 @@ pattern and name are both normalised as pip does, so ``harness_foo`` matches
 
 * ``HARNESS_PLUGINS``: load only matching entry points (empty: load none).
 * ``HARNESS_BLOCK_PLUGINS``: never load matching entry points.
+* ``HARNESS_TRACE_HOOKS``: set (to anything but ``0`` or empty), every hook call is
+  printed on stderr: the hook, the plugin, its arguments, and what it returned or raised.
 
 A plugin that fails to import (``sys.exit`` included), registers an unknown hook,
 raises in a registration hook or registers a name that is taken is recorded with
@@ -20,7 +22,8 @@ import fnmatch
 import importlib.metadata as md
 import os
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,6 +41,7 @@ from harness.registry import (
 ENTRY_POINT_GROUP = "harness"
 ENV_LOAD = "HARNESS_PLUGINS"
 ENV_BLOCK = "HARNESS_BLOCK_PLUGINS"
+ENV_TRACE = "HARNESS_TRACE_HOOKS"
 HOST_DISTRIBUTION = "harness"
 
 
@@ -94,7 +98,14 @@ def _entry_points() -> list[_Found]:
 PLUGIN_FAILURES = (Exception, SystemExit)
 
 #: The registration hooks, in the order each plugin's are called.
-REGISTRATION_HOOKS = ("register_models", "register_optimizers", "register_executors")
+REGISTRATION_HOOKS = ("register_problems", "register_models", "register_optimizers",
+                      "register_executors")
+#: The registry each registration hook fills (an index into the host's registries).
+_REGISTRY_OF = {"register_problems": 0, "register_models": 0, "register_optimizers": 1,
+                "register_executors": 2}
+#: Hook implementation options that need pluggy's chain of every plugin's calls, which the
+#: host does not make (it calls one plugin at a time, see :mod:`harness.hookspecs`).
+UNSUPPORTED_OPTIONS = ("hookwrapper", "wrapper", "tryfirst", "trylast")
 
 
 def _error_text(exc: BaseException) -> str:
@@ -111,6 +122,8 @@ class PluginHost:
     def __init__(self, *, load_entrypoints: bool = True) -> None:
         self.pm = pluggy.PluginManager("harness")
         self.pm.add_hookspecs(hookspecs)
+        if os.environ.get(ENV_TRACE, "") not in ("", "0"):
+            _trace_hook_calls(self.pm)
         self._infos: dict[str, PluginInfo] = {}
         self._order: list[str] = []
         self._registries: tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry] | None = None
@@ -157,6 +170,7 @@ class PluginHost:
             self.pm.register(plugin, name=info.name)
             try:
                 self.pm.check_pending()
+                _check_options(self.pm, plugin)
             except pluggy.PluginValidationError:
                 self.pm.unregister(name=info.name)
                 raise
@@ -193,21 +207,19 @@ class PluginHost:
         failed, before the next plugin registers (so it holds no name another needs).
         """
         registries = (ProblemRegistry(), OptimizerRegistry(), ExecutorRegistry())
-        impls = {hook: {i.plugin_name: i for i in getattr(self.pm.hook, hook).get_hookimpls()}
-                 for hook in REGISTRATION_HOOKS}
+        implementers = {hook: {i.plugin_name for i in getattr(self.pm.hook, hook).get_hookimpls()}
+                        for hook in REGISTRATION_HOOKS}
         for key in self._order:
             info = self._infos[key]
             if info.status != "loaded":
                 continue
-            calls = [(hook, registry, impls[hook][key])
-                     for hook, registry in zip(REGISTRATION_HOOKS, registries, strict=True)
-                     if key in impls[hook]]
+            hooks = [hook for hook in REGISTRATION_HOOKS if key in implementers[hook]]
             failing = ""
             try:
                 with registering(info, registries):
-                    for hook, registry, impl in calls:
+                    for hook in hooks:
                         failing = hook
-                        impl.function(registry=registry)
+                        self.call_one(hook, key, registry=registries[_REGISTRY_OF[hook]])
             except PLUGIN_FAILURES as exc:
                 self._infos[key] = replace(
                     info, status="error", error=f"{failing}: {_error_text(exc)}"
@@ -259,12 +271,21 @@ class PluginHost:
             if own is not None and own.status != "loaded":
                 continue  # a failed plugin contributes nothing
             try:
-                value = impl.function()
+                value = self.call_one("manifest_metadata", impl.plugin_name)
             except PLUGIN_FAILURES as exc:
                 value = {"error": _error_text(exc)}
             if value is not None:
                 out[impl.plugin_name] = value
         return out
+
+    def call_one(self, hook_name: str, plugin_name: str, **kwargs: Any) -> Any:
+        """Call one plugin's implementation of a hook through pluggy's hook caller (so
+        tracing and call monitoring see it); its return value, or None. Its errors
+        propagate, for the caller to record against that plugin."""
+        others = [p for n, p in self.pm.list_name_plugin() if n != plugin_name]
+        caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+        results = caller(**kwargs)
+        return results[0] if results else None
 
     def call_each(self, hook_name: str, **kwargs: Any) -> list[HookCall]:
         """Call one hook on every loaded plugin, one at a time, in load order.
@@ -278,14 +299,51 @@ class PluginHost:
         names += [n for n in impls if n not in names and n not in self._infos]
         calls: list[HookCall] = []
         for name in names:
-            impl = impls[name]
             try:
-                value = impl.function(*[kwargs[a] for a in impl.argnames])
+                value = self.call_one(hook_name, name, **kwargs)
             except PLUGIN_FAILURES as exc:
                 calls.append(HookCall(name, None, _error_text(exc)))
                 continue
             calls.append(HookCall(name, value, None))
         return calls
+
+
+def _check_options(pm: pluggy.PluginManager, plugin: Any) -> None:
+    """Refuse implementation options the host cannot honour, naming the hook and option."""
+    for caller in pm.get_hookcallers(plugin) or ():
+        for impl in caller.get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            used = [o for o in UNSUPPORTED_OPTIONS if getattr(impl, o, False)]
+            if used:
+                raise pluggy.PluginValidationError(
+                    plugin, f"{caller.name}: hookimpl option {used[0]}=True is not supported "
+                            "(harness calls each plugin's hooks on their own, so there is no "
+                            "chain of calls to wrap or to go first in)")
+
+
+def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
+    """Print each hook call on stderr: ``HARNESS_TRACE_HOOKS``, as datasette's
+    ``DATASETTE_TRACE_PLUGINS``."""
+
+    def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        args = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
+        plugins = ", ".join(i.plugin_name for i in impls)
+        print(f"harness: hook {hook_name}({args}) -> plugin {plugins}", file=sys.stderr)
+
+    def after(outcome: Any, hook_name: str, impls: Sequence[Any],
+              kwargs: Mapping[str, Any]) -> None:
+        exc = outcome.exception
+        told = f"raised {_error_text(exc)}" if exc is not None else \
+            f"returned {_short(outcome.get_result())}"
+        print(f"harness: hook {hook_name} {told}", file=sys.stderr)
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def _short(value: Any, width: int = 80) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @dataclass(frozen=True)

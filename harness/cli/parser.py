@@ -1,16 +1,18 @@
-"""The command line: it parses, then delegates. Errors are one line, exit code 2."""
+"""The command line's parser: every command and flag, in one declarative table.
+
+``build_parser`` is the one function in harness longer than 80 lines, on purpose: it is
+a table of ``add_argument`` calls, read top to bottom like ``harness run --help``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import NoReturn
 
 from harness import __version__
-from harness.errors import HarnessError, UsageError
+from harness.errors import UsageError
+
+DESCRIPTION = "The command line: it parses, then delegates. Errors are one line, exit code 2."
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="harness", description=__doc__)
+    parser = _Parser(prog="harness", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -138,141 +140,3 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pytest-benchmark: JSON that `pytest-benchmark compare` reads")
     export.add_argument("--out", help="output file (default: standard output)")
     return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; its exit code.
-
-    Errors meant for the user are one line on standard error: bad input and an output
-    that cannot be written (``cannot write PATH: REASON``) exit with 2. When standard
-    output's reader goes away (``harness list | head -1``) the command stops quietly
-    with exit code 141, which is what a shell reports for a program that SIGPIPE ended
-    (``yes | head``), so ``set -o pipefail`` still tells a cut-off listing from a whole one.
-    """
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    stdout = sys.stdout
-    sys.stdout = _Stdout(stdout)  # type: ignore[assignment]
-    try:
-        return _main(args_list)
-    except _StdoutFailed as failed:
-        _discard_stdout(stdout)
-        if isinstance(failed.error, BrokenPipeError):
-            return SIGPIPE_EXIT
-        print(f"harness: error: cannot write <stdout>: {_reason(failed.error)}",
-              file=sys.stderr)
-        return 2
-    finally:
-        sys.stdout = stdout
-
-
-#: The exit code when standard output's reader went away: 128 + SIGPIPE, as a shell
-#: reports for a program that SIGPIPE ended.
-SIGPIPE_EXIT = 141
-
-
-def _main(args_list: list[str]) -> int:
-    args: argparse.Namespace | None = None
-    try:
-        args = build_parser().parse_args(args_list)
-        if args.command is None:
-            build_parser().print_help()
-            code = 0
-        else:
-            from harness import commands
-
-            handler = getattr(commands, f"cmd_{args.command}")
-            code = int(handler(args, args_list))
-        sys.stdout.flush()  # a full disk or a closed pipe shows now, not at exit
-        return code
-    except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("harness: interrupted", file=sys.stderr)
-        return 130
-    except OSError as exc:
-        path = _output_path(exc, args)
-        if path is None:
-            raise  # not one of this command's outputs: a bug to see in full
-        print(f"harness: error: cannot write {path}: {_reason(exc)}", file=sys.stderr)
-        return 2
-
-
-def _outputs(args: argparse.Namespace) -> list[Path]:
-    """Where this command writes, besides standard output."""
-    if args.command == "run":
-        # Without --out, the run goes to results/<timestamp> (harness.runner).
-        return [Path(p) for p in (args.out, args.resume) if p] or [Path("results")]
-    if args.command == "report":
-        return [Path(args.out) if args.out else Path(args.dir) / "report"]
-    if args.command == "export" and args.out:
-        return [Path(args.out)]
-    return []
-
-
-def _output_path(exc: OSError, args: argparse.Namespace | None) -> str | None:
-    """The path named by ``exc`` when it is, holds or lies in one of the command's outputs
-    (creating ``a/b/c`` fails on ``a/b`` when ``a`` is a file)."""
-    if args is None or not exc.filename or not isinstance(exc.filename, str | bytes | Path):
-        return None
-    name = os.fsdecode(exc.filename)
-    failed = Path(os.path.abspath(name))
-    for out in _outputs(args):
-        out = Path(os.path.abspath(out))
-        if failed == out or out in failed.parents or failed in out.parents:
-            return name
-    return None
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-class _StdoutFailed(Exception):
-    """A write to standard output failed (not an OSError, so that no handler on the
-    way mistakes it for a failure of whatever file that handler is about)."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _Stdout:
-    """Standard output for the length of a command: a failed write or flush raises
-    :class:`_StdoutFailed`, told apart from an OSError anywhere else."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        try:
-            return self._stream.write(text)
-        except OSError as exc:
-            raise _StdoutFailed(exc) from exc
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except OSError as exc:
-            raise _StdoutFailed(exc) from exc
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def _discard_stdout(stream: TextIO) -> None:
-    """Point the file descriptor under ``stream`` at /dev/null, so that what is still
-    buffered goes nowhere at exit instead of failing again ("Exception ignored ...")."""
-    try:
-        fd = stream.fileno()
-    except (OSError, ValueError):
-        return  # not a real file (a test's capture): nothing is flushed at exit
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,42 +21,20 @@ from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from harness import cuda_mps, placement
 from harness.cell import Cell
 from harness.errors import HarnessError
-from harness.executor import ResultCallback, StartCallback, WindowCallback
-from harness.scheduling import CostEstimates, longest_first
-from harness.training import CellResult, RunOptions, run_cell, summary_from_curve
-
-
-@dataclass(frozen=True)
-class ExecOptions:
-    """How cells are executed; recorded in the manifest."""
-
-    #: Worker processes; 0 runs cells inline in this process (no isolation, no timeout).
-    workers: int = 1
-    #: torch threads per worker. Fixed, so CPU results do not depend on ``workers``.
-    threads: int = 1
-    #: Hard limit per cell in seconds: the worker is killed and the cell is ``timeout``.
-    timeout: float | None = None
-    #: Memory (MiB) a cell may allocate beyond its worker's size after start-up; past it an
-    #: allocation fails and the cell is ``oom`` (see :func:`limit_memory`).
-    max_memory_mb: int | None = None
-    #: torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG) in the workers.
-    deterministic: bool = False
-    #: cuDNN times its algorithms for each new shape and keeps the fastest
-    #: (``torch.backends.cudnn.benchmark``); faster convolutions, run-to-run kernel choice.
-    cudnn_benchmark: bool = False
-    #: Workers running cells at once on each GPU (each pinned to its device); ``workers``
-    #: counts the CPU cells' workers only.
-    workers_per_device: int = 1
-    #: Pin each worker, CPU or GPU, to ``threads`` physical cores of its own (see
-    #: :mod:`harness.placement`); unpinned when they do not fit.
-    pin_cpus: bool = False
-    #: Run the GPU workers as clients of an NVIDIA MPS daemon started for the run (see
-    #: :mod:`harness.cuda_mps`), so that packed cells' kernels share the card instead of
-    #: taking turns; every GPU worker is checked to be a client before it gets a cell.
-    cuda_mps: bool = False
+from harness.executor import (
+    CostEstimates,
+    ExecOptions,
+    ResultCallback,
+    RunOptions,
+    StartCallback,
+    WindowCallback,
+)
+from harness.outcome import CellResult, Status
+from harness.run import cuda_mps, placement
+from harness.run.scheduling import longest_first
+from harness.train.loop import run_cell, summary_from_curve
 
 
 def device_key(device: str) -> str:
@@ -197,7 +175,7 @@ def _run_in_worker(host: Any, cell: Cell, run_options: RunOptions, conn: Connect
     except HarnessError as exc:
         missing = cell.problem if cell.problem not in host.problems else cell.optimizer
         dist = dict(cell.versions).get("problem" if missing == cell.problem else "optimizer")
-        return CellResult(cell=cell, status="error", summary={},
+        return CellResult(cell=cell, status=Status.ERROR, summary={},
                           error=f"{missing!r} is not installed on this worker "
                                 f"(it came from {dist}): {exc}")
 
@@ -394,7 +372,7 @@ class ProcessExecutor:
             raise HarnessError(f"a worker process {describe_exit(code)} while starting; "
                                f"run with --workers 0{hint} to see the error in this process")
         if cell is not None:
-            on_result(self._partial(cell, slot, "error", f"worker {describe_exit(code)}"))
+            on_result(self._partial(cell, slot, Status.ERROR, f"worker {describe_exit(code)}"))
         self.slots.append(self._spawn(slot.device, slot.cpus))
 
     def _enforce_timeouts(self, on_result: ResultCallback) -> None:
@@ -407,7 +385,7 @@ class ProcessExecutor:
                 self._drain(slot)
                 self._retire(slot, kill=True)
                 on_result(self._partial(
-                    cell, slot, "timeout",
+                    cell, slot, Status.TIMEOUT,
                     f"cell exceeded the {self.options.timeout:g} s timeout; worker killed"))
                 self.slots.append(self._spawn(slot.device, slot.cpus))
 
@@ -421,7 +399,7 @@ class ProcessExecutor:
         except (EOFError, OSError):
             pass
 
-    def _partial(self, cell: Cell, slot: _Slot, status: str, error: str) -> CellResult:
+    def _partial(self, cell: Cell, slot: _Slot, status: Status, error: str) -> CellResult:
         wall = time.monotonic() - slot.started
         summary = summary_from_curve(cell, self.target_of(cell), slot.rows, wall)
         if slot.cpus:

@@ -19,12 +19,11 @@ import torch
 
 import harness
 from harness.errors import UsageError
-from harness.fastpaths import LOADERS, OPT_IMPLS
+from harness.executor import ExecOptions, RunOptions
 from harness.grid import ExpandedGrid, GridSpec
 from harness.plugins import PluginHost
 from harness.results import conforms, json_type, manifest_problems
-from harness.training import RunOptions
-from harness.workers import ExecOptions
+from harness.train.fastpaths import LOADERS, OPT_IMPLS
 
 
 def cpu_model() -> str:

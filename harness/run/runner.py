@@ -23,17 +23,14 @@ import pandas as pd
 
 from harness.cell import Cell
 from harness.errors import HarnessError, UsageError
-from harness.executor import ExecutorContext
+from harness.executor import ExecOptions, ExecutorContext, RunOptions
 from harness.grid import ExpandedGrid, GridSpec
-from harness.manifest import build_manifest
+from harness.outcome import FAILED, CellResult, Status
 from harness.plugins import PluginHost
-from harness.progress import Progress
 from harness.results import RunDirectory, skipped_result
-from harness.scheduling import CostBook, longest_first
-from harness.training import CellResult, RunOptions
-from harness.workers import ExecOptions
-
-FAILED = ("diverged", "timeout", "oom", "error")
+from harness.run.manifest import build_manifest
+from harness.run.progress import Progress
+from harness.run.scheduling import CostBook, longest_first
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,7 @@ def plan(grid: ExpandedGrid, run_dir: RunDirectory, *, rerun_failed: bool) -> Pl
     """The cells without a usable record, by content key (independent of axis order)."""
     good, corrupt = run_dir.scan()
     status = {r["key"]: r["status"] for r in good}
-    keep = ("ok", "skipped") if rerun_failed else ("ok", "skipped", *FAILED)
+    keep = (Status.OK, Status.SKIPPED, *(() if rerun_failed else FAILED))
     todo = tuple(c for c in grid.cells if status.get(c.key) not in keep)
     return Plan(todo=todo, done=len(grid.cells) - len(todo), corrupt=tuple(corrupt))
 
@@ -197,7 +194,7 @@ def run_grid(
         def on_result(result: CellResult) -> None:
             nonlocal ran
             run_dir.write_cell(result)
-            if result.status == "ok":
+            if result.status is Status.OK:
                 book.learn(result.cell, dict(result.summary))
             ran += 1
             bar.finish(result.status)

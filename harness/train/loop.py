@@ -16,7 +16,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,65 +23,24 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from harness import checkpoints
 from harness.cell import Cell
 from harness.errors import DivergedError
-from harness.fastpaths import (
+from harness.executor import RunOptions
+from harness.optimizer import OptimizerSpec
+from harness.outcome import CellResult, Status
+from harness.problem import BuildContext, Problem, ShuffledBatches, Supervised, Task
+from harness.train import checkpoints
+from harness.train.fastpaths import (
     DataLoaderBatches,
     GraphUnsupported,
     capture_step,
     implementation_hyper,
     implementation_of,
 )
-from harness.optimizer import OptimizerSpec
-from harness.problem import BuildContext, Problem, ShuffledBatches, Supervised, Task
 
 #: A window's mean loss above this multiple of the first window's (or non-finite) is divergence.
 DIVERGENCE_FACTOR = 1e4
 
-STATUSES = ("ok", "diverged", "timeout", "oom", "error", "skipped")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How cells are run; shared by every cell of a grid."""
-
-    data_dir: Path = Path("data")
-    download: bool = False
-    #: Number of logging windows per cell (the curve's resolution).
-    windows: int = 50
-    #: Steps excluded from steady-state throughput; None: 10% of the steps, at most 50.
-    warmup_steps: int | None = None
-    #: Evaluate every N steps; None: the problem's own ``eval_every`` or ten times per run.
-    eval_every: int | None = None
-    #: Save a resumable checkpoint into ``checkpoint_dir`` at the first window edge at or
-    #: past every N steps (it adds no window edge of its own).
-    checkpoint_every: int | None = None
-    checkpoint_dir: Path | None = None
-    #: Save each finished cell's networks (state dicts) into this directory.
-    models_dir: Path | None = None
-    #: Fast paths (see :mod:`harness.fastpaths`).
-    loader: str = "device"
-    loader_workers: int = 0
-    pin_memory: bool = False
-    opt_impl: str = "auto"
-    cuda_graphs: bool = False
-    compile: bool = False
-    compile_backend: str = "inductor"
-    compile_mode: str | None = None
-
-
-@dataclass(frozen=True)
-class CellResult:
-    """What one cell produced; written once, as one record."""
-
-    cell: Cell
-    status: str
-    summary: Mapping[str, Any]
-    curve: tuple[Mapping[str, Any], ...] = ()
-    artifacts: Mapping[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    traceback: str | None = None
 
 
 #: Called at each window edge with the curve row just recorded (``step``, ``elapsed_s``,
@@ -289,13 +247,13 @@ def run_cell(
         if options.compile and not isinstance(task, SupervisedTask):
             state["compile"] = "no: the problem owns its training step"
         _train(cell, problem, task, optimizers, options, curve, state, on_window)
-        status, error, tb = "ok", None, None
+        status, error, tb = Status.OK, None, None
     except DivergedError as exc:
-        status, error, tb = "diverged", str(exc), None
+        status, error, tb = Status.DIVERGED, str(exc), None
     except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
-        status, error, tb = "oom", _one_line(exc) or "MemoryError", traceback.format_exc()
+        status, error, tb = Status.OOM, _one_line(exc) or "MemoryError", traceback.format_exc()
     except Exception as exc:
-        status = "oom" if _is_out_of_memory(exc) else "error"
+        status = Status.OOM if _is_out_of_memory(exc) else Status.ERROR
         error, tb = _one_line(exc), traceback.format_exc()
     finally:
         if device.type == "cuda" and torch.cuda.is_available():
@@ -621,6 +579,7 @@ def _summarise(cell: Cell, problem: Problem, curve: list[dict[str, Any]],
         "sample_unit": state.get("sample_unit"),
         "target_metric": target.metric if target else None,
         "target_threshold": target.threshold if target else math.nan,
+        "target_mode": target.mode if target else None,
     }
     for extra in ("checkpoint", "resumed_from_step", "opt_impl", "loader", "cuda_graphs",
                   "compile", "first_step_s"):
@@ -669,6 +628,7 @@ def summary_from_curve(cell: Cell, problem: Problem | None, rows: list[dict[str,
         "sample_unit": problem.sample_unit if problem is not None else None,
         "target_metric": target.metric if target else None,
         "target_threshold": target.threshold if target else math.nan,
+        "target_mode": target.mode if target else None,
         **metrics,
     }
 

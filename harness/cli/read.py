@@ -1,0 +1,145 @@
+"""The commands that read a finished run without its plugins: ``show``, ``compare``,
+``export``. None of them imports torch (an import-linter contract), so each starts in a
+fraction of a second. ``report`` draws plugins' figures: it is :mod:`harness.cli.report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import UsageError
+from harness.results import RunDirectory
+from harness.results.schema import SHOW_COLUMNS
+
+
+def load_summary(path: Path) -> tuple[pd.DataFrame, RunDirectory]:
+    run_dir = RunDirectory(path)
+    if not path.is_dir():
+        raise UsageError(f"no results directory at {str(path)!r}")
+    if not (path / "cells").is_dir() and not (path / "summary.parquet").exists():
+        raise UsageError(f"{str(path)!r} holds no harness results")
+    summary, _ = run_dir.tables()
+    return summary, run_dir
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    if summary.empty:
+        return "(no finished cells)"
+    params = _param_names(summary)  # a parameter named test_size is not a metric
+    metrics = [c for c in summary.columns
+               if c.startswith(("test_", "train_", "eval_")) and c not in params]
+    if "target_metric" in summary.columns:  # a problem's target metric, whatever its name
+        metrics += [m for m in dict.fromkeys(summary["target_metric"].dropna())
+                    if isinstance(m, str) and m in summary.columns and m not in metrics]
+    cols = [c for c in SHOW_COLUMNS if c in summary.columns]
+    cols = cols[:7] + metrics + cols[7:]
+    frame = summary[cols].copy()
+    if "params" in frame and (frame["params"] == "").all():
+        frame = frame.drop(columns="params")
+    varying = _varying_hyperparameters(summary)
+    if varying:
+        at = list(frame.columns).index("optimizer") + 1
+        frame.insert(at, "hyperparameters", [
+            " ".join(f"{k}={_value(row[f'hp.{k}'])}" for k in varying
+                     if not _missing(row[f"hp.{k}"]))
+            for _, row in summary.iterrows()])
+    return frame.to_string(index=False, float_format=_fmt, na_rep="-")
+
+
+def _param_names(summary: pd.DataFrame) -> set[str]:
+    """The problem parameters' names, read off the ``params`` column (``k=v,k2=v2``)."""
+    if "params" not in summary.columns:
+        return set()
+    return {name for text in summary["params"].dropna()
+            for name in re.findall(r"(?:^|,)([a-z0-9][a-z0-9._-]*)=", str(text))}
+
+
+def _varying_hyperparameters(summary: pd.DataFrame) -> list[str]:
+    """The hyperparameters that take more than one value for some optimizer: what tells
+    its rows apart."""
+    names = [c[3:] for c in summary.columns if c.startswith("hp.")]
+    if "optimizer" not in summary.columns:
+        return []
+    return [k for k in names
+            if any(g[f"hp.{k}"].map(_value).nunique(dropna=False) > 1
+                   for _, g in summary.groupby("optimizer", sort=False))]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _value(value: Any) -> str:
+    return "-" if _missing(value) else _fmt(value) if isinstance(value, float) else str(value)
+
+
+def _fmt(x: float) -> str:
+    if math.isnan(x):
+        return "-"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
+def cmd_show(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    summary, run_dir = load_summary(Path(args.dir))
+    manifest = run_dir.manifest()
+    if manifest:
+        print(f"run of {manifest.get('created', '?')}: {' '.join(manifest.get('command', []))}")
+    print(format_summary(summary))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.report.compare import Thresholds, compare_runs, format_comparison
+
+    thresholds = Thresholds(k=_non_negative(args.k, "--k"),
+                            throughput_floor=_non_negative(args.throughput_floor,
+                                                           "--throughput-floor"),
+                            metric_floor=_non_negative(args.metric_floor, "--metric-floor"))
+    result = compare_runs(results_dir(args.base), results_dir(args.new), thresholds)
+    print(format_comparison(result))
+    return 1 if result.regressed else 0
+
+
+def cmd_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.report.export import export, write
+
+    doc, skipped = export(results_dir(args.dir), args.format)
+    text = write(doc, Path(args.out) if args.out else None)
+    if args.out is None:
+        print(text)
+    else:
+        print(f"{len(doc['benchmarks'])} benchmarks written to {args.out}", file=sys.stderr)
+    if skipped:
+        print(f"harness: {len(skipped)} cell(s) not ok or without timing left out",
+              file=sys.stderr)
+    return 0
+
+
+def results_dir(arg: str) -> Path:
+    path = Path(arg)
+    if not path.is_dir():
+        raise UsageError(f"no results directory at {arg!r}")
+    if not (path / "cells").is_dir():
+        raise UsageError(f"{arg!r} holds no harness results (no cells/ folder)")
+    return path
+
+
+def _non_negative(text: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f"{flag}: {text} is out of range (a finite number >= 0)")
+    return value
+

