@@ -23,9 +23,7 @@ os.environ.pop("HARNESS_BLOCK_PLUGINS", None)
 os.environ["HARNESS_CACHE_DIR"] = tempfile.mkdtemp(prefix="harness-test-cache-")
 
 from harness.plugins import PluginHost, get_host, reset_host
-
-TESTS = Path(__file__).parent
-PACKAGES = TESTS / "packages"
+from tests.helpers import PACKAGES
 
 
 @pytest.fixture(autouse=True)
@@ -67,12 +65,3 @@ def installed_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
             check=True, cwd=build, env={**os.environ, "PIP_NO_CACHE_DIR": "1"},
         )
     return target
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run ``harness`` in a subprocess, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout,
-    )

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
 
 from harness.cell import Cell
 from harness.executor import RunOptions
@@ -21,6 +20,7 @@ from harness.plugins import PluginHost
 from harness.problem import Problem
 from harness.train import checkpoints
 from harness.train.loop import build_task, run_cell
+from tests.helpers import run_cli, wait_for
 
 
 def cell_for(host: PluginHost, name: str, steps: int) -> Cell:
@@ -196,10 +196,7 @@ def test_sigkill_mid_cell_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *args, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while not list((out / "checkpoints").glob("*.pt")):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    wait_for(lambda: list((out / "checkpoints").glob("*.pt")), "the first checkpoint", proc=proc)
     time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)

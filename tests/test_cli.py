@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
 
 from harness.cli import main
 from harness.results import SUMMARY_COLUMNS
+from tests.helpers import run_cli
 
 BAD_RUNS = [
     (["-m", "regresion"], "unknown model 'regresion' (did you mean 'regression'?)"),

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import PACKAGES
 from torch import nn
 
 from harness import BuildContext, OptimizerSpec, Param, Problem, Supervised, Target
@@ -39,6 +38,7 @@ from harness.testing.conformance import (
     check_problem,
 )
 from harness.testing.selection import select
+from tests.helpers import PACKAGES
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "examples" / "harness-plugin-example"

@@ -19,7 +19,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import run_cli
 from harness_builtins.dask_executor import (
     LOCAL_CLUSTER_CONFIG,
     DaskSettings,
@@ -32,6 +31,7 @@ from harness.cell import Cell
 from harness.errors import UsageError
 from harness.executor import ExecOptions
 from harness.plugins import PluginHost
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
 

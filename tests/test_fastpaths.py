@@ -41,7 +41,7 @@ def test_dataloader_path_trains_and_is_recorded(host: PluginHost) -> None:
 
 
 def test_dataloader_with_workers_inside_a_worker_process(host: PluginHost, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from conftest import run_cli
+    from tests.helpers import run_cli
 
     proc = run_cli("run", "-m", "regression", "-o", "adam", "-s", "0", "--steps", "20",
                    "--loader", "dataloader", "--loader-workers", "1", "--workers", "1",

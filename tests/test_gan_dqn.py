@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_cli
 from harness_builtins.dqn import MEMORY_CAPACITY, DqnTask
 
 from harness import OptimizerRegistry, OptimizerSpec, hookimpl
@@ -23,6 +22,7 @@ from harness.outcome import CellResult
 from harness.plugins import PluginHost
 from harness.problem import BuildContext
 from harness.train.loop import build_task, run_cell
+from tests.helpers import run_cli
 
 #: Enough environment steps for some learning: the memory fills at 2,000.
 DQN_STEPS = MEMORY_CAPACITY + 300

@@ -140,7 +140,7 @@ def test_custom_tasks_train_on_cuda(host: PluginHost, name: str) -> None:
 
 def test_packed_pinned_workers_with_cudnn_benchmark(tmp_path: Any) -> None:
     """Two cells at once on the GPU, each worker on its own cores, cuDNN autotuning."""
-    from conftest import run_cli
+    from tests.helpers import run_cli
 
     out = tmp_path / "run"
     proc = run_cli("run", "-m", "cnn", "-o", "adam", "-d", "cuda", "-s", "0-1", "--steps",
@@ -160,9 +160,8 @@ def test_cuda_mps_packs_workers_as_clients_of_a_private_daemon(tmp_path: Any) ->
     import glob
     import tempfile
 
-    from conftest import run_cli
-
     from harness.run import cuda_mps
+    from tests.helpers import run_cli
 
     if cuda_mps.find_control() is None:
         pytest.skip("no nvidia-cuda-mps-control on this machine")

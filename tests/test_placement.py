@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
 
 from harness.run import placement
+from tests.helpers import run_cli
 
 
 def fake_sysfs(root: Path, topology: dict[int, tuple[int, int]]) -> Path:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
 
 from harness import OptimizerSpec, Problem, Supervised, hookimpl
 from harness.errors import DuplicateNameError, UsageError
 from harness.plugins import PluginHost
+from tests.helpers import run_cli
 
 BUILTIN_MODELS = {"regression", "regression-sequential", "classification", "cnn", "lstm",
                   "rnn-regression", "autoencoder", "dropout", "batchnorm"}

@@ -6,18 +6,17 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_cli
 
 from harness.cli import main
 from harness.grid import GridSpec, expand
 from harness.plugins import PluginHost
 from harness.results import RunDirectory
 from harness.run.runner import plan
+from tests.helpers import run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -168,15 +167,7 @@ def test_resume_refuses_grid_flags(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def _wait_for_records(out: Path, n: int, proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if (out / "cells").is_dir() and len(list((out / "cells").glob("*.json"))) >= n:
-            return
-        if proc.poll() is not None:
-            err = proc.stderr.read() if proc.stderr else ""
-            raise AssertionError(f"harness exited early: {err}")
-        time.sleep(0.05)
-    raise AssertionError("no records appeared")
+    wait_for(lambda: len(list((out / "cells").glob("*.json"))) >= n, f"{n} records", proc=proc)
 
 
 

@@ -7,13 +7,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from harness.cli import main
+from tests.helpers import run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +24,7 @@ def _start(out: Path, *extra: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", *LONG, *extra,
                              "--checkpoint-every", "20", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not any((out / "checkpoints").glob("*")):
-        if proc.poll() is not None:
-            raise AssertionError(f"harness exited early: {proc.communicate()[1]}")
-        assert time.monotonic() < deadline, "the first cell never started"
-        time.sleep(0.05)
+    wait_for(lambda: any((out / "checkpoints").glob("*")), "the first cell's start", proc=proc)
     return proc
 
 

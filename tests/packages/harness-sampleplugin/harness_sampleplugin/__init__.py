@@ -62,7 +62,7 @@ class SignSGD(torch.optim.Optimizer):
 
 
 @harness.hookimpl
-def register_models(registry: harness.ProblemRegistry) -> None:
+def register_problems(registry: harness.ProblemRegistry) -> None:
     registry.add(Line())
 
 

@@ -1,0 +1,82 @@
+"""Wall-clock latency of harness commands, for two source trees side by side.
+
+    python benchmarks/command_latency.py --tree before=/path/to/old/checkout --tree after=. \
+        --repeat 5 --out /tmp/latency.md
+
+Each command runs as a user runs it (``python -m harness ...`` in a fresh process), with
+``PYTHONPATH`` pointing at the tree's ``harness`` and ``plugins``. Trees alternate run by
+run, so a load change on the machine hits both alike. "cold" is each tree's first run of a
+command (imports not yet in the OS page cache for that tree's files, as far as an earlier
+command left them), "warm" the median of the others. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASELINE = Path(__file__).parent / "baseline"
+
+
+def commands(scratch: Path) -> dict[str, list[str]]:
+    return {
+        "harness --help": ["--help"],
+        "harness list": ["list"],
+        "harness show benchmarks/baseline": ["show", str(BASELINE)],
+        "harness compare baseline baseline": ["compare", str(BASELINE), str(BASELINE)],
+        "harness export baseline": ["export", str(BASELINE), "--format", "pytest-benchmark"],
+        "one-cell run (regression, adam, 10 steps)": [
+            "run", "-m", "regression", "-o", "adam", "-s", "0", "--steps", "10", "--quiet",
+            "--out", str(scratch / "run-{n}")],
+    }
+
+
+def once(tree: Path, args: list[str], n: int) -> float:
+    env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'plugins'}",
+           "HARNESS_PLUGINS": "harness"}
+    args = [a.replace("{n}", f"{tree.name}-{n}") for a in args]
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "harness", *args], env=env,
+                          capture_output=True, text=True)
+    took = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{tree}: harness {' '.join(args)} failed: {done.stderr[-500:]}")
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", action="append", required=True, metavar="NAME=PATH")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path)
+    opts = parser.parse_args()
+    trees = {name: Path(path).resolve() for name, path in (t.split("=", 1) for t in opts.tree)}
+    scratch = Path(tempfile.mkdtemp(prefix="harness-latency-"))
+    table = commands(scratch)
+    times: dict[tuple[str, str], list[float]] = {}
+    for label, args in table.items():
+        for n in range(opts.repeat):
+            for name, tree in trees.items():
+                times.setdefault((label, name), []).append(once(tree, args, n))
+    head = "| command | " + " | ".join(f"{n} cold | {n} warm" for n in trees) + " |"
+    lines = [head, "|---|" + "---:|---:|" * len(trees)]
+    for label in table:
+        cells = []
+        for name in trees:
+            t = times[(label, name)]
+            cells += [f"{t[0]:.2f} s", f"{statistics.median(t[1:] or t):.2f} s"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    print(text)
+    if opts.out:
+        opts.out.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Helpers the tests import (``from tests.helpers import run_cli``); fixtures live in
+``conftest.py``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+TESTS = Path(__file__).parent
+#: The small plugin packages the tests install on purpose.
+PACKAGES = TESTS / "packages"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``harness`` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout,
+    )
+
+
+def wait_for(condition: Callable[[], object], what: str, *, timeout: float = 120,
+             proc: subprocess.Popen[str] | subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``condition`` until it holds: a test awaits a state instead of sleeping a guessed
+    time. Fails naming ``what`` after ``timeout`` seconds (a hang, not a slow machine), or
+    as soon as ``proc`` exits, with its stderr."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"the process exited before {what}: {err!r}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.05)
