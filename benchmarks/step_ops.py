@@ -26,7 +26,7 @@ import gpu_bench
 
 from harness.executor import RunOptions
 from harness.plugins import get_host
-from harness.train.loop import _build_optimizers, build_task
+from harness.train.loop import build_optimizers, build_task
 
 
 def count(step: Callable[[], object], steps: int) -> collections.Counter[str]:
@@ -44,8 +44,8 @@ def harness_step(model: str, steps: int) -> Callable[[], object]:
     options = RunOptions(opt_impl="fused")
     problem = host.problems.get(model)
     task = build_task(problem, cell, options)
-    optimizers = _build_optimizers(cell, problem, task, host.optimizers.get("adam"), {},
-                                   options)
+    optimizers = build_optimizers(cell, problem, task, host.optimizers.get("adam"), {},
+                                  options)
     step: Callable[[], object] = task.step_function(optimizers)  # type: ignore[attr-defined]
     return step
 

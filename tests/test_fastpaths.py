@@ -166,3 +166,28 @@ def test_cudnn_benchmark_is_applied_to_the_cells_and_then_put_back(host: PluginH
                  lambda *a: None, results.append)
     assert seen == [True] and [r.status for r in results] == ["ok"]
     assert torch.backends.cudnn.benchmark is before
+
+
+def test_testing_kit_builds_optimizers_as_harness_run_does(
+        host: PluginHost, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``harness_cell`` timings and ``harness run`` build optimizers through one function,
+    so they time the same kernels. (The testing kit's own copy skipped the implementation
+    switches: fused on CUDA for a run, the default kernels for a benchmark.) Here the
+    device's choice is made "foreach", as a CUDA device's is "fused"."""
+    from harness.testing.cells import build_optimizers, run_one_cell, time_cell
+    from harness.train import optimizers
+
+    def forced(spec: Any, hyper: Any, device: Any, opt_impl: str, capturable: bool) -> Any:
+        return implementation_hyper(spec, hyper, device, "foreach", capturable)
+
+    monkeypatch.setattr(optimizers, "implementation_hyper", forced)
+    ran = run_one_cell(host, "regression", steps=4, windows=2)
+    assert ran.summary["opt_impl"] == "foreach"
+    timed = time_cell(host, "regression", steps=2, rounds=1, warmup_rounds=0)
+    assert timed.opt_impl == "foreach"
+    from harness.train.loop import build_task
+
+    problem = host.problems.get("regression")
+    task = build_task(problem, ran.cell, RunOptions())
+    kit = build_optimizers(task, host.optimizers.get("adam"), {"lr": 0.01})
+    assert kit["model"].defaults["foreach"] is True

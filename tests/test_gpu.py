@@ -63,17 +63,16 @@ def test_both_graph_feeds_match_eager(host: PluginHost, name: str,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The harness's batches are gathered inside the graph; any other replayable source
     is copied into static inputs. Both train exactly as eager does."""
-    from harness.train import fastpaths
-    from harness.train import loop as training
+    from harness.train import fastpaths, supervised
 
     steps: list[object] = []
-    real = training.capture_step
+    real = supervised.capture_step
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         steps.append(real(*args, **kwargs))
         return steps[-1]
 
-    monkeypatch.setattr(training, "capture_step", spy)
+    monkeypatch.setattr(supervised, "capture_step", spy)
     eager = [r["loss"] for r in run(host, cell(host, name), opt_impl="fused").curve]
     gathered = run(host, cell(host, name), opt_impl="fused", cuda_graphs=True)
     assert type(steps[-1]) is fastpaths.GatherGraphStep

@@ -275,7 +275,7 @@ def test_window_loss_is_the_step_losses_summed_in_order(
 
     import numpy as np
 
-    from harness.train import loop as training
+    from harness.train import losses as window_losses
 
     seen: list[float] = []
 
@@ -304,6 +304,6 @@ def test_window_loss_is_the_step_losses_summed_in_order(
     for row, lo, hi in zip(rows, edges, edges[1:], strict=False):
         in_order = np.add.accumulate(np.array(losses[lo:hi], dtype=np.float32))[-1]
         assert row["loss"] == float(in_order) / (hi - lo)
-    monkeypatch.setattr(training, "_KEEP", 3)  # pack every 3 losses into one tensor
+    monkeypatch.setattr(window_losses, "_KEEP", 3)  # pack every 3 losses into one tensor
     packed, _ = curve()
     assert [r["loss"] for r in packed] == [r["loss"] for r in rows]

@@ -23,7 +23,11 @@ from harness.optimizer import OptimizerSpec
 from harness.outcome import CellResult
 from harness.plugins import PluginHost
 from harness.problem import Problem
-from harness.train.loop import SupervisedTask, build_task, synchronize
+from harness.train.fastpaths import implementation_of
+from harness.train.loop import build_task, synchronize
+from harness.train.optimizers import build_optimizers as cell_optimizers
+from harness.train.optimizers import optimizers_for
+from harness.train.supervised import step_of
 
 
 def default_data_dir() -> Path:
@@ -75,22 +79,18 @@ def unavailable_reason(device: str) -> str | None:
 
 
 def build_optimizers(
-    task: Any, optimizer: OptimizerSpec, hyper: Mapping[str, Any]
+    task: Any, optimizer: OptimizerSpec, hyper: Mapping[str, Any], device: str = "cpu",
+    options: RunOptions | None = None,
 ) -> dict[str, torch.optim.Optimizer]:
-    """One optimizer instance per parameter group, as :func:`harness.train.loop.run_cell` does."""
-    return {role: optimizer.build(list(params), dict(hyper))
-            for role, params in task.parameter_groups().items()}
+    """One optimizer instance per parameter group, built by the function
+    :func:`harness.train.loop.run_cell` uses (fused kernels on CUDA as ``harness run``)."""
+    return optimizers_for(task, optimizer, hyper, torch.device(normalize_device(device)),
+                          options)
 
 
 def step_function(task: Any, optimizers: Mapping[str, torch.optim.Optimizer]) -> Callable[[], Any]:
     """The training step the harness would time: the supervised hot path, or the task's own."""
-    if isinstance(task, SupervisedTask):
-        return task.step_function(optimizers)
-
-    def step() -> Any:
-        return task.train_step(optimizers)
-
-    return step
+    return step_of(task, optimizers)
 
 
 @dataclass
@@ -100,6 +100,8 @@ class CellTiming:
     cell: Cell
     steps_per_round: int
     samples_per_step: int
+    #: The optimizer kernels timed (fused, foreach...), as a run's ``opt_impl`` column.
+    opt_impl: str = "default"
     seconds: list[float] = field(default_factory=list)
 
     @property
@@ -138,13 +140,16 @@ def time_cell(
     reason = unavailable_reason(cell.device)
     if reason is not None:
         raise UsageError(f"device {cell.device!r} is not available: {reason}")
-    task = build_task(host.problems.get(problem), cell,
-                      RunOptions(data_dir=data_dir or default_data_dir()))
-    optimizers = build_optimizers(task, spec, dict(cell.hyper))
-    step = step_function(task, optimizers)
+    prob = host.problems.get(problem)
+    options = RunOptions(data_dir=data_dir or default_data_dir())
+    task = build_task(prob, cell, options)
+    optimizers = cell_optimizers(cell, prob, task, spec, {}, options)
+    step = step_of(task, optimizers)
     device = torch.device(cell.device)
     timing = CellTiming(cell=cell, steps_per_round=steps,
-                        samples_per_step=int(task.samples_per_step))
+                        samples_per_step=int(task.samples_per_step),
+                        opt_impl=",".join(sorted({implementation_of(o)
+                                                  for o in optimizers.values()})))
 
     def setup() -> None:
         synchronize(device)  # nothing queued before the clock starts

@@ -163,7 +163,7 @@ def _adam() -> OptimizerSpec:
 
 def _train(task: Any, settings: Settings, steps: int) -> list[float]:
     """``steps`` steps of Adam; the losses, read every step (nothing here is timed)."""
-    optimizers = build_optimizers(task, _adam(), {"lr": settings.lr})
+    optimizers = build_optimizers(task, _adam(), {"lr": settings.lr}, settings.device)
     step = step_function(task, optimizers)
     return [_loss_value(step()) for _ in range(steps)]
 
@@ -362,7 +362,8 @@ def problem_step(problem: Problem, context: CheckContext) -> None:
     """One training step runs and returns finite scalar losses, including "loss"."""
     fail = _fail("step", problem)
     task = build(problem, context.settings, seed=0)
-    optimizers = build_optimizers(task, _adam(), {"lr": context.settings.lr})
+    optimizers = build_optimizers(task, _adam(), {"lr": context.settings.lr},
+                                  context.settings.device)
     try:
         out = step_function(task, optimizers)()
     except Exception as exc:
@@ -387,7 +388,7 @@ def problem_trains(problem: Problem, context: CheckContext) -> None:
     task = build(problem, settings, seed=0, steps=settings.descent_steps)
     before = {role: [p.detach().clone() for p in params]
               for role, params in task.parameter_groups().items()}
-    optimizers = build_optimizers(task, _adam(), {"lr": settings.lr})
+    optimizers = build_optimizers(task, _adam(), {"lr": settings.lr}, settings.device)
     step = step_function(task, optimizers)
     unchanged = set(before)
     for _ in range(settings.descent_steps):

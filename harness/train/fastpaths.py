@@ -128,12 +128,7 @@ def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
     device = next(model.parameters()).device
     if device.type != "cuda":
         raise GraphUnsupported(f"CUDA graphs need a CUDA device, not {device.type}")
-    source_state = batches.state_dict()
-    rng = torch.cuda.get_rng_state(device)
-    tensors = [*model.parameters(), *model.buffers()]
-    saved = [t.detach().clone() for t in tensors]
-    opt_saved = {id(v): v.detach().clone() for s in optimizer.state.values()
-                 for v in s.values() if isinstance(v, Tensor)}
+    restore = _snapshot(model, optimizer, batches, device)
 
     gather = (type(batches) is ShuffledBatches and batches.inputs.device == device
               and batches.targets.device == device)
@@ -179,7 +174,24 @@ def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
         raise GraphUnsupported(" ".join(f"capture failed: {type(exc).__name__}: {exc}"
                                         .split())[:300]) from exc
     finally:
-        # Undo the warm-up: same start, same batches, same random numbers as eager.
+        restore()  # undo the warm-up: same start, same batches, same random numbers as eager
+        window_sum.zero_()
+    kind = GatherGraphStep if gather else GraphStep
+    return kind(graph, batches, static, window_sum, keep=(model, optimizer))
+
+
+def _snapshot(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Any,
+              device: torch.device) -> Callable[[], None]:
+    """A function that puts the parameters, buffers, optimizer state (state created after
+    the snapshot is zeroed), batch order and CUDA random state back as they are now."""
+    source_state = batches.state_dict()
+    rng = torch.cuda.get_rng_state(device)
+    tensors = [*model.parameters(), *model.buffers()]
+    saved = [t.detach().clone() for t in tensors]
+    opt_saved = {id(v): v.detach().clone() for s in optimizer.state.values()
+                 for v in s.values() if isinstance(v, Tensor)}
+
+    def restore() -> None:
         with torch.no_grad():
             for t, s in zip(tensors, saved, strict=True):
                 t.copy_(s)
@@ -190,9 +202,7 @@ def capture_step(model: nn.Module, loss_fn: Callable[[Any, Tensor], Tensor],
         batches.load_state_dict(source_state)
         torch.cuda.set_rng_state(rng, device)
 
-        window_sum.zero_()
-    kind = GatherGraphStep if gather else GraphStep
-    return kind(graph, batches, static, window_sum, keep=(model, optimizer))
+    return restore
 
 
 class GraphStep:

@@ -1,0 +1,37 @@
+"""How a cell that raised ended: diverged, out of memory, or an error."""
+
+from __future__ import annotations
+
+import traceback
+
+import torch
+
+from harness.errors import DivergedError
+from harness.outcome import Status
+
+
+def classify(exc: Exception) -> tuple[Status, str, str | None]:
+    """The cell's status, its one-line error, and the traceback (none for divergence)."""
+    if isinstance(exc, DivergedError):
+        return Status.DIVERGED, str(exc), None
+    tb = "".join(traceback.format_exception(exc))
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return Status.OOM, one_line(exc) or "MemoryError", tb
+    return (Status.OOM if is_out_of_memory(exc) else Status.ERROR), one_line(exc), tb
+
+
+def is_out_of_memory(exc: Exception) -> bool:
+    """A failed allocation that is not reported as MemoryError.
+
+    torch reports a failed CPU allocation as a RuntimeError, and libraries with their own C
+    allocations say so in other types: pandas's CSV reader (the MNIST sample's loader) raises
+    ``ParserError: Error tokenizing data. C error: out of memory`` under ``--max-memory-mb``.
+    """
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError | ValueError | OSError) and (
+        "can't allocate memory" in text or "cannot allocate memory" in text
+        or "out of memory" in text)
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())

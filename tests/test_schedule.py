@@ -1,0 +1,80 @@
+"""A cell's window, evaluation and checkpoint edges, computed arithmetically: the same
+edges the loop used to enumerate as sets over ``range(steps)``, in constant memory."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from harness.cell import Cell
+from harness.executor import RunOptions
+from harness.plugins import PluginHost
+from harness.train.schedule import Schedule
+
+
+def enumerated(steps: int, log_every: int, eval_every: int, warmup: int,
+               checkpoint_every: int | None, start: int) -> tuple[list[int], set[int], set[int]]:
+    """The edges as the loop built them before (sets over the whole step range), the
+    evaluating edges, and the edges that checkpoint (window by window from ``start``)."""
+    log = set(range(log_every, steps + 1, log_every)) | {steps, warmup}
+    evals = set(range(eval_every, steps + 1, eval_every)) | {steps}
+    edges = sorted(e for e in log | evals if e > start)
+    saves, prev = set(), start
+    for i in edges:
+        if checkpoint_every and i // checkpoint_every > prev // checkpoint_every and i < steps:
+            saves.add(i)
+        prev = i
+    return edges, {e for e in edges if e in evals}, saves
+
+
+def test_edges_are_those_the_sets_gave(host: PluginHost) -> None:
+    problem = host.problems.get("regression")
+    compared = 0
+    for steps, windows, eval_every, warmup, every in itertools.product(
+            (0, 1, 2, 3, 7, 10, 11, 49, 50, 97, 100, 503), (1, 3, 10, 100, 1000),
+            (None, 1, 4, 7, 60), (None, 0, 3, 64), (None, 1, 5, 20)):
+        options = RunOptions(windows=windows, eval_every=eval_every, warmup_steps=warmup,
+                             checkpoint_every=every)
+        cell = Cell(problem="regression", optimizer="adam", device="cpu", seed=0, steps=steps,
+                    batch_size=8, params=(), hyper=())
+        s = Schedule.for_cell(cell, problem, options)
+        for start in sorted({0, 1, steps // 3, steps // 2, max(0, steps - 1)}):
+            edges, evals, saves = enumerated(steps, s.log_every, s.eval_every, s.warmup,
+                                             every, start)
+            got = list(s.edges_after(start))
+            assert got == edges, (steps, windows, eval_every, warmup, start)
+            assert {e for e in got if s.evaluates(e)} == evals
+            assert {e for p, e in zip([start, *got], got, strict=False)
+                    if s.checkpoints(p, e)} == saves
+            compared += 1
+    assert compared > 5000
+
+
+@pytest.mark.parametrize(("steps", "log_every", "eval_every", "warmup"),
+                         [(10, 3, 4, 2), (12, 4, 6, 5), (5, 1, 1, 1), (0, 1, 1, 1)])
+def test_edges_by_hand(steps: int, log_every: int, eval_every: int, warmup: int) -> None:
+    s = Schedule(steps, log_every, eval_every, warmup)
+    expected = {(10, 3): [2, 3, 4, 6, 8, 9, 10], (12, 4): [4, 5, 6, 8, 12],
+                (5, 1): [1, 2, 3, 4, 5], (0, 1): [1]}[steps, log_every]
+    assert list(s.edges_after(0)) == expected
+
+
+def test_a_trillion_steps_in_constant_memory(host: PluginHost) -> None:
+    """The sets took 1.3 GB per 1e8 steps; the schedule takes nothing, and answers at once."""
+    steps = 10**12
+    t0 = time.perf_counter()
+    s = Schedule.for_cell(
+        Cell(problem="regression", optimizer="adam", device="cpu", seed=0, steps=steps,
+             batch_size=8, params=(), hyper=()),
+        host.problems.get("regression"),
+        RunOptions(windows=10, eval_every=5 * 10**11, checkpoint_every=3 * 10**11))
+    first = list(itertools.islice(s.edges_after(0), 3))
+    last = list(s.edges_after(steps - 2 * s.log_every))
+    assert time.perf_counter() - t0 < 1.0
+    assert (s.log_every, s.warmup) == (10**11, 50)
+    assert first == [50, 10**11, 2 * 10**11]
+    assert last == [9 * 10**11, 10**12]
+    assert s.evaluates(10**12) and s.evaluates(5 * 10**11) and not s.evaluates(4 * 10**11)
+    assert s.checkpoints(2 * 10**11, 3 * 10**11) and not s.checkpoints(9 * 10**11, steps)
