@@ -17,7 +17,7 @@ from harness.cli import main
 from harness.grid import GridSpec, expand
 from harness.plugins import PluginHost
 from harness.results import RunDirectory
-from harness.run.runner import plan
+from harness.run.resume import plan
 
 pytestmark = pytest.mark.slow
 
