@@ -15,7 +15,7 @@ from harness.cli import main
 from harness.grid import GridSpec, expand
 from harness.plugins import PluginHost
 from harness.results import RunDirectory
-from harness.run.runner import plan
+from harness.run.resume import plan
 from tests.helpers import run_cli, wait_for
 
 pytestmark = pytest.mark.slow

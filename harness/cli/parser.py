@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from harness import __version__
 from harness.errors import UsageError
+from harness.executor import ExecOptions, RunOptions
 
 DESCRIPTION = "The command line: it parses, then delegates. Errors are one line, exit code 2."
 
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="download datasets that are missing (needs the network)")
     run.add_argument("--skip-unavailable", action="store_true",
                      help="mark cells on devices this machine lacks as skipped")
-    run.add_argument("--windows", default="50", help="logging windows per cell (default 50)")
+    run.add_argument("--windows", default=str(RunOptions.windows),
+                     help=f"logging windows per cell (default {RunOptions.windows})")
     run.add_argument("--executor", default="local",
                      help="what runs the cells: 'local' (worker processes here, the default), "
                           "'dask', or one a plugin registers")
@@ -54,18 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", help="worker processes running cells at once (default: the "
                                        "CPUs this process may use / --threads); 0 runs cells "
                                        "in this process")
-    run.add_argument("--workers-per-device", default="1",
+    run.add_argument("--workers-per-device", default=str(ExecOptions.workers_per_device),
                      help="cells running at once on each GPU, each worker pinned to its "
-                          "device (default 1)")
+                          f"device (default {ExecOptions.workers_per_device})")
     run.add_argument("--pin-cpus", action="store_true",
                      help="pin each worker to its own physical cores (--threads of them); "
                           "the row's 'cpus' column says which")
     run.add_argument("--cuda-mps", action="store_true",
                      help="run the GPU workers under a private NVIDIA MPS daemon, so packed "
                           "cells (--workers-per-device N) run their kernels side by side")
-    run.add_argument("--threads", default="1",
-                     help="torch threads per worker (default 1, so CPU results do not depend "
-                          "on the number of workers)")
+    run.add_argument("--threads", default=str(ExecOptions.threads),
+                     help=f"torch threads per worker (default {ExecOptions.threads}, so CPU "
+                          "results do not depend on the number of workers)")
     run.add_argument("--timeout", help="hard limit per cell in seconds: the cell's worker is "
                                        "killed and the cell recorded as 'timeout'")
     run.add_argument("--max-memory-mb", help="memory a cell may allocate beyond its worker's "
@@ -86,12 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-models", action="store_true",
                      help="save each finished cell's networks (state dicts) in DIR/models")
     fast = run.add_argument_group("speed")
-    fast.add_argument("--loader", default="device",
+    fast.add_argument("--loader", default=RunOptions.loader,
                       help="'device' (tensors on the cell's device, seeded randperm batches; the "
                            "default) or 'dataloader' (torch DataLoader, the tutorial's way)")
-    fast.add_argument("--loader-workers", default="0", help="DataLoader num_workers (default 0)")
+    fast.add_argument("--loader-workers", default=str(RunOptions.loader_workers),
+                      help=f"DataLoader num_workers (default {RunOptions.loader_workers})")
     fast.add_argument("--pin-memory", action="store_true", help="DataLoader pin_memory")
-    fast.add_argument("--opt-impl", default="auto",
+    fast.add_argument("--opt-impl", default=RunOptions.opt_impl,
                       help="optimizer kernels: auto (fused on CUDA where offered, else torch's "
                            "default), fused, foreach or loop")
     fast.add_argument("--cuda-graphs", action="store_true",
@@ -99,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "one CUDA graph; falls back to eager, with the reason recorded")
     fast.add_argument("--compile", action="store_true",
                       help="torch.compile the model (compile time reported as compile_s)")
-    fast.add_argument("--compile-backend", default="inductor", help="torch.compile backend")
+    fast.add_argument("--compile-backend", default=RunOptions.compile_backend,
+                      help="torch.compile backend")
     fast.add_argument("--compile-mode", help="torch.compile mode, e.g. reduce-overhead")
     run.add_argument("--dry-run", action="store_true",
                      help="validate the grid and list its cells; run and write nothing")

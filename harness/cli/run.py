@@ -21,18 +21,15 @@ from harness.grid import (
     expand,
     load_grid_file,
     load_preset,
-    parse_int,
+    parse_bounded,
     parse_list,
     parse_seeds,
 )
+from harness.limits import MAX_TIMEOUT_S
 from harness.plugins import PluginHost, get_host
-from harness.run import cuda_mps, placement
-from harness.run.manifest import resume_options
-from harness.run.runner import check_executor, default_output_dir, prepare_output_dir, run_grid
-
-#: Flags that shape the grid; with --resume the grid comes from the run's manifest.
-GRID_FLAGS = ("grid", "preset", "models", "optimizers", "devices", "seeds", "steps",
-              "batch_size", "out", "data_dir")
+from harness.run import cuda_mps, placement, resume
+from harness.run.resume import Start, prepare_output_dir
+from harness.run.runner import RunOutcome, check_executor, default_output_dir, run_grid
 
 
 def data_dir(arg: str | None) -> Path:
@@ -72,11 +69,11 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
     # --steps and --batch-size override the grid file's or preset's per-model settings
     # too ([model.dqn] steps = 5000 in the quick preset), not only its top-level ones.
     if args.steps is not None:
-        spec.steps = parse_int(args.steps, "--steps", 1_000_000_000)
+        spec.steps = parse_bounded(args.steps, "--steps", "steps")
         for table in spec.model.values():
             table.pop("steps", None)
     if args.batch_size is not None:
-        spec.batch_size = parse_int(args.batch_size, "--batch-size", 10_000_000)
+        spec.batch_size = parse_bounded(args.batch_size, "--batch-size", "batch_size")
         for table in spec.model.values():
             table.pop("batch_size", None)
     apply_sets(spec, args.sets, host.problems, host.optimizers)
@@ -84,27 +81,28 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
 
 
 def execution_options(args: argparse.Namespace) -> ExecOptions:
-    threads = parse_int(args.threads, "--threads", 4096)
+    threads = parse_bounded(args.threads, "--threads", "threads")
     cores = len(placement.usable_cpus())
     workers = (max(1, cores // threads) if args.workers is None
-               else parse_int(args.workers, "--workers", 4096, minimum=0))
+               else parse_bounded(args.workers, "--workers", "workers"))
     timeout = None
     if args.timeout is not None:
         try:
             timeout = float(args.timeout)
         except ValueError:
             raise UsageError(f"--timeout: expected seconds, got {args.timeout!r}") from None
-        if not 0 < timeout < 10**7:
+        if not 0 < timeout < MAX_TIMEOUT_S:
             raise UsageError(f"--timeout: {args.timeout} is out of range")
         if workers == 0:
             raise UsageError("--timeout needs worker processes; it cannot be used with "
                              "--workers 0")
     memory = None
     if args.max_memory_mb is not None:
-        memory = parse_int(args.max_memory_mb, "--max-memory-mb", 2**30)
+        memory = parse_bounded(args.max_memory_mb, "--max-memory-mb", "max_memory_mb")
         if workers == 0:
             raise UsageError("--max-memory-mb needs worker processes (not --workers 0)")
-    per_device = parse_int(args.workers_per_device, "--workers-per-device", 1024)
+    per_device = parse_bounded(args.workers_per_device, "--workers-per-device",
+                               "workers_per_device")
     if args.pin_cpus and workers == 0:
         raise UsageError("--pin-cpus places worker processes; it cannot be used with "
                          "--workers 0")
@@ -134,29 +132,12 @@ def speed_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.cuda_graphs and args.compile:
         raise UsageError("--cuda-graphs and --compile cannot be combined; for compiled CUDA "
                          "graphs use --compile --compile-mode reduce-overhead")
-    workers = parse_int(args.loader_workers, "--loader-workers", 4096, minimum=0)
+    workers = parse_bounded(args.loader_workers, "--loader-workers", "loader_workers")
     if (workers or args.pin_memory) and args.loader != "dataloader":
         raise UsageError("--loader-workers and --pin-memory go with --loader dataloader")
     return {"loader": args.loader, "loader_workers": workers, "pin_memory": args.pin_memory,
             "opt_impl": args.opt_impl, "cuda_graphs": args.cuda_graphs, "compile": args.compile,
             "compile_backend": args.compile_backend, "compile_mode": args.compile_mode}
-
-
-#: Execution flags that change what a cell computes, not only how fast or where.
-RESULT_EXECUTION = ("deterministic", "cudnn_benchmark")
-
-
-def _resumed_settings(given: dict[str, Any], defaults: dict[str, Any],
-                      saved: dict[str, Any]) -> dict[str, Any]:
-    """A resumed run's settings are those its cells ran with: flags left at their defaults
-    take the saved values, and a flag given with another value is refused."""
-    kept = {k: saved.get(k, defaults[k]) for k in given}
-    for key, value in given.items():
-        if value != defaults[key] and value != kept[key]:
-            raise UsageError(f"--{key.replace('_', '-')} {value} differs from the resumed "
-                             f"run's {key} {kept[key]!r}: a resumed run keeps the settings "
-                             "its cells ran with")
-    return kept
 
 
 def _mps_would_help(executor: str, execution: ExecOptions, devices: Sequence[str],
@@ -185,34 +166,56 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"harness: warning: plugin {info.label()} failed to load: {info.error}",
               file=sys.stderr)
     execution = execution_options(args)
-    windows = parse_int(args.windows, "--windows", 100_000)
+    start = _start(args, parse_bounded(args.windows, "--windows", "windows"))
+    grid = expand(start.spec, host.problems, host.optimizers,
+                  skip_unavailable=start.skip_unavailable)
+    _check_cuda_mps(args.executor, execution, grid)
+    executor_settings = _executor_settings(args)
+    check_executor(host, args.executor, executor_settings, execution)
+    speed = start.speed(speed_options(args))  # checked before a dry run too
+    execution = start.execution(execution)
+    every = start.checkpoint_every(
+        None if args.checkpoint_every is None
+        else parse_bounded(args.checkpoint_every, "--checkpoint-every", "checkpoint_every"))
+    if args.dry_run:
+        _list_cells(grid)
+        return 0
+    _prepare_data(host, grid, start.options)
+    out = start.out if start.out is not None else _new_output_dir(args.out)
+    save_models = start.save_models(args.save_models)
+    options = replace(start.options, **speed, checkpoint_every=every,
+                      checkpoint_dir=out / "checkpoints",
+                      models_dir=out / "models" if save_models else None)
+    manifest_options: dict[str, Any] = {
+        "data_dir": str(options.data_dir), "download": options.download,
+        "windows": options.windows, "skip_unavailable": start.skip_unavailable,
+        "checkpoint_every": every, "save_models": save_models,
+        "speed": speed,
+    }
+    outcome = run_grid(
+        grid, host, out, options, execution, spec=start.spec, argv=argv,
+        progress=not args.quiet, rerun_failed=args.rerun_failed,
+        manifest_options=manifest_options, executor_name=args.executor,
+        executor_settings=executor_settings, resume=start.resumed,
+    )
+    return _report(outcome, len(grid.cells))
+
+
+def _start(args: argparse.Namespace, windows: int) -> Start:
+    """The run's grid and first options: from the flags, or, with ``--resume``, by the
+    rules of :mod:`harness.run.resume` from the run's manifest."""
+    resume.check_flags(args)
     if args.resume is not None:
-        _path_arg(args.resume, "--resume")
-        given = [f for f in GRID_FLAGS if getattr(args, f, None) not in (None, False)]
-        if given or args.sets:
-            flag = "--set" if args.sets and not given else f"--{given[0].replace('_', '-')}"
-            if flag == "--grid":
-                flag = "a grid file"
-            raise UsageError(f"--resume takes the grid from the run's manifest; "
-                             f"{flag} cannot be given with it")
-        out = Path(args.resume)
-        saved = resume_options(out)  # checked: a damaged manifest is a one-line error
-        spec = GridSpec(**saved["grid_spec"])
-        skip = bool(saved.get("skip_unavailable")) or args.skip_unavailable
-        # the cells' windows are their curves' resolution: kept, like the speed settings
-        kept_windows = _resumed_settings({"windows": windows}, {"windows": 50}, saved)
-        options = RunOptions(data_dir=Path(saved.get("data_dir", data_dir(None))),
-                             download=bool(saved.get("download")),
-                             windows=int(kept_windows["windows"]))
-    else:
-        if args.rerun_failed:
-            raise UsageError("--rerun-failed goes with --resume DIR")
-        saved = {}
-        spec = build_spec(args)
-        skip = args.skip_unavailable
-        options = RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
-                             windows=windows)
-    grid = expand(spec, host.problems, host.optimizers, skip_unavailable=skip)
+        return resume.resume(Path(_path_arg(args.resume, "--resume")), args.skip_unavailable,
+                             windows, data_dir(None))
+    return Start(spec=build_spec(args), skip_unavailable=args.skip_unavailable,
+                 options=RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
+                                    windows=windows))
+
+
+def _check_cuda_mps(executor: str, execution: ExecOptions, grid: ExpandedGrid) -> None:
+    """--cuda-mps needs a GPU in the grid and the daemon's control; without it, a hint
+    where it would help."""
     if execution.cuda_mps:
         gpus = [d for d in grid.devices if d.startswith("cuda")]
         if not gpus:
@@ -220,57 +223,37 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                              "device (add -d cuda)")
         if any(d not in grid.unavailable for d in gpus):  # skipped cells need no daemon
             cuda_mps.require_control()
-    elif _mps_would_help(args.executor, execution, grid.devices, grid.unavailable):
+    elif _mps_would_help(executor, execution, grid.devices, grid.unavailable):
         print("harness: hint: without --cuda-mps the GPU runs one worker's kernels at a time; "
               "with it, 8 packed eager cnn cells ran 8.3x one cell instead of 5.2x "
               "(BENCHMARKS.md)", file=sys.stderr)
-    executor_settings = _executor_settings(args)
-    check_executor(host, args.executor, executor_settings, execution)
-    speed = speed_options(args)  # checked before a dry run too
-    if args.resume is not None:
-        speed = _resumed_settings(speed, {k: getattr(RunOptions(), k) for k in speed},
-                                  saved.get("speed") or {})
-        kept = _resumed_settings({k: getattr(execution, k) for k in RESULT_EXECUTION},
-                                 {k: getattr(ExecOptions(), k) for k in RESULT_EXECUTION},
-                                 saved.get("execution") or {})
-        execution = replace(execution, **kept)
-    if args.dry_run:
-        for cell in grid.cells:
-            note = f"  (skipped: {grid.unavailable[cell.device]})" \
-                if cell.device in grid.unavailable else ""
-            print(f"{cell.describe(with_hyper=True)}  steps={cell.steps} "
-                  f"batch={cell.batch_size}{note}")
-        print(f"{len(grid.cells)} cells")
-        return 0
-    _prepare_data(host, grid, options)
-    if args.resume is None:
-        out = (prepare_output_dir(Path(_path_arg(args.out, "--out"))) if args.out is not None
-               else default_output_dir())
-    options = replace(options, **speed)
-    every = (parse_int(args.checkpoint_every, "--checkpoint-every", 1_000_000_000)
-             if args.checkpoint_every is not None else
-             saved.get("checkpoint_every") if args.resume else None)
-    save_models = args.save_models or (bool(saved.get("save_models")) if args.resume else False)
-    options = replace(options, checkpoint_every=every, checkpoint_dir=out / "checkpoints",
-                      models_dir=out / "models" if save_models else None)
-    manifest_options: dict[str, Any] = {
-        "data_dir": str(options.data_dir), "download": options.download,
-        "windows": options.windows, "skip_unavailable": skip,
-        "checkpoint_every": every, "save_models": save_models,
-        "speed": speed,
-    }
-    outcome = run_grid(
-        grid, host, out, options, execution, spec=spec, argv=argv, progress=not args.quiet,
-        rerun_failed=args.rerun_failed, manifest_options=manifest_options,
-        executor_name=args.executor, executor_settings=executor_settings,
-        resume=args.resume is not None,
-    )
+
+
+def _list_cells(grid: ExpandedGrid) -> None:
+    """--dry-run: the cells, one a line, and how many."""
+    for cell in grid.cells:
+        note = f"  (skipped: {grid.unavailable[cell.device]})" \
+            if cell.device in grid.unavailable else ""
+        print(f"{cell.describe(with_hyper=True)}  steps={cell.steps} "
+              f"batch={cell.batch_size}{note}")
+    print(f"{len(grid.cells)} cells")
+
+
+def _new_output_dir(arg: str | None) -> Path:
+    """A new run's directory: --out, which must hold no run, or results/<timestamp>."""
+    if arg is None:
+        return default_output_dir()
+    return prepare_output_dir(Path(_path_arg(arg, "--out")))
+
+
+def _report(outcome: RunOutcome, cells: int) -> int:
+    """The summary and the tally; the exit code (130 or 143 when a signal stopped it)."""
     print(format_summary(outcome.summary))
     counts = outcome.summary["status"].value_counts().to_dict() if len(outcome.summary) else {}
     tally = " (" + ", ".join(f"{n} {status}" for status, n in counts.items()) + ")" \
         if counts else ""
     resumed = f" ({outcome.skipped_done} already done)" if outcome.skipped_done else ""
-    print(f"\n{len(outcome.summary)} of {len(grid.cells)} cells recorded{tally}{resumed}; "
+    print(f"\n{len(outcome.summary)} of {cells} cells recorded{tally}{resumed}; "
           f"results in {outcome.directory}")
     if outcome.interrupted:
         print(f"harness: interrupted by {outcome.interrupted}; finished cells are kept. "

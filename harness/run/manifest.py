@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata as md
-import json
 import os
 import platform
 import subprocess
@@ -18,9 +17,9 @@ from typing import Any
 import torch
 
 import harness
-from harness.errors import UsageError
 from harness.executor import ExecOptions, RunOptions
 from harness.grid import ExpandedGrid, GridSpec
+from harness.limits import BOUNDS
 from harness.plugins import PluginHost
 from harness.results import conforms, json_type, manifest_problems
 from harness.train.fastpaths import LOADERS, OPT_IMPLS
@@ -124,33 +123,16 @@ RESUME_OPTIONS: dict[str, tuple[Any, str]] = {
 }
 
 
-def resume_options(out: Path) -> dict[str, Any]:
-    """The options of the run in ``out``, checked before ``--resume`` uses any of them.
-
-    :raises UsageError: ``out`` holds no run, or its manifest cannot be read or has the
-        wrong shape; the message names the manifest and what is wrong with it.
-    """
-    path = out / "manifest.json"
-    try:
-        text = path.read_text("utf-8")
-    except (FileNotFoundError, NotADirectoryError):
-        raise UsageError(f"{str(out)!r} holds no harness run to resume") from None
-    except OSError as exc:
-        raise UsageError(f"cannot resume: {path} cannot be read ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise UsageError(f"cannot resume: {path} is not valid JSON") from None
-    problem = _resume_problem(data)
-    if problem:
-        raise UsageError(f"cannot resume: {path} is damaged: {problem}")
-    options: dict[str, Any] = data.get("options") or {}
-    if not options.get("grid_spec"):
-        raise UsageError(f"{str(out)!r} holds no harness run to resume")
-    return options
+#: The manifest's options that hold a bounded number (``section.key``) -> the option
+#: whose range :data:`harness.limits.BOUNDS` gives.
+BOUNDED_OPTIONS = {"windows": "windows", "checkpoint_every": "checkpoint_every",
+                   "speed.loader_workers": "loader_workers", "grid_spec.steps": "steps",
+                   "grid_spec.batch_size": "batch_size"}
 
 
-def _resume_problem(data: Any) -> str | None:
+def options_problem(data: Any) -> str | None:
+    """What is wrong with a manifest's shape or its options, for ``--resume``; None if
+    nothing."""
     wrong = manifest_problems(data)
     if wrong:
         key, words = wrong[0]
@@ -160,11 +142,6 @@ def _resume_problem(data: Any) -> str | None:
     for key, (hint, words) in RESUME_OPTIONS.items():
         if key in options and not conforms(options[key], hint):
             return f"options.{key} is not {words}"
-    if "windows" in options and not 1 <= options["windows"] <= 100_000:
-        return f"options.windows {options['windows']} is out of range (1 to 100000)"
-    every = options.get("checkpoint_every")
-    if every is not None and every < 1:
-        return f"options.checkpoint_every {every} is out of range (at least 1)"
     for key, known in (("loader", LOADERS), ("opt_impl", OPT_IMPLS)):
         value = options.get("speed", {}).get(key, known[0])
         if value not in known:
@@ -175,6 +152,12 @@ def _resume_problem(data: Any) -> str | None:
                                   strict=kind is GridSpec)
         if problem:
             return problem
+    for where, option in BOUNDED_OPTIONS.items():
+        section, _, key = where.rpartition(".")
+        value = (options.get(section, {}) if section else options).get(key)
+        low, high = BOUNDS[option]
+        if isinstance(value, int) and not low <= value <= high:
+            return f"options.{where} {value} is out of range ({low} to {high})"
     return None
 
 

@@ -12,7 +12,6 @@ import datetime as dt
 import fcntl
 import os
 import signal
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -25,11 +24,12 @@ from harness.cell import Cell
 from harness.errors import HarnessError, UsageError
 from harness.executor import ExecOptions, ExecutorContext, RunOptions
 from harness.grid import ExpandedGrid, GridSpec
-from harness.outcome import FAILED, CellResult, Status
+from harness.outcome import CellResult, Status
 from harness.plugins import PluginHost
 from harness.results import RunDirectory, skipped_result
 from harness.run.manifest import build_manifest
 from harness.run.progress import Progress
+from harness.run.resume import plan, prepare_output_dir, record_resume, set_aside_corrupt
 from harness.run.scheduling import CostBook, longest_first
 
 
@@ -50,18 +50,6 @@ def default_output_dir(base: Path = Path("results")) -> Path:
     while path.exists():
         n += 1
         path = base / f"{stamp}-{n}"
-    return path
-
-
-def prepare_output_dir(path: Path) -> Path:
-    """Refuse to mix a new grid into an existing run's records (or its manifest: a run
-    stopped before its first cell finished is continued with ``--resume`` too)."""
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {str(path)!r} exists and is not a directory")
-    if ((path / "cells").is_dir() and any((path / "cells").iterdir())) \
-            or (path / "manifest.json").exists():
-        raise UsageError(f"--out {str(path)!r} already holds a run; choose another "
-                         f"directory or continue it with --resume {path}")
     return path
 
 
@@ -92,22 +80,6 @@ def exclusive(out: Path) -> Iterator[None]:
             f.seek(0)
             f.truncate()
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@dataclass(frozen=True)
-class Plan:
-    todo: tuple[Cell, ...]
-    done: int
-    corrupt: tuple[Path, ...]
-
-
-def plan(grid: ExpandedGrid, run_dir: RunDirectory, *, rerun_failed: bool) -> Plan:
-    """The cells without a usable record, by content key (independent of axis order)."""
-    good, corrupt = run_dir.scan()
-    status = {r["key"]: r["status"] for r in good}
-    keep = (Status.OK, Status.SKIPPED, *(() if rerun_failed else FAILED))
-    todo = tuple(c for c in grid.cells if status.get(c.key) not in keep)
-    return Plan(todo=todo, done=len(grid.cells) - len(todo), corrupt=tuple(corrupt))
 
 
 class Interrupted(BaseException):
@@ -169,19 +141,11 @@ def run_grid(
             "executor": {"name": executor_name, "settings": dict(executor_settings or {})},
             "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
         })
-        if previous:  # a resume: the run is still the one its first command started
-            manifest["created"] = previous.get("created", manifest["created"])
-            manifest["command"] = previous.get("command", manifest["command"])
-            manifest["resumed"] = [*previous.get("resumed", []), {
-                "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "command": ["harness", *argv]}]
+        record_resume(manifest, previous, argv)
         run_dir.write_manifest(manifest)
 
         work = plan(grid, run_dir, rerun_failed=rerun_failed)
-        for path in work.corrupt:
-            print(f"harness: warning: {path} is corrupt ({run_dir.corrupt_reasons[path]}); "
-                  "its cell runs again", file=sys.stderr)
-            path.replace(path.with_suffix(".corrupt"))
+        set_aside_corrupt(work, run_dir)
 
         bar = Progress(len(grid.cells), enabled=progress, done=work.done)
         ran = 0

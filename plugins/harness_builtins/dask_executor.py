@@ -50,6 +50,7 @@ from harness.executor import (
     WindowCallback,
 )
 from harness.grid import parse_int
+from harness.limits import BOUNDS
 from harness.outcome import CellResult, Status
 from harness.registry import ExecutorRegistry
 from harness.run.workers import ProcessExecutor
@@ -143,7 +144,8 @@ def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSet
         raise UsageError(f"--executor-option {local_only[0]} is for the local cluster; the "
                          f"cluster at {scheduler} has its own workers")
     if "n_workers" in settings:
-        n_workers = parse_int(settings["n_workers"], "--executor-option n_workers", 4096,
+        n_workers = parse_int(settings["n_workers"], "--executor-option n_workers",
+                              BOUNDS["workers"][1],
                               expected="a whole number")
     elif scheduler is None and options.workers == 0:
         raise UsageError("--workers 0 runs cells inline; with --executor dask give "
@@ -151,7 +153,8 @@ def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSet
     else:
         n_workers = max(1, options.workers)
     threads = parse_int(settings.get("threads_per_worker", "1"),
-                        "--executor-option threads_per_worker", 4096, expected="a whole number")
+                        "--executor-option threads_per_worker", BOUNDS["threads"][1],
+                        expected="a whole number")
     shared = settings.get("shared_filesystem", "false").strip().lower()
     if shared not in ("true", "false", "yes", "no", "1", "0"):
         raise UsageError(f"--executor-option shared_filesystem={shared!r}: expected true or "

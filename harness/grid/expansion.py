@@ -1,0 +1,282 @@
+"""Expansion: a :class:`GridSpec` checked against the registries and turned into cells.
+
+Everything is validated before any cell runs; errors are :class:`UsageError` (and
+:class:`DeviceUnavailableError` for a device this machine lacks).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.cell import Cell
+from harness.errors import DeviceUnavailableError, UsageError
+from harness.grid.devices import device_available, normalize_device
+from harness.grid.spec import (
+    PROBLEM_SETTINGS,
+    GridSpec,
+    did_you_mean,
+    is_scalar,
+    parse_bounded,
+)
+from harness.limits import MAX_CELLS
+
+if TYPE_CHECKING:
+    from harness.optimizer import OptimizerSpec
+    from harness.params import ParamValue
+    from harness.problem import Param, Problem
+    from harness.registry import OptimizerRegistry, ProblemRegistry
+
+Hyper = tuple[tuple[str, Any], ...]
+Roles = tuple[tuple[str, str, Hyper], ...]
+
+
+@dataclass(frozen=True)
+class ExpandedGrid:
+    cells: tuple[Cell, ...]
+    devices: tuple[str, ...]
+    unavailable: dict[str, str]
+
+
+def expand(
+    spec: GridSpec,
+    problems: ProblemRegistry,
+    optimizers: OptimizerRegistry,
+    *,
+    skip_unavailable: bool = False,
+) -> ExpandedGrid:
+    """Validate ``spec`` against the registries and expand it into cells."""
+    model_names = spec.models if spec.models is not None else problems.names()
+    opt_names = spec.optimizers if spec.optimizers is not None else optimizers.names()
+    if not model_names:
+        raise UsageError("no models selected")
+    if not opt_names:
+        raise UsageError("no optimizers selected")
+    selected_p: list[Problem] = [problems.get(n) for n in _dedupe(model_names, "models")]
+    selected_o: list[OptimizerSpec] = [optimizers.get(n) for n in _dedupe(opt_names, "optimizers")]
+    devices, unavailable = _devices(spec, skip_unavailable)
+    _check_scoped(spec, model_names, opt_names, problems, optimizers)
+    _check_bare(spec, selected_p, selected_o, problems, optimizers)
+
+    opt_variants = {o.name: _optimizer_variants(o, spec) for o in selected_o}
+    cells: list[Cell] = []
+    for problem in selected_p:
+        for cell in _problem_cells(spec, problem, selected_o, opt_variants, devices,
+                                   problems, optimizers):
+            cells.append(cell)
+            if len(cells) > MAX_CELLS:
+                raise UsageError(f"the grid has more than {MAX_CELLS} cells")
+    return ExpandedGrid(tuple(cells), tuple(devices), unavailable)
+
+
+def _devices(spec: GridSpec, skip_unavailable: bool) -> tuple[list[str], dict[str, str]]:
+    """The grid's devices, and why those this machine lacks are unavailable."""
+    devices = _dedupe((normalize_device(d) for d in spec.devices), "devices")
+    if not devices:
+        raise UsageError("no devices selected")
+    unavailable = {d: r for d in devices if (r := device_available(d)) is not None}
+    if unavailable and not skip_unavailable:
+        d, reason = next(iter(unavailable.items()))
+        raise DeviceUnavailableError(
+            f"device {d!r} is not available: {reason} (pass --skip-unavailable to skip its cells)"
+        )
+    return devices, unavailable
+
+
+def _check_scoped(spec: GridSpec, model_names: Sequence[str], opt_names: Sequence[str],
+                  problems: ProblemRegistry, optimizers: OptimizerRegistry) -> None:
+    """Scoped settings must name a selected model or optimizer, except a grid file's
+    settings for a name the file selected and -m/-o then left out: those are dropped."""
+    file_p, file_o = _file_selection(spec, problems, optimizers)
+    for what, names, registry, narrowed in (("model", model_names, problems, file_p),
+                                            ("optimizer", opt_names, optimizers, file_o)):
+        scoped = spec.model if what == "model" else spec.optimizer
+        for name in scoped:
+            if name in names:
+                continue
+            if name not in registry:
+                raise UsageError(f"settings for {what} {name!r}: {registry.unknown(name)}")
+            if name not in narrowed or f"{what}.{name}" in spec.set_keys:
+                raise UsageError(f"settings for {what} {name!r}: it is not selected")
+    for name in spec.roles:
+        if name not in model_names:
+            if name not in problems:
+                raise UsageError(f"role settings for model {name!r}: {problems.unknown(name)}")
+            if name not in file_p:
+                raise UsageError(f"role settings for model {name!r}: it is not selected")
+
+
+def _check_bare(spec: GridSpec, selected_p: Sequence[Problem],
+                selected_o: Sequence[OptimizerSpec], problems: ProblemRegistry,
+                optimizers: OptimizerRegistry) -> None:
+    """Bare settings must be taken by somebody (for a file's, somebody the file selected)."""
+    file_p, file_o = _file_selection(spec, problems, optimizers)
+    for key in spec.params:
+        if key in PROBLEM_SETTINGS:
+            raise UsageError(f"params: use the top-level {key!r} (or [model.NAME] {key})")
+        if _takers(key, selected_p, selected_o):
+            continue
+        if f"params.{key}" not in spec.set_keys and _takers(
+                key, [problems.get(n) for n in file_p], [optimizers.get(n) for n in file_o]):
+            continue
+        known = sorted({q.name for p in selected_p for q in p.params}
+                       | {k for o in selected_o for k in (o.accepted() or set(o.defaults))})
+        raise UsageError(f"no selected model or optimizer takes the parameter "
+                         f"{key!r}{did_you_mean(key, known)}")
+
+
+def _problem_cells(
+    spec: GridSpec, problem: Problem, selected_o: Sequence[OptimizerSpec],
+    opt_variants: Mapping[str, list[Hyper]], devices: Sequence[str],
+    problems: ProblemRegistry, optimizers: OptimizerRegistry,
+) -> Iterator[Cell]:
+    """One problem's cells: its parameter axes x optimizers x their variants x devices x
+    seeds, in that order."""
+    steps, batch = _problem_settings(spec, problem)
+    own = spec.model.get(problem.name, {})
+    axes = [_param_axis(problem, p, own.get(p.name, spec.params.get(p.name, [p.default])))
+            for p in sorted(problem.params, key=lambda p: p.name)]
+    role_cfg = spec.roles.get(problem.name, {})
+    for role in role_cfg:
+        if role not in problem.roles:
+            raise UsageError(f"model {problem.name!r} has no role {role!r}; "
+                             f"its roles: {', '.join(problem.roles)}")
+    for combo in itertools.product(*axes):
+        for opt in selected_o:
+            for hyper in opt_variants[opt.name]:
+                roles = _role_overrides(problem, opt, hyper, role_cfg, optimizers)
+                versions = _versions(problem, opt, roles, problems, optimizers)
+                for device in devices:
+                    for seed in spec.seeds:
+                        yield Cell(problem=problem.name, optimizer=opt.name, device=device,
+                                   seed=seed, steps=steps, batch_size=batch,
+                                   params=tuple(combo), hyper=hyper, roles=roles,
+                                   versions=versions)
+
+
+def _problem_settings(spec: GridSpec, problem: Problem) -> tuple[int, int]:
+    """The problem's steps and batch size ([model.NAME] over top-level over its own), after
+    checking that its [model.NAME] table names only what it takes."""
+    own = spec.model.get(problem.name, {})
+    steps = problem.steps if spec.steps is None else spec.steps
+    batch = problem.batch_size if spec.batch_size is None else spec.batch_size
+    for key in PROBLEM_SETTINGS:
+        if key in own:
+            where = f"model.{problem.name}.{key}"
+            value = parse_bounded(_single(own[key], where), where, key)
+            steps, batch = (value, batch) if key == "steps" else (steps, value)
+    for key in own:
+        if key not in PROBLEM_SETTINGS and problem.param(key) is None:
+            names = [p.name for p in problem.params] + list(PROBLEM_SETTINGS)
+            raise UsageError(
+                f"model {problem.name!r} has no parameter {key!r}{did_you_mean(key, names)}; "
+                f"it takes: {', '.join(names)}"
+            )
+    return steps, batch
+
+
+def _role_overrides(problem: Problem, opt: OptimizerSpec, hyper: Hyper,
+                    role_cfg: Mapping[str, Mapping[str, Any]],
+                    optimizers: OptimizerRegistry) -> Roles:
+    """Resolve per-role optimizer settings; roles left as the cell's are not listed."""
+    out = []
+    for role in sorted(role_cfg):
+        settings = dict(role_cfg[role])
+        name = settings.pop("optimizer", opt.name)
+        where = f"model {problem.name!r} role {role!r}"
+        spec = optimizers.get(name)
+        if name == opt.name:
+            base = dict(hyper)
+            resolved = spec.resolve(settings, where=where)
+            resolved = {**base, **{k: resolved[k] for k in settings}}
+        else:
+            resolved = spec.resolve(settings, where=where)
+        if name == opt.name and resolved == dict(hyper):
+            continue
+        out.append((role, name, tuple(sorted(resolved.items()))))
+    return tuple(out)
+
+
+def _versions(problem: Problem, opt: OptimizerSpec, roles: Roles, problems: ProblemRegistry,
+              optimizers: OptimizerRegistry) -> tuple[tuple[str, str], ...]:
+    def origin(info: Any) -> str:
+        return f"{info.distribution} {info.version}" if info.distribution else "in-process"
+
+    out = {"harness": _harness_version(), "problem": origin(problems.owner(problem.name)),
+           "optimizer": origin(optimizers.owner(opt.name))}
+    for role, name, _ in roles:
+        out[f"optimizer:{role}"] = origin(optimizers.owner(name))
+    return tuple(sorted(out.items()))
+
+
+def _harness_version() -> str:
+    from harness import __version__
+
+    return __version__
+
+
+def _file_selection(spec: GridSpec, problems: ProblemRegistry,
+                    optimizers: OptimizerRegistry) -> tuple[list[str], list[str]]:
+    """The registered models and optimizers the grid file or preset selected (none if none)."""
+    if spec.file_selection is None:
+        return [], []
+    models = spec.file_selection.get("models")
+    opts = spec.file_selection.get("optimizers")
+    return ([n for n in (problems.names() if models is None else models) if n in problems],
+            [n for n in (optimizers.names() if opts is None else opts) if n in optimizers])
+
+
+def _takers(key: str, models: Sequence[Problem], opts: Sequence[OptimizerSpec]) -> bool:
+    return any(p.param(key) for p in models) or any(_accepts(o, key) for o in opts)
+
+
+def _single(values: list[Any], where: str) -> Any:
+    if len(values) != 1:
+        raise UsageError(f"{where}: expected one value, got a list")
+    return values[0]
+
+
+def _accepts(opt: OptimizerSpec, key: str) -> bool:
+    accepted = opt.accepted()
+    return key in opt.defaults if accepted is None else key in accepted
+
+
+def _axis(values: list[Any], default: Any) -> list[Any]:
+    """Disambiguate a list: for a tuple-valued setting, a flat list is one value."""
+    if isinstance(default, tuple) and values and all(is_scalar(v) for v in values):
+        return [tuple(values)]
+    return values
+
+
+def _dedupe(values: Iterable[Any], where: str) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        if v in out:
+            raise UsageError(f"{where}: the value {v!r} is listed twice")
+        out.append(v)
+    return out
+
+
+def _param_axis(problem: Problem, param: Param, raw: list[Any]) -> list[tuple[str, ParamValue]]:
+    where = f"model {problem.name!r}"
+    values = [param.coerce(v, where=where) for v in _axis(raw, param.default)]
+    return [(param.name, v) for v in _dedupe(values, f"{where}: {param.name}")]
+
+
+def _optimizer_variants(opt: OptimizerSpec, spec: GridSpec) -> list[Hyper]:
+    settings: dict[str, list[Any]] = {
+        k: v for k, v in spec.params.items() if _accepts(opt, k)
+    }
+    settings.update(spec.optimizer.get(opt.name, {}))
+    keys = sorted(settings)
+    axes = [
+        _dedupe(_axis(settings[k], opt.defaults.get(k)), f"optimizer {opt.name!r}: {k}")
+        for k in keys
+    ]
+    variants = []
+    for combo in itertools.product(*axes):
+        hyper = opt.resolve(dict(zip(keys, combo, strict=True)))
+        variants.append(tuple(sorted(hyper.items())))
+    return variants

@@ -1,0 +1,176 @@
+"""Grid files and presets: TOML read, checked and merged into a :class:`GridSpec`.
+
+A grid file::
+
+    models = ["regression", "cnn"]
+    optimizers = ["sgd", "adam"]
+    devices = ["cpu"]
+    seeds = "0-2"            # or [0, 1, 2], or 3
+    steps = 300              # optional: overrides each problem's default
+    batch_size = 64          # optional
+
+    [params]                 # for any selected model or optimizer that takes them
+    activation = ["relu", "tanh"]   # a list makes an axis
+
+    [model.regression]       # one model's parameters (and steps, batch_size)
+    steps = 500
+
+    [optimizer.adam]         # one optimizer's hyperparameters
+    lr = [0.001, 0.01]
+    betas = [0.9, 0.999]     # a tuple-valued hyperparameter: a list of lists is an axis
+
+A preset is a grid file shipped in ``harness/presets/NAME.toml``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.grid.spec import (
+    GridSpec,
+    clip,
+    did_you_mean,
+    is_scalar,
+    parse_bounded,
+    parse_list,
+    parse_seeds,
+    too_long_integer,
+    too_long_message,
+)
+
+TOP_LEVEL_KEYS = ("models", "optimizers", "devices", "seeds", "steps", "batch_size",
+                  "params", "model", "optimizer")
+PRESETS = ("default", "quick")
+
+
+def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
+    """Merge a parsed grid file (or preset) into ``spec``."""
+    _check_keys(data, TOP_LEVEL_KEYS, source)
+    if "models" in data:
+        spec.models = _str_list(data["models"], f"{source}: models")
+    if "optimizers" in data:
+        spec.optimizers = _str_list(data["optimizers"], f"{source}: optimizers")
+    spec.file_selection = {"models": None if spec.models is None else list(spec.models),
+                           "optimizers": None if spec.optimizers is None
+                           else list(spec.optimizers)}
+    if "devices" in data:
+        spec.devices = _str_list(data["devices"], f"{source}: devices")
+    if "seeds" in data:
+        spec.seeds = parse_seeds(data["seeds"], f"{source}: seeds")
+    if "steps" in data:
+        spec.steps = parse_bounded(data["steps"], f"{source}: steps", "steps")
+    if "batch_size" in data:
+        spec.batch_size = parse_bounded(data["batch_size"], f"{source}: batch_size",
+                                        "batch_size")
+    if "params" in data:
+        spec.params.update(_settings_table(data["params"], f"{source}: params"))
+    for section, target in (("model", spec.model), ("optimizer", spec.optimizer)):
+        if section not in data:
+            continue
+        tables = data[section]
+        if not isinstance(tables, dict):
+            raise UsageError(f"{source}: [{section}] must hold tables like [{section}.NAME]")
+        for name, table in tables.items():
+            if section == "model" and isinstance(table, dict) and "role" in table:
+                table = dict(table)
+                spec.roles.setdefault(name, {}).update(
+                    _roles_table(table.pop("role"), f"{source}: model.{name}.role"))
+            target.setdefault(name, {}).update(
+                _settings_table(table, f"{source}: {section}.{name}")
+            )
+
+
+def load_grid_file(path: Path) -> dict[str, Any]:
+    """Read a TOML grid file; any failure is one line naming the file and the problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read grid file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"grid file {str(path)!r} is not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"grid file {str(path)!r} is not valid TOML: {exc}") from None
+    except ValueError:  # an integer with more digits than int() reads
+        raise UsageError(f"grid file {str(path)!r}: {_too_long_in(text)}") from None
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """A built-in grid, from the package data ``harness/presets/NAME.toml``."""
+    if name not in PRESETS:
+        raise UsageError(f"unknown preset {name!r}{did_you_mean(name, PRESETS)}; "
+                         f"known: {', '.join(PRESETS)}")
+    text = resources.files("harness").joinpath(f"presets/{name}.toml").read_text("utf-8")
+    return tomllib.loads(text)
+
+
+def _too_long_in(text: str) -> str:
+    """Where in a TOML document its too-long integer is, and under which key."""
+    number = too_long_integer(text)
+    if number is None:
+        return "an integer is too long"
+    at = text.index(number)
+    line = text.count("\n", 0, at) + 1
+    keys = list(re.finditer(r"^[ \t]*([^\s=#\[][^=\n]*?)[ \t]*=", text[:at], re.M))
+    tables = list(re.finditer(r"^[ \t]*\[\[?[ \t]*([^\]\n]*?)[ \t]*\]", text[:at], re.M))
+    key = keys[-1].group(1) if keys else ""
+    if key and tables and tables[-1].start() < keys[-1].start():
+        key = f"{tables[-1].group(1)}.{key}"
+    return f"line {line}: {clip(key, 40) + ': ' if key else ''}{too_long_message(number)}"
+
+
+def _as_values(value: Any) -> list[Any]:
+    """A setting as a list of candidate values; a list is an axis (disambiguated later)."""
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _check_keys(table: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise UsageError(f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}")
+
+
+def _str_list(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        return parse_list(value, what)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{what}: expected a non-empty list of names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise UsageError(f"{what}: a name is listed twice")
+    return list(value)
+
+
+def _settings_table(value: Any, where: str) -> dict[str, list[Any]]:
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: expected a table of settings")
+    out: dict[str, list[Any]] = {}
+    for key, v in value.items():
+        if isinstance(v, dict):
+            raise UsageError(f"{where}.{key}: expected a value or a list of values, not a table")
+        values = _as_values(v)
+        if not values:
+            raise UsageError(f"{where}.{key}: the list is empty")
+        out[key] = values
+    return out
+
+
+def _roles_table(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise UsageError(f"{where}: expected tables like [{where.split(': ')[-1]}.ROLE]")
+    for role, table in value.items():
+        for key, v in table.items():
+            if isinstance(v, dict) or (isinstance(v, list) and v and not all(
+                    is_scalar(x) for x in v)):
+                raise UsageError(f"{where}.{role}.{key}: expected a single value")
+        if "optimizer" in table and not isinstance(table["optimizer"], str):
+            raise UsageError(f"{where}.{role}.optimizer: expected an optimizer name")
+    return {role: dict(table) for role, table in value.items()}

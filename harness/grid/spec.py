@@ -1,0 +1,171 @@
+"""The grid before expansion (:class:`GridSpec`) and the parsers of its values."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import UsageError
+from harness.limits import BOUNDS, MAX_SEED, MAX_SEEDS
+
+#: Settings of a problem that are not its parameters: top-level, or in [model.NAME].
+PROBLEM_SETTINGS = ("steps", "batch_size")
+
+
+@dataclass
+class GridSpec:
+    """The axes of a grid before expansion; built from presets, a file, then flags."""
+
+    models: list[str] | None = None
+    optimizers: list[str] | None = None
+    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    steps: int | None = None
+    batch_size: int | None = None
+    #: Bare settings: apply to every selected model or optimizer that takes them.
+    params: dict[str, list[Any]] = field(default_factory=dict)
+    #: Per-model settings (parameters, plus steps and batch_size).
+    model: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: Per-optimizer hyperparameters.
+    optimizer: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: Per-model, per-role optimizer settings: ``[model.gan.role.discriminator]``
+    #: with an optional ``optimizer = "NAME"`` and single-valued hyperparameters.
+    roles: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: What the grid file or preset selected, recorded by :func:`apply_toml` as
+    #: ``{"models": [...], "optimizers": [...]}`` (None for a list the file leaves out:
+    #: every registered name). It lets :func:`expand` ignore the file's settings for names
+    #: that ``-m``/``-o`` narrowed away, while settings for names the file never selected
+    #: stay errors. None when no file or preset was applied.
+    file_selection: dict[str, list[str] | None] | None = None
+    #: What ``--set`` gave (``"params.KEY"``, ``"model.NAME"``, ``"optimizer.NAME"``): the
+    #: user asked for these on the command line, so they always need a selected taker.
+    set_keys: list[str] = field(default_factory=list)
+
+
+def clip(text: str, width: int = 24) -> str:
+    """``text`` shortened to about ``width`` characters, keeping both ends, for a message."""
+    if len(text) <= width:
+        return text
+    half = (width - 1) // 2
+    return f"{text[:half]}…{text[-half:]}"
+
+
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """`` (did you mean 'X'?)`` for the known name closest to ``name``, or nothing."""
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def is_scalar(value: Any) -> bool:
+    return not isinstance(value, list | tuple | dict)
+
+
+def _digits(number: str) -> int:
+    return sum(ch.isdigit() for ch in number)
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in items):
+        raise UsageError(f"{what}: expected a comma-separated list, got {text!r}")
+    return items
+
+
+def parse_seeds(value: Any, what: str = "seeds") -> list[int]:
+    """Seeds from ``3``, ``[0, 1]``, ``"0-4"`` or ``"0-2,7"``; ``what`` names them in errors."""
+    expected = f"{what}: expected integers or a range like 0-4, got"
+    if isinstance(value, bool):
+        raise UsageError(f"{expected} {value!r}")
+    if isinstance(value, int):
+        parts: list[Any] = [value]
+    elif isinstance(value, list):
+        parts = value
+    elif isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+    else:
+        raise UsageError(f"{expected} {clip(repr(value))}")
+    seeds: list[int] = []
+    for part in parts:
+        if isinstance(part, int) and not isinstance(part, bool):
+            seeds.append(part)
+        elif isinstance(part, str):
+            seeds.extend(_seed_range(part, what))
+        else:
+            raise UsageError(f"{expected} {clip(repr(part))}")
+    if not seeds:
+        raise UsageError(f"{what}: the list is empty")
+    for s in seeds:
+        if s < 0 or s > MAX_SEED:
+            raise UsageError(f"{what}: {clip(str(s))} is out of range (0 to {MAX_SEED})")
+    if len(seeds) > MAX_SEEDS:
+        raise UsageError(f"{what}: more than {MAX_SEEDS} seeds")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"{what}: a seed is listed twice")
+    return seeds
+
+
+def _seed_range(part: str, what: str) -> range:
+    """The seeds of ``"4"`` or ``"0-4"``."""
+    m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+    if not m:
+        raise UsageError(f"{what}: {clip(part)!r} is not a seed or a range like 0-4")
+    for bound in m.groups():
+        # Read no more digits than a seed can have: int() refuses over 4,300 of them.
+        if bound is not None and len(bound.lstrip("0")) > len(str(MAX_SEED)):
+            raise UsageError(f"{what}: {clip(bound)} ({len(bound)} digits) is out of "
+                             f"range (0 to {MAX_SEED})")
+    lo = int(m.group(1).lstrip("0") or "0")
+    hi = int(m.group(2).lstrip("0") or "0") if m.group(2) is not None else lo
+    if hi < lo:
+        raise UsageError(f"{what}: range {clip(part)!r} is empty (it counts down)")
+    if hi - lo + 1 > MAX_SEEDS:
+        raise UsageError(f"{what}: range {clip(part)!r} has more than {MAX_SEEDS} seeds")
+    return range(lo, hi + 1)
+
+
+def parse_int(value: Any, what: str, maximum: int, minimum: int = 1,
+              expected: str | None = None) -> int:
+    """An integer in [minimum, maximum] from a TOML value or a command-line string.
+
+    ``expected`` names it in the error (default: a positive integer, or a whole number
+    when 0 is allowed).
+    """
+    expected = expected or ("a positive integer" if minimum >= 1 else "a whole number")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            if re.fullmatch(r"[+-]?\d(?:_?\d)*", text):  # an integer too long for int()
+                raise UsageError(f"{what}: {clip(text)} ({_digits(text)} digits) is out of "
+                                 f"range ({minimum} to {maximum})") from None
+            raise UsageError(f"{what}: expected {expected}, got {clip(repr(value))}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{what}: expected {expected}, got {clip(repr(value))}")
+    if not minimum <= value <= maximum:
+        raise UsageError(f"{what}: {clip(str(value))} is out of range ({minimum} to {maximum})")
+    return value
+
+
+def parse_bounded(value: Any, what: str, option: str) -> int:
+    """:func:`parse_int` in the range :data:`harness.limits.BOUNDS` gives ``option``."""
+    minimum, maximum = BOUNDS[option]
+    return parse_int(value, what, maximum, minimum)
+
+
+def too_long_integer(text: str) -> str | None:
+    """The first integer literal in ``text`` with more digits than ``int()`` will read."""
+    limit = sys.get_int_max_str_digits()
+    for m in re.finditer(r"(?<![\w.])[+-]?\d(?:_?\d)*", text):  # not in a float or a word
+        if limit and _digits(m.group()) > limit:
+            return m.group()
+    return None
+
+
+def too_long_message(number: str) -> str:
+    return (f"the integer {clip(number)} has {_digits(number)} digits; at most "
+            f"{sys.get_int_max_str_digits()} can be read")
