@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", help="worker processes running cells at once (default: the "
                                        "CPUs this process may use / --threads); 0 runs cells "
                                        "in this process")
-    run.add_argument("--workers-per-device", default="1",
+    run.add_argument("--workers-per-device",
                      help="cells running at once on each GPU, each worker pinned to its "
                           "device (default 1)")
     run.add_argument("--pin-cpus", action="store_true",

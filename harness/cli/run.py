@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.cli.read import format_summary
 from harness.errors import DataUnavailableError, UsageError
-from harness.executor import ExecOptions, RunOptions
+from harness.executor import CellLimits, ExecutorSpec, RunOptions
 from harness.grid import (
     ExpandedGrid,
     GridSpec,
@@ -26,9 +26,16 @@ from harness.grid import (
     parse_seeds,
 )
 from harness.plugins import PluginHost, get_host
-from harness.run import cuda_mps, placement
+from harness.run import cuda_mps
 from harness.run.manifest import resume_options
-from harness.run.runner import check_executor, default_output_dir, prepare_output_dir, run_grid
+from harness.run.runner import (
+    RunRequest,
+    check_executor,
+    default_output_dir,
+    prepare_output_dir,
+    run_grid,
+)
+from harness.run.workers import LocalSettings, local_settings
 
 #: Flags that shape the grid; with --resume the grid comes from the run's manifest.
 GRID_FLAGS = ("grid", "preset", "models", "optimizers", "devices", "seeds", "steps",
@@ -83,11 +90,10 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
     return spec
 
 
-def execution_options(args: argparse.Namespace) -> ExecOptions:
+def execution_options(args: argparse.Namespace) -> CellLimits:
+    """The limits every executor honours; the executor's own flags are its settings
+    (:func:`_executor_settings`)."""
     threads = parse_int(args.threads, "--threads", 4096)
-    cores = len(placement.usable_cpus())
-    workers = (max(1, cores // threads) if args.workers is None
-               else parse_int(args.workers, "--workers", 4096, minimum=0))
     timeout = None
     if args.timeout is not None:
         try:
@@ -96,31 +102,14 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
             raise UsageError(f"--timeout: expected seconds, got {args.timeout!r}") from None
         if not 0 < timeout < 10**7:
             raise UsageError(f"--timeout: {args.timeout} is out of range")
-        if workers == 0:
-            raise UsageError("--timeout needs worker processes; it cannot be used with "
-                             "--workers 0")
     memory = None
     if args.max_memory_mb is not None:
         memory = parse_int(args.max_memory_mb, "--max-memory-mb", 2**30)
-        if workers == 0:
-            raise UsageError("--max-memory-mb needs worker processes (not --workers 0)")
-    per_device = parse_int(args.workers_per_device, "--workers-per-device", 1024)
-    if args.pin_cpus and workers == 0:
-        raise UsageError("--pin-cpus places worker processes; it cannot be used with "
-                         "--workers 0")
-    if args.cuda_mps and workers == 0:
-        raise UsageError("--cuda-mps makes worker processes clients of an MPS daemon; it "
-                         "cannot be used with --workers 0")
     if args.cudnn_benchmark and args.deterministic:
         raise UsageError("--cudnn-benchmark picks kernels by timing them; it cannot be "
                          "combined with --deterministic")
-    if workers * threads > cores:
-        print(f"harness: warning: {workers} workers x {threads} threads exceed the {cores} "
-              "CPU cores; threads will compete and CPU timings suffer", file=sys.stderr)
-    return ExecOptions(workers=workers, threads=threads, timeout=timeout,
-                       max_memory_mb=memory, deterministic=args.deterministic,
-                       workers_per_device=per_device, pin_cpus=args.pin_cpus,
-                       cudnn_benchmark=args.cudnn_benchmark, cuda_mps=args.cuda_mps)
+    return CellLimits(threads=threads, timeout=timeout, max_memory_mb=memory,
+                      deterministic=args.deterministic, cudnn_benchmark=args.cudnn_benchmark)
 
 
 def speed_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,23 +148,38 @@ def _resumed_settings(given: dict[str, Any], defaults: dict[str, Any],
     return kept
 
 
-def _mps_would_help(executor: str, execution: ExecOptions, devices: Sequence[str],
+def _mps_would_help(local: LocalSettings | None, devices: Sequence[str],
                     unavailable: Collection[str]) -> bool:
-    """Whether this run packs cells onto a GPU here without MPS, on a machine that has it."""
-    return (executor == "local" and execution.workers > 0 and execution.workers_per_device > 1
+    """Whether this run packs cells onto a GPU here without MPS, on a machine that has it
+    (``local``: the local executor's settings, None for another executor)."""
+    return (local is not None and local.workers > 0 and local.workers_per_device > 1
             and any(d.startswith("cuda") and d not in unavailable for d in devices)
             and cuda_mps.find_control() is not None)
 
 
-def _executor_settings(args: argparse.Namespace) -> dict[str, str]:
+#: The command line's spellings of executor settings: flag -> its argparse destination.
+EXECUTOR_FLAGS = {"--workers": "workers", "--workers-per-device": "workers_per_device",
+                  "--pin-cpus": "pin_cpus", "--cuda-mps": "cuda_mps", "--scheduler": "scheduler"}
+
+
+def _executor_settings(args: argparse.Namespace, spec: ExecutorSpec) -> dict[str, str]:
+    """``--executor-option KEY=VALUE``s, and the flags the executor spells as a setting
+    (``spec.flags``; another flag is read as the setting of its own name)."""
     settings: dict[str, str] = {}
     for text in args.executor_options:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--executor-option {text!r}: expected KEY=VALUE")
         settings[key.strip()] = value.strip()
-    if args.scheduler is not None:
-        settings["scheduler"] = args.scheduler
+    for flag, dest in EXECUTOR_FLAGS.items():
+        given = getattr(args, dest, None)
+        if given is None or given is False:
+            continue
+        key, value = spec.flags.get(flag, dest), "true" if given is True else str(given)
+        if key in settings and settings[key] != value:
+            raise UsageError(f"{flag} {value} and --executor-option {key}={settings[key]} "
+                             "disagree; give one of them")
+        settings[key] = value
     return settings
 
 
@@ -213,25 +217,26 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         options = RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
                              windows=windows)
     grid = expand(spec, host.problems, host.optimizers, skip_unavailable=skip)
-    if execution.cuda_mps:
+    executor_settings = _executor_settings(args, host.executors.get(args.executor))
+    check_executor(host, args.executor, executor_settings, execution)
+    local = local_settings(executor_settings, execution) if args.executor == "local" else None
+    if local is not None and local.cuda_mps:
         gpus = [d for d in grid.devices if d.startswith("cuda")]
         if not gpus:
             raise UsageError("--cuda-mps shares a GPU between workers; this grid has no cuda "
                              "device (add -d cuda)")
         if any(d not in grid.unavailable for d in gpus):  # skipped cells need no daemon
             cuda_mps.require_control()
-    elif _mps_would_help(args.executor, execution, grid.devices, grid.unavailable):
+    elif _mps_would_help(local, grid.devices, grid.unavailable):
         print("harness: hint: without --cuda-mps the GPU runs one worker's kernels at a time; "
               "with it, 8 packed eager cnn cells ran 8.3x one cell instead of 5.2x "
               "(BENCHMARKS.md)", file=sys.stderr)
-    executor_settings = _executor_settings(args)
-    check_executor(host, args.executor, executor_settings, execution)
     speed = speed_options(args)  # checked before a dry run too
     if args.resume is not None:
         speed = _resumed_settings(speed, {k: getattr(RunOptions(), k) for k in speed},
                                   saved.get("speed") or {})
         kept = _resumed_settings({k: getattr(execution, k) for k in RESULT_EXECUTION},
-                                 {k: getattr(ExecOptions(), k) for k in RESULT_EXECUTION},
+                                 {k: getattr(CellLimits(), k) for k in RESULT_EXECUTION},
                                  saved.get("execution") or {})
         execution = replace(execution, **kept)
     if args.dry_run:
@@ -259,12 +264,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "checkpoint_every": every, "save_models": save_models,
         "speed": speed,
     }
-    outcome = run_grid(
-        grid, host, out, options, execution, spec=spec, argv=argv, progress=not args.quiet,
-        rerun_failed=args.rerun_failed, manifest_options=manifest_options,
-        executor_name=args.executor, executor_settings=executor_settings,
-        resume=args.resume is not None,
-    )
+    outcome = run_grid(RunRequest(
+        grid, out, options, execution, executor=args.executor,
+        executor_settings=executor_settings, spec=spec, argv=argv,
+        manifest_options=manifest_options, resume=args.resume is not None,
+        rerun_failed=args.rerun_failed, progress=not args.quiet,
+    ), host)
     print(format_summary(outcome.summary))
     counts = outcome.summary["status"].value_counts().to_dict() if len(outcome.summary) else {}
     tally = " (" + ", ".join(f"{n} {status}" for status, n in counts.items()) + ")" \
