@@ -15,7 +15,21 @@ from harness.errors import DuplicateNameError, HarnessError, UsageError
 from harness.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from harness.cell import Cell
+    from harness.executor import (
+        CellLimits,
+        CostEstimates,
+        Executor,
+        ExecutorContext,
+        ExecutorFactory,
+        ExecutorSpec,
+        ResultCallback,
+        RunOptions,
+        StartCallback,
+        WindowCallback,
+    )
     from harness.optimizer import OptimizerSpec
+    from harness.outcome import CellResult, Status
     from harness.problem import (
         BatchSource,
         BuildContext,
@@ -28,6 +42,9 @@ if TYPE_CHECKING:
         Task,
     )
     from harness.registry import ExecutorRegistry, OptimizerRegistry, ProblemRegistry
+    from harness.run.execute import execute_cell, partial_result
+    from harness.run.pool import PoolEvent, Worker, WorkerPool
+    from harness.run.scheduling import longest_first
 
 __version__ = "0.1.0"
 
@@ -46,27 +63,66 @@ _LAZY = {
     "ExecutorRegistry": "harness.registry",
     "OptimizerRegistry": "harness.registry",
     "ProblemRegistry": "harness.registry",
+    # Writing an executor: the contract, and the pool and cell runner the built-in ones use.
+    "Cell": "harness.cell",
+    "CellResult": "harness.outcome",
+    "Status": "harness.outcome",
+    "CellLimits": "harness.executor",
+    "CostEstimates": "harness.executor",
+    "Executor": "harness.executor",
+    "ExecutorContext": "harness.executor",
+    "ExecutorFactory": "harness.executor",
+    "ExecutorSpec": "harness.executor",
+    "ResultCallback": "harness.executor",
+    "RunOptions": "harness.executor",
+    "StartCallback": "harness.executor",
+    "WindowCallback": "harness.executor",
+    "PoolEvent": "harness.run.pool",
+    "Worker": "harness.run.pool",
+    "WorkerPool": "harness.run.pool",
+    "execute_cell": "harness.run.execute",
+    "partial_result": "harness.run.execute",
+    "longest_first": "harness.run.scheduling",
 }
 
 __all__ = [
     "BatchSource",
     "BuildContext",
+    "Cell",
+    "CellLimits",
+    "CellResult",
+    "CostEstimates",
     "DuplicateNameError",
+    "Executor",
+    "ExecutorContext",
+    "ExecutorFactory",
     "ExecutorRegistry",
+    "ExecutorSpec",
     "HarnessError",
     "OptimizerRegistry",
     "OptimizerSpec",
     "Param",
     "ParamValue",
+    "PoolEvent",
     "Problem",
     "ProblemRegistry",
+    "ResultCallback",
+    "RunOptions",
     "ShuffledBatches",
+    "StartCallback",
+    "Status",
     "Supervised",
     "Target",
     "Task",
     "UsageError",
+    "WindowCallback",
+    "Worker",
+    "WorkerPool",
     "__version__",
+    "execute_cell",
     "hookimpl",
+    "longest_first",
+    "partial_result",
 ]
 
 

@@ -53,33 +53,27 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
-class ExecOptions:
-    """How cells are executed; recorded in the manifest."""
+class CellLimits:
+    """What every executor guarantees each cell, whichever runs it and wherever.
 
-    #: Worker processes; 0 runs cells inline in this process (no isolation, no timeout).
-    workers: int = 1
-    #: torch threads per worker. Fixed, so CPU results do not depend on ``workers``.
+    An executor's own knobs (how many workers, where they run) are not here: they are its
+    settings (``context.settings``, ``--executor-option KEY=VALUE``). These are recorded in
+    the manifest; :func:`harness.execute_cell` and :class:`harness.WorkerPool` apply them.
+    """
+
+    #: torch threads per cell. Fixed, so CPU results do not depend on how many run at once.
     threads: int = 1
-    #: Hard limit per cell in seconds: the worker is killed and the cell is ``timeout``.
+    #: Hard limit per cell in seconds: the cell is stopped and recorded as ``timeout``
+    #: with the curve it had reached. None: no limit.
     timeout: float | None = None
-    #: Memory (MiB) a cell may allocate beyond its worker's size after start-up; past it an
-    #: allocation fails and the cell is ``oom`` (see :func:`limit_memory`).
+    #: Memory (MiB) a cell may allocate beyond its process's size after start-up; past it
+    #: an allocation fails and the cell is ``oom``.
     max_memory_mb: int | None = None
-    #: torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG) in the workers.
+    #: torch deterministic algorithms (and CUBLAS_WORKSPACE_CONFIG).
     deterministic: bool = False
     #: cuDNN times its algorithms for each new shape and keeps the fastest
     #: (``torch.backends.cudnn.benchmark``); faster convolutions, run-to-run kernel choice.
     cudnn_benchmark: bool = False
-    #: Workers running cells at once on each GPU (each pinned to its device); ``workers``
-    #: counts the CPU cells' workers only.
-    workers_per_device: int = 1
-    #: Pin each worker, CPU or GPU, to ``threads`` physical cores of its own (see
-    #: :mod:`harness.run.placement`); unpinned when they do not fit.
-    pin_cpus: bool = False
-    #: Run the GPU workers as clients of an NVIDIA MPS daemon started for the run (see
-    #: :mod:`harness.run.cuda_mps`), so that packed cells' kernels share the card instead of
-    #: taking turns; every GPU worker is checked to be a client before it gets a cell.
-    cuda_mps: bool = False
 
 
 class CostEstimates(Protocol):
@@ -105,11 +99,12 @@ class Executor(Protocol):
 
 @dataclass(frozen=True)
 class ExecutorContext:
-    """What an executor factory receives besides the execution options."""
+    """What an executor factory receives besides the limits and the run options."""
 
     #: The problem, optimizer and per-role optimizers of a cell, from this process's plugins.
     resolve: Callable[[Cell], tuple[Problem, OptimizerSpec, Mapping[str, OptimizerSpec]]]
-    #: Executor-specific settings: ``--scheduler`` and ``--executor-option KEY=VALUE``.
+    #: The executor's own settings, by the names in :attr:`ExecutorSpec.settings`: from
+    #: ``--executor-option KEY=VALUE`` and the flags in :attr:`ExecutorSpec.flags`.
     settings: Mapping[str, str] = field(default_factory=dict)
     #: The run's cost estimates, updated as cells report windows and finish: an executor
     #: that hands out cells one at a time re-orders those waiting, longest first, when
@@ -117,20 +112,25 @@ class ExecutorContext:
     costs: CostEstimates | None = None
 
 
-ExecutorFactory = Callable[[ExecOptions, RunOptions, ExecutorContext], Executor]
+ExecutorFactory = Callable[[CellLimits, RunOptions, ExecutorContext], Executor]
 
 
 @dataclass(frozen=True)
 class ExecutorSpec:
-    """A registered executor: ``factory(exec_options, run_options, context)``."""
+    """A registered executor: ``factory(limits, run_options, context)``."""
 
     name: str
     factory: ExecutorFactory
     description: str = ""
     #: Settings the executor understands (others are a usage error).
     settings: tuple[str, ...] = ()
-    #: ``check(settings, exec_options)`` raises :class:`harness.errors.UsageError` for
-    #: values the executor cannot use (what it returns is ignored). It is called before
-    #: anything runs, ``--dry-run`` included, and must not connect anywhere: that is the
-    #: factory's job.
-    check: Callable[[Mapping[str, str], ExecOptions], object] | None = None
+    #: ``check(settings, limits)`` raises :class:`harness.errors.UsageError` for values
+    #: (or limits) the executor cannot use (what it returns is ignored). It is called
+    #: before anything runs, ``--dry-run`` included, and must not connect anywhere: that
+    #: is the factory's job.
+    check: Callable[[Mapping[str, str], CellLimits], object] | None = None
+    #: Command-line flags that are spellings of a setting: ``{"--workers": "n_workers"}``.
+    #: The flags harness knows are ``--workers``, ``--workers-per-device``, ``--pin-cpus``,
+    #: ``--cuda-mps`` and ``--scheduler`` (a switch gives ``"true"``); one the executor
+    #: does not map is read as the setting of its own name, which the executor may not have.
+    flags: Mapping[str, str] = field(default_factory=dict)

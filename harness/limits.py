@@ -3,7 +3,7 @@
 The grid (steps, batch sizes, seeds, cells), the command line's run options (windows,
 workers, threads, timeouts, memory, checkpoints) and the manifest check that ``--resume``
 passes read their ranges from here. The options' defaults are the fields of
-:class:`harness.executor.RunOptions` and :class:`harness.executor.ExecOptions`; the
+:class:`harness.executor.RunOptions` and :class:`harness.executor.CellLimits`; the
 parser shows those. A contract module that imports nothing, so that every layer, the
 parser included, can read it.
 """
@@ -11,7 +11,7 @@ parser included, can read it.
 from __future__ import annotations
 
 #: An option's range, both ends included: the option's name (its field in
-#: ``RunOptions``, ``ExecOptions`` or ``GridSpec``) -> (minimum, maximum).
+#: ``RunOptions``, ``CellLimits`` or ``GridSpec``) -> (minimum, maximum).
 BOUNDS: dict[str, tuple[int, int]] = {
     "steps": (1, 1_000_000_000),
     "batch_size": (1, 10_000_000),

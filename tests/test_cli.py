@@ -47,6 +47,18 @@ BAD_RUNS = [
     (["--workers", "0", "--pin-cpus"], "--pin-cpus places worker processes"),
     (["--workers", "0", "--cuda-mps"], "--cuda-mps makes worker processes clients"),
     (["--cuda-mps"], "--cuda-mps shares a GPU between workers; this grid has no cuda device"),
+    # The local executor's flags are spellings of its settings, checked the same way.
+    (["--executor-option", "workers=0", "--timeout", "5"], "--timeout needs worker processes"),
+    (["--executor-option", "pin_cpus=maybe"], "pin_cpus='maybe': expected true or false"),
+    (["--workers", "2", "--executor-option", "workers=3"],
+     "--workers 2 and --executor-option workers=3 disagree"),
+    (["--executor-option", "scheduler=tcp://h:1"], "executor 'local' has no setting 'scheduler'"),
+    # ... and a flag the chosen executor does not spell is its setting of that name.
+    (["--executor", "dask", "--workers", "0"], "--workers 0 runs cells inline"),
+    (["--executor", "dask", "--pin-cpus"], "--pin-cpus places the local executor's workers"),
+    (["--executor", "dask", "--cuda-mps"], "for Dask workers, start nvidia-cuda-mps-control"),
+    (["--executor", "dask", "--workers-per-device", "2"],
+     "executor 'dask' has no setting 'workers_per_device'"),
 ]
 
 

@@ -139,18 +139,17 @@ def test_a_daemon_already_answering_is_used_and_left_running(
 def test_a_gpu_worker_that_is_not_a_client_stops_the_run(
     standin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.executor import ExecOptions, RunOptions
-    from harness.run.workers import ProcessExecutor, _Slot
+    from harness.executor import CellLimits, RunOptions
+    from harness.run.pool import Worker, WorkerPool
 
     monkeypatch.setenv("STANDIN_CLIENTS", "101")
-    executor = ProcessExecutor(ExecOptions(cuda_mps=True), RunOptions())
     with cuda_mps.daemon() as session:
-        executor.mps_session = session
-        executor._check_client(_Slot(process=None, conn=None, device="cuda:0", pid=101))
-        executor._check_client(_Slot(process=None, conn=None, device="cpu", pid=7))
+        pool = WorkerPool(CellLimits(), RunOptions(), mps=session)
+        pool._check_client(Worker(process=None, conn=None, device="cuda:0", pid=101))
+        pool._check_client(Worker(process=None, conn=None, device="cpu", pid=7))
         with pytest.raises(cuda_mps.MPSError, match=r"the worker on cuda:0 \(pid 7\) is not a "
                                                     "client of the MPS server"):
-            executor._check_client(_Slot(process=None, conn=None, device="cuda:0", pid=7))
+            pool._check_client(Worker(process=None, conn=None, device="cuda:0", pid=7))
 
 
 def test_the_daemon_does_not_outlive_a_killed_harness(standin: Path, tmp_path: Path) -> None:
@@ -184,24 +183,23 @@ def test_a_gpu_worker_that_never_attaches_stops_the_run(
     import multiprocessing as mp
     import time
 
-    from harness.executor import ExecOptions, RunOptions
-    from harness.run.workers import ProcessExecutor, _Slot
+    from harness.executor import CellLimits, RunOptions
+    from harness.run.pool import Worker, WorkerPool
 
     monkeypatch.setattr(cuda_mps, "ATTACH_S", 0.5)
-    executor = ProcessExecutor(ExecOptions(cuda_mps=True), RunOptions())
     parent, child = mp.Pipe()
     silent = mp.get_context("spawn").Process(target=time.sleep, args=(30,))
     silent.start()
     try:
         with cuda_mps.daemon() as session:
-            executor.mps_session = session
-            executor.slots.append(_Slot(process=silent, conn=parent, device="cuda:0"))
+            pool = WorkerPool(CellLimits(), RunOptions(), mps=session)
+            pool._workers.append(Worker(process=silent, conn=parent, device="cuda:0"))
             t0 = time.monotonic()
             with pytest.raises(cuda_mps.MPSError,
                                match="a worker on cuda:0 did not attach to the MPS server "
                                      r"within 0\.5 s"):
                 while time.monotonic() - t0 < 10:
-                    executor._wait(lambda *a: None, lambda *a: None)
+                    pool.wait()
     finally:
         silent.kill()
         silent.join()
@@ -212,19 +210,18 @@ def test_packing_cuda_cells_without_mps_hints_at_it_where_the_machine_has_it(
     standin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from harness.cli.run import _mps_would_help
-    from harness.executor import ExecOptions
+    from harness.run.workers import LocalSettings
 
-    packed = ExecOptions(workers=2, workers_per_device=8)
-    assert _mps_would_help("local", packed, ["cpu", "cuda"], {})
+    packed = LocalSettings(workers=2, workers_per_device=8)
+    assert _mps_would_help(packed, ["cpu", "cuda"], {})
     # Nothing to hint: one worker per GPU, no GPU in the grid, the GPU skipped as
     # unavailable, no worker processes, or an executor that places its own workers.
-    assert not _mps_would_help("local", ExecOptions(workers=2), ["cuda"], {})
-    assert not _mps_would_help("local", packed, ["cpu"], {})
-    assert not _mps_would_help("local", packed, ["cuda"], {"cuda": "no CUDA"})
-    assert not _mps_would_help("local", ExecOptions(workers=0, workers_per_device=8),
-                               ["cuda"], {})
-    assert not _mps_would_help("dask", packed, ["cuda"], {})
+    assert not _mps_would_help(LocalSettings(workers=2), ["cuda"], {})
+    assert not _mps_would_help(packed, ["cpu"], {})
+    assert not _mps_would_help(packed, ["cuda"], {"cuda": "no CUDA"})
+    assert not _mps_would_help(LocalSettings(workers=0, workers_per_device=8), ["cuda"], {})
+    assert not _mps_would_help(None, ["cuda"], {})
     # A machine without the control program gets no hint.
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(cuda_mps, "_SEARCH", (str(tmp_path),))
-    assert not _mps_would_help("local", packed, ["cuda"], {})
+    assert not _mps_would_help(packed, ["cuda"], {})

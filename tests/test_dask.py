@@ -29,7 +29,7 @@ from harness_builtins.dask_executor import (
 from harness import __version__
 from harness.cell import Cell
 from harness.errors import UsageError
-from harness.executor import ExecOptions
+from harness.executor import CellLimits
 from harness.plugins import PluginHost
 from tests.helpers import run_cli
 
@@ -217,21 +217,20 @@ def test_without_distributed_the_error_says_how_to_install(tmp_path: Path) -> No
         not any((tmp_path / "out" / "cells").iterdir())
 
 
-@pytest.mark.parametrize(("settings", "workers", "message"), [
-    ({"scheduler": "tcp://h:1", "n_workers": "2"}, 2, "n_workers is for the local cluster"),
-    ({"n_workers": "zero"}, 2, "n_workers: expected a whole number"),
-    ({"shared_filesystem": "maybe"}, 2, "expected true or false"),
-    ({}, 0, "--workers 0 runs cells inline"),
-    ({"scheduler": "garbage"}, 2, "'garbage': expected a Dask scheduler address"),
-    ({"scheduler": "tcp://h"}, 2, "'tcp://h': expected a Dask scheduler address"),
-    ({"scheduler": "tcp://h:99999"}, 2, "expected a Dask scheduler address"),
-    ({"scheduler": "http://h:1"}, 2, "unknown scheme 'http'"),
-    ({"scheduler": "inproc://h/1/2"}, 2, "only reachable from the process that made it"),
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"scheduler": "tcp://h:1", "n_workers": "2"}, "n_workers is for the local cluster"),
+    ({"n_workers": "zero"}, "n_workers: expected a whole number"),
+    ({"shared_filesystem": "maybe"}, "expected true or false"),
+    ({"n_workers": "0"}, "--workers 0 runs cells inline"),
+    ({"scheduler": "garbage"}, "'garbage': expected a Dask scheduler address"),
+    ({"scheduler": "tcp://h"}, "'tcp://h': expected a Dask scheduler address"),
+    ({"scheduler": "tcp://h:99999"}, "expected a Dask scheduler address"),
+    ({"scheduler": "http://h:1"}, "unknown scheme 'http'"),
+    ({"scheduler": "inproc://h/1/2"}, "only reachable from the process that made it"),
 ])
-def test_bad_settings_are_usage_errors(settings: dict[str, str], workers: int,
-                                       message: str) -> None:
+def test_bad_settings_are_usage_errors(settings: dict[str, str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        parse_settings(settings, ExecOptions(workers=workers))
+        parse_settings(settings, CellLimits())
 
 
 @pytest.mark.parametrize("option", ["n_workers=abc", "scheduler=garbage"])
@@ -248,18 +247,23 @@ def test_a_dry_run_checks_the_executor_settings(option: str,
 
 def test_pin_cpus_is_for_the_local_executor() -> None:
     with pytest.raises(UsageError, match="--pin-cpus places the local executor's workers"):
-        parse_settings({}, ExecOptions(workers=2, pin_cpus=True))
+        parse_settings({"pin_cpus": "true"}, CellLimits())
 
 
 def test_cuda_mps_is_for_the_local_executor() -> None:
     with pytest.raises(UsageError, match="for Dask workers, start nvidia-cuda-mps-control"):
-        parse_settings({}, ExecOptions(workers=2, cuda_mps=True))
+        parse_settings({"cuda_mps": "true"}, CellLimits())
 
 
 def test_settings_default_to_the_local_workers() -> None:
-    assert parse_settings({}, ExecOptions(workers=3)) == DaskSettings(n_workers=3)
+    """Without n_workers (--workers), the local cluster gets the local executor's default:
+    the CPUs this process may use over --threads."""
+    cpus = len(os.sched_getaffinity(0))
+    assert parse_settings({}, CellLimits()) == DaskSettings(n_workers=cpus)
+    assert parse_settings({}, CellLimits(threads=cpus + 1)) == DaskSettings(n_workers=1)
+    assert parse_settings({"n_workers": "3"}, CellLimits()) == DaskSettings(n_workers=3)
     parsed = parse_settings({"scheduler": "tcp://h:1", "shared_filesystem": "yes"},
-                            ExecOptions(workers=3))
+                            CellLimits())
     assert parsed.scheduler == "tcp://h:1" and parsed.shared_filesystem
 
 
@@ -294,7 +298,7 @@ def test_the_scheduler_is_reached_when_the_executor_is_built_and_let_go_after(
     context = ExecutorContext(resolve=lambda c: (None, None, {}),  # type: ignore[arg-type,return-value]
                               settings={"scheduler": cluster.scheduler.address})
     for drop in ("run nothing", "never run"):
-        executor = host.executors.get("dask").factory(ExecOptions(), RunOptions(), context)
+        executor = host.executors.get("dask").factory(CellLimits(), RunOptions(), context)
         assert len(_clients(cluster) - before) == 1  # connected, before any run
         if drop == "run nothing":
             executor.run([], lambda c: None, lambda c, r, s: None, lambda r: None)

@@ -152,13 +152,13 @@ def test_shuffled_batches_indices_and_batches_agree() -> None:
 
 
 def test_cudnn_benchmark_is_applied_to_the_cells_and_then_put_back(host: PluginHost) -> None:
-    from harness.executor import ExecOptions
+    from harness.executor import CellLimits
     from harness.run.workers import InlineExecutor
 
     seen: list[bool] = []
     c = cell(host, "regression", steps=4)
     executor = InlineExecutor(
-        ExecOptions(workers=0, cudnn_benchmark=True), RunOptions(windows=2),
+        CellLimits(cudnn_benchmark=True), RunOptions(windows=2),
         lambda c: (host.problems.get(c.problem), host.optimizers.get(c.optimizer), {}))
     before = torch.backends.cudnn.benchmark
     results: list[Any] = []

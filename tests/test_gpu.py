@@ -185,7 +185,8 @@ def test_cuda_mps_packs_workers_as_clients_of_a_private_daemon(tmp_path: Any) ->
     summary = pd.read_csv(out / "summary.csv")
     assert (summary["status"] == "ok").all(), summary[["status", "error"]]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["options"]["execution"]["cuda_mps"] is True
+    assert manifest["options"]["executor"] == {
+        "name": "local", "settings": {"workers_per_device": "2", "cuda_mps": "true"}}
     assert set(glob.glob(pattern)) == before
     assert mps_processes() <= running, "the run left an MPS daemon or server running"
 

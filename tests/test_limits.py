@@ -1,5 +1,5 @@
 """Option bounds and defaults are defined once: the defaults are RunOptions' and
-ExecOptions' fields, the bounds :mod:`harness.limits`'. The parser, the grid, the command
+CellLimits' fields, the bounds :mod:`harness.limits`'. The parser, the grid, the command
 line and the manifest check that ``--resume`` passes all read them; these tests fail when
 one of them keeps a copy that drifts."""
 
@@ -17,7 +17,7 @@ import pytest
 from harness.cli import main
 from harness.cli.parser import build_parser
 from harness.errors import UsageError
-from harness.executor import ExecOptions, RunOptions
+from harness.executor import CellLimits, RunOptions
 from harness.grid import parse_bounded
 from harness.limits import BOUNDS, MAX_TIMEOUT_S
 from harness.run.manifest import BOUNDED_OPTIONS
@@ -26,8 +26,7 @@ from harness.run.resume import read_options
 BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "baseline"
 
 #: Each parser default (argparse dest) and the dataclass whose field is its one definition.
-PARSER_DEFAULTS = {"windows": RunOptions, "threads": ExecOptions,
-                   "workers_per_device": ExecOptions, "loader_workers": RunOptions,
+PARSER_DEFAULTS = {"windows": RunOptions, "threads": CellLimits, "loader_workers": RunOptions,
                    "loader": RunOptions, "opt_impl": RunOptions, "compile_backend": RunOptions}
 
 #: Each bounded option and the command line that sets it (the value goes last).

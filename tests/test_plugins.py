@@ -209,32 +209,37 @@ def test_cli_lists_load_errors_and_runs_the_installed_plugin(
 def test_a_third_party_executor_runs_the_grid(host: PluginHost, register_plugin,  # type: ignore[no-untyped-def]
                                               tmp_path: Path) -> None:
     """register_executors: an in-process executor receives the cells; the runner writes."""
+    from harness import ExecutorSpec, execute_cell
     from harness.cli import main
-    from harness.executor import ExecutorSpec
-    from harness.run.workers import InlineExecutor
 
     seen: list[str] = []
+    labels: list[str] = []
 
-    class Recording(InlineExecutor):
+    class Recording:
+        def __init__(self, limits, run_options, context):  # type: ignore[no-untyped-def]
+            self.limits, self.run_options, self.context = limits, run_options, context
+
         def run(self, cells, on_start, on_window, on_result):  # type: ignore[no-untyped-def]
-            cells = list(cells)
-            seen.extend(c.problem for c in cells)
-            super().run(cells, on_start, on_window, on_result)
+            labels.append(self.context.settings["label"])
+            for cell in cells:
+                seen.append(cell.problem)
+                on_start(cell)
+                on_result(execute_cell(cell, self.limits, self.run_options,
+                                       resolve=self.context.resolve))
 
     class Plugin:
         @hookimpl
         def register_executors(self, registry):  # type: ignore[no-untyped-def]
-            registry.add(ExecutorSpec(
-                "recording", lambda opts, run_opts, ctx: Recording(opts, run_opts, ctx.resolve),
-                "runs inline and remembers", settings=("label",)))
+            registry.add(ExecutorSpec("recording", Recording, "runs inline and remembers",
+                                      settings=("label",)))
 
     register_plugin(Plugin(), "recording-executor")
     out = tmp_path / "run"
     code = main(["run", "-m", "regression", "-o", "sgd", "-s", "0-1", "--steps", "5",
-                 "--executor", "recording", "--executor-option", "label=x", "--workers", "0",
+                 "--executor", "recording", "--executor-option", "label=x",
                  "--out", str(out), "--quiet"])
     assert code == 0
-    assert seen == ["regression", "regression"]
+    assert seen == ["regression", "regression"] and labels == ["x"]
     assert len(list((out / "cells").glob("*.json"))) == 2
 
 

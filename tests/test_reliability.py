@@ -221,7 +221,7 @@ def test_the_memory_limit_counts_from_the_process_size_and_can_be_put_back() -> 
     # In a child: the limit is set on the process that calls it.
     code = """if True:
         import resource, sys
-        from harness.run.workers import limit_memory
+        from harness.run.execute import limit_memory
         previous = limit_memory(300)
         assert "torch._dynamo" in sys.modules  # imported before the limit, not under it
         within = bytearray(200 * 2**20)

@@ -193,3 +193,28 @@ def test_a_killed_cell_counts_the_samples_its_steps_consumed(tmp_path: Path) -> 
         summary = rec["summary"]
         steps_per_s = 1000 / summary["step_time_ms"]
         assert summary["samples_per_s"] == pytest.approx(per_step * steps_per_s, rel=1e-6)
+
+
+def test_a_run_recorded_before_executor_settings_resumes_with_its_settings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/baseline's manifest records the local executor's knobs (workers,
+    pin_cpus...) among the execution options, as manifests did before executors had
+    settings of their own: --resume accepts it and keeps the settings its cells ran with."""
+    import shutil
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    out = tmp_path / "baseline"
+    shutil.copytree(Path(__file__).parent.parent / "benchmarks" / "baseline", out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["options"]["execution"]["workers"] == 2  # the old shape
+    manifest["options"]["execution"]["deterministic"] = True
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    next(iter(sorted((out / "cells").glob("regression-sgd-cpu-s0-*.json")))).unlink()
+
+    assert main(["run", "--resume", str(out), "--workers", "0", "--quiet"]) == 0
+    assert "(17 already done)" in capsys.readouterr().out
+    resumed = json.loads((out / "manifest.json").read_text())
+    assert resumed["options"]["execution"]["deterministic"] is True
+    assert resumed["options"]["executor"] == {"name": "local", "settings": {"workers": "0"}}
+    assert len(list((out / "cells").glob("*.json"))) == 18

@@ -61,11 +61,11 @@ def test_the_grid_reorders_as_soon_as_a_kind_is_probed(
 ) -> None:
     """With an empty cost book the grid starts in its own order; each kind's first cell
     is its probe, and once both kinds are priced the slow kind's cells go first."""
-    from harness.executor import ExecOptions, RunOptions
+    from harness.executor import RunOptions
     from harness.grid import GridSpec, expand
     from harness.plugins import get_host
     from harness.run.progress import Progress
-    from harness.run.runner import run_grid
+    from harness.run.runner import RunRequest, run_grid
 
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     started: list[tuple[str, int]] = []
@@ -81,8 +81,8 @@ def test_the_grid_reorders_as_soon_as_a_kind_is_probed(
                     steps=300)  # enough steps that the step time, not building, decides
     grid = expand(spec, host.problems, host.optimizers)
     first = (grid.cells[0].problem, grid.cells[0].seed)
-    run_grid(grid, host, tmp_path / "run", RunOptions(windows=4, eval_every=300),
-             ExecOptions(workers=int(workers)), progress=False)
+    run_grid(RunRequest(grid, tmp_path / "run", RunOptions(windows=4, eval_every=300),
+                        executor_settings={"workers": workers}, progress=False), host)
     probes = [first, next(c for c in started if c[0] != first[0])]
     assert started[:2] == probes, started
     rest = started[2:]

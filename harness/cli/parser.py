@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from harness import __version__
 from harness.errors import UsageError
-from harness.executor import ExecOptions, RunOptions
+from harness.executor import CellLimits, RunOptions
 
 DESCRIPTION = "The command line: it parses, then delegates. Errors are one line, exit code 2."
 
@@ -56,17 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", help="worker processes running cells at once (default: the "
                                        "CPUs this process may use / --threads); 0 runs cells "
                                        "in this process")
-    run.add_argument("--workers-per-device", default=str(ExecOptions.workers_per_device),
+    run.add_argument("--workers-per-device",
                      help="cells running at once on each GPU, each worker pinned to its "
-                          f"device (default {ExecOptions.workers_per_device})")
+                          "device (default 1; a setting of the local executor)")
     run.add_argument("--pin-cpus", action="store_true",
                      help="pin each worker to its own physical cores (--threads of them); "
                           "the row's 'cpus' column says which")
     run.add_argument("--cuda-mps", action="store_true",
                      help="run the GPU workers under a private NVIDIA MPS daemon, so packed "
                           "cells (--workers-per-device N) run their kernels side by side")
-    run.add_argument("--threads", default=str(ExecOptions.threads),
-                     help=f"torch threads per worker (default {ExecOptions.threads}, so CPU "
+    run.add_argument("--threads", default=str(CellLimits.threads),
+                     help=f"torch threads per worker (default {CellLimits.threads}, so CPU "
                           "results do not depend on the number of workers)")
     run.add_argument("--timeout", help="hard limit per cell in seconds: the cell's worker is "
                                        "killed and the cell recorded as 'timeout'")

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.cli.read import format_summary
 from harness.errors import DataUnavailableError, UsageError
-from harness.executor import ExecOptions, RunOptions
+from harness.executor import CellLimits, ExecutorSpec, RunOptions
 from harness.grid import (
     ExpandedGrid,
     GridSpec,
@@ -27,9 +27,16 @@ from harness.grid import (
 )
 from harness.limits import MAX_TIMEOUT_S
 from harness.plugins import PluginHost, get_host
-from harness.run import cuda_mps, placement, resume
+from harness.run import cuda_mps, resume
 from harness.run.resume import Start, prepare_output_dir
-from harness.run.runner import RunOutcome, check_executor, default_output_dir, run_grid
+from harness.run.runner import (
+    RunOutcome,
+    RunRequest,
+    check_executor,
+    default_output_dir,
+    run_grid,
+)
+from harness.run.workers import LocalSettings, local_settings
 
 
 def data_dir(arg: str | None) -> Path:
@@ -80,11 +87,10 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
     return spec
 
 
-def execution_options(args: argparse.Namespace) -> ExecOptions:
+def execution_options(args: argparse.Namespace) -> CellLimits:
+    """The limits every executor honours; the executor's own flags are its settings
+    (:func:`_executor_settings`)."""
     threads = parse_bounded(args.threads, "--threads", "threads")
-    cores = len(placement.usable_cpus())
-    workers = (max(1, cores // threads) if args.workers is None
-               else parse_bounded(args.workers, "--workers", "workers"))
     timeout = None
     if args.timeout is not None:
         try:
@@ -93,32 +99,14 @@ def execution_options(args: argparse.Namespace) -> ExecOptions:
             raise UsageError(f"--timeout: expected seconds, got {args.timeout!r}") from None
         if not 0 < timeout < MAX_TIMEOUT_S:
             raise UsageError(f"--timeout: {args.timeout} is out of range")
-        if workers == 0:
-            raise UsageError("--timeout needs worker processes; it cannot be used with "
-                             "--workers 0")
     memory = None
     if args.max_memory_mb is not None:
         memory = parse_bounded(args.max_memory_mb, "--max-memory-mb", "max_memory_mb")
-        if workers == 0:
-            raise UsageError("--max-memory-mb needs worker processes (not --workers 0)")
-    per_device = parse_bounded(args.workers_per_device, "--workers-per-device",
-                               "workers_per_device")
-    if args.pin_cpus and workers == 0:
-        raise UsageError("--pin-cpus places worker processes; it cannot be used with "
-                         "--workers 0")
-    if args.cuda_mps and workers == 0:
-        raise UsageError("--cuda-mps makes worker processes clients of an MPS daemon; it "
-                         "cannot be used with --workers 0")
     if args.cudnn_benchmark and args.deterministic:
         raise UsageError("--cudnn-benchmark picks kernels by timing them; it cannot be "
                          "combined with --deterministic")
-    if workers * threads > cores:
-        print(f"harness: warning: {workers} workers x {threads} threads exceed the {cores} "
-              "CPU cores; threads will compete and CPU timings suffer", file=sys.stderr)
-    return ExecOptions(workers=workers, threads=threads, timeout=timeout,
-                       max_memory_mb=memory, deterministic=args.deterministic,
-                       workers_per_device=per_device, pin_cpus=args.pin_cpus,
-                       cudnn_benchmark=args.cudnn_benchmark, cuda_mps=args.cuda_mps)
+    return CellLimits(threads=threads, timeout=timeout, max_memory_mb=memory,
+                      deterministic=args.deterministic, cudnn_benchmark=args.cudnn_benchmark)
 
 
 def speed_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,23 +128,38 @@ def speed_options(args: argparse.Namespace) -> dict[str, Any]:
             "compile_backend": args.compile_backend, "compile_mode": args.compile_mode}
 
 
-def _mps_would_help(executor: str, execution: ExecOptions, devices: Sequence[str],
+def _mps_would_help(local: LocalSettings | None, devices: Sequence[str],
                     unavailable: Collection[str]) -> bool:
-    """Whether this run packs cells onto a GPU here without MPS, on a machine that has it."""
-    return (executor == "local" and execution.workers > 0 and execution.workers_per_device > 1
+    """Whether this run packs cells onto a GPU here without MPS, on a machine that has it
+    (``local``: the local executor's settings, None for another executor)."""
+    return (local is not None and local.workers > 0 and local.workers_per_device > 1
             and any(d.startswith("cuda") and d not in unavailable for d in devices)
             and cuda_mps.find_control() is not None)
 
 
-def _executor_settings(args: argparse.Namespace) -> dict[str, str]:
+#: The command line's spellings of executor settings: flag -> its argparse destination.
+EXECUTOR_FLAGS = {"--workers": "workers", "--workers-per-device": "workers_per_device",
+                  "--pin-cpus": "pin_cpus", "--cuda-mps": "cuda_mps", "--scheduler": "scheduler"}
+
+
+def _executor_settings(args: argparse.Namespace, spec: ExecutorSpec) -> dict[str, str]:
+    """``--executor-option KEY=VALUE``s, and the flags the executor spells as a setting
+    (``spec.flags``; another flag is read as the setting of its own name)."""
     settings: dict[str, str] = {}
     for text in args.executor_options:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--executor-option {text!r}: expected KEY=VALUE")
         settings[key.strip()] = value.strip()
-    if args.scheduler is not None:
-        settings["scheduler"] = args.scheduler
+    for flag, dest in EXECUTOR_FLAGS.items():
+        given = getattr(args, dest, None)
+        if given is None or given is False:
+            continue
+        key, value = spec.flags.get(flag, dest), "true" if given is True else str(given)
+        if key in settings and settings[key] != value:
+            raise UsageError(f"{flag} {value} and --executor-option {key}={settings[key]} "
+                             "disagree; give one of them")
+        settings[key] = value
     return settings
 
 
@@ -169,9 +172,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     start = _start(args, parse_bounded(args.windows, "--windows", "windows"))
     grid = expand(start.spec, host.problems, host.optimizers,
                   skip_unavailable=start.skip_unavailable)
-    _check_cuda_mps(args.executor, execution, grid)
-    executor_settings = _executor_settings(args)
+    executor_settings = _executor_settings(args, host.executors.get(args.executor))
     check_executor(host, args.executor, executor_settings, execution)
+    local = local_settings(executor_settings, execution) if args.executor == "local" else None
+    _check_cuda_mps(local, grid)
     speed = start.speed(speed_options(args))  # checked before a dry run too
     execution = start.execution(execution)
     every = start.checkpoint_every(
@@ -192,12 +196,12 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "checkpoint_every": every, "save_models": save_models,
         "speed": speed,
     }
-    outcome = run_grid(
-        grid, host, out, options, execution, spec=start.spec, argv=argv,
-        progress=not args.quiet, rerun_failed=args.rerun_failed,
-        manifest_options=manifest_options, executor_name=args.executor,
-        executor_settings=executor_settings, resume=start.resumed,
-    )
+    outcome = run_grid(RunRequest(
+        grid, out, options, execution, executor=args.executor,
+        executor_settings=executor_settings, spec=start.spec, argv=argv,
+        manifest_options=manifest_options, resume=start.resumed,
+        rerun_failed=args.rerun_failed, progress=not args.quiet,
+    ), host)
     return _report(outcome, len(grid.cells))
 
 
@@ -213,17 +217,17 @@ def _start(args: argparse.Namespace, windows: int) -> Start:
                                     windows=windows))
 
 
-def _check_cuda_mps(executor: str, execution: ExecOptions, grid: ExpandedGrid) -> None:
+def _check_cuda_mps(local: LocalSettings | None, grid: ExpandedGrid) -> None:
     """--cuda-mps needs a GPU in the grid and the daemon's control; without it, a hint
-    where it would help."""
-    if execution.cuda_mps:
+    where it would help (``local``: the local executor's settings, None for another)."""
+    if local is not None and local.cuda_mps:
         gpus = [d for d in grid.devices if d.startswith("cuda")]
         if not gpus:
             raise UsageError("--cuda-mps shares a GPU between workers; this grid has no cuda "
                              "device (add -d cuda)")
         if any(d not in grid.unavailable for d in gpus):  # skipped cells need no daemon
             cuda_mps.require_control()
-    elif _mps_would_help(executor, execution, grid.devices, grid.unavailable):
+    elif _mps_would_help(local, grid.devices, grid.unavailable):
         print("harness: hint: without --cuda-mps the GPU runs one worker's kernels at a time; "
               "with it, 8 packed eager cnn cells ran 8.3x one cell instead of 5.2x "
               "(BENCHMARKS.md)", file=sys.stderr)

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import typing
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import harness
-from harness.executor import ExecOptions, RunOptions
+from harness.executor import CellLimits, RunOptions
 from harness.grid import ExpandedGrid, GridSpec
 from harness.limits import BOUNDS
 from harness.plugins import PluginHost
@@ -123,6 +123,18 @@ RESUME_OPTIONS: dict[str, tuple[Any, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class ExecutionRecord(CellLimits):
+    """``options.execution`` as manifests hold it: the cell limits, and in those written
+    before executors had settings of their own, the local executor's knobs too (now in
+    ``options.executor.settings``). Only the shapes are checked."""
+
+    workers: int = 1
+    workers_per_device: int = 1
+    pin_cpus: bool = False
+    cuda_mps: bool = False
+
+
 #: The manifest's options that hold a bounded number (``section.key``) -> the option
 #: whose range :data:`harness.limits.BOUNDS` gives.
 BOUNDED_OPTIONS = {"windows": "windows", "checkpoint_every": "checkpoint_every",
@@ -146,7 +158,7 @@ def options_problem(data: Any) -> str | None:
         value = options.get("speed", {}).get(key, known[0])
         if value not in known:
             return f"options.speed.{key} {value!r} is not one of {', '.join(known)}"
-    for key, kind in (("speed", RunOptions), ("execution", ExecOptions),
+    for key, kind in (("speed", RunOptions), ("execution", ExecutionRecord),
                       ("grid_spec", GridSpec)):
         problem = _fields_problem(options.get(key, {}), kind, f"options.{key}",
                                   strict=kind is GridSpec)

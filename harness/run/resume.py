@@ -36,7 +36,7 @@ from typing import Any
 
 from harness.cell import Cell
 from harness.errors import UsageError
-from harness.executor import ExecOptions, RunOptions
+from harness.executor import CellLimits, RunOptions
 from harness.grid import ExpandedGrid, GridSpec
 from harness.outcome import FAILED, Status
 from harness.results import RunDirectory
@@ -130,12 +130,12 @@ class Start:
         return keep_settings(speed, {k: getattr(RunOptions(), k) for k in speed},
                              self.saved.get("speed") or {})
 
-    def execution(self, execution: ExecOptions) -> ExecOptions:
+    def execution(self, execution: CellLimits) -> CellLimits:
         """``execution`` with the resumed run's :data:`RESULT_EXECUTION` settings."""
         if not self.resumed:
             return execution
         kept = keep_settings({k: getattr(execution, k) for k in RESULT_EXECUTION},
-                             {k: getattr(ExecOptions(), k) for k in RESULT_EXECUTION},
+                             {k: getattr(CellLimits(), k) for k in RESULT_EXECUTION},
                              self.saved.get("execution") or {})
         return replace(execution, **kept)
 

@@ -14,7 +14,7 @@ import os
 import signal
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness.cell import Cell
 from harness.errors import HarnessError, UsageError
-from harness.executor import ExecOptions, ExecutorContext, RunOptions
+from harness.executor import CellLimits, ExecutorContext, RunOptions
 from harness.grid import ExpandedGrid, GridSpec
 from harness.outcome import CellResult, Status
 from harness.plugins import PluginHost
@@ -106,39 +106,48 @@ def _signals() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def run_grid(
-    grid: ExpandedGrid,
-    host: PluginHost,
-    out: Path,
-    options: RunOptions,
-    execution: ExecOptions,
-    *,
-    spec: GridSpec | None = None,
-    argv: Sequence[str] = (),
-    progress: bool = True,
-    rerun_failed: bool = False,
-    manifest_options: dict[str, Any] | None = None,
-    executor_name: str = "local",
-    executor_settings: dict[str, str] | None = None,
-    resume: bool = False,
-) -> RunOutcome:
-    """Run what ``out`` is missing of ``grid``; ``resume`` continues the run already in
-    ``out``, otherwise ``out`` must not hold one. ``out`` is locked while this runs."""
+@dataclass(frozen=True)
+class RunRequest:
+    """What :func:`run_grid` runs, where, and how."""
+
+    grid: ExpandedGrid
+    #: The run directory; with ``resume`` it holds the run to continue, else no run.
+    out: Path
+    options: RunOptions = field(default_factory=RunOptions)
+    limits: CellLimits = field(default_factory=CellLimits)
+    #: The registered executor's name and its settings (checked by :func:`check_executor`).
+    executor: str = "local"
+    executor_settings: Mapping[str, str] = field(default_factory=dict)
+    #: For the manifest: the grid as specified, the command line, the other options.
+    spec: GridSpec | None = None
+    argv: Sequence[str] = ()
+    manifest_options: Mapping[str, Any] = field(default_factory=dict)
+    resume: bool = False
+    rerun_failed: bool = False
+    progress: bool = True
+
+
+def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
+    """Run what ``request.out`` is missing of ``request.grid``; ``resume`` continues the run
+    already there, otherwise it must not hold one. ``out`` is locked while this runs."""
+    grid, out, options, execution = request.grid, request.out, request.options, request.limits
+    executor_name, executor_settings = request.executor, dict(request.executor_settings)
+    spec, argv, rerun_failed = request.spec, request.argv, request.rerun_failed
     # The executor first: one that cannot start (a missing package, an unreachable
     # scheduler) is a one-line error that leaves nothing behind.
     book = CostBook()
     context = ExecutorContext(resolve=lambda c: _resolve(host, c),
-                              settings=dict(executor_settings or {}), costs=book)
+                              settings=executor_settings, costs=book)
     executor = host.executors.get(executor_name).factory(execution, options, context)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out):
-        if not resume:  # checked again under the lock: another run may have begun since
+        if not request.resume:  # checked again under the lock: another run may have begun since
             prepare_output_dir(out)
         run_dir = RunDirectory(out)
         previous = run_dir.manifest()
         manifest = build_manifest(argv, grid, host, {
-            **(manifest_options or {}), "execution": asdict(execution),
-            "executor": {"name": executor_name, "settings": dict(executor_settings or {})},
+            **request.manifest_options, "execution": asdict(execution),
+            "executor": {"name": executor_name, "settings": executor_settings},
             "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
         })
         record_resume(manifest, previous, argv)
@@ -147,7 +156,7 @@ def run_grid(
         work = plan(grid, run_dir, rerun_failed=rerun_failed)
         set_aside_corrupt(work, run_dir)
 
-        bar = Progress(len(grid.cells), enabled=progress, done=work.done)
+        bar = Progress(len(grid.cells), enabled=request.progress, done=work.done)
         ran = 0
         interrupted: str | None = None
 
@@ -183,8 +192,8 @@ def run_grid(
         return RunOutcome(out, summary, interrupted, ran=ran, skipped_done=work.done)
 
 
-def check_executor(host: PluginHost, name: str, settings: dict[str, str],
-                   execution: ExecOptions | None = None) -> None:
+def check_executor(host: PluginHost, name: str, settings: Mapping[str, str],
+                   limits: CellLimits | None = None) -> None:
     """Unknown executors and settings, and values the executor's own check refuses, are
     usage errors, before anything runs."""
     spec = host.executors.get(name)
@@ -193,7 +202,7 @@ def check_executor(host: PluginHost, name: str, settings: dict[str, str],
             known = ", ".join(spec.settings) or "none"
             raise UsageError(f"executor {name!r} has no setting {key!r} (it takes: {known})")
     if spec.check is not None:
-        spec.check(settings, execution or ExecOptions())
+        spec.check(settings, limits or CellLimits())
 
 
 def _resolve(host: PluginHost, cell: Cell) -> tuple[Any, Any, dict[str, Any]]:

@@ -1,596 +1,54 @@
 """The built-in ``dask`` executor: a grid's cells on a Dask distributed cluster.
 
-Why it is shaped this way:
+It is built on harness's public API only, as a Ray or Slurm executor would be:
 
-* A Dask task cannot be interrupted in its thread, so each task runs its cell in a
-  child process of the Dask worker, supervised by the same :class:`ProcessExecutor` as
-  ``--executor local``: the hard timeout, the crash statuses and the partial curve of a
-  killed cell are the local ones. The child is kept between cells (one per worker
-  thread), so torch is imported once per worker, not once per cell.
-* Workers return each :class:`CellResult` to the client, which writes it through the
-  runner like any executor's results: no shared filesystem, and resume, statuses and
-  summaries are the same whichever executor ran the cells.
-* A worker lost mid-cell is the scheduler's business (``allowed-failures``). The
-  cluster this executor starts retries such a cell once on another worker; after that
-  the client records it as ``error: worker lost``.
-* Progress (which cell started, its latest window) travels as throttled Dask events.
+* :mod:`harness_builtins.dask_settings`: its settings (``--scheduler``,
+  ``--executor-option KEY=VALUE``, ``--workers`` as the local cluster's ``n_workers``).
+* :mod:`harness_builtins.dask_client`: the client side, one Dask task per cell, the
+  results handed to the runner as they complete.
+* :mod:`harness_builtins.dask_worker`: the task, which runs its cell on the worker
+  thread's :class:`harness.WorkerPool` (a child process: the local executor's hard
+  timeout, crash statuses and partial curves).
 """
 
 from __future__ import annotations
 
-import gc
-import logging
-import math
-import multiprocessing as mp
-import multiprocessing.util as mp_util
-import queue
-import signal
 import sys
-import threading
-import time
-import traceback
-import uuid
-import weakref
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
-from harness import hookimpl
-from harness.cell import Cell
-from harness.errors import HarnessError, UsageError
-from harness.executor import (
-    ExecOptions,
+from harness import (
+    CellLimits,
     Executor,
     ExecutorContext,
+    ExecutorRegistry,
     ExecutorSpec,
-    ResultCallback,
     RunOptions,
-    StartCallback,
-    WindowCallback,
+    UsageError,
+    hookimpl,
 )
-from harness.grid import parse_int
-from harness.limits import BOUNDS
-from harness.outcome import CellResult, Status
-from harness.registry import ExecutorRegistry
-from harness.run.workers import ProcessExecutor
-from harness.train.loop import summary_from_curve
+from harness_builtins.dask_client import (
+    LOCAL_CLUSTER_CONFIG,
+    DaskExecutor,
+    SchedulerLost,
+    _client_log_withheld,
+    connect,
+)
+from harness_builtins.dask_settings import FLAGS, SETTINGS, DaskSettings, parse_settings
+from harness_builtins.dask_worker import version_mismatch
+
+__all__ = ["LOCAL_CLUSTER_CONFIG", "DaskExecutor", "DaskSettings", "SchedulerLost",
+           "_client_log_withheld", "dask", "parse_settings", "register_executors",
+           "version_mismatch"]
 
 INSTALL_HINT = "the dask executor needs dask[distributed]: pip install 'harness[dask]'"
-SETTINGS = ("scheduler", "n_workers", "threads_per_worker", "shared_filesystem", "dashboard")
 
-#: For the cluster this executor starts. Workers must not be daemonic (a daemonic
-#: process may not start the child a cell runs in); a cell whose worker dies is retried
-#: once; a worker holds only the cells it runs, so a lost worker strikes no queued cell.
-LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
-    "distributed.worker.daemon": False,
-    "distributed.scheduler.allowed-failures": 1,
-    "distributed.scheduler.worker-saturation": 1.0,
-}
 
-#: Seconds between two progress events of one cell: the bar redraws at most 5 times a
-#: second, and every event goes through the scheduler.
-WINDOW_EVENT_S = 1.0
-
-
-class WorkerSetupError(RuntimeError):
-    """A Dask worker cannot run cells at all: the run stops with this message."""
-
-
-class SchedulerLost(HarnessError):
-    """The scheduler of a run went away or stopped answering: the run ends with this line."""
-
-
-class _WithheldLog(logging.Filter):
-    """Keeps a logger's records from its handlers, to hand them on later or drop them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.records.append(record)
-        return False
-
-
-@contextmanager
-def _client_log_withheld() -> Iterator[None]:
-    """Hold back the Dask client's log while a run talks to a scheduler of its own. When
-    that scheduler exits, the client logs its failed reconnection as a 30-line traceback;
-    the run's one line (:class:`SchedulerLost`) says what happened, so those records are
-    dropped. Otherwise they are handed on as the run ends, nothing lost."""
-    logger = logging.getLogger("distributed.client")
-    withheld = _WithheldLog()
-    logger.addFilter(withheld)
-    lost = False
-    try:
-        yield
-    except SchedulerLost:
-        lost = True
-        raise
-    finally:
-        logger.removeFilter(withheld)
-        if not lost:
-            for record in withheld.records:
-                logger.handle(record)
-
-
-@dataclass(frozen=True)
-class DaskSettings:
-    """``--scheduler`` and ``--executor-option`` values, checked."""
-
-    #: An existing cluster's scheduler; None starts a LocalCluster on this machine.
-    scheduler: str | None = None
-    n_workers: int = 2
-    threads_per_worker: int = 1
-    #: The workers see the client's paths: checkpoints and saved models can be written.
-    shared_filesystem: bool = False
-    #: The local cluster's dashboard address (":8787"); None: none (a free port, silent).
-    dashboard: str | None = None
-
-
-def parse_settings(settings: Mapping[str, str], options: ExecOptions) -> DaskSettings:
-    if options.pin_cpus:
-        raise UsageError("--pin-cpus places the local executor's workers; Dask workers are "
-                         "placed by whoever starts them (taskset, numactl or the cluster)")
-    if options.cuda_mps:
-        raise UsageError("--cuda-mps starts an MPS daemon for the local executor's workers; "
-                         "for Dask workers, start nvidia-cuda-mps-control -d on their machines")
-    scheduler = settings.get("scheduler") or None
-    if scheduler is not None:
-        check_address(scheduler)
-    local_only = [k for k in ("n_workers", "threads_per_worker", "dashboard") if k in settings]
-    if scheduler and local_only:
-        raise UsageError(f"--executor-option {local_only[0]} is for the local cluster; the "
-                         f"cluster at {scheduler} has its own workers")
-    if "n_workers" in settings:
-        n_workers = parse_int(settings["n_workers"], "--executor-option n_workers",
-                              BOUNDS["workers"][1],
-                              expected="a whole number")
-    elif scheduler is None and options.workers == 0:
-        raise UsageError("--workers 0 runs cells inline; with --executor dask give "
-                         "--workers N or --executor-option n_workers=N")
-    else:
-        n_workers = max(1, options.workers)
-    threads = parse_int(settings.get("threads_per_worker", "1"),
-                        "--executor-option threads_per_worker", BOUNDS["threads"][1],
-                        expected="a whole number")
-    shared = settings.get("shared_filesystem", "false").strip().lower()
-    if shared not in ("true", "false", "yes", "no", "1", "0"):
-        raise UsageError(f"--executor-option shared_filesystem={shared!r}: expected true or "
-                         "false")
-    return DaskSettings(scheduler, n_workers, threads, shared in ("true", "yes", "1"),
-                        settings.get("dashboard") or None)
-
-
-def check_address(address: str) -> None:
-    """Refuse what no scheduler can be reached at (``garbage``, ``tcp://host``), before
-    anything connects: a usage error, not a wait for a connection that cannot happen."""
-    from distributed.comm import registry
-    from distributed.comm.addressing import parse_address, parse_host_port
-
-    expected = "expected a Dask scheduler address like tcp://HOST:8786"
-    scheme, location = parse_address(address)  # HOST:PORT is tcp, as for Dask's Client
-    if scheme == "inproc":
-        raise UsageError(f"scheduler {address!r}: an inproc address is only reachable from "
-                         f"the process that made it; {expected}")
-    if scheme not in registry.backends:
-        known = ", ".join(f"{b}://" for b in sorted(registry.backends) if b != "inproc")
-        raise UsageError(f"scheduler {address!r}: unknown scheme {scheme!r} (Dask knows "
-                         f"{known}); {expected}")
-    try:
-        host, port = parse_host_port(location)
-    except ValueError:
-        host, port = "", 0
-    if not host or not 0 < int(port) < 65536:
-        raise UsageError(f"scheduler {address!r}: {expected}")
-
-
-def connect(address: str) -> Any:
-    """A client of the scheduler at ``address``; one line when it cannot be reached (after
-    Dask's connect timeout, ``distributed.comm.timeouts.connect``, 30 s by default)."""
-    from distributed import Client
-
-    try:
-        shake_hands(address, connect_timeout())
-        return Client(address, set_as_default=False)
-    except Exception as exc:  # a refused or timed-out connection, or a peer that is no Dask
-        reason = str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-    # Dask closes a client that failed to connect with an OSError itself; one that failed
-    # otherwise (tls:// without certificates) is closed when it is collected. Collect it
-    # now, while its event loop runs: at the interpreter's exit its close waits twice the
-    # connect timeout and prints a traceback.
-    gc.collect()
-    raise UsageError(f"cannot reach the Dask scheduler at {address}: {reason}")
-
-
-def connect_timeout() -> float:
-    """Dask's ``distributed.comm.timeouts.connect``, in seconds."""
-    import dask
-    from dask.utils import parse_timedelta
-
-    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
-
-
-def shake_hands(address: str, timeout: float) -> None:
-    """Connect to ``address`` and complete Dask's handshake, else raise (an OSError when
-    it cannot be reached). Dask times out the connection but not the handshake after it:
-    a port that accepts and never answers (a scheduler's dashboard, a stopped scheduler)
-    would hold ``Client()`` forever. Here the whole takes twice the connect timeout at most.
-    Not checked with a security loader configured: only the Client knows its credentials.
-    """
-    import asyncio
-
-    import dask
-    from distributed.comm.core import connect as open_comm
-    from distributed.security import Security
-
-    if dask.config.get("distributed.client.security-loader", None):
-        return
-
-    async def shake() -> None:
-        args = Security().get_connection_args("client")
-        comm = await open_comm(address, timeout=timeout, **args)  # OSError after timeout
-        await comm.close()
-
-    async def within() -> None:
-        try:
-            await asyncio.wait_for(shake(), 2 * timeout)
-        except TimeoutError:
-            raise ConnectionError(f"no Dask scheduler answered there within "
-                                  f"{2 * timeout:g} s") from None
-
-    asyncio.run(within())
-
-
-def _ignore_sigint_plugin() -> Any:
-    """A Dask worker plugin that makes every worker, present and future (a nanny restarts
-    one that died), ignore SIGINT. Ctrl-C in a terminal signals the whole foreground
-    process group, the harness's own LocalCluster workers included: the harness stops the
-    run and closes the cluster, while a worker interrupted mid-cell would print a
-    KeyboardInterrupt traceback. ``setup`` runs in the worker's event loop, its main thread.
-    """
-    from distributed.diagnostics.plugin import WorkerPlugin
-
-    class IgnoreSigint(WorkerPlugin):
-        name = "harness-ignore-sigint"
-
-        def setup(self, worker: Any) -> None:
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    return IgnoreSigint()
-
-
-def _close(client: Any) -> None:
-    client.close()
-
-
-def needs_gpu(cell: Cell) -> bool:
-    return cell.device.startswith("cuda")
-
-
-# -- on the worker ----------------------------------------------------------------------
-class _CellProcess(ProcessExecutor):
-    """A ProcessExecutor whose idle child outlives ``run``: torch is imported once.
-
-    ``run`` spawns a child per cell and shuts it down at the end; here an idle, live
-    child is kept instead and handed back by the next ``_spawn``. A child the base
-    class killed (timeout) or saw die (crash) is replaced by a fresh one as usual.
-    """
-
-    def __init__(self, options: ExecOptions, run_options: RunOptions) -> None:
-        super().__init__(options, run_options, target_of=_problem_here)
-        self.idle: list[Any] = []
-
-    def _spawn(self, device: str = "cpu", cpus: tuple[int, ...] | None = None) -> Any:
-        while self.idle:
-            slot = self.idle.pop()
-            if slot.device == device and slot.cpus == cpus and slot.process.is_alive():
-                return slot
-            self.slots.append(slot)
-            self._retire(slot, kill=True)
-        return super()._spawn(device, cpus)
-
-    def shutdown(self) -> None:
-        keep = [s for s in self.slots if s.cell is None and s.process.is_alive()]
-        self.slots = [s for s in self.slots if s not in keep]
-        super().shutdown()
-        self.idle.extend(keep)
-
-    def close(self) -> None:
-        self.slots.extend(self.idle)
-        self.idle.clear()
-        super().shutdown()
-
-
-#: The child process of each Dask worker thread (one cell at a time per thread).
-_PROCESSES: dict[int, _CellProcess] = {}
-_LOCK = threading.Lock()
-_FINALIZER: list[Any] = []
-
-
-def _close_all() -> None:
-    """Stop idle children before multiprocessing joins them at the worker's exit."""
-    with _LOCK:
-        processes = list(_PROCESSES.values())
-        _PROCESSES.clear()
-    for process in processes:
-        process.close()
-
-
-def _cell_process(options: ExecOptions, run_options: RunOptions) -> _CellProcess:
-    """This worker thread's child process, for these options (a new run may differ)."""
-    thread = threading.get_ident()
-    with _LOCK:
-        if not _FINALIZER:
-            # Runs in multiprocessing's exit function, before it joins child processes
-            # (a Dask worker process ends through it, not through atexit).
-            _FINALIZER.append(mp_util.Finalize(None, _close_all, exitpriority=100))
-        current = _PROCESSES.get(thread)
-        if current is not None and (current.options, current.run_options) == (options,
-                                                                              run_options):
-            return current
-        fresh = _PROCESSES[thread] = _CellProcess(options, run_options)
-    if current is not None:
-        current.close()
-    return fresh
-
-
-def _problem_here(cell: Cell) -> Any:
-    """The cell's problem in the worker process, for the summary of a killed cell."""
-    from harness.plugins import get_host
-
-    try:
-        return get_host().problems.get(cell.problem)
-    except HarnessError:
-        return None
-
-
-def version_mismatch(cell: Cell) -> str | None:
-    """Why this worker would run other code than the cell's record says, if it would.
-
-    The versions are part of the cell's key: a worker with another version of a plugin
-    must not produce a record that claims the client's.
-    """
-    import importlib.metadata as md
-
-    from harness import __version__
-
-    for role, origin in cell.versions:
-        dist, _, wanted = ("harness", "", origin) if role == "harness" else origin.rpartition(" ")
-        if not dist:
-            continue  # registered in-process on the client
-        try:
-            here = __version__ if role == "harness" else md.version(dist)
-        except md.PackageNotFoundError:
-            continue  # the child names the missing distribution
-        if here != wanted:
-            return (f"{dist} {here} is installed on this worker but the grid was planned with "
-                    f"{dist} {wanted}: install the same versions on the client and the workers")
-    return None
-
-
-def run_cell_task(cell: Cell, task: int, *, options: ExecOptions, run_options: RunOptions,
-                  topic: str) -> CellResult:
-    """The Dask task: one cell, in this worker's child process. Never raises for the cell."""
-    from distributed import get_worker
-
-    worker = get_worker()
-    if mp.current_process().daemon:
-        raise WorkerSetupError(
-            f"Dask worker {worker.address} is a daemonic process and cannot start the "
-            "process a cell runs in; start the workers with "
-            "DASK_DISTRIBUTED__WORKER__DAEMON=False (or dask worker --no-nanny)")
-    worker.log_event(topic, {"task": task, "kind": "start"})
-    mismatch = version_mismatch(cell)
-    if mismatch is not None:
-        return CellResult(cell=cell, status=Status.ERROR,
-                          summary=summary_from_curve(cell, None, [], 0.0),
-                          error=f"on {worker.address}: {mismatch}")
-    last = 0.0
-
-    def on_window(row: Mapping[str, Any], steps: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= WINDOW_EVENT_S:
-            last = now
-            plain = {k: v for k, v in row.items()
-                     if v is None or isinstance(v, int | float | str | bool)}
-            worker.log_event(topic, {"task": task, "kind": "window", "row": plain,
-                                     "steps": steps})
-
-    results: list[CellResult] = []
-    _cell_process(options, run_options).run(
-        [cell], lambda _: None, lambda _, row, steps: on_window(row, steps), results.append)
-    return results[0]
-
-
-# -- on the client ----------------------------------------------------------------------
-class DaskExecutor:
-    """Submits one task per cell and hands results to the runner as they complete.
-
-    ``client``: a client of ``settings.scheduler``, connected when the executor is built
-    (so that an unreachable scheduler stops the run before anything is written); ``run``
-    uses it and closes it, and it is closed when the executor is dropped unused.
-    """
-
-    def __init__(self, options: ExecOptions, run_options: RunOptions, settings: DaskSettings,
-                 context: ExecutorContext, client: Any = None) -> None:
-        self.options = replace(options, workers=1)
-        self.run_options = run_options
-        self.settings = settings
-        self.context = context
-        self._connection = weakref.finalize(self, _close, client) if client is not None \
-            else None
-
-    def close(self) -> None:
-        """Close the scheduler connection made when the executor was built, if unused."""
-        if self._connection is not None:
-            self._connection()
-
-    def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
-            on_result: ResultCallback) -> None:
-        todo = list(cells)
-        if not todo:
-            self.close()
-            return
-        with self._client(any(needs_gpu(c) for c in todo)) as client:
-            self._run(client, todo, on_start, on_window, on_result)
-
-    def _connected(self, address: str) -> Any:
-        """The client connected at construction (once), else a new one."""
-        held = self._connection.detach() if self._connection is not None else None
-        self._connection = None
-        return held[2][0] if held is not None else connect(address)
-
-    @contextmanager
-    def _client(self, gpu: bool) -> Iterator[Any]:
-        import dask
-        from distributed import Client, LocalCluster
-
-        if self.settings.scheduler is not None:
-            with _client_log_withheld(), self._connected(self.settings.scheduler) as client:
-                if gpu:
-                    _warn_without_gpu_workers(client)
-                yield client
-            return
-        # The config must hold for the cluster's whole life: a nanny reads it again
-        # when it restarts a worker that died.
-        with dask.config.set(LOCAL_CLUSTER_CONFIG):
-            cluster = LocalCluster(
-                n_workers=self.settings.n_workers,
-                threads_per_worker=self.settings.threads_per_worker, processes=True,
-                dashboard_address=self.settings.dashboard,
-                # No dashboard: its HTTP server still starts; on a free port, not 8787.
-                scheduler_kwargs=None if self.settings.dashboard else {"dashboard_address": ":0"},
-                resources={"GPU": 1} if gpu else None,
-                # Dask's warnings about its own shutdown (cancelled tasks, a worker busy in
-                # a cell killed after 4 s) are noise on Ctrl-C; the harness reports cells.
-                silence_logs=logging.ERROR)
-            try:
-                with Client(cluster, set_as_default=False) as client:
-                    client.register_plugin(_ignore_sigint_plugin())  # restarted ones too
-                    if self.settings.dashboard:
-                        print(f"harness: Dask dashboard at {client.dashboard_link}",
-                              file=sys.stderr)
-                    yield client
-            finally:
-                cluster.close()
-
-    def _run(self, client: Any, cells: list[Cell], on_start: StartCallback,
-             on_window: WindowCallback, on_result: ResultCallback) -> None:
-        run = uuid.uuid4().hex
-        topic = f"harness-{run}"
-        inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-        client.subscribe_topic(topic, lambda event: inbox.put(("event", event[1])))
-        pending: dict[int, tuple[Cell, Any]] = {}
-        try:
-            # One task group for the grid, submitted at once: a grid larger than twice
-            # the cluster's threads is queued on the scheduler and handed out as workers
-            # free up (one cell per worker thread), instead of being assigned up front.
-            for gpu in (False, True):
-                tasks = [i for i, cell in enumerate(cells) if needs_gpu(cell) == gpu]
-                if not tasks:
-                    continue
-                futures = client.map(
-                    run_cell_task, [cells[i] for i in tasks], tasks,
-                    key=[(f"harness-cell-{run}", i) for i in tasks], pure=False, retries=1,
-                    resources={"GPU": 1} if gpu else None, options=self.options,
-                    run_options=self.run_options, topic=topic)
-                for task, future in zip(tasks, futures, strict=True):
-                    future.add_done_callback(lambda _, task=task: inbox.put(("done", task)))
-                    pending[task] = (cells[task], future)
-            heard = time.monotonic()
-            while pending:
-                try:
-                    kind, payload = inbox.get(timeout=1.0)
-                except queue.Empty:
-                    if self.settings.scheduler is not None \
-                            and time.monotonic() - heard > connect_timeout():
-                        self._check_scheduler(self.settings.scheduler)
-                        heard = time.monotonic()
-                    continue
-                heard = time.monotonic()
-                if kind == "done":
-                    cell, future = pending.pop(payload)
-                    on_result(self._result(cell, future))
-                elif payload.get("task") in pending:
-                    cell = pending[payload["task"]][0]
-                    if payload.get("kind") == "start":
-                        on_start(cell)
-                    elif payload.get("kind") == "window":
-                        on_window(cell, payload["row"], int(payload["steps"]))
-        finally:
-            if pending:
-                client.cancel([future for _, future in pending.values()])
-            client.unsubscribe_topic(topic)
-
-    @staticmethod
-    def _check_scheduler(address: str, gone: str = "stopped answering") -> None:
-        """Stop the run when the scheduler no longer answers: Dask's client notices one
-        that exits, not one that stops (a suspended process, a hung host), and would wait
-        for the grid's cells forever. Also asked when the client cancelled the grid's cells,
-        which it does when it cannot reconnect: ``gone`` says which."""
-        try:
-            shake_hands(address, connect_timeout())
-        except Exception as exc:
-            raise SchedulerLost(f"the Dask scheduler at {address} {gone} ({exc}); "
-                                "finished cells are kept, resume with --resume") from None
-
-    def _result(self, cell: Cell, future: Any) -> CellResult:
-        from distributed.client import FutureCancelledError
-        from distributed.scheduler import KilledWorker
-
-        if future.status == "finished":
-            result: CellResult = future.result()
-            return result
-        if future.status == "cancelled":
-            if self.settings.scheduler is not None:  # the client cancels all when it
-                self._check_scheduler(self.settings.scheduler, "went away")  # cannot reconnect
-            raise HarnessError("the Dask scheduler cancelled the grid's cells (was the "
-                               "connection to it lost?); finished cells are kept, resume "
-                               "with --resume")
-        try:
-            exc = future.exception()
-        except FutureCancelledError as lost:
-            raise HarnessError(f"the Dask scheduler dropped a cell: {lost}") from None
-        if isinstance(exc, WorkerSetupError):
-            raise HarnessError(str(exc))
-        if isinstance(exc, KilledWorker):
-            last = getattr(exc.last_worker, "address", "?")
-            return self._failed(cell, f"worker lost: the Dask workers running it died "
-                                      f"{exc.allowed_failures + 1} times (last {last})")
-        hint = ""
-        if isinstance(exc, ImportError) and "harness" in str(exc):
-            hint = " (harness and the grid's plugins must be installed on every worker)"
-        tb = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
-        return self._failed(cell, f"the Dask task failed on a worker: "
-                                  f"{type(exc).__name__}: {exc}{hint}", tb)
-
-    def _failed(self, cell: Cell, error: str, tb: str | None = None) -> CellResult:
-        try:
-            problem = self.context.resolve(cell)[0]
-        except HarnessError:
-            problem = None
-        summary = summary_from_curve(cell, problem, [], math.nan)
-        return CellResult(cell=cell, status=Status.ERROR, summary=summary, error=error,
-                          traceback=tb)
-
-
-def _warn_without_gpu_workers(client: Any) -> None:
-    workers = client.scheduler_info().get("workers", {}).values()
-    if not any(w.get("resources", {}).get("GPU") for w in workers):
-        print("harness: warning: no Dask worker offers the resource GPU yet; the cuda cells "
-              "wait for one (start GPU workers with --resources GPU=1)", file=sys.stderr)
-
-
-def dask(options: ExecOptions, run_options: RunOptions, context: ExecutorContext) -> Executor:
+def dask(limits: CellLimits, run_options: RunOptions, context: ExecutorContext) -> Executor:
     try:
         import distributed  # noqa: F401 - an optional extra
     except ImportError:
         raise UsageError(INSTALL_HINT) from None
-    settings = parse_settings(context.settings, options)
+    settings = parse_settings(context.settings, limits)
     if not settings.shared_filesystem:
         if run_options.checkpoint_every or run_options.models_dir is not None:
             print("harness: warning: --checkpoint-every and --save-models are ignored with "
@@ -602,7 +60,7 @@ def dask(options: ExecOptions, run_options: RunOptions, context: ExecutorContext
                               models_dir=None)
     # Connect now: the runner builds the executor before it creates the run directory.
     client = connect(settings.scheduler) if settings.scheduler is not None else None
-    return DaskExecutor(options, run_options, settings, context, client)
+    return DaskExecutor(limits, run_options, settings, context, client)
 
 
 @hookimpl
@@ -610,4 +68,4 @@ def register_executors(registry: ExecutorRegistry) -> None:
     registry.add(ExecutorSpec(
         "dask", dask, "cells as tasks on a Dask cluster (--scheduler tcp://HOST:PORT; "
                       "without it a local cluster of --workers processes)",
-        settings=SETTINGS, check=parse_settings))
+        settings=SETTINGS, check=parse_settings, flags=FLAGS))

@@ -1,0 +1,124 @@
+"""The ``dask`` executor on a Dask worker: each task runs its cell in a child process.
+
+A Dask task cannot be interrupted in its thread, so each worker thread keeps a
+:class:`harness.WorkerPool` of one child process that runs its cells: the hard
+timeout, the crash statuses and the partial curve of a killed cell are those of
+``--executor local``. The child outlives the task, so torch is imported once per
+worker thread, not once per cell.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import multiprocessing.util as mp_util
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from harness import (
+    Cell,
+    CellLimits,
+    CellResult,
+    RunOptions,
+    Status,
+    WorkerPool,
+    partial_result,
+)
+
+#: Seconds between two progress events of one cell: the bar redraws at most 5 times a
+#: second, and every event goes through the scheduler.
+WINDOW_EVENT_S = 1.0
+
+
+class WorkerSetupError(RuntimeError):
+    """A Dask worker cannot run cells at all: the run stops with this message."""
+
+
+#: The pool of each Dask worker thread (one cell at a time per thread).
+_POOLS: dict[int, WorkerPool] = {}
+_LOCK = threading.Lock()
+_FINALIZER: list[Any] = []
+
+
+def _close_all() -> None:
+    """Stop idle children before multiprocessing joins them at the worker's exit."""
+    with _LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown()
+
+
+def thread_pool(limits: CellLimits, run_options: RunOptions) -> WorkerPool:
+    """This worker thread's pool, for these limits and options (a new run may differ)."""
+    thread = threading.get_ident()
+    with _LOCK:
+        if not _FINALIZER:
+            # Runs in multiprocessing's exit function, before it joins child processes
+            # (a Dask worker process ends through it, not through atexit).
+            _FINALIZER.append(mp_util.Finalize(None, _close_all, exitpriority=100))
+        current = _POOLS.get(thread)
+        if current is not None and (current.limits, current.run_options) == (limits,
+                                                                              run_options):
+            return current
+        fresh = _POOLS[thread] = WorkerPool(limits, run_options)
+    if current is not None:
+        current.shutdown()
+    return fresh
+
+
+def version_mismatch(cell: Cell) -> str | None:
+    """Why this worker would run other code than the cell's record says, if it would.
+
+    The versions are part of the cell's key: a worker with another version of a plugin
+    must not produce a record that claims the client's.
+    """
+    import importlib.metadata as md
+
+    from harness import __version__
+
+    for role, origin in cell.versions:
+        dist, _, wanted = ("harness", "", origin) if role == "harness" else origin.rpartition(" ")
+        if not dist:
+            continue  # registered in-process on the client
+        try:
+            here = __version__ if role == "harness" else md.version(dist)
+        except md.PackageNotFoundError:
+            continue  # the child names the missing distribution
+        if here != wanted:
+            return (f"{dist} {here} is installed on this worker but the grid was planned with "
+                    f"{dist} {wanted}: install the same versions on the client and the workers")
+    return None
+
+
+def run_cell_task(cell: Cell, task: int, *, limits: CellLimits, run_options: RunOptions,
+                  topic: str) -> CellResult:
+    """The Dask task: one cell, in this worker thread's child process. Never raises for
+    the cell."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    if mp.current_process().daemon:
+        raise WorkerSetupError(
+            f"Dask worker {worker.address} is a daemonic process and cannot start the "
+            "process a cell runs in; start the workers with "
+            "DASK_DISTRIBUTED__WORKER__DAEMON=False (or dask worker --no-nanny)")
+    worker.log_event(topic, {"task": task, "kind": "start"})
+    mismatch = version_mismatch(cell)
+    if mismatch is not None:
+        return partial_result(cell, None, [], 0.0, Status.ERROR,
+                              f"on {worker.address}: {mismatch}")
+    last = 0.0
+
+    def on_window(row: Mapping[str, Any], steps: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= WINDOW_EVENT_S:
+            last = now
+            plain = {k: v for k, v in row.items()
+                     if v is None or isinstance(v, int | float | str | bool)}
+            worker.log_event(topic, {"task": task, "kind": "window", "row": plain,
+                                     "steps": steps})
+
+    return thread_pool(limits, run_options).run(cell, on_window)
