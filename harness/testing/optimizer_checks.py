@@ -1,0 +1,213 @@
+"""The conformance checks of an optimizer spec (see :mod:`harness.testing.conformance`):
+it builds on parameter groups, steps, descends and honours its learning rate."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from harness.optimizer import OptimizerSpec
+from harness.testing.conformance import (
+    CheckContext,
+    ConformanceFailure,
+    ConformanceSkip,
+    _check_identity,
+    _describe,
+    _optimizer_check,
+)
+
+
+# -- optimizer checks -----------------------------------------------------------------
+def _ofail(check: str, spec: OptimizerSpec,
+           where: str = "") -> Callable[[str], ConformanceFailure]:
+    prefix = f"{where}: " if where else ""
+    return lambda detail: ConformanceFailure(check, "optimizer", spec.name, prefix + detail)
+
+
+def _toy_parameters() -> list[Tensor]:
+    g = torch.Generator().manual_seed(12345)
+    return [torch.randn(5, 3, generator=g).requires_grad_(True),
+            torch.randn(3, generator=g).requires_grad_(True)]
+
+
+def _toy_grads(params: list[Tensor]) -> list[Tensor]:
+    g = torch.Generator().manual_seed(54321)
+    return [torch.randn(p.shape, generator=g) for p in params]
+
+
+def _build(spec: OptimizerSpec, params: Any, overrides: Mapping[str, Any] | None = None,
+           fail: Callable[[str], ConformanceFailure] | None = None) -> torch.optim.Optimizer:
+    fail = fail or _ofail("builds", spec)
+    try:
+        hyper = spec.resolve(dict(overrides or {}))
+    except Exception as exc:
+        raise fail(f"its hyperparameters {dict(overrides or {})} are rejected: "
+                   f"{_describe(exc)}") from exc
+    try:
+        opt = spec.build(params, hyper)
+    except Exception as exc:
+        raise fail(f"building it with {hyper} raised {_describe(exc)}") from exc
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise fail(f"the factory returned {type(opt).__name__}, not a torch.optim.Optimizer")
+    return opt
+
+
+def _step(opt: torch.optim.Optimizer, params: list[Tensor], grads: list[Tensor],
+          fail: Callable[[str], ConformanceFailure]) -> None:
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g.clone()
+    try:
+        opt.step()
+    except Exception as exc:
+        raise fail(f"step() raised {_describe(exc)} (the harness calls step() without a "
+                   "closure)") from exc
+
+
+def _moved(before: list[Tensor], after: list[Tensor]) -> float:
+    return math.sqrt(sum(float((a.detach() - b).pow(2).sum()) for a, b in
+                         zip(after, before, strict=True)))
+
+
+def _takes_lr(spec: OptimizerSpec) -> bool:
+    accepted = spec.accepted()
+    return "lr" in spec.defaults or (accepted is not None and "lr" in accepted) or (
+        accepted is None and _signature_has(spec, "lr"))
+
+
+def _signature_has(spec: OptimizerSpec, name: str) -> bool:
+    try:
+        return name in inspect.signature(spec.factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@_optimizer_check
+def optimizer_metadata(spec: OptimizerSpec, context: CheckContext) -> None:
+    """Name and description are set; the defaults resolve and are all accepted by the factory."""
+    fail = _ofail("metadata", spec)
+    if not isinstance(spec, OptimizerSpec):
+        raise fail(f"register_optimizers must add harness.OptimizerSpec, got {type(spec)}")
+    _check_identity(fail, "optimizer", spec.name, spec.description)
+    if not callable(spec.factory):
+        raise fail(f"factory {spec.factory!r} is not callable")
+    try:
+        sig = inspect.signature(spec.factory)
+    except (TypeError, ValueError):
+        sig = None
+    if sig is not None and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        takes = set(list(sig.parameters)[1:])
+        unknown = sorted(set(spec.defaults) - takes)
+        if unknown:
+            raise fail(f"defaults {unknown} are not arguments of {spec.factory!r}")
+    try:
+        spec.resolve({})
+    except Exception as exc:
+        raise fail(f"its defaults do not resolve: {_describe(exc)}") from None
+
+
+@_optimizer_check
+def optimizer_builds(spec: OptimizerSpec, context: CheckContext) -> None:
+    """Builds on a list of parameters and on a list of parameter-group dicts."""
+    fail = _ofail("builds", spec)
+    _build(spec, _toy_parameters())
+    first, second = _toy_parameters()
+    groups: list[dict[str, Any]] = [{"params": [first]}, {"params": [second]}]
+    if _takes_lr(spec):
+        groups[1]["lr"] = 0.123
+    opt = _build(spec, groups)
+    if len(opt.param_groups) != 2:
+        raise fail(f"built on two parameter groups it has {len(opt.param_groups)}")
+    if _takes_lr(spec) and opt.param_groups[1].get("lr") != 0.123:
+        raise fail("a parameter group's own lr was replaced by the default "
+                   f"(group lr {opt.param_groups[1].get('lr')!r}, expected 0.123)")
+
+
+@_optimizer_check
+def optimizer_problem_parameter_groups(spec: OptimizerSpec, context: CheckContext) -> None:
+    """Steps on the parameter groups the problems under test give it, one instance per role."""
+    tried = 0
+    for problem in context.reference_problems:
+        groups = context.parameter_groups(problem)
+        if groups is None:
+            continue  # the problem's own checks report that it does not build
+        for role, params in groups.items():
+            fail = _ofail("problem_parameter_groups", spec,
+                          f"problem {problem.name!r} group {role!r}")
+            opt = _build(spec, params, fail=fail)
+            before = [p.detach().clone() for p in params]
+            g = torch.Generator().manual_seed(7)
+            grads = [1e-2 * torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params]
+            _step(opt, params, grads, fail)
+            if not all(torch.isfinite(p).all() for p in params):
+                raise fail("a parameter is not finite after one step")
+            if _moved(before, params) == 0.0:
+                raise fail("one step with its defaults changed no parameter")
+            tried += 1
+    if not tried:
+        raise ConformanceSkip(f"optimizer {spec.name!r}: no problem under test builds, so no "
+                              "problem parameter groups to try")
+
+
+@_optimizer_check
+def optimizer_step_changes_parameters(spec: OptimizerSpec, context: CheckContext) -> None:
+    """One step with its defaults changes the parameters and leaves them finite."""
+    fail = _ofail("step_changes_parameters", spec)
+    params = _toy_parameters()
+    before = [p.detach().clone() for p in params]
+    _step(_build(spec, params, fail=fail), params, _toy_grads(params), fail)
+    if not all(torch.isfinite(p).all() for p in params):
+        raise fail("a parameter is not finite after one step")
+    if _moved(before, params) == 0.0:
+        raise fail("one step with its defaults changed no parameter")
+
+
+@_optimizer_check
+def optimizer_descends(spec: OptimizerSpec, context: CheckContext) -> None:
+    """Twenty steps with its defaults lower a well-conditioned quadratic."""
+    fail = _ofail("descends", spec)
+    g = torch.Generator().manual_seed(99)
+    a = torch.randn(32, 5, generator=g)
+    y = a @ torch.randn(5, 3, generator=g)
+    w = torch.zeros(5, 3, requires_grad=True)
+    opt = _build(spec, [w], fail=fail)
+
+    def loss() -> Tensor:
+        return (a @ w - y).pow(2).mean()
+
+    start = float(loss().detach())
+    for _ in range(20):
+        opt.zero_grad()
+        value = loss()
+        value.backward()
+        opt.step()
+    end = float(loss().detach())
+    if not end < start:
+        raise fail(f"20 steps with its defaults took a quadratic loss from {start:.6g} to "
+                   f"{end:.6g}")
+
+
+@_optimizer_check
+def optimizer_honours_lr(spec: OptimizerSpec, context: CheckContext) -> None:
+    """lr = 0 leaves parameters unchanged, and a larger lr moves them further."""
+    fail = _ofail("honours_lr", spec)
+    if not _takes_lr(spec):
+        raise ConformanceSkip(f"optimizer {spec.name!r} takes no lr")
+    default = spec.resolve({}).get("lr")
+    base = float(default) if isinstance(default, int | float) and default > 0 else 0.01
+    moved: dict[float, float] = {}
+    for lr in (0.0, base, 4 * base):
+        params = _toy_parameters()
+        before = [p.detach().clone() for p in params]
+        _step(_build(spec, params, {"lr": lr}, fail), params, _toy_grads(params), fail)
+        moved[lr] = _moved(before, params)
+    if moved[0.0] != 0.0:
+        raise fail(f"with lr=0 one step still moved the parameters by {moved[0.0]:.3g}: the "
+                   "learning rate is ignored")
+    if not moved[4 * base] > moved[base] * (1 + 1e-6):
+        raise fail(f"one step moved the parameters {moved[base]:.6g} with lr={base:g} and "
+                   f"{moved[4 * base]:.6g} with lr={4 * base:g}: the learning rate is ignored")
