@@ -12,36 +12,22 @@ builds, for one device and one seed, either
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from harness.params import NAME_PATTERN, Param, ParamValue, check_name
+from harness.target import Target
 
 __all__ = [
     "NAME_PATTERN", "BatchSource", "BuildContext", "Param", "ParamValue", "Problem",
     "ShuffledBatches", "Supervised", "Target", "Task", "check_name",
 ]
-
-@dataclass(frozen=True)
-class Target:
-    """What counts as converged, for time-to-target: ``metric`` crossing ``threshold``."""
-
-    metric: str
-    threshold: float
-    mode: Literal["min", "max"] = "min"
-
-    def reached(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        return value <= self.threshold if self.mode == "min" else value >= self.threshold
-
 
 @dataclass(frozen=True)
 class BuildContext:

@@ -20,6 +20,7 @@ from harness.cell import Cell, format_pairs, format_value
 from harness.errors import UsageError
 from harness.outcome import Status
 from harness.results import RunDirectory, curves_frame, summary_frame
+from harness.target import Target
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -59,15 +60,6 @@ class CellView:
     #: Display labels (see :func:`label_cells`).
     variant: str = ""
     arm: str = ""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A problem's target as the report uses it: which metric, which way is better."""
-
-    metric: str
-    threshold: float
-    mode: str  # "min" or "max"
 
 
 @dataclass
@@ -190,7 +182,7 @@ def _targets(summary: pd.DataFrame, curves: pd.DataFrame, records: list[dict[str
                 declared = None
             if declared is not None and declared.metric == metric:
                 mode = declared.mode
-        out[str(label)] = Target(metric, threshold, mode)
+        out[str(label)] = Target(metric, threshold, "max" if mode == "max" else "min")
         out.setdefault(model, out[str(label)])
     return out
 

@@ -18,14 +18,13 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from harness.atomic import write_atomic
 from harness.cell import Cell, format_pairs
 from harness.executor import CostEstimates
-from harness.outcome import Status
 
 
 def cache_dir() -> Path:
@@ -123,9 +122,3 @@ def longest_first(cells: Iterable[Cell], book: CostEstimates) -> list[Cell]:
     unknown = [c for c, e in zip(cells, estimates, strict=True) if e is None]
     known = sorted(((e, i) for i, e in enumerate(estimates) if e is not None), reverse=True)
     return unknown + [cells[i] for _, i in known]
-
-
-def learn_from(book: CostBook, records: Sequence[dict[str, Any]]) -> None:
-    for rec in records:
-        if rec.get("status") == Status.OK:
-            book.learn(Cell.from_dict(rec["cell"]), rec.get("summary") or {})
