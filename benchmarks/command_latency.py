@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-BASELINE = Path(__file__).parent / "baseline"
+BASELINE = (Path(__file__).parent / "baseline").resolve()
 
 
 def commands(scratch: Path) -> dict[str, list[str]]:
@@ -37,12 +37,13 @@ def commands(scratch: Path) -> dict[str, list[str]]:
     }
 
 
-def once(tree: Path, args: list[str], n: int) -> float:
+def once(tree: Path, args: list[str], n: int, cwd: Path) -> float:
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'plugins'}",
            "HARNESS_PLUGINS": "harness"}
     args = [a.replace("{n}", f"{tree.name}-{n}") for a in args]
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "harness", *args], env=env,
+    # not from a checkout: ``python -m`` puts the working directory first on sys.path
+    done = subprocess.run([sys.executable, "-m", "harness", *args], env=env, cwd=cwd,
                           capture_output=True, text=True)
     took = time.perf_counter() - t0
     if done.returncode != 0:
@@ -63,7 +64,7 @@ def main() -> None:
     for label, args in table.items():
         for n in range(opts.repeat):
             for name, tree in trees.items():
-                times.setdefault((label, name), []).append(once(tree, args, n))
+                times.setdefault((label, name), []).append(once(tree, args, n, scratch))
     head = "| command | " + " | ".join(f"{n} cold | {n} warm" for n in trees) + " |"
     lines = [head, "|---|" + "---:|---:|" * len(trees)]
     for label in table:
