@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from harness.optimizer import OptimizerSpec
     from harness.problem import Problem
 
+#: The environment variable that names local plugin files (``--plugin PATH``), absolute
+#: paths joined by ``os.pathsep``: a process that builds a plugin host loads them too, so
+#: a worker process started with it sees the same problems and optimizers as the client.
+PLUGIN_FILES_ENV = "HARNESS_PLUGIN_FILES"
+
 @dataclass(frozen=True)
 class RunOptions:
     """How cells are run; shared by every cell of a grid."""
@@ -110,6 +115,10 @@ class ExecutorContext:
     #: that hands out cells one at a time re-orders those waiting, longest first, when
     #: ``costs.version`` changes (the cells arrive already in that order).
     costs: CostEstimates | None = None
+    #: The run's local plugin files (``--plugin PATH``, absolute paths). An executor whose
+    #: workers are processes started elsewhere sets :data:`PLUGIN_FILES_ENV` to them there
+    #: (joined by ``os.pathsep``) before the worker builds its plugin host.
+    plugin_files: tuple[str, ...] = ()
 
 
 ExecutorFactory = Callable[[CellLimits, RunOptions, ExecutorContext], Executor]

@@ -29,8 +29,14 @@ class PluginInfo:
     #: "loaded", "error", "blocked" or "not-selected".
     status: str = "loaded"
     error: str | None = None
+    #: A plugin loaded from a file (``--plugin PATH``): its absolute path, and the
+    #: ``sha256:<hex>`` of its source when it was loaded.
+    source: str | None = None
+    sha256: str | None = None
 
     def label(self) -> str:
+        if self.source:
+            return f"{self.name!r} from {self.source}"
         dist = f" from {self.distribution} {self.version}" if self.distribution else ""
         return f"{self.name!r}{dist}"
 

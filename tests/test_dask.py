@@ -553,3 +553,17 @@ def test_the_client_log_held_back_during_a_run_is_handed_on_unless_the_scheduler
         assert seen == ["kept", "after"]
     finally:
         logger.removeHandler(handler)
+
+
+def test_plugin_files_reach_the_dask_workers(cluster: Any, tmp_path: Path) -> None:
+    """The cluster's workers were started before the run named the file: the tasks carry it."""
+    from tests.test_plugin_files import SIGN_SGD
+
+    (tmp_path / "sign_sgd.py").write_text(SIGN_SGD)
+    result = run_cli("run", "-m", "regression", "-o", "signsgd", "-s", "0-1", "--steps", "20",
+                     "--quiet", "--plugin", "sign_sgd.py", "--executor", "dask", "--scheduler",
+                     cluster.scheduler.address, "--out", "r", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    done = records(tmp_path / "r")
+    assert len(done) == 2 and all(r["status"] == "ok" for r in done.values()), \
+        [r.get("error") for r in done.values()]

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Any
 
 from harness.cell import format_value
-from harness.plugins import PluginHost, get_host
+from harness.plugins import PluginHost, files, get_host, use_files
 
 
 def catalogue(host: PluginHost) -> dict[str, Any]:
@@ -71,8 +71,11 @@ def format_catalogue(data: dict[str, Any]) -> str:
         lines.append(f"  {e['name']:<22} {e['description']}  [{e['plugin']}]")
     lines.append("Plugins:")
     for p in data["plugins"]:
-        dist = f"{p['distribution']} {p['version']}" if p["distribution"] else "in-process"
+        dist = f"{p['distribution']} {p['version']}" if p["distribution"] \
+            else "file" if p.get("source") else "in-process"
         lines.append(f"  {p['name']:<22} {dist:<24} {p['status']}")
+        if p.get("source"):
+            lines.append(f"  {'':<22} {p['source']}")
         if p["error"]:
             lines.append(f"  {'':<22} error: {p['error']}")
     return "\n".join(lines)
@@ -84,5 +87,6 @@ def print_catalogue(host: PluginHost, as_json: bool) -> None:
 
 
 def cmd_list(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    use_files(files.resolve(args.plugin_paths))
     print_catalogue(get_host(), args.json)
     return 0

@@ -16,6 +16,12 @@ from harness.executor import CellLimits, RunOptions
 DESCRIPTION = "The command line: it parses, then delegates. Errors are one line, exit code 2."
 
 
+def _plugin_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", dest="plugin_paths", action="append", default=[],
+                        metavar="PATH", help="load a local plugin: a .py file or a package "
+                                             "directory with @hookimpl functions (repeatable)")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
@@ -108,9 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="validate the grid and list its cells; run and write nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _plugin_flag(run)
 
     lst = sub.add_parser("list", help="list models, optimizers and plugins (with load errors)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
+    _plugin_flag(lst)
 
     show = sub.add_parser("show", help="print a run's summary table")
     show.add_argument("dir", help="a results directory")
@@ -119,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="write DIR/report/index.html: figures, rankings, statistics over seeds")
     report.add_argument("dir", help="a results directory")
     report.add_argument("--out", help="write the report here instead of DIR/report")
+    _plugin_flag(report)
 
     compare = sub.add_parser(
         "compare", help="compare two runs cell by cell; exit 1 when something regressed",

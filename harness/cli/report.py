@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cli.read import results_dir
-from harness.plugins import get_host
+from harness.plugins import files, get_host, use_files
 
 
 def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.report import build_report
 
-    index = build_report(results_dir(args.dir), out_dir=Path(args.out) if args.out else None,
+    run = results_dir(args.dir)
+    use_files(files.resolve([*args.plugin_paths, *_recorded_files(run)]))
+    index = build_report(run, out_dir=Path(args.out) if args.out else None,
                          host=get_host())
     print(f"report written to {index}")
     return 0
+
+
+def _recorded_files(run: Path) -> list[str]:
+    """The local plugin files the run was made with, those still there: their problems'
+    targets and their figures belong in its report."""
+    try:
+        recorded = json.loads((run / "manifest.json").read_text("utf-8"))["options"]
+        paths = recorded.get("plugin_files") or []
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return [p for p in paths if isinstance(p, str) and os.path.exists(p)]

@@ -24,9 +24,10 @@ from harness.grid import (
     parse_bounded,
     parse_list,
     parse_seeds,
+    plugin_paths,
 )
 from harness.limits import MAX_TIMEOUT_S
-from harness.plugins import PluginHost, get_host
+from harness.plugins import PluginHost, files, get_host, use_files
 from harness.run import cuda_mps, resume
 from harness.run.resume import Start, prepare_output_dir
 from harness.run.runner import (
@@ -163,7 +164,22 @@ def _executor_settings(args: argparse.Namespace, spec: ExecutorSpec) -> dict[str
     return settings
 
 
+def load_plugin_files(args: argparse.Namespace) -> None:
+    """``--plugin PATH``s, the grid file's ``plugins`` (relative to the grid file) and,
+    with ``--resume``, the files the run was started with."""
+    paths = files.resolve(args.plugin_paths)
+    if args.resume is not None:
+        paths += files.resolve(resume.plugin_files(Path(_path_arg(args.resume, "--resume"))),
+                               "the resumed run's plugin file")
+    elif args.grid is not None and not args.preset:
+        grid = Path(_path_arg(args.grid, "the grid file"))
+        paths += files.resolve(plugin_paths(load_grid_file(grid), args.grid),
+                               f"{args.grid}: plugins", base=grid.parent)
+    use_files(list(dict.fromkeys(paths)))
+
+
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    load_plugin_files(args)
     host = get_host()
     for info in host.errors():
         print(f"harness: warning: plugin {info.label()} failed to load: {info.error}",
@@ -194,7 +210,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "data_dir": str(options.data_dir), "download": options.download,
         "windows": options.windows, "skip_unavailable": start.skip_unavailable,
         "checkpoint_every": every, "save_models": save_models,
-        "speed": speed,
+        "speed": speed, "plugin_files": list(host.plugin_files()),
     }
     outcome = run_grid(RunRequest(
         grid, out, options, execution, executor=args.executor,

@@ -14,7 +14,14 @@ expanding a grid imports no torch; probing a GPU device does.
 
 from harness.grid.devices import device_available, normalize_device
 from harness.grid.expansion import ExpandedGrid, expand
-from harness.grid.files import PRESETS, TOP_LEVEL_KEYS, apply_toml, load_grid_file, load_preset
+from harness.grid.files import (
+    PRESETS,
+    TOP_LEVEL_KEYS,
+    apply_toml,
+    load_grid_file,
+    load_preset,
+    plugin_paths,
+)
 from harness.grid.sets import apply_sets, parse_set, parse_value, split_top_level
 from harness.grid.spec import (
     PROBLEM_SETTINGS,
@@ -31,5 +38,6 @@ __all__ = [
     "MAX_CELLS", "MAX_SEED", "MAX_SEEDS", "PRESETS", "PROBLEM_SETTINGS", "TOP_LEVEL_KEYS",
     "ExpandedGrid", "GridSpec", "apply_sets", "apply_toml", "clip", "device_available",
     "expand", "load_grid_file", "load_preset", "normalize_device", "parse_bounded",
-    "parse_int", "parse_list", "parse_seeds", "parse_set", "parse_value", "split_top_level",
+    "parse_int", "parse_list", "parse_seeds", "parse_set", "parse_value", "plugin_paths",
+    "split_top_level",
 ]

@@ -202,6 +202,8 @@ def _role_overrides(problem: Problem, opt: OptimizerSpec, hyper: Hyper,
 def _versions(problem: Problem, opt: OptimizerSpec, roles: Roles, problems: ProblemRegistry,
               optimizers: OptimizerRegistry) -> tuple[tuple[str, str], ...]:
     def origin(info: Any) -> str:
+        if getattr(info, "sha256", None):  # a plugin file: its source is its version
+            return f"file {info.name} {info.sha256.removeprefix('sha256:')[:16]}"
         return f"{info.distribution} {info.version}" if info.distribution else "in-process"
 
     out = {"harness": _harness_version(), "problem": origin(problems.owner(problem.name)),

@@ -8,6 +8,7 @@ A grid file::
     seeds = "0-2"            # or [0, 1, 2], or 3
     steps = 300              # optional: overrides each problem's default
     batch_size = 64          # optional
+    plugins = ["my_opt.py"]  # optional: local plugin files, relative to this file
 
     [params]                 # for any selected model or optimizer that takes them
     activation = ["relu", "tanh"]   # a list makes an axis
@@ -45,7 +46,7 @@ from harness.grid.spec import (
 )
 
 TOP_LEVEL_KEYS = ("models", "optimizers", "devices", "seeds", "steps", "batch_size",
-                  "params", "model", "optimizer")
+                  "params", "model", "optimizer", "plugins")
 PRESETS = ("default", "quick")
 
 
@@ -84,6 +85,18 @@ def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
             target.setdefault(name, {}).update(
                 _settings_table(table, f"{source}: {section}.{name}")
             )
+
+
+def plugin_paths(data: Mapping[str, Any], source: str) -> list[str]:
+    """A grid file's ``plugins = ["my_opt.py", "pkg/"]``: local plugin files to load, as
+    ``--plugin`` does (relative paths are the grid file's; the caller resolves them)."""
+    value = data.get("plugins", [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise UsageError(f"{source}: plugins: expected a list of paths (.py files or package "
+                         f"directories), got {clip(repr(value))}")
+    return list(value)
 
 
 def load_grid_file(path: Path) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from harness.plugins.host import (
     PluginHost,
     get_host,
     reset_host,
+    use_files,
 )
 
 __all__ = ["ENTRY_POINT_GROUP", "ENV_BLOCK", "ENV_LOAD", "HOST_DISTRIBUTION", "HookCall",
-           "PluginHost", "get_host", "reset_host"]
+           "PluginHost", "get_host", "reset_host",
+           "use_files"]

@@ -7,6 +7,8 @@ pattern and name are both normalised as pip does, so ``harness_foo`` matches
 
 * ``HARNESS_PLUGINS``: load only matching entry points (empty: load none).
 * ``HARNESS_BLOCK_PLUGINS``: never load matching entry points.
+* ``HARNESS_PLUGIN_FILES``: local plugin files to load after the entry points
+  (:mod:`harness.plugins.files`; ``--plugin PATH`` sets it).
 * ``HARNESS_TRACE_HOOKS``: set (to anything but ``0`` or empty), every hook call is
   printed on stderr: the hook, the plugin, its arguments, and what it returned or raised.
 
@@ -25,11 +27,13 @@ import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from harness import hookspecs
+from harness.plugins import files
 from harness.registry import (
     ExecutorRegistry,
     OptimizerRegistry,
@@ -129,6 +133,7 @@ class PluginHost:
         self._registries: tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry] | None = None
         if load_entrypoints:
             self.load_entrypoints()
+            self.load_files(files.from_env())
 
     # -- discovery ---------------------------------------------------------
     def load_entrypoints(self) -> None:
@@ -161,6 +166,36 @@ class PluginHost:
                 self._record_error(info, _error_text(exc))
                 continue
             self.register(plugin, info)
+
+    def load_files(self, paths: Sequence[Path]) -> None:
+        """Load local plugin files (:mod:`harness.plugins.files`), each on its own, as an
+        entry point is: blocked by ``HARNESS_BLOCK_PLUGINS``, recorded with its error when
+        it fails. Naming a file is selecting it, so ``HARNESS_PLUGINS`` does not apply."""
+        block = _patterns(os.environ.get(ENV_BLOCK)) or []
+        for path in paths:
+            name = files.plugin_name(path)
+            info = PluginInfo(name=name, module=files.module_name(path), source=str(path),
+                              sha256=files.source_hash(path))
+            if any(other.source == info.source for other in self._infos.values()):
+                continue  # the same file named twice
+            if _matches(block, name, None):
+                self._record(replace(info, status="blocked"), key=f"{name} ({path})")
+                continue
+            if name in self._infos and self._infos[name].status == "loaded":
+                self._record_error(info, f"plugin name {name!r} is already used by "
+                                         f"{self._infos[name].label()}", key=f"{name} ({path})")
+                continue
+            try:
+                plugin = files.import_file(path)
+            except PLUGIN_FAILURES as exc:
+                self._record_error(info, _error_text(exc), key=f"{name} ({path})"
+                                   if name in self._infos else None)
+                continue
+            self.register(plugin, info)
+
+    def plugin_files(self) -> tuple[str, ...]:
+        """The local plugin files this host was given (loaded or not), absolute paths."""
+        return tuple(dict.fromkeys(i.source for i in self._infos.values() if i.source))
 
     def register(self, plugin: Any, info: PluginInfo | str) -> PluginInfo:
         """Register an in-process plugin (a module, class or object with hookimpls)."""
@@ -364,6 +399,14 @@ def get_host() -> PluginHost:
     if _HOST is None:
         _HOST = PluginHost()
     return _HOST
+
+
+def use_files(paths: Sequence[Path]) -> None:
+    """Load these local plugin files too, here and in every process started from now on
+    (:data:`harness.executor.PLUGIN_FILES_ENV`); the process-wide host is built again."""
+    if paths:
+        files.use(paths)
+        reset_host()
 
 
 def reset_host() -> None:

@@ -120,6 +120,7 @@ RESUME_OPTIONS: dict[str, tuple[Any, str]] = {
     "speed": (dict[str, Any], "an object"),
     "execution": (dict[str, Any], "an object"),
     "grid_spec": (dict[str, Any], "an object"),
+    "plugin_files": (list[str], "a list of paths"),
 }
 
 

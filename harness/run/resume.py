@@ -7,7 +7,8 @@ A resumed run is the run its first command started, continued:
   goes only with ``--resume``.
 * **The manifest** is read and checked (:func:`harness.run.manifest.options_problem`)
   before anything of it is used: a missing, unreadable or damaged one is a one-line error.
-* **Taken from the manifest:** the grid spec, ``data_dir`` and ``download``;
+* **Taken from the manifest:** the grid spec, ``data_dir`` and ``download``; the local
+  plugin files the run was started with (``options.plugin_files``, :func:`plugin_files`);
   ``skip_unavailable`` and ``save_models`` when the run had them (a flag can add them);
   ``checkpoint_every`` unless ``--checkpoint-every`` gives another.
 * **Kept:** the settings that change what a cell computes: ``--windows``, the speed
@@ -88,6 +89,12 @@ def read_options(out: Path) -> dict[str, Any]:
     if not options.get("grid_spec"):
         raise UsageError(f"{str(out)!r} holds no harness run to resume")
     return options
+
+
+def plugin_files(out: Path) -> list[str]:
+    """The local plugin files (``--plugin``) the run in ``out`` was started with; a resumed
+    run loads them again, as its cells came from them."""
+    return list(read_options(out).get("plugin_files") or [])
 
 
 def keep_settings(given: Mapping[str, Any], defaults: Mapping[str, Any],

@@ -137,7 +137,8 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
     # scheduler) is a one-line error that leaves nothing behind.
     book = CostBook()
     context = ExecutorContext(resolve=lambda c: _resolve(host, c),
-                              settings=executor_settings, costs=book)
+                              settings=executor_settings, costs=book,
+                              plugin_files=host.plugin_files())
     executor = host.executors.get(executor_name).factory(execution, options, context)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out):

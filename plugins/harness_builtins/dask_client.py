@@ -265,7 +265,8 @@ class DaskExecutor:
                     run_cell_task, [cells[i] for i in tasks], tasks,
                     key=[(f"harness-cell-{run}", i) for i in tasks], pure=False, retries=1,
                     resources={"GPU": 1} if gpu else None, limits=self.limits,
-                    run_options=self.run_options, topic=topic)
+                    run_options=self.run_options, topic=topic,
+                    plugin_files=tuple(self.context.plugin_files))
                 for task, future in zip(tasks, futures, strict=True):
                     future.add_done_callback(lambda _, task=task: inbox.put(("done", task)))
                     pending[task] = (cells[task], future)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import multiprocessing.util as mp_util
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from harness import (
     WorkerPool,
     partial_result,
 )
+from harness.executor import PLUGIN_FILES_ENV
 
 #: Seconds between two progress events of one cell: the bar redraws at most 5 times a
 #: second, and every event goes through the scheduler.
@@ -39,6 +41,8 @@ class WorkerSetupError(RuntimeError):
 _POOLS: dict[int, WorkerPool] = {}
 _LOCK = threading.Lock()
 _FINALIZER: list[Any] = []
+#: The local plugin files each thread's pool was started with.
+_FILES: dict[int, tuple[str, ...]] = {}
 
 
 def _close_all() -> None:
@@ -50,8 +54,10 @@ def _close_all() -> None:
         pool.shutdown()
 
 
-def thread_pool(limits: CellLimits, run_options: RunOptions) -> WorkerPool:
-    """This worker thread's pool, for these limits and options (a new run may differ)."""
+def thread_pool(limits: CellLimits, run_options: RunOptions,
+                plugin_files: tuple[str, ...] = ()) -> WorkerPool:
+    """This worker thread's pool, for these limits, options and local plugin files (a new
+    run may differ); its child process loads the plugin files (``--plugin``) too."""
     thread = threading.get_ident()
     with _LOCK:
         if not _FINALIZER:
@@ -59,10 +65,14 @@ def thread_pool(limits: CellLimits, run_options: RunOptions) -> WorkerPool:
             # (a Dask worker process ends through it, not through atexit).
             _FINALIZER.append(mp_util.Finalize(None, _close_all, exitpriority=100))
         current = _POOLS.get(thread)
-        if current is not None and (current.limits, current.run_options) == (limits,
-                                                                              run_options):
+        if current is not None and (current.limits, current.run_options,
+                                    _FILES.get(thread, ())) == (limits, run_options,
+                                                                plugin_files):
             return current
+        # the child inherits the environment it is started with
+        os.environ[PLUGIN_FILES_ENV] = os.pathsep.join(plugin_files)
         fresh = _POOLS[thread] = WorkerPool(limits, run_options)
+        _FILES[thread] = plugin_files
     if current is not None:
         current.shutdown()
     return fresh
@@ -80,8 +90,8 @@ def version_mismatch(cell: Cell) -> str | None:
 
     for role, origin in cell.versions:
         dist, _, wanted = ("harness", "", origin) if role == "harness" else origin.rpartition(" ")
-        if not dist:
-            continue  # registered in-process on the client
+        if not dist or origin.startswith("file "):
+            continue  # registered in-process on the client, or a plugin file (its hash)
         try:
             here = __version__ if role == "harness" else md.version(dist)
         except md.PackageNotFoundError:
@@ -93,7 +103,7 @@ def version_mismatch(cell: Cell) -> str | None:
 
 
 def run_cell_task(cell: Cell, task: int, *, limits: CellLimits, run_options: RunOptions,
-                  topic: str) -> CellResult:
+                  topic: str, plugin_files: tuple[str, ...] = ()) -> CellResult:
     """The Dask task: one cell, in this worker thread's child process. Never raises for
     the cell."""
     from distributed import get_worker
@@ -105,7 +115,10 @@ def run_cell_task(cell: Cell, task: int, *, limits: CellLimits, run_options: Run
             "process a cell runs in; start the workers with "
             "DASK_DISTRIBUTED__WORKER__DAEMON=False (or dask worker --no-nanny)")
     worker.log_event(topic, {"task": task, "kind": "start"})
-    mismatch = version_mismatch(cell)
+    missing = [p for p in plugin_files if not os.path.exists(p)]
+    mismatch = version_mismatch(cell) if not missing else (
+        f"the plugin file {missing[0]} is not on this worker: give the workers the same "
+        "files at the same paths (a shared file system)")
     if mismatch is not None:
         return partial_result(cell, None, [], 0.0, Status.ERROR,
                               f"on {worker.address}: {mismatch}")
@@ -121,4 +134,4 @@ def run_cell_task(cell: Cell, task: int, *, limits: CellLimits, run_options: Run
             worker.log_event(topic, {"task": task, "kind": "window", "row": plain,
                                      "steps": steps})
 
-    return thread_pool(limits, run_options).run(cell, on_window)
+    return thread_pool(limits, run_options, plugin_files).run(cell, on_window)
