@@ -57,6 +57,16 @@ def seeds_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def many_arms_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sixteen arms (sgd at 16 learning rates), one seed: more arms than the palette has
+    colours."""
+    lrs = ",".join(f"{0.005 * (i + 1):g}" for i in range(16))
+    run = _run(tmp_path_factory.mktemp("arms") / "run", "-m", "regression", "-o", "sgd",
+               "-s", "0", "--steps", "20", "--set", f"sgd.lr={lrs}")
+    return build_report(run)
+
+
+@pytest.fixture(scope="module")
 def failed_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One problem, one seed, and an SGD cell that diverges (lr 1000)."""
     run = _run(tmp_path_factory.mktemp("failed") / "run", "-m", "regression", "-o", "sgd,adam",
@@ -329,6 +339,52 @@ def test_problem_pictures_from_constructed_records(tmp_path: Path) -> None:
     assert report_figures(run, "no-such-problem") is None
 
 
+def _line_styles(fig: Any) -> dict[str, tuple[Any, ...]]:
+    """Each labelled line's arm (its label up to " (") and its colour, style and marker."""
+    from matplotlib.colors import to_hex
+
+    out: dict[str, tuple[Any, ...]] = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            label = str(line.get_label()).split(" (")[0]
+            if label.startswith("_") or label == "target":
+                continue
+            out[label] = (to_hex(line.get_color()), line.get_linestyle(), line.get_marker())
+    return out
+
+
+def test_sixteen_arms_look_apart_and_alike_in_every_figure(tmp_path: Path) -> None:
+    """Past the palette's ten colours, line styles and markers tell arms apart; an arm has
+    the same colour and style in the report's figures and in a plugin's (the DQN's, which
+    shows only some of the run's arms)."""
+    from harness_builtins.figures import report_figures
+
+    from harness.report import figures as F
+
+    run_dir = RunDirectory(tmp_path)
+    names = [f"opt{i:02d}" for i in range(16)]
+    for name in names:
+        _write(run_dir, "dropout", name, 0, {}, curve=tuple(
+            {"step": s, "elapsed_s": s / 100, "loss": 1 / s} for s in (10, 20, 30)))
+    for name in names[8:]:
+        _write(run_dir, "dqn", name, 0, {"env": "CartPole-v1",
+                                         "episode_returns": [10.0 + i for i in range(30)]})
+    run = ReportRun.load(tmp_path)
+    palette = F.arm_palette(run.arms())
+    convergence = F.convergence_figure(run, "dropout", palette)
+    assert convergence is not None
+    styles = _line_styles(convergence[0])
+    assert sorted(styles) == names
+    assert len(set(styles.values())) == 16  # no two arms alike
+    assert len({c for c, _, _ in styles.values()}) == 10  # the palette's ten colours
+    legend = convergence[0].axes[0].get_legend()
+    assert legend is not None and len(legend.get_texts()) == 16
+    (returns,) = report_figures(run, "dqn") or []
+    dqn = _line_styles(returns.figure)
+    assert sorted(dqn) == names[8:]
+    assert all(dqn[arm] == styles[arm] for arm in dqn), (dqn, styles)
+
+
 def test_an_arm_with_a_failed_seed_ranks_after_those_without(tmp_path: Path) -> None:
     """sgd's two surviving seeds have the lower mean, but its third diverged."""
     from harness.report.tables import ranking
@@ -447,9 +503,10 @@ def browser_tmp(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_report_in_headless_chromium(seeds_report: Path, failed_report: Path,
-                                     browser_tmp: Path) -> None:
+                                     many_arms_report: Path, browser_tmp: Path) -> None:
     _need_chromium()
-    for index, name in ((seeds_report, "report.png"), (failed_report, "report-failed.png")):
+    for index, name in ((seeds_report, "report.png"), (failed_report, "report-failed.png"),
+                        (many_arms_report, "report-16-arms.png")):
         result = _browser_check(index, browser_tmp)
         shot, console = _screenshot(index, browser_tmp, name)
         where = f"(screenshot: {shot})"

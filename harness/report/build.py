@@ -56,7 +56,7 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
     for stale in out.glob("fig-*.png"):
         stale.unlink()
     writer = _Writer(out)
-    palette = F.arm_palette(list(run.summary["arm"]))
+    palette = F.arm_palette(run.arms())  # one colour and style per arm, in every figure
 
     ranking = tables.ranking(run)
     ttt = tables.time_to_target(run)

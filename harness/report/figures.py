@@ -2,9 +2,9 @@
 
 Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot state), so
 drawing them never opens a window and never leaks figures between reports. The
-helpers :func:`new_figure`, :func:`arm_palette` and :func:`theme` are public: the
-built-in figures plugin and third-party ``report_figures`` hooks may use them to
-look like the rest of the report.
+helpers :func:`new_figure`, :func:`arm_styles`, :func:`arm_palette` and :func:`theme` are
+public: the built-in figures plugin and third-party ``report_figures`` hooks may use them
+(with :meth:`ReportRun.arms`) to look like the rest of the report.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,58 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
+#: The arms' colours: seaborn's colour-blind palette, 10 colours.
+PALETTE = "colorblind"
+#: Past the palette's size, each further round of arms gets its own line style and marker
+#: (the first round: solid, no marker), so no two arms of a run look alike.
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = (None, "o", "s", "^", "D", "v", "P", "X", "*")
+
+
+@dataclass(frozen=True)
+class ArmStyle:
+    """How one arm is drawn in every figure of a report."""
+
+    color: Any
+    linestyle: str = "-"
+    marker: str | None = None
+
+    def line(self) -> dict[str, Any]:
+        """Keyword arguments for ``Axes.plot`` or ``Axes.step``."""
+        kwargs: dict[str, Any] = {"color": self.color, "linestyle": self.linestyle}
+        if self.marker is not None:
+            kwargs.update(marker=self.marker, markevery=0.1, markersize=4)
+        return kwargs
+
+
+def arm_styles(arms: Sequence[str]) -> dict[str, ArmStyle]:
+    """Each arm's colour, line style and marker, by its place in ``arms``: give every figure
+    the run's arms (:meth:`ReportRun.arms`), not a figure's own few, and an arm looks the
+    same in all of them. Colours repeat past the palette's size; the style and marker then
+    tell the arms apart (and the legends show both)."""
+    colors = sns.color_palette(PALETTE)
+    out: dict[str, ArmStyle] = {}
+    for i, arm in enumerate(dict.fromkeys(arms)):
+        round_ = i // len(colors)
+        out[arm] = ArmStyle(colors[i % len(colors)], LINESTYLES[round_ % len(LINESTYLES)],
+                            MARKERS[round_ % len(MARKERS)])
+    return out
+
+
 def arm_palette(arms: Sequence[str]) -> dict[str, Any]:
-    """One colour per arm, the same in every figure of a report."""
-    unique = list(dict.fromkeys(arms))
-    colors = sns.color_palette("colorblind", max(len(unique), 1))
-    if len(unique) > len(colors):
-        colors = sns.color_palette("husl", len(unique))
-    return dict(zip(unique, colors, strict=False))
+    """One colour per arm, the same in every figure of a report (see :func:`arm_styles`)."""
+    return {arm: style.color for arm, style in arm_styles(arms).items()}
+
+
+def style_of(palette: dict[str, Any], arm: str) -> ArmStyle:
+    """The style of ``arm`` in a report whose arms are ``palette``'s keys, in order."""
+    style = arm_styles(list(palette)).get(arm)
+    return style if style is not None else ArmStyle(palette.get(arm))
+
+
+def _legend(ax: Axes, n: int, **kwargs: Any) -> None:
+    """A legend in columns when there are many arms."""
+    ax.legend(fontsize="small" if n <= 10 else "x-small", ncols=1 if n <= 8 else 2, **kwargs)
 
 
 def save(figure: Figure, path: Path) -> Path:
@@ -154,17 +200,17 @@ def convergence_figure(
                 if n == 0:
                     continue
                 seeds_seen.append(n)
-                color = palette.get(str(arm))
-                ax.plot(axis, median, color=color, label=f"{arm} (n={n})", lw=1.6)
+                style = style_of(palette, str(arm))
+                ax.plot(axis, median, label=f"{arm} (n={n})", lw=1.6, **style.line())
                 if np.isfinite(lo).any():
-                    ax.fill_between(axis, lo, hi, color=color, alpha=0.2, lw=0)
+                    ax.fill_between(axis, lo, hi, color=style.color, alpha=0.2, lw=0)
             if target is not None and ycol == target.metric and math.isfinite(target.threshold):
                 ax.axhline(target.threshold, color="0.3", ls="--", lw=1, label="target")
             if log:
                 ax.set_yscale("log")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ycol if ycol != "loss" else "training loss (window mean)")
-    axes[0][0].legend(fontsize="small", frameon=True)
+    _legend(axes[0][0], curves["arm"].nunique(), frameon=True)
     fig.suptitle(problem)
     few = bool(seeds_seen) and min(seeds_seen) < stats.MIN_SEEDS
     caption = ("Median over seeds of each optimizer; seeds are resampled onto a common axis "
@@ -274,11 +320,11 @@ def profile_figure(profile: pd.DataFrame, scores: pd.Series,
     ax = fig.subplots()
     for arm in profile.columns:
         score = float(scores.get(arm, math.nan))
-        ax.step(profile.index, profile[arm], where="post", color=palette.get(str(arm)), lw=1.8,
-                label=f"{arm} (score {score:.3f})")
+        ax.step(profile.index, profile[arm], where="post", lw=1.8,
+                label=f"{arm} (score {score:.3f})", **style_of(palette, str(arm)).line())
     ax.set_xlim(1, float(profile.index.max()))
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("τ (time-to-target over the best optimizer's)")
     ax.set_ylabel("fraction of problems within τ")
-    ax.legend(fontsize="small", loc="lower right")
+    _legend(ax, len(profile.columns), loc="lower right")
     return fig

@@ -107,6 +107,11 @@ class ReportRun:
         """The problem (model) names of the run, in run order."""
         return list(dict.fromkeys(self.summary["model"])) if len(self.summary) else []
 
+    def arms(self) -> list[str]:
+        """Every arm of the run, in run order: what :func:`harness.report.figures.arm_styles`
+        is given, so that an arm has one colour and style in every figure of the report."""
+        return list(dict.fromkeys(self.summary["arm"])) if len(self.summary) else []
+
     def cells(self, problem: str, *, ok_only: bool = True) -> list[CellView]:
         """The cells of one problem (model name), with their artifacts."""
         labels = label_cells(self.records)

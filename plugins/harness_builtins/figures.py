@@ -234,11 +234,11 @@ def _fits(run: ReportRun, problem: str, cells: Sequence[CellView]) -> list[Repor
 def _returns(run: ReportRun, problem: str, cells: Sequence[CellView]) -> list[ReportFigure]:
     import numpy as np
 
-    from harness.report.figures import arm_palette, new_figure, theme
+    from harness.report.figures import arm_styles, new_figure, theme
 
     with_returns = [c for c in cells if c.artifacts.get("episode_returns")]
     evaluated = [c for c in cells if c.artifacts.get("eval_returns")]
-    palette = arm_palette([c.arm for c in with_returns + evaluated])
+    styles = arm_styles(run.arms())  # the run's: an arm looks the same in every figure
     env = next((str(c.artifacts["env"]) for c in with_returns if "env" in c.artifacts), "")
     with theme():
         fig = new_figure(11.0 if evaluated else 8.5, 3.4)
@@ -251,10 +251,10 @@ def _returns(run: ReportRun, problem: str, cells: Sequence[CellView]) -> list[Re
                               np.arange(1, len(returns) + 1), dtype=float)
             k = min(10, len(returns))
             smooth = np.convolve(returns, np.ones(k) / k, mode="valid")
-            color = palette[c.arm]
-            ax.plot(ends[: len(returns)], returns, color=color, lw=0.5, alpha=0.25)
-            ax.plot(ends[k - 1: len(returns)], smooth, color=color, lw=1.6,
-                    label=None if c.arm in labelled else c.arm)
+            style = styles[c.arm]
+            ax.plot(ends[: len(returns)], returns, color=style.color, lw=0.5, alpha=0.25)
+            ax.plot(ends[k - 1: len(returns)], smooth, lw=1.6,
+                    label=None if c.arm in labelled else c.arm, **style.line())
             labelled.add(c.arm)
         ax.set_xlabel("environment step at the episode's end")
         ax.set_ylabel("training episode return")
@@ -263,7 +263,7 @@ def _returns(run: ReportRun, problem: str, cells: Sequence[CellView]) -> list[Re
             ax = axes[1]
             for c in evaluated:
                 ax.plot(c.artifacts.get("eval_steps") or [], c.artifacts["eval_returns"],
-                        color=palette[c.arm], lw=1.2, marker=".", ms=3)
+                        lw=1.2, **{"marker": ".", "markersize": 3, **styles[c.arm].line()})
             solved = {float(c.artifacts["solved_return"]) for c in evaluated
                       if isinstance(c.artifacts.get("solved_return"), int | float)}
             for value in solved:
