@@ -58,12 +58,17 @@ class OptimizerSpec:
         hyper.update(overrides)
         return {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}
 
-    def build(self, params: Iterable[Any], hyper: Mapping[str, Any]) -> torch.optim.Optimizer:
-        """``factory(params, **hyper)``; TypeError, naming the factory, if that is no optimizer."""
+    def build(self, params: Iterable[Any], hyper: Mapping[str, Any], *,
+              origin: str = "") -> torch.optim.Optimizer:
+        """``factory(params, **hyper)``; TypeError, naming the factory and ``origin`` (the
+        plugin that registered it, as ``dist version``), if that is no optimizer."""
         optimizer = self.factory(params, **hyper)
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise TypeError(f"optimizer {self.name!r}: factory {_label(self.factory)} returned "
-                            f"{type(optimizer).__name__}, not a torch.optim.Optimizer")
+            plugin = "" if not origin else " (registered by an in-process plugin)" \
+                if origin == "in-process" else f" (registered by plugin {origin})"
+            raise TypeError(f"optimizer {self.name!r}{plugin}: factory {_label(self.factory)} "
+                            f"returned {type(optimizer).__name__}, not a "
+                            "torch.optim.Optimizer")
         return optimizer
 
 

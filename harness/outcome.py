@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from harness.cell import Cell
+from harness.errors import UsageError
 
 
 class Status(StrEnum):
@@ -39,6 +40,32 @@ class Status(StrEnum):
 STATUSES: tuple[Status, ...] = tuple(Status)
 #: The statuses of a cell that ran and did not finish.
 FAILED: tuple[Status, ...] = (Status.DIVERGED, Status.TIMEOUT, Status.OOM, Status.ERROR)
+
+#: ``harness run``'s exit code when a cell of the run ended with one of the ``--fail-on``
+#: statuses (by default :data:`FAIL_ON`). 2 is bad input, 130 and 143 an interruption.
+EXIT_CELLS_FAILED = 1
+#: The statuses that make ``harness run`` exit with :data:`EXIT_CELLS_FAILED` unless
+#: ``--fail-on`` says otherwise: the cell broke (a diverged cell is a result of the
+#: optimizer, a skipped one was not run).
+FAIL_ON: tuple[Status, ...] = (Status.ERROR, Status.TIMEOUT, Status.OOM)
+
+
+def parse_statuses(text: str, flag: str, *, none: bool = False) -> tuple[Status, ...]:
+    """``error,timeout`` as statuses; ``none`` (where ``none`` is allowed) as none.
+
+    :raises UsageError: an unknown status, with the known ones, naming ``flag``.
+    """
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if none and words == ["none"]:
+        return ()
+    if not words:
+        raise UsageError(f"{flag}: expected statuses such as {','.join(FAIL_ON)}"
+                         + (" or none" if none else ""))
+    known = ", ".join(STATUSES) + (", none" if none else "")
+    for word in words:
+        if word not in STATUSES:
+            raise UsageError(f"{flag}: unknown status {word!r}; known: {known}")
+    return tuple(Status(w) for w in dict.fromkeys(words))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,13 @@ TESTS = Path(__file__).parent
 PACKAGES = TESTS / "packages"
 
 
+def pythonpath(*paths: Path | str) -> str:
+    """``PYTHONPATH`` for a subprocess: ``paths`` first, then the caller's own (a checkout
+    run with ``PYTHONPATH=tree`` keeps testing that tree)."""
+    given = [str(p) for p in paths] + os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    return os.pathsep.join(p for p in given if p)
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run ``harness`` in a subprocess, as a user would."""

@@ -30,8 +30,9 @@ from harness import __version__
 from harness.cell import Cell
 from harness.errors import UsageError
 from harness.executor import CellLimits
+from harness.outcome import EXIT_CELLS_FAILED
 from harness.plugins import PluginHost
-from tests.helpers import run_cli
+from tests.helpers import pythonpath, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -165,7 +166,7 @@ def test_a_lost_worker_is_retried_once_then_recorded(cluster: Any, tmp_path: Pat
 
 @pytest.fixture
 def fault_env(installed_packages: Path) -> dict[str, str]:
-    return {"PYTHONPATH": str(installed_packages),
+    return {"PYTHONPATH": pythonpath(installed_packages),
             "HARNESS_PLUGINS": "harness,harness-faultplugin"}
 
 
@@ -177,7 +178,8 @@ def test_timeout_and_crash_statuses_on_a_cluster_it_starts(fault_env: dict[str, 
                    "--steps", "40", "--timeout", "6", "--executor", "dask",
                    "--executor-option", "n_workers=2", "--out", str(out), "--quiet",
                    env=fault_env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == EXIT_CELLS_FAILED, proc.stderr
+    assert f"exit code {EXIT_CELLS_FAILED} (--fail-on none" in proc.stderr
     recs = {r["cell"]["problem"]: r for r in records(out).values()}
     assert {p: r["status"] for p, r in recs.items()} == {
         "fault-hang": "timeout", "fault-abort": "error", "regression": "ok"}
@@ -194,7 +196,7 @@ def test_a_plugin_missing_on_the_workers_is_named(cluster: Any, fault_env: dict[
     proc = run_cli("run", "-m", "fault-raise", "-o", "adam", "-s", "0", "--steps", "10",
                    "--executor", "dask", "--scheduler", cluster.scheduler.address,
                    "--out", str(out), "--quiet", env=fault_env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == EXIT_CELLS_FAILED, proc.stderr
     (rec,) = records(out).values()
     assert rec["status"] == "error"
     assert "'fault-raise' is not installed on this worker" in rec["error"]

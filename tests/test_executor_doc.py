@@ -12,6 +12,7 @@ import pytest
 
 import harness
 from harness.cli import main
+from harness.outcome import EXIT_CELLS_FAILED
 
 DOCS = Path(__file__).parent.parent / "docs" / "plugins.md"
 
@@ -59,7 +60,7 @@ def test_the_example_honours_the_timeout(example: types.ModuleType, tmp_path: Pa
     out = tmp_path / "run"
     code = main(["run", "-m", "regression", "-o", "sgd", "-s", "0", "--steps", "100000000",
                  "--timeout", "2", "--executor", "one-worker", "--out", str(out), "--quiet"])
-    assert code == 0
+    assert code == EXIT_CELLS_FAILED
     [record] = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
     assert record["status"] == "timeout", record["status"]
     assert "exceeded the 2 s timeout" in record["error"]

@@ -13,6 +13,7 @@ import torch
 import harness
 from harness import OptimizerSpec, Param, hookimpl
 from harness.errors import UsageError
+from harness.outcome import EXIT_CELLS_FAILED
 from harness.plugins import PluginHost
 from harness.registry import OptimizerRegistry, ProblemRegistry
 from harness.testing.conformance import check_optimizer
@@ -115,12 +116,13 @@ def test_factories_taking_keywords_are_accepted() -> None:
 
 
 def test_a_factory_returning_no_optimizer_fails_its_cells_clearly(
-    host: PluginHost, register_plugin: Any, tmp_path: Path
+    host: PluginHost, register_plugin: Any, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from harness.cli import main
 
-    def returns_none(params: Any, lr: float = 0.01) -> None:
-        return None
+    def returns_none(params: Any, lr: float = 0.01) -> dict[str, float]:
+        return {"lr": lr}  # a dict of settings, not an optimizer
 
     class Plugin:
         @hookimpl
@@ -132,11 +134,16 @@ def test_a_factory_returning_no_optimizer_fails_its_cells_clearly(
     out = tmp_path / "run"
     code = main(["run", "-m", "regression", "-o", "ab-none", "-s", "0", "--steps", "3",
                  "--workers", "0", "--out", str(out), "--quiet"])
-    assert code == 0
+    assert code == EXIT_CELLS_FAILED
     [record] = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
     assert record["status"] == "error"
-    assert ("TypeError: optimizer 'ab-none': factory returns_none returned NoneType, "
-            "not a torch.optim.Optimizer") in record["error"]
+    reason = ("TypeError: optimizer 'ab-none' (registered by an in-process plugin): factory "
+              "returns_none returned dict, not a torch.optim.Optimizer")
+    assert reason in record["error"]
+    seen = capsys.readouterr()
+    assert f"regression [activation=relu] ab-none [lr=0.01] cpu seed 0: error: {reason}" \
+        in seen.out  # the closing table says why
+    assert f"1 error: exit code {EXIT_CELLS_FAILED}" in seen.err
 
 
 # -- add_torch: the documented short form passes the conformance kit -----------------------

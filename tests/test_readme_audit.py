@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
+from harness.outcome import EXIT_CELLS_FAILED
 
 GRID = """\
 models = ["regression"]
@@ -68,7 +69,7 @@ def test_a_cell_past_max_memory_mb_is_oom_even_where_pandas_reports_it(
     out = tmp_path / "run"
     assert main(["run", "-m", "cnn", "-o", "adam", "-s", "0", "--steps", "20",
                  "--max-memory-mb", "50", "--workers", "1", "--quiet",
-                 "--out", str(out)]) == 0
+                 "--out", str(out)]) == EXIT_CELLS_FAILED
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["status"]) == ["oom"], summary["error"].tolist()
 

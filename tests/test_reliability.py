@@ -13,17 +13,18 @@ import pytest
 
 from harness.cli import main
 from harness.grid import GridSpec, expand
+from harness.outcome import EXIT_CELLS_FAILED
 from harness.plugins import PluginHost
 from harness.results import RunDirectory
 from harness.run.resume import plan
-from tests.helpers import run_cli, wait_for
+from tests.helpers import pythonpath, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def fault_env(installed_packages: Path) -> dict[str, str]:
-    return {"PYTHONPATH": str(installed_packages),
+    return {"PYTHONPATH": pythonpath(installed_packages),
             "HARNESS_PLUGINS": "harness,harness-faultplugin"}
 
 
@@ -38,7 +39,7 @@ def test_bad_cells_get_their_status_and_good_cells_finish(fault_env: dict[str, s
     proc = run_cli("run", "-m", models, "-o", "adam", "-s", "0", "--steps", "40",
                    "--workers", "2", "--timeout", "10", "--max-memory-mb", "1000",
                    "--out", str(out), "--quiet", env=fault_env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == EXIT_CELLS_FAILED, proc.stderr
     summary = pd.read_csv(out / "summary.csv").set_index("model")
     status = summary["status"].to_dict()
     assert status == {"fault-hang": "timeout", "fault-abort": "error", "fault-raise": "error",
@@ -125,11 +126,13 @@ def test_resume_reruns_corrupt_and_optionally_failed_cells(
     monkeypatch.setenv("HARNESS_PLUGINS", "harness,harness-faultplugin")
     out = tmp_path / "run"
     assert main(["run", "-m", "regression,fault-raise", "-o", "sgd", "-s", "0-1",
-                 "--steps", "20", "--workers", "0", "--out", str(out), "--quiet"]) == 0
+                 "--steps", "20", "--workers", "0", "--out", str(out), "--quiet"]) \
+        == EXIT_CELLS_FAILED
     files = sorted((out / "cells").glob("regression-*.json"))
     files[0].write_text(files[0].read_text()[:50])  # a truncated record
     capsys.readouterr()
-    assert main(["run", "--resume", str(out), "--workers", "0", "--quiet"]) == 0
+    assert main(["run", "--resume", str(out), "--workers", "0", "--quiet"]) \
+        == EXIT_CELLS_FAILED  # the failed cells it keeps
     again = capsys.readouterr()
     assert "is corrupt (it is not valid JSON); its cell runs again" in again.err
     assert "(3 already done)" in again.out  # the two failed cells are kept
@@ -209,7 +212,7 @@ def test_max_memory_is_what_a_cell_may_allocate_beyond_its_worker(fault_env: dic
     proc = run_cli("run", "-m", "fault-memory,regression,classification", "-o", "adam", "-s",
                    "0", "--steps", "40", "--workers", "1", "--max-memory-mb", "500",
                    "--out", str(out), "--quiet", env=fault_env, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == EXIT_CELLS_FAILED, proc.stderr
     recs = {r["cell"]["problem"]: r for r in records(out)}
     assert {p: r["status"] for p, r in recs.items()} == {
         "fault-memory": "oom", "regression": "ok", "classification": "ok"}, \

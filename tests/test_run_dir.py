@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.outcome import EXIT_CELLS_FAILED
 from tests.helpers import run_cli, wait_for
 
 pytestmark = pytest.mark.slow
@@ -184,7 +185,7 @@ def test_a_killed_cell_counts_the_samples_its_steps_consumed(tmp_path: Path) -> 
     proc = run_cli("run", "-m", "dqn,regression", "-o", "adam", "-s", "0", "--steps", "200000",
                    "--timeout", "8", "--workers", "2", "--out", str(out), "--quiet",
                    cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == EXIT_CELLS_FAILED, proc.stderr
     recs = {r["cell"]["problem"]: r for r in _records(out)}
     for problem, rec in sorted(recs.items()):
         per_step = 1 if problem == "dqn" else rec["cell"]["batch_size"]

@@ -12,6 +12,7 @@ from typing import NoReturn
 from harness import __version__
 from harness.errors import UsageError
 from harness.executor import CellLimits, RunOptions
+from harness.outcome import FAIL_ON
 
 DESCRIPTION = "The command line: it parses, then delegates. Errors are one line, exit code 2."
 
@@ -115,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="validate the grid and list its cells; run and write nothing")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     _plugin_flag(run)
+    run.add_argument("--errors", action="store_true",
+                     help="print each failed cell's reason in full, with its traceback")
+    run.add_argument("--fail-on", default=",".join(FAIL_ON), metavar="STATUSES",
+                     help="exit with 1 when a cell ends with one of these statuses "
+                          f"(default {','.join(FAIL_ON)}; 'none': exit 0 whatever the cells "
+                          "did)")
 
     lst = sub.add_parser("list", help="list models, optimizers and plugins (with load errors)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
@@ -122,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print a run's summary table")
     show.add_argument("dir", help="a results directory")
+    show.add_argument("--status", metavar="STATUSES",
+                      help="only the cells with these statuses: error, or error,timeout")
+    show.add_argument("--errors", action="store_true",
+                      help="print each failed cell's reason in full, with its traceback")
 
     report = sub.add_parser(
         "report", help="write DIR/report/index.html: figures, rankings, statistics over seeds")

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import UsageError
+from harness.outcome import Status, parse_statuses
 from harness.results import RunDirectory
 from harness.results.schema import SHOW_COLUMNS
 
@@ -28,6 +29,52 @@ def load_summary(path: Path) -> tuple[pd.DataFrame, RunDirectory]:
         raise UsageError(f"{str(path)!r} holds no harness results")
     summary, _ = run_dir.tables()
     return summary, run_dir
+
+
+#: The widest a failure's one-line reason is printed (``--errors``: in full).
+REASON_WIDTH = 160
+
+
+def format_failures(summary: pd.DataFrame, tracebacks: dict[str, str] | None = None) -> str:
+    """A line for each cell that did not end ``ok``: which cell, its status and why
+    ("" when every cell is ok). ``tracebacks`` (``--errors``): every reason in full, each
+    followed by the traceback its record holds (by cell id)."""
+    if summary.empty or "status" not in summary.columns:
+        return ""
+    failed = summary[summary["status"] != Status.OK]
+    if failed.empty:
+        return ""
+    lines = [f"Not ok ({len(failed)} of {len(summary)} cells):"]
+    cut = False
+    for _, row in failed.iterrows():
+        reason = " ".join(str(row.get("error") or "no reason recorded").split())
+        if tracebacks is None and len(reason) > REASON_WIDTH:
+            reason, cut = reason[: REASON_WIDTH - 3] + "...", True
+        lines.append(f"  {_who(row)}: {row['status']}: {reason}")
+        trace = (tracebacks or {}).get(str(row.get("cell_id")))
+        if trace:
+            lines.extend("      " + t for t in trace.rstrip().splitlines())
+    if cut:
+        lines.append("  (--errors prints each reason in full, with its traceback)")
+    return "\n".join(lines)
+
+
+def _who(row: pd.Series) -> str:
+    """The cell of a summary row, as the progress bar names it."""
+    parts = [str(row["model"])]
+    if not _missing(row.get("params")) and row.get("params"):
+        parts.append(f"[{row['params']}]")
+    parts.append(str(row["optimizer"]))
+    if not _missing(row.get("hyperparameters")) and row.get("hyperparameters"):
+        parts.append(f"[{row['hyperparameters']}]")
+    parts.append(f"{row['device']} seed {row['seed']}")
+    return " ".join(parts)
+
+
+def tracebacks(run_dir: RunDirectory) -> dict[str, str]:
+    """Each record's traceback, by cell id (cells without one left out)."""
+    return {r["cell_id"]: r["traceback"] for r in run_dir.records()
+            if isinstance(r.get("traceback"), str) and r["traceback"]}
 
 
 def format_summary(summary: pd.DataFrame) -> str:
@@ -90,11 +137,17 @@ def _fmt(x: float) -> str:
 
 
 def cmd_show(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    wanted = None if args.status is None else parse_statuses(args.status, "--status")
     summary, run_dir = load_summary(Path(args.dir))
     manifest = run_dir.manifest()
     if manifest:
         print(f"run of {manifest.get('created', '?')}: {' '.join(manifest.get('command', []))}")
+    if wanted is not None and not summary.empty:
+        summary = summary[summary["status"].isin([str(s) for s in wanted])]
     print(format_summary(summary))
+    failures = format_failures(summary, tracebacks(run_dir) if args.errors else None)
+    if failures:
+        print(f"\n{failures}")
     return 0
 
 

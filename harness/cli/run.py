@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.cli.read import format_summary
+from harness.cli.read import format_failures, format_summary, tracebacks
 from harness.errors import DataUnavailableError, UsageError
 from harness.executor import CellLimits, ExecutorSpec, RunOptions
 from harness.grid import (
@@ -27,7 +27,9 @@ from harness.grid import (
     plugin_paths,
 )
 from harness.limits import MAX_TIMEOUT_S
+from harness.outcome import EXIT_CELLS_FAILED, Status, parse_statuses
 from harness.plugins import PluginHost, files, get_host, use_files
+from harness.results import RunDirectory
 from harness.run import cuda_mps, resume
 from harness.run.resume import Start, prepare_output_dir
 from harness.run.runner import (
@@ -185,6 +187,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"harness: warning: plugin {info.label()} failed to load: {info.error}",
               file=sys.stderr)
     execution = execution_options(args)
+    fail_on = parse_statuses(args.fail_on, "--fail-on", none=True)
     start = _start(args, parse_bounded(args.windows, "--windows", "windows"))
     grid = expand(start.spec, host.problems, host.optimizers,
                   skip_unavailable=start.skip_unavailable)
@@ -218,7 +221,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         manifest_options=manifest_options, resume=start.resumed,
         rerun_failed=args.rerun_failed, progress=not args.quiet,
     ), host)
-    return _report(outcome, len(grid.cells))
+    return _report(outcome, len(grid.cells), fail_on, args.errors)
 
 
 def _start(args: argparse.Namespace, windows: int) -> Start:
@@ -266,9 +269,16 @@ def _new_output_dir(arg: str | None) -> Path:
     return prepare_output_dir(Path(_path_arg(arg, "--out")))
 
 
-def _report(outcome: RunOutcome, cells: int) -> int:
-    """The summary and the tally; the exit code (130 or 143 when a signal stopped it)."""
+def _report(outcome: RunOutcome, cells: int, fail_on: Sequence[Status] = (),
+            errors: bool = False) -> int:
+    """The summary, why each cell that is not ok is not, and the tally; the exit code:
+    130 or 143 when a signal stopped it, else :data:`EXIT_CELLS_FAILED` when a cell
+    ended with a status of ``fail_on``."""
     print(format_summary(outcome.summary))
+    failures = format_failures(outcome.summary, tracebacks(RunDirectory(outcome.directory))
+                               if errors else None)
+    if failures:
+        print(f"\n{failures}")
     counts = outcome.summary["status"].value_counts().to_dict() if len(outcome.summary) else {}
     tally = " (" + ", ".join(f"{n} {status}" for status, n in counts.items()) + ")" \
         if counts else ""
@@ -279,6 +289,12 @@ def _report(outcome: RunOutcome, cells: int) -> int:
         print(f"harness: interrupted by {outcome.interrupted}; finished cells are kept. "
               f"Resume with: harness run --resume {outcome.directory}", file=sys.stderr)
         return 143 if outcome.interrupted == "SIGTERM" else 130
+    failed = [str(s) for s in fail_on if str(s) in counts]
+    if failed:
+        which = ", ".join(f"{counts[s]} {s}" for s in failed)
+        print(f"harness: {which}: exit code {EXIT_CELLS_FAILED} (--fail-on none to exit 0 "
+              "whatever the cells did)", file=sys.stderr)
+        return EXIT_CELLS_FAILED
     return 0
 
 

@@ -23,7 +23,8 @@ def build_optimizers(
     """One optimizer instance per parameter group of the cell, honouring its per-role
     overrides (``role_specs`` maps the optimizer names of ``cell.roles`` to their specs)."""
     return optimizers_for(task, optimizer, cell.hyper, torch.device(cell.device), options,
-                          roles=cell.roles, role_specs=role_specs, owner=problem.name)
+                          roles=cell.roles, role_specs=role_specs, owner=problem.name,
+                          origins=dict(cell.versions))
 
 
 def optimizers_for(
@@ -31,10 +32,12 @@ def optimizers_for(
     device: torch.device, options: RunOptions | None = None, *,
     roles: Iterable[tuple[str, str, Any]] = (),
     role_specs: Mapping[str, OptimizerSpec] | None = None, owner: str = "the problem",
+    origins: Mapping[str, str] | None = None,
 ) -> dict[str, torch.optim.Optimizer]:
     """One optimizer instance per parameter group of ``task`` on ``device``, with the
     implementation switches (``--opt-impl``, capturable for CUDA graphs) the run's options
-    and the device allow."""
+    and the device allow. ``origins``: a cell's ``versions`` (which plugin registered
+    each optimizer, for the error of a factory that returns no optimizer)."""
     groups = task.parameter_groups()
     overrides = {role: (name, dict(h)) for role, name, h in roles}
     unknown = set(overrides) - set(groups)
@@ -45,11 +48,13 @@ def optimizers_for(
     capture = options.cuda_graphs and device.type == "cuda" and capabilities_of(task).cuda_graphs
     out = {}
     for role, params in groups.items():
+        origin = (origins or {}).get("optimizer")
         if role in overrides:
             name, role_hyper = overrides[role]
             spec = (role_specs or {})[name] if name != optimizer.name else optimizer
+            origin = (origins or {}).get(f"optimizer:{role}", origin)
         else:
             spec, role_hyper = optimizer, dict(hyper)
         role_hyper = implementation_hyper(spec, role_hyper, device, options.opt_impl, capture)
-        out[role] = spec.build(list(params), role_hyper)
+        out[role] = spec.build(list(params), role_hyper, origin=origin or "")
     return out
