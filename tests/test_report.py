@@ -89,7 +89,7 @@ def test_report_contents(seeds_report: Path) -> None:
     for text in ("harness run -m regression,classification", "torch", "regression: synthetic",
                  "cpu: ", "Seeds</dt><dd>0, 1, 2"):
         assert text in page, text
-    for title in ("Performance profile", "Time to target", "Throughput", "Peak memory",
+    for title in ("Performance profile", "Steps to target", "Throughput", "Peak memory",
                   "Convergence: regression", "Convergence: classification", "Fit over the data",
                   "Every cell finished ok", "How the numbers were computed"):
         assert title in page, title

@@ -139,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dir", help="a results directory")
     report.add_argument("--out", help="write the report here instead of DIR/report")
     _plugin_flag(report)
+    report.add_argument("--cost", choices=("steps", "samples", "flops", "time"),
+                        default="steps",
+                        help="the cost the performance profile and cost-to-target figure use "
+                             "(default: steps; time is not reproducible on a shared machine)")
 
     compare = sub.add_parser(
         "compare", help="compare two runs cell by cell; exit 1 when something regressed",

@@ -18,7 +18,7 @@ def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     run = results_dir(args.dir)
     use_files(files.resolve([*args.plugin_paths, *_recorded_files(run)]))
     index = build_report(run, out_dir=Path(args.out) if args.out else None,
-                         host=get_host())
+                         host=get_host(), cost=args.cost)
     print(f"report written to {index}")
     return 0
 

@@ -19,15 +19,17 @@ __all__ = ["CellView", "ReportFigure", "ReportRun", "build_report"]
 
 
 def build_report(run_dir: Path, *, out_dir: Path | None = None,
-                 host: PluginHost | None = None) -> Path:
+                 host: PluginHost | None = None, cost: str = "steps") -> Path:
     """Write ``run_dir/report/index.html`` with its figures and CSV tables; return its path.
 
     :param run_dir: a results directory written by ``harness run``.
     :param out_dir: where to write instead of ``run_dir/report``.
     :param host: the plugin host whose ``report_figures`` hooks add pictures
         (default: the process-wide one).
+    :param cost: the axis of the performance profile and the cost-to-target figure:
+        ``steps``, ``samples``, ``flops`` (reproducible) or ``time`` (training seconds).
     :raises harness.errors.UsageError: ``run_dir`` holds no harness results.
     """
     from harness.report.build import build_report as build
 
-    return build(run_dir, out_dir=out_dir, host=host)
+    return build(run_dir, out_dir=out_dir, host=host, cost=cost)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.atomic import make_dir, write_atomic
 from harness.cell import safe_name
+from harness.errors import UsageError
 from harness.outcome import Status
 from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
@@ -43,12 +44,18 @@ class _Writer:
 
 
 def build_report(run_dir: Path, *, out_dir: Path | None = None,
-                 host: PluginHost | None = None) -> Path:
+                 host: PluginHost | None = None, cost: str = tables.DEFAULT_COST) -> Path:
     """Write ``run_dir/report/index.html`` (or ``out_dir``) and return its path.
 
-    :raises harness.errors.UsageError: ``run_dir`` is not a results directory.
+    ``cost`` (a key of :data:`harness.report.tables.COSTS`) is the axis the performance
+    profile, its scores and the cost-to-target figure are drawn on.
+
+    :raises harness.errors.UsageError: ``run_dir`` is not a results directory, or ``cost``
+        is no cost axis.
     :raises OSError: the report cannot be written; the error names the path.
     """
+    if cost not in tables.COSTS:
+        raise UsageError(f"no cost axis {cost!r}; choose one of {', '.join(tables.COSTS)}")
     host = host or get_host()
     run = ReportRun.load(Path(run_dir), host)
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
@@ -62,7 +69,7 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
     ttt = tables.time_to_target(run)
     with_target = {p for p in run.summary["problem"] if run.target(str(p)) is not None}
     ttt = ttt[ttt["problem"].isin(with_target)].reset_index(drop=True)
-    times = tables.profile_times(ttt)
+    times = tables.profile_times(ttt, cost)
     scores = tables.profile_scores(times)
     profile = stats.performance_profile(times) if not times.empty else pd.DataFrame()
     throughput = tables.throughput(run)
@@ -74,11 +81,12 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
 
     sections: list[H.Section] = []
     with F.theme():
-        sections.append(_overview(run, writer, palette, ttt, times, scores, profile, throughput))
+        sections.append(_overview(run, writer, palette, ttt, times, scores, profile, throughput,
+                                  cost))
         for model in run.models():
             sections.extend(_problem_sections(run, model, writer, palette, ranking, host))
     sections.append(_failures_section(failures, writer))
-    sections.append(_methods_section())
+    sections.append(_methods_section(cost))
 
     page = H.page(f"Benchmark report: {run.path.name}", _intro(run), sections)
     target = out / "index.html"
@@ -136,22 +144,24 @@ def _intro(run: ReportRun) -> str:
 # -- across problems --------------------------------------------------------------------------
 def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.DataFrame,
               times: pd.DataFrame, scores: pd.DataFrame, profile: pd.DataFrame,
-              throughput: pd.DataFrame) -> H.Section:
+              throughput: pd.DataFrame, cost: str) -> H.Section:
     sec = H.Section("overview", "Across problems")
-    sec.blocks.append("<h3>Performance profile</h3>")
+    axis = tables.COSTS[cost]
+    sec.blocks.append(f"<h3>Performance profile on {H.esc(axis.label)}</h3>")
+    sec.blocks.append(_cost_axes(run, cost))
     if profile.empty:
         sec.blocks.append(H.paragraph("No problem in this run has a target, so there is no "
-                                      "time-to-target and no performance profile."))
+                                      "cost to target and no performance profile."))
     else:
-        fig = F.profile_figure(profile, scores.set_index("arm")["score"], palette)
+        fig = F.profile_figure(profile, scores.set_index("arm")["score"], palette, axis.label)
         if fig is not None:
             name = writer.save(fig, "performance-profile")
             unsolved = int((~np.isfinite(times)).all(axis=1).sum())
-            caption = ("For each optimizer, the fraction of problems on which its median "
-                       "time-to-target (over seeds; a miss counts as never) is within τ times the "
-                       "best optimizer's on that problem, for τ from 1 to 4, as in AlgoPerf. "
-                       "The score is the area under the curve divided by 3: 1 means fastest on "
-                       f"every problem. {len(times)} problem(s)")
+            caption = (f"For each optimizer, the fraction of problems on which its median "
+                       f"{axis.label} (over seeds; a miss counts as never) is within τ times "
+                       "the best optimizer's on that problem, for τ from 1 to 4, as in AlgoPerf. "
+                       "The score is the area under the curve divided by 3: 1 means cheapest "
+                       f"on every problem. {len(times)} problem(s)")
             caption += (f", of which {unsolved} no optimizer solved (a miss for all)."
                         if unsolved else ".")
             if times.isna().any().any():
@@ -159,19 +169,19 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
                             "over the problems it was run on (the table's last column).")
             sec.blocks.append(H.figure(name, "Performance profile", caption))
         sec.blocks.append(H.table(scores.rename(columns={
-            "arm": "optimizer", "score": "score (area under ρ, 0–1)",
+            "arm": "optimizer", "score": f"score on {axis.label} (area under ρ, 0–1)",
             "problems_reached": "problems reached", "problems": "problems"})))
 
-    sec.blocks.append("<h3>Time to target</h3>")
-    fig = F.time_to_target_figure(ttt, palette) if len(ttt) else None
+    sec.blocks.append(f"<h3>{H.esc(axis.label.capitalize())}</h3>")
+    fig = F.time_to_target_figure(ttt, palette, axis.column, axis.label) if len(ttt) else None
     if fig is None:
         sec.blocks.append(H.paragraph("No problem in this run has a target."))
     else:
-        name = writer.save(fig, "time-to-target")
+        name = writer.save(fig, f"cost-to-target-{cost}")
         sec.blocks.append(H.figure(
-            name, "Time to target",
-            "Training seconds until the target metric first crossed its threshold, one dot per "
-            "seed (box plot with at least 3 seeds). Red crosses at the right edge are seeds "
+            name, axis.label.capitalize(),
+            f"The {axis.label}: until the target metric first crossed its threshold, one dot "
+            "per seed (box plot with at least 3 seeds). Red crosses at the right edge are seeds "
             "that never reached it (or did not finish ok); the fraction at the right counts "
             "the seeds that did."))
 
@@ -199,6 +209,15 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
             "samples_per_s_max": "per s (max)", "step_time_ms_median": "step ms (median)",
             "peak_mem_mb_median": "peak MiB (median)", "peak_mem_mb_max": "peak MiB (max)"})))
     return sec
+
+
+def _cost_axes(run: ReportRun, cost: str) -> str:
+    """Which cost axes this run's numbers reproduce on, and the one the page is drawn on."""
+    why = tables.reproducible(run)
+    items = [f"{name} ({tables.COSTS[name].label}): {why[name]}"
+             + (" (this page)" if name == cost else "") for name in tables.COSTS]
+    return (H.paragraph("Cost axes (choose with harness report --cost "
+                        f"{'|'.join(tables.COSTS)}):") + H.bullet_list(items))
 
 
 # -- per problem ---------------------------------------------------------------------------
@@ -333,7 +352,7 @@ def _failures_section(failures: pd.DataFrame, writer: _Writer) -> H.Section:
     return sec
 
 
-def _methods_section() -> H.Section:
+def _methods_section(cost: str) -> H.Section:
     sec = H.Section("methods", "How the numbers were computed")
     sec.blocks.append(H.bullet_list([
         "Seeds are the replicates. An optimizer given the same seed on the same problem gets "
@@ -352,12 +371,16 @@ def _methods_section() -> H.Section:
         "no distribution; its smallest possible p-value is 2/2ⁿ, e.g. 0.0625 with 5 seeds, "
         "so a claim at the 5% level needs at least 6 seeds. Holm's correction adjusts the "
         "p-values of one problem's comparisons for their number.",
-        "Performance profile (AlgoPerf): per problem, each optimizer's median time-to-target "
-        "over seeds, a miss counting as infinite; ρ(τ) is the fraction of problems within τ "
-        "of the best; the score is the exact area under ρ for τ in [1, 4] divided by 3. An "
-        "optimizer is scored over the problems it was run on, a problem it was not run on "
-        "is not a miss (the score table gives the count).",
-        "Time-to-target is training time (evaluation excluded) until the problem's target "
-        "metric first crossed its threshold at an evaluation.",
+        f"Performance profile (AlgoPerf), here on {tables.COSTS[cost].label}: per problem, each "
+        "optimizer's median cost to target over seeds, a miss counting as infinite; ρ(τ) is "
+        "the fraction of problems within τ of the best; the score is the exact area under ρ "
+        "for τ in [1, 4] divided by 3. An optimizer is scored over the problems it was run "
+        "on, a problem it was not run on is not a miss (the score table gives the count).",
+        "Cost to target: the steps, samples (in the problem's unit), FLOPs and training "
+        "seconds (evaluation excluded) until the problem's target metric first crossed its "
+        "threshold at an evaluation. FLOPs to target is steps to target times the FLOPs of "
+        "one training step, forward and backward, counted once per cell by "
+        "torch.utils.flop_counter.FlopCounterMode on a copy of the model and optimizer (it "
+        "counts matrix products, convolutions and attention).",
     ]))
     return sec

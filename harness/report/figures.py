@@ -226,8 +226,10 @@ def convergence_figure(
 
 
 # -- time to target ---------------------------------------------------------------
-def time_to_target_figure(ttt: pd.DataFrame, palette: dict[str, Any]) -> Figure | None:
-    """Per problem: seconds to target for each seed, misses drawn at the right edge."""
+def time_to_target_figure(ttt: pd.DataFrame, palette: dict[str, Any], column: str = "time_s",
+                          label: str = "training seconds to target") -> Figure | None:
+    """Per problem: the cost to target (``column`` of the table, ``label`` on the axis) for
+    each seed, misses drawn at the right edge."""
     problems = list(dict.fromkeys(ttt["problem"]))
     if not problems:
         return None
@@ -235,19 +237,19 @@ def time_to_target_figure(ttt: pd.DataFrame, palette: dict[str, Any]) -> Figure 
     for ax, problem in zip(axes, problems, strict=True):
         sub = ttt[ttt["problem"] == problem]
         arms = list(dict.fromkeys(sub["arm"]))
-        hit = sub[sub["reached"]]
+        hit = sub[sub["reached"] & sub[column].notna()]  # FLOPs may be uncounted
         miss = sub[~sub["reached"]]
-        right = float(hit["time_s"].max()) if len(hit) else 1.0
+        right = float(hit[column].max()) if len(hit) else 1.0
         x_miss = right * 1.2 if right > 0 else 1.0
         if len(hit):
-            counts = hit.groupby("arm")["time_s"].count()
+            counts = hit.groupby("arm")[column].count()
             boxed = hit[hit["arm"].isin(counts[counts >= stats.MIN_SEEDS].index)]
             if len(boxed):
                 with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's old `vert`
                     warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
-                    sns.boxplot(data=boxed, x="time_s", y="arm", order=arms, ax=ax,
+                    sns.boxplot(data=boxed, x=column, y="arm", order=arms, ax=ax,
                                 color="0.92", fliersize=0, linewidth=0.8)
-            sns.stripplot(data=hit, x="time_s", y="arm", order=arms, hue="arm",
+            sns.stripplot(data=hit, x=column, y="arm", order=arms, hue="arm",
                           palette=palette, legend=False, ax=ax, size=5, jitter=0.15)
         else:
             ax.set_yticks(range(len(arms)), arms)
@@ -267,7 +269,8 @@ def time_to_target_figure(ttt: pd.DataFrame, palette: dict[str, Any]) -> Figure 
                         xytext=(3, 0), textcoords="offset points", va="center",
                         fontsize="x-small", color="0.3")
         ax.set_xlim(left=0, right=x_miss * 1.1)
-        ax.set_xlabel("training time to target (s)")
+        ax.set_xlabel(label)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.set_ylabel("")
         ax.set_title(problem, fontsize="small")
     return fig
@@ -311,8 +314,8 @@ def per_seed_figure(summary: pd.DataFrame, column: str, xlabel: str,
 
 
 # -- performance profile ----------------------------------------------------------------
-def profile_figure(profile: pd.DataFrame, scores: pd.Series,
-                   palette: dict[str, Any]) -> Figure | None:
+def profile_figure(profile: pd.DataFrame, scores: pd.Series, palette: dict[str, Any],
+                   label: str = "time-to-target") -> Figure | None:
     """ρ(τ) per arm as a step function, the score in the legend."""
     if profile.empty:
         return None
@@ -324,7 +327,7 @@ def profile_figure(profile: pd.DataFrame, scores: pd.Series,
                 label=f"{arm} (score {score:.3f})", **style_of(palette, str(arm)).line())
     ax.set_xlim(1, float(profile.index.max()))
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("τ (time-to-target over the best optimizer's)")
+    ax.set_xlabel(f"τ ({label} over the best optimizer's)")
     ax.set_ylabel("fraction of problems within τ")
     _legend(ax, len(profile.columns), loc="lower right")
     return fig

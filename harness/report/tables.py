@@ -9,6 +9,7 @@ hyperparameters). Seeds are the replicates.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,46 @@ from harness.report import stats
 from harness.report.model import ReportRun
 
 UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class CostAxis:
+    """A cost to reach the target, as ``harness report --cost`` names it."""
+
+    #: Its column in :func:`time_to_target`.
+    column: str
+    #: How it reads in a sentence ("steps to target").
+    label: str
+    #: Whether the same cells give the same value on every run (see :func:`reproducible`).
+    counted: bool
+
+
+#: The cost axes of the performance profile, the ranking and the cost-to-target figure.
+COSTS: dict[str, CostAxis] = {
+    "steps": CostAxis("steps", "steps to target", True),
+    "samples": CostAxis("samples", "samples to target", True),
+    "flops": CostAxis("flops", "FLOPs to target", True),
+    "time": CostAxis("time_s", "training seconds to target", False),
+}
+DEFAULT_COST = "steps"
+
+
+def reproducible(run: ReportRun) -> dict[str, str]:
+    """For each cost axis, whether it is reproducible for this run, and why (one phrase)."""
+    devices = {str(d) for d in run.summary["device"]} if len(run.summary) else set()
+    accelerated = sorted(d for d in devices if d != "cpu")
+    out: dict[str, str] = {}
+    for name, axis in COSTS.items():
+        if not axis.counted:
+            out[name] = ("not reproducible: wall-clock training time depends on the machine "
+                         "and on whatever else runs on it")
+        elif not accelerated:
+            out[name] = ("reproducible: counted, and CPU curves are bit-identical for the "
+                         "same seed")
+        else:
+            out[name] = (f"reproducible on the CPU cells; on {', '.join(accelerated)} only as "
+                         "far as the kernels are deterministic")
+    return out
 
 
 def _ok(summary: pd.DataFrame) -> pd.DataFrame:
@@ -88,28 +129,40 @@ def ranking(run: ReportRun) -> pd.DataFrame:
 
 
 def time_to_target(run: ReportRun) -> pd.DataFrame:
-    """Per cell: training seconds to reach the target, or ``reached = False``.
+    """Per cell: the cost of reaching the target on every axis of :data:`COSTS` (training
+    seconds, steps, samples, FLOPs), or ``reached = False``.
 
-    Cells that are not ``ok`` or never reached the target stay in the table with
-    ``time_s`` NaN, so figures can show them as misses rather than drop them. Cells
-    ``skipped`` (a device this machine lacks) never ran: they are left out.
+    ``flops`` is NaN for a cell that reached the target but whose step could not be
+    counted (or was written before FLOPs were). Cells that are not ``ok`` or never reached
+    the target stay in the table with every cost NaN, so figures can show them as misses
+    rather than drop them. Cells ``skipped`` (a device this machine lacks) never ran:
+    they are left out.
     """
     s = run.summary
     s = s[s["status"] != Status.SKIPPED]
-    cols = ["problem", "arm", "device", "seed", "status", "reached", "time_s", "steps"]
+    cols = ["problem", "arm", "device", "seed", "status", "reached", "time_s", "steps",
+            "samples", "flops"]
     if s.empty:
         return pd.DataFrame(columns=cols)
-    t = pd.to_numeric(s["time_to_target_s"], errors="coerce")
+
+    def column(name: str) -> pd.Series:
+        return pd.to_numeric(s[name], errors="coerce") if name in s.columns \
+            else pd.Series(math.nan, index=s.index)
+
+    t = column("time_to_target_s")
     reached = (s["status"] == Status.OK) & t.notna()
     return pd.DataFrame({
         "problem": s["problem"], "arm": s["arm"], "device": s["device"], "seed": s["seed"],
         "status": s["status"], "reached": reached, "time_s": t.where(reached),
-        "steps": pd.to_numeric(s["steps_to_target"], errors="coerce").where(reached),
+        "steps": column("steps_to_target").where(reached),
+        "samples": column("samples_to_target").where(reached),
+        "flops": column("flops_to_target").where(reached),
     })[cols].reset_index(drop=True)
 
 
-def profile_times(ttt: pd.DataFrame) -> pd.DataFrame:
-    """Problems x arms: the median time-to-target over seeds, a miss counting as ``inf``.
+def profile_times(ttt: pd.DataFrame, cost: str = "time") -> pd.DataFrame:
+    """Problems x arms: the median cost to target (``cost``, a key of :data:`COSTS`) over
+    seeds, a miss counting as ``inf``.
 
     A median with misses as infinite is infinite once half the seeds miss: an
     optimizer must reach the target on most seeds to count as reaching it. NaN: the
@@ -117,7 +170,8 @@ def profile_times(ttt: pd.DataFrame) -> pd.DataFrame:
     """
     if ttt.empty:
         return pd.DataFrame()
-    times = ttt.assign(t=ttt["time_s"].where(ttt["reached"], np.inf).astype(float))
+    times = ttt.assign(
+        t=ttt[COSTS[cost].column].where(ttt["reached"], np.inf).astype(float))
     table = times.pivot_table(index="problem", columns="arm", values="t", aggfunc="median",
                               sort=False, dropna=False)
     return table.astype(float)

@@ -33,6 +33,7 @@ from harness.train import checkpoints
 from harness.train.device import graphs_compiled, rss_mb, seed_everything, synchronize
 from harness.train.failures import classify
 from harness.train.fastpaths import implementation_of
+from harness.train.flops import count_step_flops
 from harness.train.losses import window_losses
 from harness.train.optimizers import build_optimizers
 from harness.train.resume import Checkpointer
@@ -123,6 +124,10 @@ def train(cell: Cell, problem: Problem, task: Task,
     saver = Checkpointer.for_cell(cell, task, options, state)
     target = problem.target_for(dict(cell.params))
     state.counters, state.samples_per_step = Counters(rss_peak=rss_mb()), task.samples_per_step
+    # Once per cell, on a copy and off the clock: the work of one step (FLOPs).
+    state.flops_per_step = count_step_flops(task, optimizers, device)
+    if device.type == "cuda":  # the copy's memory is not the cell's
+        torch.cuda.reset_peak_memory_stats(device)
     # Resume before the step is built: a CUDA graph captures the addresses of the
     # optimizer's state, which loading a checkpoint replaces.
     start = saver.resume(task, optimizers, curve, state) if saver else 0
@@ -175,12 +180,13 @@ def train(cell: Cell, problem: Problem, task: Task,
 
 
 def _note_target(target: Target | None, run: Counters, row: Mapping[str, Any]) -> None:
-    """Time and steps to the target, the first time a row meets it."""
+    """Time, steps and samples to the target, the first time a row meets it."""
     if target is None or run.time_to_target_s is not None:
         return
     value = row.get(target.metric)
     if value is not None and target.reached(float(value)):
         run.time_to_target_s, run.steps_to_target = run.train_time, row["step"]
+        run.samples_to_target = row["samples"]
 
 
 def _check_divergence(run: Counters, step: int) -> None:

@@ -57,6 +57,7 @@ class Counters:
 
     time_to_target_s: float | None = None
     steps_to_target: int | None = None
+    samples_to_target: int | None = None
     train_time: float = 0.0
     warmup_s: float = 0.0
     steady_time: float = 0.0
@@ -86,7 +87,8 @@ class Counters:
 
     @classmethod
     def from_checkpoint(cls, loop: dict[str, Any]) -> Counters:
-        return cls(**{f.name: loop[f.name] for f in fields(cls)})
+        # a checkpoint written before a field existed leaves it at its default
+        return cls(**{f.name: loop[f.name] for f in fields(cls) if f.name in loop})
 
 
 @dataclass
@@ -103,6 +105,8 @@ class CellState:
     samples_per_step: int | None = None
     first_step_s: float | None = None
     peak_mem_mb: float | None = None
+    #: FLOPs of one training step (:mod:`harness.train.flops`); NaN: not countable.
+    flops_per_step: float = math.nan
     artifacts: dict[str, Any] = field(default_factory=dict)
     #: Set when training starts; None for a cell that failed before.
     counters: Counters | None = None
@@ -122,6 +126,8 @@ class CellState:
             losses=c.losses if c else [],
             time_to_target_s=_float(c.time_to_target_s if c else None),
             steps_to_target=_float(c.steps_to_target if c else None),
+            samples_to_target=_float(c.samples_to_target if c else None),
+            flops_per_step=self.flops_per_step,
             throughput=(steady_steps * sps, steady_time, steady_steps),
             warmup_s=c.warmup_s if c else math.nan,
             peak_mem_mb=self.peak_mem_mb if self.peak_mem_mb is not None else rss,

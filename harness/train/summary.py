@@ -24,6 +24,9 @@ class Measured:
     losses: Sequence[float] = ()
     time_to_target_s: float = math.nan
     steps_to_target: float = math.nan
+    samples_to_target: float = math.nan
+    #: FLOPs of one training step, forward and backward (NaN: not counted).
+    flops_per_step: float = math.nan
     #: ``(samples, seconds, steps)`` the throughput is measured over; None: not measured.
     throughput: tuple[float, float, int] | None = None
     warmup_s: float = math.nan
@@ -52,6 +55,9 @@ def summarise(cell: Cell, problem: Problem | None, measured: Measured,
         "best_loss": min(finite) if finite else math.nan,
         "time_to_target_s": m.time_to_target_s,
         "steps_to_target": m.steps_to_target,
+        "samples_to_target": m.samples_to_target,
+        "flops_per_step": m.flops_per_step,
+        "flops_to_target": m.flops_per_step * m.steps_to_target,
         "samples_per_s": rate,
         "step_time_ms": step_ms,
         "warmup_s": m.warmup_s,
@@ -90,6 +96,8 @@ def measured_from_curve(cell: Cell, problem: Problem | None,
         losses=[float(r["loss"]) for r in rows if "loss" in r],
         time_to_target_s=reached["elapsed_s"] if reached else math.nan,
         steps_to_target=reached["step"] if reached else math.nan,
+        samples_to_target=reached.get("samples", reached["step"] * cell.batch_size)
+        if reached else math.nan,
         throughput=throughput,
         metrics=metrics,
     )
