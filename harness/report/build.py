@@ -135,8 +135,9 @@ def _intro(run: ReportRun) -> str:
         ("Plugins", plugins or "not recorded"),
         ("Machine", ", ".join(f"{k} {v}" for k, v in machine.items() if k != "hostname")
          or "not recorded"),
-        ("Git commit", (f"{git.get('commit')}" + (" (dirty)" if git.get("dirty") else ""))
-         if git else "not recorded"),
+        *([("Repository", _commit_text(m["repository"], with_path=True))]
+          if "repository" in m else []),
+        ("Harness commit" if "repository" in m else "Git commit", _commit_text(git)),
     ]
     return H.meta_list(items)
 
@@ -221,6 +222,13 @@ def _cost_axes(run: ReportRun, cost: str) -> str:
 
 
 # -- per problem ---------------------------------------------------------------------------
+def _commit_text(git: dict[str, Any] | None, *, with_path: bool = False) -> str:
+    if not git:
+        return "not a git checkout" if with_path else "not recorded"
+    where = f"{git.get('path')} at " if with_path and git.get("path") else ""
+    return f"{where}{git.get('commit')}" + (" (dirty)" if git.get("dirty") else "")
+
+
 def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict[str, Any],
                       ranking: pd.DataFrame, host: PluginHost) -> list[H.Section]:
     sec = H.Section(f"problem-{safe_name(model)}", f"Problem: {model}")

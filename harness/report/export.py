@@ -144,9 +144,20 @@ def machine_info(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def commit_info(manifest: dict[str, Any]) -> dict[str, Any]:
-    git = manifest.get("git") or {}
+    """The commit of the user's code: the repository the run was started in (manifests
+    written before it was recorded: harness's own, as then). Harness's own checkout is
+    under ``harness``."""
+    own = manifest.get("git") or {}
+    if "repository" not in manifest:
+        return _commit(own, "harness")
+    user = manifest.get("repository") or {}
+    project = Path(user["path"]).name if isinstance(user.get("path"), str) else None
+    return {**_commit(user, project), "harness": _commit(own, "harness")}
+
+
+def _commit(git: dict[str, Any], project: str | None) -> dict[str, Any]:
     return {"id": git.get("commit") or "unversioned", "dirty": bool(git.get("dirty")),
-            "project": "harness", "branch": git.get("branch"), "time": None,
+            "project": project, "branch": git.get("branch"), "time": None,
             "author_time": None}
 
 

@@ -96,6 +96,8 @@ MANIFEST_FIELDS: dict[str, tuple[Any, str]] = {
     "versions": (dict[str, Any], "an object"),
     "machine": (dict[str, Any], "an object"),
     "git": (dict[str, Any] | None, "an object or null"),
+    "repository": (dict[str, Any] | None, "an object or null"),
+    "plugin_sources": (dict[str, dict[str, Any]], "an object of objects"),
     "resumed": (list[Any], "a list"),
 }
 

@@ -22,6 +22,7 @@ from harness.grid import ExpandedGrid, GridSpec
 from harness.limits import BOUNDS
 from harness.plugins import PluginHost
 from harness.results import conforms, json_type, manifest_problems
+from harness.run.provenance import provenance
 from harness.train.fastpaths import LOADERS, OPT_IMPLS
 
 
@@ -102,7 +103,8 @@ def build_manifest(
             "torch_threads": torch.get_num_threads(),
             "hostname": platform.node(),
         },
-        "git": git_commit(),
+        "git": git_commit(),  # harness's own checkout; the user's is "repository"
+        **provenance(host.distribution_versions()),
         "plugins": [asdict(p) for p in host.plugins],
         "plugins_metadata": host.manifest_metadata(),
     }
