@@ -32,3 +32,5 @@ MAX_SEED = 2**31 - 1
 MAX_SEEDS = 10_000
 #: Cells in one grid.
 MAX_CELLS = 100_000
+#: How deep tables, arrays and inline tables may nest in a grid file or a ``--set`` value.
+MAX_NESTING = 16

@@ -16,14 +16,31 @@ from harness.errors import UsageError
 #: A problem parameter's value: what a TOML file or ``--set`` can spell.
 ParamValue = bool | int | float | str | tuple[Any, ...]
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+#: ``\Z``, not ``$``: ``$`` also matches before a trailing newline.
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
+#: A hyperparameter's or metric's name: a column of the tables (``hp.NAME``), a key of
+#: a grid file and of a record. Upper case is allowed (a factory's keyword may have it);
+#: a blank, a comma, a slash, a quote or a line break, which would break a CSV header,
+#: a file name or the report, is not.
+FIELD_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def check_name(kind: str, name: str) -> None:
-    """Reject names that could not be used as a grid key or inside a file name."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    """Reject names that could not be used as a grid key or inside a file name (the
+    whole name must match: ``"adam\\n"`` is no name)."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise ValueError(
             f"invalid {kind} name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-'"
+        )
+
+
+def check_field_name(kind: str, name: object) -> None:
+    """Reject a hyperparameter or metric name that would break a table's header, a file
+    name or the report: empty, a blank, a comma, '/', a quote, a line break."""
+    if not isinstance(name, str) or not FIELD_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"invalid {kind} name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or '_'"
         )
 
 

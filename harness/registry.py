@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from harness.errors import DuplicateNameError, UsageError
 from harness.executor import ExecutorSpec
 from harness.optimizer import OptimizerSpec, check_spec
+from harness.params import check_field_name
 from harness.problem import Param, Problem, check_name
 
 if TYPE_CHECKING:
@@ -154,6 +155,14 @@ class ProblemRegistry(_Registry[Problem]):
         if not isinstance(params, tuple | list) or not all(isinstance(p, Param) for p in params):
             raise TypeError(f"model {problem.name!r}: params must hold harness.Param "
                             f"instances, got {params!r}")
+        for param in params:
+            check_name(f"model {problem.name!r}: parameter", param.name)
+        metrics = problem.metrics
+        if not isinstance(metrics, tuple | list):
+            raise TypeError(f"model {problem.name!r}: metrics must be a tuple of names, "
+                            f"got {metrics!r}")
+        for metric in metrics:
+            check_field_name(f"model {problem.name!r}: metric", metric)
         self._add(problem)
 
 
@@ -174,6 +183,8 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         if not isinstance(spec, OptimizerSpec):
             raise TypeError(f"register_optimizers expects OptimizerSpec, got {spec!r}")
         check_spec(spec)
+        for key in spec.defaults:
+            check_field_name(f"optimizer {spec.name!r}: hyperparameter", key)
         self._add(spec)
 
     def add_torch(

@@ -31,6 +31,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     )
 
 
+def run_with_fault(fault: str, *args: str, cwd: Path | None = None,
+                   timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``harness ARGS`` in a subprocess with a fault of :mod:`tests.faults` installed."""
+    path = os.pathsep.join(p for p in (str(TESTS.parent), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.faults", fault, "--", *args], capture_output=True,
+        text=True, env={**os.environ, "PYTHONPATH": path}, cwd=cwd, timeout=timeout,
+    )
+
+
 def wait_for(condition: Callable[[], object], what: str, *, timeout: float = 120,
              proc: subprocess.Popen[str] | subprocess.Popen[bytes] | None = None) -> None:
     """Poll ``condition`` until it holds: a test awaits a state instead of sleeping a guessed

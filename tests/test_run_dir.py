@@ -13,7 +13,7 @@ import pytest
 
 from harness.cli import main
 from harness.outcome import EXIT_CELLS_FAILED
-from tests.helpers import run_cli, wait_for
+from tests.helpers import run_cli, run_with_fault, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -219,3 +219,56 @@ def test_a_run_recorded_before_executor_settings_resumes_with_its_settings(
     assert resumed["options"]["execution"]["deterministic"] is True
     assert resumed["options"]["executor"] == {"name": "local", "settings": {"workers": "0"}}
     assert len(list((out / "cells").glob("*.json"))) == 18
+
+
+QUICK = ["run", "-m", "regression", "-o", "sgd,adam", "-s", "0", "--steps", "20", "--workers",
+         "0", "--quiet"]
+
+
+@pytest.mark.parametrize("limit", [0, 1, 600])
+def test_a_disk_full_at_start_is_one_line_and_leaves_the_directory_usable(
+        tmp_path: Path, limit: int) -> None:
+    """The lock file, the manifest or the first record cannot be written (a file-size
+    limit stands in for a full disk): one line naming the file, exit 2, and the next run
+    into the directory is not refused."""
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "harness", *QUICK, "--out", str(out)],
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: _file_size_limit(limit))
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"harness: error: cannot write {out}/"), err
+    assert "Traceback" not in proc.stderr
+    again = run_cli(*QUICK, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert len(_records(out)) == 2
+
+
+def test_enospc_at_start_is_one_line_and_the_lock_is_released(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_with_fault("enospc:0", *QUICK, "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"harness: error: cannot write {out}/manifest.json: " \
+        "No space left on device"
+    assert (out / ".lock").read_text() == ""  # no pid left behind: nobody holds it
+    assert run_cli(*QUICK, "--out", str(out)).returncode == 0
+
+
+def test_sigterm_while_the_tables_are_written_stops_like_sigterm_in_the_grid(
+        tmp_path: Path) -> None:
+    """The tables are written whole (each atomically), then the run stops with 143 and the
+    resume hint, as a SIGTERM during the grid does; no traceback, no half table."""
+    out = tmp_path / "run"
+    proc = run_with_fault("sigterm-tables", *QUICK, "--out", str(out))
+    assert proc.returncode == 143, proc.stderr
+    assert "interrupted by SIGTERM" in proc.stderr and "Traceback" not in proc.stderr
+    import pandas as pd
+
+    assert len(pd.read_csv(out / "summary.csv")) == 2
+    assert len(pd.read_parquet(out / "summary.parquet")) == 2
+    assert set(pd.read_parquet(out / "curves.parquet")["cell_id"]) == \
+        {r["cell_id"] for r in _records(out)}
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    resumed = run_cli("run", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 already done" in resumed.stdout

@@ -189,6 +189,8 @@ def results_dir(arg: str) -> Path:
 
 def _non_negative(text: str, flag: str) -> float:
     try:
+        if not text.isascii():  # float() reads other scripts' digits too
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise UsageError(f"{flag}: expected a number, got {text!r}") from None

@@ -97,6 +97,8 @@ def execution_options(args: argparse.Namespace) -> CellLimits:
     timeout = None
     if args.timeout is not None:
         try:
+            if not args.timeout.isascii():  # float() reads other scripts' digits too
+                raise ValueError(args.timeout)
             timeout = float(args.timeout)
         except ValueError:
             raise UsageError(f"--timeout: expected seconds, got {args.timeout!r}") from None

@@ -14,7 +14,7 @@ from harness.grid.spec import clip
 
 def normalize_device(name: str) -> str:
     """``name`` without surrounding blanks and with its index as written by int()."""
-    m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d{1,9}))?", name.strip())
+    m = re.fullmatch(r"(cpu|cuda|mps)(?::([0-9]{1,9}))?", name.strip())  # ASCII digits
     if not m or (m.group(1) == "cpu" and m.group(2)):
         raise UsageError(f"unknown device {clip(name, 40)!r}; use cpu, cuda, cuda:N or mps")
     kind, index = m.groups()

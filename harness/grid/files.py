@@ -38,12 +38,14 @@ from harness.grid.spec import (
     clip,
     did_you_mean,
     is_scalar,
+    nesting_too_deep,
     parse_bounded,
     parse_list,
     parse_seeds,
     too_long_integer,
     too_long_message,
 )
+from harness.limits import MAX_NESTING
 
 TOP_LEVEL_KEYS = ("models", "optimizers", "devices", "seeds", "steps", "batch_size",
                   "params", "model", "optimizer", "plugins")
@@ -109,12 +111,26 @@ def load_grid_file(path: Path) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"grid file {str(path)!r} is not UTF-8 text") from None
+    deep = nesting_too_deep(text)
+    if deep is not None:  # before tomllib, which would recurse until Python gives up
+        raise UsageError(f"grid file {str(path)!r}: {_where(text, deep)}a value is nested "
+                         f"more than {MAX_NESTING} levels deep")
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"grid file {str(path)!r} is not valid TOML: {exc}") from None
     except ValueError:  # an integer with more digits than int() reads
         raise UsageError(f"grid file {str(path)!r}: {_too_long_in(text)}") from None
+    except RecursionError:  # nesting the scan above did not see
+        raise UsageError(f"grid file {str(path)!r}: a value is nested too deeply") from None
+    table = _deep_table(data)
+    if table is not None:
+        raise UsageError(f"grid file {str(path)!r}: table [{clip(table, 60)}] is nested more "
+                         f"than {MAX_NESTING} levels deep")
+    if _holds_nothing(data):
+        raise UsageError(f"grid file {str(path)!r} is empty: it selects no models, optimizers "
+                         "or settings (without a grid file the default grid runs)")
+    return data
 
 
 def load_preset(name: str) -> dict[str, Any]:
@@ -131,14 +147,36 @@ def _too_long_in(text: str) -> str:
     number = too_long_integer(text)
     if number is None:
         return "an integer is too long"
-    at = text.index(number)
+    return f"{_where(text, text.index(number))}{too_long_message(number)}"
+
+
+def _where(text: str, at: int) -> str:
+    """``line N: TABLE.KEY: `` for the offset ``at`` of a TOML document."""
     line = text.count("\n", 0, at) + 1
     keys = list(re.finditer(r"^[ \t]*([^\s=#\[][^=\n]*?)[ \t]*=", text[:at], re.M))
     tables = list(re.finditer(r"^[ \t]*\[\[?[ \t]*([^\]\n]*?)[ \t]*\]", text[:at], re.M))
     key = keys[-1].group(1) if keys else ""
     if key and tables and tables[-1].start() < keys[-1].start():
         key = f"{tables[-1].group(1)}.{key}"
-    return f"line {line}: {clip(key, 40) + ': ' if key else ''}{too_long_message(number)}"
+    return f"line {line}: {clip(key, 40) + ': ' if key else ''}"
+
+
+def _holds_nothing(data: Mapping[str, Any]) -> bool:
+    """Whether a grid file holds no value at all: nothing, comments, or empty tables."""
+    return all(isinstance(v, dict) and _holds_nothing(v) for v in data.values())
+
+
+def _deep_table(data: Mapping[str, Any], limit: int = MAX_NESTING,
+                path: tuple[str, ...] = ()) -> str | None:
+    """The dotted name of the first table nested deeper than ``limit``, or None."""
+    if len(path) > limit:
+        return ".".join(path)
+    for key, value in data.items():
+        if isinstance(value, dict):
+            found = _deep_table(value, limit, (*path, str(key)))
+            if found is not None:
+                return found
+    return None
 
 
 def _as_values(value: Any) -> list[Any]:

@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import UsageError
-from harness.grid.spec import GridSpec, clip, did_you_mean, too_long_integer, too_long_message
+from harness.grid.spec import (
+    GridSpec,
+    clip,
+    did_you_mean,
+    nesting_too_deep,
+    too_long_integer,
+    too_long_message,
+)
+from harness.limits import MAX_NESTING
 
 if TYPE_CHECKING:
     from harness.registry import OptimizerRegistry, ProblemRegistry
@@ -17,6 +25,9 @@ if TYPE_CHECKING:
 def parse_value(text: str) -> Any:
     """A ``--set`` value: a TOML literal (number, bool, list, quoted string) or a bare word."""
     text = text.strip()
+    if nesting_too_deep(f"v = {text}") is not None:  # before tomllib, which would recurse and fail
+        raise UsageError(f"the value {clip(text)} is nested more than {MAX_NESTING} levels "
+                         "deep")
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

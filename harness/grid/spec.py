@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import UsageError
-from harness.limits import BOUNDS, MAX_SEED, MAX_SEEDS
+from harness.limits import BOUNDS, MAX_NESTING, MAX_SEED, MAX_SEEDS
 
 #: Settings of a problem that are not its parameters: top-level, or in [model.NAME].
 PROBLEM_SETTINGS = ("steps", "batch_size")
@@ -44,6 +44,10 @@ class GridSpec:
     #: What ``--set`` gave (``"params.KEY"``, ``"model.NAME"``, ``"optimizer.NAME"``): the
     #: user asked for these on the command line, so they always need a selected taker.
     set_keys: list[str] = field(default_factory=list)
+
+
+#: An integer as the command line and grid values spell it: ASCII digits, ``_`` between.
+INTEGER = re.compile(r"[+-]?[0-9](?:_?[0-9])*")
 
 
 def clip(text: str, width: int = 24) -> str:
@@ -110,7 +114,7 @@ def parse_seeds(value: Any, what: str = "seeds") -> list[int]:
 
 def _seed_range(part: str, what: str) -> range:
     """The seeds of ``"4"`` or ``"0-4"``."""
-    m = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+    m = re.fullmatch(r"([0-9]+)(?:\s*-\s*([0-9]+))?", part)  # ASCII digits only
     if not m:
         raise UsageError(f"{what}: {clip(part)!r} is not a seed or a range like 0-4")
     for bound in m.groups():
@@ -137,13 +141,14 @@ def parse_int(value: Any, what: str, maximum: int, minimum: int = 1,
     expected = expected or ("a positive integer" if minimum >= 1 else "a whole number")
     if isinstance(value, str):
         text = value.strip()
+        # ASCII digits only: int() also reads other scripts' digits (int("\u0663") is 3)
+        if not INTEGER.fullmatch(text):
+            raise UsageError(f"{what}: expected {expected}, got {clip(repr(value))}")
         try:
             value = int(text)
-        except ValueError:
-            if re.fullmatch(r"[+-]?\d(?:_?\d)*", text):  # an integer too long for int()
-                raise UsageError(f"{what}: {clip(text)} ({_digits(text)} digits) is out of "
-                                 f"range ({minimum} to {maximum})") from None
-            raise UsageError(f"{what}: expected {expected}, got {clip(repr(value))}") from None
+        except ValueError:  # an integer too long for int()
+            raise UsageError(f"{what}: {clip(text)} ({_digits(text)} digits) is out of "
+                             f"range ({minimum} to {maximum})") from None
     if isinstance(value, bool) or not isinstance(value, int):
         raise UsageError(f"{what}: expected {expected}, got {clip(repr(value))}")
     if not minimum <= value <= maximum:
@@ -169,3 +174,29 @@ def too_long_integer(text: str) -> str | None:
 def too_long_message(number: str) -> str:
     return (f"the integer {clip(number)} has {_digits(number)} digits; at most "
             f"{sys.get_int_max_str_digits()} can be read")
+
+
+def nesting_too_deep(text: str, limit: int = MAX_NESTING) -> int | None:
+    """The offset in a TOML text where arrays and inline tables first nest deeper than
+    ``limit`` (strings, comments and ``[table]`` headers skipped), or None."""
+    depth, i, n = 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#" or (ch == "[" and not depth and not text[text.rfind("\n", 0, i) + 1:i]
+                         .strip()):  # a comment, or a [table] header: to the end of its line
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif ch in "\"'":
+            quote = ch * 3 if text.startswith(ch * 3, i) else ch
+            j = i + len(quote)
+            while j < n and not text.startswith(quote, j):
+                j += 2 if ch == '"' and text[j] == "\\" else 1
+            i = j + len(quote) - 1
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return i
+        elif ch in "]}" and depth:
+            depth -= 1
+        i += 1
+    return None

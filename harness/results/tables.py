@@ -39,8 +39,9 @@ def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_tables(path: Path, summary: pd.DataFrame, curves: pd.DataFrame) -> None:
-    """``summary.csv``, ``summary.parquet`` and ``curves.parquet`` in ``path``."""
-    summary.to_csv(path / "summary.csv", index=False)
+    """``summary.csv``, ``summary.parquet`` and ``curves.parquet`` in ``path``, each written
+    atomically: a reader sees the old table or the new one, never half of one."""
+    write_atomic(path / "summary.csv", summary.to_csv(index=False))
     _to_parquet(summary, path / "summary.parquet")
     _to_parquet(curves, path / "curves.parquet")
 

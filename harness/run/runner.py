@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.atomic import naming
 from harness.cell import Cell
 from harness.errors import HarnessError, UsageError
 from harness.executor import CellLimits, ExecutorContext, RunOptions
@@ -60,26 +61,37 @@ LOCK_FILE = ".lock"
 def exclusive(out: Path) -> Iterator[None]:
     """Hold ``out``'s lock for the block: one harness run writes into a directory at a
     time. The lock is the kernel's (``flock``), so it goes with the process that held it,
-    however that process ends; the file keeps the holder's pid for the message."""
-    with open(out / LOCK_FILE, "a+", encoding="utf-8") as f:
+    however that process ends; the file keeps the holder's pid for the message (when the
+    disk has room for it: the pid is not the lock). A lock file that cannot be created is
+    an OSError naming it."""
+    path = out / LOCK_FILE
+    with naming(path):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip()
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             who = f" (pid {holder})" if holder.isdigit() else ""
             raise UsageError(f"{str(out)!r} is in use by another harness run{who}; wait for "
                              "it to finish or choose another directory") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
         try:
+            _write_pid(fd, f"{os.getpid()}\n")
             yield
         finally:
-            f.seek(0)
-            f.truncate()
-            fcntl.flock(f, fcntl.LOCK_UN)
+            _write_pid(fd, "")
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _write_pid(fd: int, text: str) -> None:
+    """The lock file's text, best effort (a full disk keeps the lock, not the pid)."""
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode("ascii"), 0)
+    except OSError:
+        pass
 
 
 class Interrupted(BaseException):
@@ -93,9 +105,14 @@ class Interrupted(BaseException):
 
 
 @contextmanager
-def _signals() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into :class:`Interrupted` in the main thread."""
+def _signals(deferred: list[str] | None = None) -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` in the main thread; with
+    ``deferred``, note their names there instead and let the block finish (the final
+    tables are written whole, then the run stops as it would have)."""
     def handler(signum: int, frame: Any) -> None:
+        if deferred is not None:
+            deferred.append(signal.Signals(signum).name)
+            return
         raise Interrupted(signal.Signals(signum).name)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -178,19 +195,23 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
             if cell.device in grid.unavailable:
                 on_result(skipped_result(cell, grid.unavailable[cell.device]))
 
+        late: list[str] = []  # signals while the tables are written
         try:
             with _signals():
                 executor.run(runnable, bar.start, on_window, on_result)
         except (Interrupted, KeyboardInterrupt) as exc:
             interrupted = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
         except HarnessError:  # the executor cannot go on (its scheduler went away)
-            run_dir.write_tables()  # the tables hold the cells that finished
+            with _signals(late):
+                run_dir.write_tables()  # the tables hold the cells that finished
             raise
         finally:
             bar.close()
             book.save()
-        summary, _ = run_dir.write_tables()
-        return RunOutcome(out, summary, interrupted, ran=ran, skipped_done=work.done)
+        with _signals(late):
+            summary, _ = run_dir.write_tables()
+        return RunOutcome(out, summary, interrupted or (late[0] if late else None), ran=ran,
+                          skipped_done=work.done)
 
 
 def check_executor(host: PluginHost, name: str, settings: Mapping[str, str],
