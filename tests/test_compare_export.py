@@ -120,9 +120,13 @@ def test_failed_and_missing_cells(base_run: Path, tmp_path: Path,
         return None if rec["cell"]["optimizer"] == "adam" else rec
 
     new = _copy(base_run, tmp_path / "missing", drop_adam)
-    assert main(["compare", str(base_run), str(new)]) == 0
+    assert main(["compare", str(base_run), str(new)]) == 1  # lost cells fail the gate
     out = capsys.readouterr().out
     assert "1 cell group(s) only in base (not compared):" in out and "regression | adam" in out
+    assert "3 cell(s) missing from the new run; the gate fails:" in out
+    assert "regression | adam | cpu | seed 2" in out
+    assert main(["compare", str(base_run), str(new), "--allow-missing"]) == 0
+    assert "accepted (--allow-missing)" in capsys.readouterr().out
 
     def diverge(rec: dict[str, Any]) -> dict[str, Any]:
         if rec["cell"]["optimizer"] == "sgd" and rec["cell"]["seed"] == 1:
@@ -250,3 +254,49 @@ def test_pytest_benchmark_compare_reads_the_export(base_run: Path, tmp_path: Pat
     assert "benchmark 'regression': 12 tests" in text
     assert "sgd[cpu-seed0]" in text and "adam[cpu-seed2]" in text
     assert "Failed to load" not in proc.stdout + proc.stderr
+
+
+def test_a_new_run_that_lost_a_seed_fails_the_gate_naming_it(
+        base_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def drop(rec: dict[str, Any]) -> dict[str, Any] | None:
+        return None if (rec["cell"]["optimizer"], rec["cell"]["seed"]) == ("sgd", 1) else rec
+
+    new = _copy(base_run, tmp_path / "new", drop)
+    assert main(["compare", str(base_run), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert "1 cell(s) missing from the new run; the gate fails:" in out
+    assert "regression | sgd | cpu | seed 1" in out
+    assert "No regression beyond the threshold" in out  # the medians themselves are fine
+    assert main(["compare", str(base_run), str(new), "--allow-missing"]) == 0
+
+
+def test_cells_of_the_new_runs_own_grid_without_a_record_fail_the_gate(
+        base_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A new run stopped before it finished: cells its manifest lists have no record, even
+    where the base has none of them either."""
+    def only_adam(rec: dict[str, Any]) -> dict[str, Any] | None:
+        return rec if rec["cell"]["optimizer"] == "adam" else None
+
+    base = _copy(base_run, tmp_path / "base", only_adam)
+    new = _copy(base_run, tmp_path / "new", lambda rec: rec if rec["cell"]["seed"] != 2
+                or rec["cell"]["optimizer"] == "adam" else None)
+    assert main(["compare", str(base), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert "1 cell(s) missing from the new run" in out
+    assert "regression | sgd | cpu | seed 2" in out
+
+
+def test_error_cells_in_the_new_run_fail_the_gate_named_with_their_error(
+        base_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def crash(rec: dict[str, Any]) -> dict[str, Any]:
+        if rec["cell"]["optimizer"] == "adam":
+            rec["status"], rec["error"] = "error", "worker was killed by SIGKILL\nmore"
+        return rec
+
+    base = _copy(base_run, tmp_path / "base", crash)  # the base crashed the same way
+    new = _copy(base_run, tmp_path / "new", crash)
+    assert main(["compare", str(base), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert "3 cell(s) ended error in the new run; the gate fails:" in out
+    assert "regression | adam | cpu | seed 0: worker was killed by SIGKILL" in out
+    assert main(["compare", str(base), str(new), "--allow-missing"]) == 0

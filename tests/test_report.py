@@ -193,6 +193,24 @@ def test_report_cli_and_bad_directories(tmp_path: Path, capsys: pytest.CaptureFi
     assert str(out / "index.html") in capsys.readouterr().out
 
 
+def test_a_report_removes_only_the_figures_its_previous_report_wrote(
+        tmp_path: Path, failed_report: Path, seeds_report: Path) -> None:
+    """``--out DIR`` may hold the user's own files named fig-*.png: they stay."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    mine = [out / "fig-01-mine.png", out / "fig-99-notes.png"]
+    for path in mine:
+        path.write_bytes(b"the user's")
+    assert main(["report", str(seeds_report.parent.parent), "--out", str(out)]) == 0
+    first = set(json.loads((out / ".harness-figures.json").read_text()))
+    assert main(["report", str(failed_report.parent.parent), "--out", str(out)]) == 0
+    second = set(json.loads((out / ".harness-figures.json").read_text()))
+    pngs = {p.name for p in out.glob("fig-*.png")}
+    assert pngs == second | {"fig-99-notes.png"} | ({"fig-01-mine.png"} - second)
+    assert all(p.read_bytes() == b"the user's" for p in mine if p.name not in second)
+    assert not (first - second) & pngs  # the first report's own figures are gone
+
+
 # -- escaping and the figure hook ---------------------------------------------------------------
 class XScript(harness.Problem):
     name = "x-script"

@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "with one seed the standard error from the steady-state windows. Final "
                     "metric: the median per-seed difference (seeds pair up); spread is the "
                     "standard deviation of those differences. A cell that finished ok in BASE "
-                    "and not in NEW also regresses. Exit 1 on a regression, 0 otherwise.")
+                    "and not in NEW also regresses, and so does a cell NEW lost (no record, or "
+                    "status error) unless --allow-missing. Exit 1 on a regression, 0 "
+                    "otherwise.")
     compare.add_argument("base", help="the baseline results directory")
     compare.add_argument("new", help="the results directory to judge")
     compare.add_argument("--k", default="2", help="noise multiplier K (default 2)")
@@ -161,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="smallest relative throughput drop that counts (default 0.10)")
     compare.add_argument("--metric-floor", default="0.05",
                          help="smallest relative final-metric change that counts (default 0.05)")
+    compare.add_argument("--allow-missing", action="store_true",
+                         help="do not fail on cells NEW lost: cells of BASE or of NEW's own "
+                              "grid without a record in NEW, or that ended error there")
 
     export = sub.add_parser("export", help="write a run's results in another tool's format")
     export.add_argument("dir", help="a results directory")

@@ -159,8 +159,8 @@ def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                                            "--throughput-floor"),
                             metric_floor=_non_negative(args.metric_floor, "--metric-floor"))
     result = compare_runs(results_dir(args.base), results_dir(args.new), thresholds)
-    print(format_comparison(result))
-    return 1 if result.regressed else 0
+    print(format_comparison(result, args.allow_missing))
+    return 1 if result.failed(args.allow_missing) else 0
 
 
 def cmd_export(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -9,7 +9,9 @@ table also a CSV there.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,17 +30,36 @@ from harness.report import stats, tables
 from harness.report.model import ReportFigure, ReportRun
 
 
+#: Beside a report's figures: the names of the figures that report wrote, so that the
+#: next report into the folder removes those and never a file of the user's.
+FIGURE_LIST = ".harness-figures.json"
+
+
 class _Writer:
-    """Saves figures with unique names and collects what went wrong drawing them."""
+    """Saves figures with unique names, lists them in :data:`FIGURE_LIST`, and collects
+    what went wrong drawing them."""
 
     def __init__(self, out: Path) -> None:
         self.out = out
         self.count = 0
         self.errors: list[dict[str, str]] = []
+        self.names: list[str] = []
+
+    def remove_previous(self) -> None:
+        """Remove the figures the previous report into ``out`` wrote (its list says which)."""
+        try:
+            previous = json.loads((self.out / FIGURE_LIST).read_text("utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return  # no list, or a damaged one: remove nothing rather than a user's file
+        for name in previous if isinstance(previous, list) else []:
+            if isinstance(name, str) and re.fullmatch(r"fig-\d+-[\w.-]*\.png", name):
+                (self.out / name).unlink(missing_ok=True)
 
     def save(self, fig: Any, stem: str) -> str:
         self.count += 1
         name = f"fig-{self.count:02d}-{safe_name(stem)[:60]}.png"
+        self.names.append(name)
+        write_atomic(self.out / FIGURE_LIST, json.dumps(self.names))  # before the figure
         F.save(fig, self.out / name)
         return name
 
@@ -60,9 +81,9 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
     run = ReportRun.load(Path(run_dir), host)
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
     make_dir(out)
-    for stale in out.glob("fig-*.png"):
-        stale.unlink()
     writer = _Writer(out)
+    writer.remove_previous()
+    write_atomic(out / FIGURE_LIST, "[]")
     palette = F.arm_palette(run.arms())  # one colour and style per arm, in every figure
 
     ranking = tables.ranking(run)
@@ -96,7 +117,7 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
 
 def _write_csv(out: Path, frames: dict[str, pd.DataFrame]) -> None:
     for name, frame in frames.items():
-        frame.to_csv(out / f"{name}.csv", index=False)
+        write_atomic(out / f"{name}.csv", frame.to_csv(index=False))
 
 
 # -- header -------------------------------------------------------------------------------

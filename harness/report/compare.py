@@ -19,7 +19,9 @@ The threshold is noise-aware. A change counts only when it is worse by more than
   a single seed only the floor applies.
 
 A group also regresses when a seed that finished ``ok`` in the base did not in the
-new run (without shared seeds: when the fraction of ``ok`` seeds fell). Two runs with
+new run (without shared seeds: when the fraction of ``ok`` seeds fell). A cell the new run
+lost fails the gate too, unless ``--allow-missing``: a cell of the base or of the new run's
+own grid without a record in the new run, or one that ended ``error`` there. Two runs with
 no cell group in common cannot be compared: that is a usage error naming the fields
 they differ in.
 """
@@ -59,10 +61,24 @@ class Comparison:
     table: pd.DataFrame
     only_base: list[str] = field(default_factory=list)
     only_new: list[str] = field(default_factory=list)
+    #: Cells without a record in the new run: the base's, and those of the new run's own
+    #: grid (its manifest), each named with its seed.
+    missing: list[str] = field(default_factory=list)
+    #: Cells of the new run that ended ``error`` (a crash, not a result), with the error.
+    errors: list[str] = field(default_factory=list)
 
     @property
     def regressed(self) -> bool:
         return bool(len(self.table)) and bool(self.table["regressed"].any())
+
+    @property
+    def lost(self) -> bool:
+        """Whether the new run lost cells: missing ones, or ones that ended ``error``."""
+        return bool(self.missing or self.errors)
+
+    def failed(self, allow_missing: bool = False) -> bool:
+        """The gate's verdict: a regression, or (unless allowed) a lost cell."""
+        return self.regressed or (self.lost and not allow_missing)
 
 
 def match_key(cell: dict[str, Any]) -> str:
@@ -258,11 +274,44 @@ def compare_runs(base_dir: Path, new_dir: Path,
         table=pd.DataFrame(rows),
         only_base=[b_labels[k] for k in b_sides if k not in n_sides],
         only_new=[n_labels[k] for k in n_sides if k not in b_sides],
+        missing=_missing(new, b_sides, b_labels, n_sides),
+        errors=[f"{n_labels[match_key(r['cell'])]} | seed {r['cell']['seed']}: "
+                f"{_first_line(r.get('error'))}"
+                for r in new.records if r.get("status") == Status.ERROR],
     )
 
 
-def format_comparison(cmp: Comparison) -> str:
-    """The table a terminal (or a CI log) shows, then the unmatched cells."""
+def _missing(new: ReportRun, b_sides: dict[str, _Side], b_labels: dict[str, str],
+             n_sides: dict[str, _Side]) -> list[str]:
+    """The cells the new run has no record of: every seed of the base's cell groups, and
+    every cell of the new run's own grid (its manifest's ``cells``)."""
+    absent: dict[tuple[str, int], str] = {}
+    for key, side in b_sides.items():
+        for seed in side.status:
+            if seed not in (n_sides[key].status if key in n_sides else {}):
+                absent[(key, seed)] = f"{b_labels[key]} | seed {seed}"
+    recorded = {r["cell_id"] for r in new.records}
+    cells = new.manifest.get("cells")
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict) or cell.get("cell_id") in recorded:
+            continue
+        fields = {k: v for k, v in cell.items() if k != "cell_id"}
+        try:
+            key, seed = match_key(fields), int(cell["seed"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        label = f"{fields.get('problem')} | {fields.get('optimizer')} | {fields.get('device')}"
+        absent.setdefault((key, seed), f"{label} | seed {seed}")
+    return list(absent.values())
+
+
+def _first_line(error: Any) -> str:
+    lines = str(error or "").strip().splitlines()
+    return lines[0] if lines else "no message"
+
+
+def format_comparison(cmp: Comparison, allow_missing: bool = False) -> str:
+    """The table a terminal (or a CI log) shows, then the unmatched and the lost cells."""
     lines: list[str] = []
     if cmp.table.empty:
         lines.append("(no cells in common)")
@@ -285,6 +334,12 @@ def format_comparison(cmp: Comparison) -> str:
     for title, items in (("only in base", cmp.only_base), ("only in new", cmp.only_new)):
         if items:
             lines.append(f"\n{len(items)} cell group(s) {title} (not compared):")
+            lines.extend(f"  {i}" for i in items)
+    verdict = "accepted (--allow-missing)" if allow_missing else "the gate fails"
+    for title, items in (("missing from the new run", cmp.missing),
+                         ("ended error in the new run", cmp.errors)):
+        if items:
+            lines.append(f"\n{len(items)} cell(s) {title}; {verdict}:")
             lines.extend(f"  {i}" for i in items)
     n_bad = int(cmp.table["regressed"].sum()) if len(cmp.table) else 0
     lines.append(f"\n{n_bad} of {len(cmp.table)} matched cell group(s) regressed beyond the "

@@ -16,6 +16,7 @@ import matplotlib
 if "matplotlib.pyplot" not in sys.modules:  # never switch a backend someone chose
     matplotlib.use("Agg")
 
+import io
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
+from harness.atomic import write_atomic
 from harness.outcome import Status
 from harness.report import stats
 from harness.report.model import ReportRun
@@ -113,8 +115,11 @@ def _legend(ax: Axes, n: int, **kwargs: Any) -> None:
 
 
 def save(figure: Figure, path: Path) -> Path:
-    """Write a PNG and free the figure (and close it in pyplot, if it came from there)."""
-    figure.savefig(path, format="png", dpi=DPI)
+    """Write a PNG (atomically) and free the figure (and close it in pyplot, if it came
+    from there)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    write_atomic(path, buffer.getvalue())
     if "matplotlib.pyplot" in sys.modules:
         import matplotlib.pyplot as plt
 
