@@ -29,7 +29,6 @@ from harness.report import html as H
 from harness.report import stats, tables
 from harness.report.model import ReportFigure, ReportRun
 
-
 #: Beside a report's figures: the names of the figures that report wrote, so that the
 #: next report into the folder removes those and never a file of the user's.
 FIGURE_LIST = ".harness-figures.json"
