@@ -545,3 +545,75 @@ def test_escaped_report_in_headless_chromium(script_report: Path, browser_tmp: P
     assert SCRIPT in result["text"]  # shown as text
     assert result["errors"] == [] and result["console"] == [] and console == []
     assert all(width > 0 for _, width in result["images"])
+
+
+# -- drawing: parallel parts, layout ------------------------------------------------------
+def test_parts_drawn_in_forked_workers_make_the_same_page(seeds_report: Path,
+                                                          tmp_path: Path) -> None:
+    run = seeds_report.parent.parent
+    pages = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        index = build_report(run, out_dir=out, workers=workers)
+        pages[workers] = (index.read_text("utf-8"), sorted(p.name for p in out.glob("*.png")))
+    assert pages[1] == pages[2]
+    assert len(pages[1][1]) >= 4
+
+
+def test_report_workers_below_one_is_one_line(seeds_report: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(seeds_report.parent.parent), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--workers must be at least 1" in err[0]
+
+
+def test_an_arm_whose_seeds_all_missed_keeps_its_row() -> None:
+    import pandas as pd
+
+    from harness.report import figures as F
+
+    arms = ["sgd", "momentum", "adam"]  # the gan's quick-preset result: only sgd reached
+    ttt = pd.DataFrame({"problem": ["p"] * 6, "arm": [a for a in arms for _ in (0, 1)],
+                        "reached": [True, True, False, False, False, False],
+                        "time_s": [2.7, 1.9] + [float("nan")] * 4})
+    with F.theme():
+        fig = F.time_to_target_figure(ttt, F.arm_palette(arms))
+    assert fig is not None
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == arms
+    lo, hi = sorted(ax.get_ylim())
+    assert lo < 2 < hi  # adam's misses (row 2) are inside the axes
+
+
+def test_margin_layout_fits_every_label_in_the_figure_without_overlap() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from harness.report import figures as F
+
+    arms = ["sgd", "adam lr=0.001 betas=(0.9, 0.999)", "momentum"]
+    with F.theme():
+        fig = F.new_figure(12, 6)
+        axes = fig.subplots(2, 3).ravel()
+        for i, ax in enumerate(axes):
+            ax.barh(arms, [1e5 * (i + 1), 2e5, 3e5])
+            ax.set_xlabel("samples per second")
+            ax.set_title(f"problem {i}")
+        axes[0].set_ylabel("optimizer")
+        fig.suptitle("a figure title")
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+    frame = fig.bbox
+    boxes = [ax.get_tightbbox(renderer) for ax in axes]
+    for box in boxes:
+        assert box is not None
+        assert box.x0 >= frame.x0 - 1 and box.x1 <= frame.x1 + 1
+        assert box.y0 >= frame.y0 - 1 and box.y1 <= frame.y1 + 1
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a is not None and b is not None
+            assert not a.overlaps(b), (a, b)
+    title = fig.get_suptitle()
+    assert title and fig._suptitle is not None  # type: ignore[attr-defined]
+    top_of_axes = max(b.y1 for b in boxes if b is not None)
+    assert fig._suptitle.get_window_extent(renderer).y0 >= top_of_axes - 1  # type: ignore[attr-defined]

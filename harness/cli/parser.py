@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                         default="steps",
                         help="the cost the performance profile and cost-to-target figure use "
                              "(default: steps; time is not reproducible on a shared machine)")
+    report.add_argument("--workers", type=int, metavar="N",
+                        help="processes drawing the figures (default: one per CPU; 1 draws "
+                             "in this process)")
 
     compare = sub.add_parser(
         "compare", help="compare two runs cell by cell; exit 1 when something regressed",

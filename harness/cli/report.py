@@ -9,16 +9,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cli.read import results_dir
+from harness.errors import UsageError
 from harness.plugins import files, get_host, use_files
 
 
 def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.report import build_report
 
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
     run = results_dir(args.dir)
     use_files(files.resolve([*args.plugin_paths, *_recorded_files(run)]))
     index = build_report(run, out_dir=Path(args.out) if args.out else None,
-                         host=get_host(), cost=args.cost)
+                         host=get_host(), cost=args.cost,
+                         workers=args.workers)
     print(f"report written to {index}")
     return 0
 

@@ -19,7 +19,8 @@ __all__ = ["CellView", "ReportFigure", "ReportRun", "build_report"]
 
 
 def build_report(run_dir: Path, *, out_dir: Path | None = None,
-                 host: PluginHost | None = None, cost: str = "steps") -> Path:
+                 host: PluginHost | None = None, cost: str = "steps",
+                 workers: int | None = None) -> Path:
     """Write ``run_dir/report/index.html`` with its figures and CSV tables; return its path.
 
     :param run_dir: a results directory written by ``harness run``.
@@ -28,8 +29,10 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
         (default: the process-wide one).
     :param cost: the axis of the performance profile and the cost-to-target figure:
         ``steps``, ``samples``, ``flops`` (reproducible) or ``time`` (training seconds).
+    :param workers: processes that draw the page's parts (forked; default one per
+        available CPU, ``1`` draws in this process). The page is the same either way.
     :raises harness.errors.UsageError: ``run_dir`` holds no harness results.
     """
     from harness.report.build import build_report as build
 
-    return build(run_dir, out_dir=out_dir, host=host, cost=cost)
+    return build(run_dir, out_dir=out_dir, host=host, cost=cost, workers=workers)

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,40 +39,110 @@ FIGURE_LIST = ".harness-figures.json"
 
 
 class _Writer:
-    """Saves figures with unique names, lists them in :data:`FIGURE_LIST`, and collects
-    what went wrong drawing them."""
+    """Saves one page part's figures with unique names (the part's number, then the
+    figure's), lists them in the part's list beside :data:`FIGURE_LIST` before writing
+    each, and collects what went wrong drawing them."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, part: int = 0) -> None:
         self.out = out
+        self.part = part
         self.count = 0
         self.errors: list[dict[str, str]] = []
         self.names: list[str] = []
 
-    def remove_previous(self) -> None:
-        """Remove the figures the previous report into ``out`` wrote (its list says which)."""
-        try:
-            previous = json.loads((self.out / FIGURE_LIST).read_text("utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return  # no list, or a damaged one: remove nothing rather than a user's file
-        for name in previous if isinstance(previous, list) else []:
-            if isinstance(name, str) and re.fullmatch(r"fig-\d+-[\w.-]*\.png", name):
-                (self.out / name).unlink(missing_ok=True)
-
     def save(self, fig: Any, stem: str) -> str:
         self.count += 1
-        name = f"fig-{self.count:02d}-{safe_name(stem)[:60]}.png"
+        name = f"fig-{self.part:02d}-{self.count:02d}-{safe_name(stem)[:60]}.png"
         self.names.append(name)
-        write_atomic(self.out / FIGURE_LIST, json.dumps(self.names))  # before the figure
+        write_atomic(self.out / _part_list(self.part), json.dumps(self.names))  # before it
         F.save(fig, self.out / name)
         return name
 
 
+def _part_list(part: int) -> str:
+    """A part's own figure list (parts are drawn in parallel); merged into
+    :data:`FIGURE_LIST` when the page is written."""
+    return f".harness-figures-{part:02d}.json"
+
+
+def _remove_previous(out: Path) -> None:
+    """Remove the figures the previous report into ``out`` wrote: its list says which, and
+    the part lists of a report that stopped before its page was written."""
+    for listing in [out / FIGURE_LIST, *sorted(out.glob(".harness-figures-*.json"))]:
+        try:
+            previous = json.loads(listing.read_text("utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue  # no list, or a damaged one: remove nothing rather than a user's file
+        for name in previous if isinstance(previous, list) else []:
+            if isinstance(name, str) and re.fullmatch(r"fig-\d+-[\w.-]*\.png", name):
+                (out / name).unlink(missing_ok=True)
+        if listing.name != FIGURE_LIST:
+            listing.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Page:
+    """What every part of the page is drawn from (inherited by forked workers)."""
+
+    run: ReportRun
+    out: Path
+    host: PluginHost
+    palette: dict[str, Any]
+    ranking: pd.DataFrame
+    overview: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str]
+
+
+_PAGE: _Page | None = None  # set in the parent before its workers fork
+
+
+def _draw_part(part: int) -> tuple[list[H.Section], list[dict[str, str]]]:
+    """Part 0 is the overview, part k the run's k-th problem; returns its sections and
+    its figure errors (figures are written to the report's directory)."""
+    page = _PAGE
+    assert page is not None
+    writer = _Writer(page.out, part)
+    with F.theme():
+        if part == 0:
+            sections = [_overview(page.run, writer, page.palette, *page.overview)]
+        else:
+            model = page.run.models()[part - 1]
+            sections = _problem_sections(page.run, model, writer, page.palette, page.ranking,
+                                         page.host)
+    return sections, writer.errors
+
+
+def _draw_parts(page: _Page, workers: int | None) -> tuple[list[H.Section],
+                                                          list[dict[str, str]]]:
+    """Draw the page's parts, in forked worker processes where there are several CPUs
+    (drawing is most of a report's time); in order, and in this process otherwise."""
+    global _PAGE
+    parts = range(len(page.run.models()) + 1)
+    if workers is None:
+        workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1, len(parts))
+    _PAGE = page
+    try:
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            results = [_draw_part(i) for i in parts]
+        else:
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                results = list(pool.map(_draw_part, parts))
+    finally:
+        _PAGE = None
+    sections = [section for drawn, _ in results for section in drawn]
+    return sections, [error for _, errors in results for error in errors]
+
+
 def build_report(run_dir: Path, *, out_dir: Path | None = None,
-                 host: PluginHost | None = None, cost: str = tables.DEFAULT_COST) -> Path:
+                 host: PluginHost | None = None, cost: str = tables.DEFAULT_COST,
+                 workers: int | None = None) -> Path:
     """Write ``run_dir/report/index.html`` (or ``out_dir``) and return its path.
 
     ``cost`` (a key of :data:`harness.report.tables.COSTS`) is the axis the performance
-    profile, its scores and the cost-to-target figure are drawn on.
+    profile, its scores and the cost-to-target figure are drawn on. The overview and each
+    problem's section are drawn in ``workers`` forked processes (default: one per available
+    CPU; ``1`` draws everything in this process); the page is the same either way.
 
     :raises harness.errors.UsageError: ``run_dir`` is not a results directory, or ``cost``
         is no cost axis.
@@ -80,8 +154,7 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
     run = ReportRun.load(Path(run_dir), host)
     out = Path(out_dir) if out_dir else Path(run_dir) / "report"
     make_dir(out)
-    writer = _Writer(out)
-    writer.remove_previous()
+    _remove_previous(out)
     write_atomic(out / FIGURE_LIST, "[]")
     palette = F.arm_palette(run.arms())  # one colour and style per arm, in every figure
 
@@ -99,19 +172,26 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
                      "performance_profile": profile.reset_index() if len(profile) else profile,
                      "profile_scores": scores, "failures": failures})
 
-    sections: list[H.Section] = []
-    with F.theme():
-        sections.append(_overview(run, writer, palette, ttt, times, scores, profile, throughput,
-                                  cost))
-        for model in run.models():
-            sections.extend(_problem_sections(run, model, writer, palette, ranking, host))
-    sections.append(_failures_section(failures, writer))
+    page = _Page(run, out, host, palette, ranking,
+                 (ttt, times, scores, profile, throughput, cost))
+    sections, figure_errors = _draw_parts(page, workers)
+    _merge_lists(out)
+    sections.append(_failures_section(failures, figure_errors))
     sections.append(_methods_section(cost))
 
-    page = H.page(f"Benchmark report: {run.path.name}", _intro(run), sections)
+    html = H.page(f"Benchmark report: {run.path.name}", _intro(run), sections)
     target = out / "index.html"
-    write_atomic(target, page)
+    write_atomic(target, html)
     return target
+
+
+def _merge_lists(out: Path) -> None:
+    """One :data:`FIGURE_LIST` of every figure the parts wrote (then their own lists go)."""
+    parts = sorted(out.glob(".harness-figures-*.json"))
+    names = [name for listing in parts for name in json.loads(listing.read_text("utf-8"))]
+    write_atomic(out / FIGURE_LIST, json.dumps(names))
+    for listing in parts:
+        listing.unlink()
 
 
 def _write_csv(out: Path, frames: dict[str, pd.DataFrame]) -> None:
@@ -357,7 +437,8 @@ def _figure_error(blocks: list[str], writer: _Writer, plugin: str, model: str,
 
 
 # -- failures and methods ---------------------------------------------------------------------
-def _failures_section(failures: pd.DataFrame, writer: _Writer) -> H.Section:
+def _failures_section(failures: pd.DataFrame,
+                      figure_errors: list[dict[str, str]]) -> H.Section:
     sec = H.Section("failures", "Cells not ok and figure errors")
     if failures.empty:
         sec.blocks.append(H.paragraph("Every cell finished ok."))
@@ -374,9 +455,9 @@ def _failures_section(failures: pd.DataFrame, writer: _Writer) -> H.Section:
                          "never ran and appear nowhere else in this report.")
         sec.blocks.append(H.paragraph(" ".join(parts)))
         sec.blocks.append(H.table(failures))
-    if writer.errors:
+    if figure_errors:
         sec.blocks.append("<h3>Figure errors</h3>")
-        sec.blocks.append(H.table(pd.DataFrame(writer.errors)))
+        sec.blocks.append(H.table(pd.DataFrame(figure_errors)))
     return sec
 
 

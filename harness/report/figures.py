@@ -36,6 +36,7 @@ from matplotlib.ticker import EngFormatter
 from harness.atomic import write_atomic
 from harness.outcome import Status
 from harness.report import stats
+from harness.report.layout import MarginLayout
 from harness.report.model import ReportRun
 
 #: Curve columns that are labels or axes, never plotted as values.
@@ -56,8 +57,9 @@ def theme() -> Iterator[None]:
 
 
 def new_figure(width: float, height: float) -> Figure:
-    """A pyplot-free figure in the report's style (call inside :func:`theme`)."""
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    """A pyplot-free figure in the report's style (call inside :func:`theme`), laid out by
+    :class:`harness.report.layout.MarginLayout` (margins sized from its labels)."""
+    return Figure(figsize=(width, height), dpi=DPI, layout=MarginLayout())
 
 
 #: The arms' colours: seaborn's colour-blind palette, 10 colours.
@@ -256,9 +258,10 @@ def time_to_target_figure(ttt: pd.DataFrame, palette: dict[str, Any], column: st
                                 color="0.92", fliersize=0, linewidth=0.8)
             sns.stripplot(data=hit, x=column, y="arm", order=arms, hue="arm",
                           palette=palette, legend=False, ax=ax, size=5, jitter=0.15)
-        else:
-            ax.set_yticks(range(len(arms)), arms)
-            ax.set_ylim(len(arms) - 0.5, -0.5)
+        # every arm gets its row, also one whose seeds all missed (seaborn's categorical
+        # axis ends at the last arm with a point)
+        ax.set_yticks(range(len(arms)), arms)
+        ax.set_ylim(len(arms) - 0.5, -0.5)
         if len(miss):
             rng = np.random.default_rng(0)
             ys = [arms.index(a) + rng.uniform(-0.15, 0.15) for a in miss["arm"]]
