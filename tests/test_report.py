@@ -43,7 +43,9 @@ CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-bro
 
 
 def _run(out: Path, *args: str) -> Path:
-    code = main(["run", *args, "--workers", "0", "--out", str(out), "--quiet"])
+    # some runs here end a cell on purpose (an error, a divergence): exit 0 all the same
+    code = main(["run", *args, "--workers", "0", "--out", str(out), "--quiet",
+                 "--fail-on", "none"])
     assert code == 0
     return out
 
