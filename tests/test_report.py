@@ -558,6 +558,9 @@ def test_parts_drawn_in_forked_workers_make_the_same_page(seeds_report: Path,
         out = tmp_path / f"w{workers}"
         index = build_report(run, out_dir=out, workers=workers)
         pages[workers] = (index.read_text("utf-8"), sorted(p.name for p in out.glob("*.png")))
+        listed = json.loads((out / ".harness-figures.json").read_text("utf-8"))
+        assert sorted(listed) == pages[workers][1]  # one list of all parts' figures
+        assert not list(out.glob(".harness-figures-*.json"))  # the parts' lists are merged
     assert pages[1] == pages[2]
     assert len(pages[1][1]) >= 4
 
