@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,29 +20,30 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 class OptimizerSpec:
     """A registered optimizer: ``factory(params, **hyperparameters)``.
 
-    ``defaults`` are the harness's defaults (they override the factory's own);
-    any keyword the factory accepts may be set from a grid file or ``--set``.
+    ``defaults`` are the harness's defaults (they override the factory's own). The
+    hyperparameters a grid file or ``--set`` may set are ``hyperparameters`` where it is
+    given, else the factory's named keyword arguments (a class's: its ``__init__``'s, any
+    ``**kwargs`` aside). A factory *function* that takes ``**kwargs`` must declare them,
+    so that a misspelt name is an error rather than a setting that does nothing.
+
+    ``conformance_skip`` maps conformance checks this optimizer opts out of to the reason
+    (see :mod:`harness.testing.conformance`).
     """
 
     name: str
     factory: OptimizerFactory
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    hyperparameters: Collection[str] | None = None
+    conformance_skip: Mapping[str, str] = field(default_factory=dict)
 
     def accepted(self) -> set[str] | None:
-        """Hyperparameter names the factory accepts, or None when it takes ``**kwargs``."""
-        try:
-            sig = inspect.signature(self.factory)
-        except (TypeError, ValueError):
-            return None
-        names = set()
-        for i, p in enumerate(sig.parameters.values()):
-            if p.kind is p.VAR_KEYWORD:
-                return None
-            if i == 0 or p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY):
-                continue  # the parameters argument
-            names.add(p.name)
-        return names | set(self.defaults)
+        """The hyperparameter names it takes: the declared ones, else the factory's named
+        keyword arguments; None when the factory's signature cannot be read."""
+        if self.hyperparameters is not None:
+            return set(self.hyperparameters) | set(self.defaults)
+        named = keyword_arguments(self.factory)
+        return None if named is None else set(named[0]) | set(self.defaults)
 
     def resolve(self, overrides: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
         """Defaults updated by ``overrides``, after checking every name and type."""
@@ -72,6 +73,22 @@ class OptimizerSpec:
         return optimizer
 
 
+def keyword_arguments(factory: Callable[..., Any]) -> tuple[list[str], str | None] | None:
+    """The keyword arguments ``factory`` takes after the parameters, and the name of its
+    ``**kwargs`` (None if it has none); None when its signature cannot be read."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    names, var = [], None
+    for i, p in enumerate(sig.parameters.values()):
+        if p.kind is p.VAR_KEYWORD:
+            var = p.name
+        elif i and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names.append(p.name)
+    return names, var
+
+
 def _label(factory: object) -> str:
     """The factory's name as its author wrote it (no ``<locals>`` path), else its repr."""
     name = getattr(factory, "__qualname__", None)
@@ -82,9 +99,12 @@ def check_spec(spec: OptimizerSpec) -> None:
     """Cheap checks made when a spec is registered, so a broken one never reaches a cell.
 
     The factory must be callable as ``factory(params, **defaults)``: callable, with a
-    first argument for the parameters, every default one of its keyword arguments
-    (unless it takes ``**kwargs``), and every argument it requires given a default.
-    Raises TypeError saying which. A factory whose signature cannot be read passes.
+    first argument for the parameters, every default one of its hyperparameters, and
+    every argument it requires given a default. A factory function that takes
+    ``**kwargs`` must declare its ``hyperparameters`` (a class's named ``__init__``
+    arguments are read instead); declared ones must be arguments of a factory without
+    ``**kwargs``. Raises TypeError saying which. A factory whose signature cannot be
+    read passes.
     """
     where = f"optimizer {spec.name!r}"
     factory = spec.factory
@@ -96,6 +116,8 @@ def check_spec(spec: OptimizerSpec) -> None:
     ):
         raise TypeError(f"{where}: defaults must map hyperparameter names to values, "
                         f"got {spec.defaults!r}")
+    declared = _declared(spec)
+    _check_skips(spec)
     try:
         sig = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -107,21 +129,56 @@ def check_spec(spec: OptimizerSpec) -> None:
         raise TypeError(f"{where}: factory {_label(factory)}({', '.join(sig.parameters)}) "
                         "takes no argument for the parameters; it is called as "
                         "factory(params, **hyperparameters)")
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    keywords = [p for p in params[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    takes = sorted(p.name for p in keywords)
+    takes, var = keyword_arguments(factory) or ([], None)
+    if var is not None and declared is None and not isinstance(factory, type):
+        named = ", ".join(repr(k) for k in dict.fromkeys([*takes, *spec.defaults])) or "'lr'"
+        raise TypeError(f"{where}: factory {_label(factory)} takes **{var}, so a misspelt "
+                        "hyperparameter would pass unnoticed; declare the names it takes: "
+                        f"OptimizerSpec(..., hyperparameters=({named}, ...))")
+    if declared is not None and var is None:
+        for key in declared:
+            if key not in takes:
+                raise TypeError(f"{where}: declared hyperparameter {key!r} is not an argument "
+                                f"of {_label(factory)}{_hint(key, takes)}")
+    allowed = sorted(declared) if declared is not None else sorted(takes)
     for key in spec.defaults:
-        if key not in takes:
-            close = difflib.get_close_matches(key, takes, n=1)
-            hint = (f" (did you mean {close[0]!r}?)" if close else
-                    f"; it takes: {', '.join(takes)}" if takes else "; it takes none")
-            raise TypeError(f"{where}: default {key!r} is not an argument of "
-                            f"{_label(factory)}{hint}")
-    for p in keywords:
-        if p.default is p.empty and p.name not in spec.defaults:
+        if key not in allowed:
+            what = "a declared hyperparameter" if declared is not None else "an argument"
+            raise TypeError(f"{where}: default {key!r} is not {what} of "
+                            f"{_label(factory)}{_hint(key, allowed)}")
+    for p in params[1:]:
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty \
+                and p.name not in spec.defaults:
             raise TypeError(f"{where}: {_label(factory)} requires {p.name!r}, and neither it "
                             "nor the defaults give a value")
+
+
+def _hint(key: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    return (f" (did you mean {close[0]!r}?)" if close else
+            f"; it takes: {', '.join(names)}" if names else "; it takes none")
+
+
+def _declared(spec: OptimizerSpec) -> list[str] | None:
+    """The declared hyperparameter names, checked: a collection of names (not one string)."""
+    names = spec.hyperparameters
+    if names is None:
+        return None
+    if isinstance(names, str) or not isinstance(names, Collection) \
+            or not all(isinstance(n, str) and n.isidentifier() for n in names):
+        raise TypeError(f"optimizer {spec.name!r}: hyperparameters must be a collection of "
+                        f"argument names, such as ('lr', 'betas'); got {names!r}")
+    return list(names)
+
+
+def _check_skips(spec: OptimizerSpec) -> None:
+    """``conformance_skip`` maps check names to a reason each (which checks exist is the
+    conformance kit's ``metadata`` check's to say)."""
+    skips = spec.conformance_skip
+    if not isinstance(skips, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in skips.items()):
+        raise TypeError(f"optimizer {spec.name!r}: conformance_skip must map check names to "
+                        f"reasons, such as {{'descends': 'why'}}; got {skips!r}")
 
 
 def check_hyperparameter(key: str, value: Any, default: Any, *, where: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -182,7 +182,12 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         """
         if not isinstance(spec, OptimizerSpec):
             raise TypeError(f"register_optimizers expects OptimizerSpec, got {spec!r}")
-        check_spec(spec)
+        try:
+            check_spec(spec)
+        except TypeError:
+            if isinstance(spec.name, str):  # its name's message points at the plugin
+                self._withdrawn[spec.name] = self._owner.name
+            raise
         for key in spec.defaults:
             check_field_name(f"optimizer {spec.name!r}: hyperparameter", key)
         self._add(spec)
@@ -192,12 +197,17 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         name: str,
         cls: type[Optimizer],
         description: str = "",
+        *,
+        conformance_skip: Mapping[str, str] | None = None,
         **defaults: Any,
     ) -> None:
         """Register a ``torch.optim.Optimizer`` class under ``name`` with the given defaults.
 
         Without a description, the class's path and the first line of its docstring
-        serve (``"torch.optim.RAdam: Implements RAdam algorithm."``).
+        serve (``"torch.optim.RAdam: Implements RAdam algorithm."``). Its hyperparameters
+        are the named arguments of its ``__init__`` (a ``**kwargs`` there is not read as
+        "anything goes"). ``conformance_skip`` maps conformance checks it opts out of to
+        the reason, as on :class:`OptimizerSpec`.
         """
         import torch
 
@@ -205,7 +215,8 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
             raise TypeError(f"optimizer {name!r}: add_torch takes a torch.optim.Optimizer "
                             f"subclass, got {cls!r}; use add(OptimizerSpec(...)) for a factory")
         self.add(OptimizerSpec(name=name, factory=cls, defaults=defaults,
-                               description=description or _describe_class(cls)))
+                               description=description or _describe_class(cls),
+                               conformance_skip=dict(conformance_skip or {})))
 
 
 def _describe_class(cls: type) -> str:

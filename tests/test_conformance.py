@@ -209,7 +209,8 @@ def test_an_optimizer_that_ignores_lr_fails_honours_lr() -> None:
 
 def test_optimizer_metadata_and_build_failures() -> None:
     unknown = OptimizerSpec("sgd2", torch.optim.SGD, {"lr": 0.1, "nesterov_": True}, "sgd")
-    with pytest.raises(ConformanceFailure, match=r"defaults \['nesterov_'\] are not arguments"):
+    with pytest.raises(ConformanceFailure, match=r"'sgd2': default 'nesterov_' is not an argument "
+                                                    r"of SGD \(did you mean 'nesterov'\?\)"):
         check_optimizer(unknown, "metadata")
     with pytest.raises(ConformanceFailure, match="description is empty"):
         check_optimizer(OptimizerSpec("sgd3", torch.optim.SGD, {"lr": 0.1}), "metadata")

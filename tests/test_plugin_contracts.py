@@ -105,14 +105,54 @@ def test_broken_optimizer_specs_are_refused_when_registered(spec: OptimizerSpec,
     assert words in str(info.value)
 
 
-def test_factories_taking_keywords_are_accepted() -> None:
-    def anything(params: Any, **hyper: Any) -> torch.optim.Optimizer:
-        return torch.optim.SGD(params, **hyper)
+def _anything(params: Any, **hyper: Any) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, **hyper)
 
+
+def test_a_factory_taking_keywords_declares_its_hyperparameters() -> None:
     registry = OptimizerRegistry()
-    registry.add(OptimizerSpec("kw", anything, {"lr": 0.1, "momentum": 0.5}, "kwargs"))
+    with pytest.raises(TypeError) as info:
+        registry.add(OptimizerSpec("kw", _anything, {"lr": 0.1, "momentum": 0.5}, "kwargs"))
+    assert str(info.value) == (
+        "optimizer 'kw': factory _anything takes **hyper, so a misspelt hyperparameter would "
+        "pass unnoticed; declare the names it takes: OptimizerSpec(..., "
+        "hyperparameters=('lr', 'momentum', ...))")
+    registry.add(OptimizerSpec("kw", _anything, {"lr": 0.1, "momentum": 0.5}, "kwargs",
+                               hyperparameters=("lr", "momentum", "nesterov")))
     registry.add(OptimizerSpec("sgd", torch.optim.SGD, {"lr": 0.1}, "plain"))
     assert registry.names() == ["kw", "sgd"]
+    spec = registry.get("kw")
+    assert spec.accepted() == {"lr", "momentum", "nesterov"}
+    assert spec.resolve({"nesterov": True})["nesterov"] is True
+    with pytest.raises(UsageError, match=r"unknown hyperparameter 'momentun' \(did you mean "
+                                         r"'momentum'\?\)"):
+        spec.resolve({"momentun": 0.9})
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    (OptimizerSpec("kw", _anything, {"lr": 0.1, "beta": 0.9}, "x", hyperparameters=("lr",)),
+     "default 'beta' is not a declared hyperparameter of _anything; it takes: lr"),
+    (OptimizerSpec("sgd", torch.optim.SGD, {}, "x", hyperparameters=("lr", "momentun")),
+     "declared hyperparameter 'momentun' is not an argument of SGD (did you mean 'momentum'?)"),
+    (OptimizerSpec("kw", _anything, {}, "x", hyperparameters="lr"),
+     "hyperparameters must be a collection of argument names"),
+    (OptimizerSpec("sgd", torch.optim.SGD, {}, "x", conformance_skip={"descends": ""}),
+     "conformance_skip must map check names to reasons"),
+])
+def test_bad_declarations_are_refused_when_registered(spec: OptimizerSpec, words: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(words)):
+        OptimizerRegistry().add(spec)
+
+
+def test_a_class_taking_keywords_takes_its_named_arguments() -> None:
+    class Loose(torch.optim.SGD):
+        def __init__(self, params: Any, lr: float = 0.1, momentum: float = 0.0,
+                     **kwargs: Any) -> None:
+            super().__init__(params, lr=lr, momentum=momentum)
+
+    registry = OptimizerRegistry()
+    registry.add_torch("loose", Loose, "SGD that swallows keywords", lr=0.1)
+    assert registry.get("loose").accepted() == {"lr", "momentum"}
 
 
 def test_a_factory_returning_no_optimizer_fails_its_cells_clearly(

@@ -10,9 +10,10 @@ The checks run on the CPU with few steps and small batches: a plugin author's CI
 (and ours, over every built-in) should run the whole suite in about a minute.
 
 A problem may opt out of checks that do not apply to it with
-:attr:`harness.Problem.conformance_skip`; an optimizer with a
-``conformance_skip`` mapping on its factory (class or function). The suite
-reports each opt-out as a skip with its reason.
+:attr:`harness.Problem.conformance_skip`; an optimizer when it is registered
+(``OptimizerSpec(..., conformance_skip={...})``, ``registry.add_torch(...,
+conformance_skip={...})``), or with a ``conformance_skip`` mapping on its factory. The
+suite reports each opt-out as a skip with its reason.
 """
 
 from __future__ import annotations
@@ -115,11 +116,20 @@ def _optimizer_check(fn: OptimizerCheck) -> OptimizerCheck:
 
 # -- running a check -----------------------------------------------------------------
 def skip_reason(subject: Problem | OptimizerSpec, check: str) -> str | None:
-    """The reason ``subject`` gave for opting out of ``check``, or None."""
-    owner = subject if isinstance(subject, Problem) else subject.factory
-    skips = getattr(owner, "conformance_skip", None) or {}
-    reason = skips.get(check) if isinstance(skips, Mapping) else None
-    return str(reason) if reason is not None else None
+    """The reason ``subject`` gave for opting out of ``check``, or None. An optimizer's
+    opt-outs are those given when it was registered (``OptimizerSpec.conformance_skip``),
+    then a ``conformance_skip`` mapping on its factory."""
+    for skips in _skips(subject):
+        reason = skips.get(check) if isinstance(skips, Mapping) else None
+        if reason is not None:
+            return str(reason)
+    return None
+
+
+def _skips(subject: Problem | OptimizerSpec) -> list[Any]:
+    if isinstance(subject, Problem):
+        return [subject.conformance_skip]
+    return [subject.conformance_skip, getattr(subject.factory, "conformance_skip", None) or {}]
 
 
 def check_problem(problem: Problem, check: str, context: CheckContext | None = None) -> None:

@@ -11,14 +11,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from harness.optimizer import OptimizerSpec
+from harness.optimizer import OptimizerSpec, check_spec
 from harness.testing.conformance import (
+    OPTIMIZER_CHECKS,
     CheckContext,
     ConformanceFailure,
     ConformanceSkip,
     _check_identity,
     _describe,
     _optimizer_check,
+    _skips,
 )
 
 
@@ -93,21 +95,20 @@ def optimizer_metadata(spec: OptimizerSpec, context: CheckContext) -> None:
     if not isinstance(spec, OptimizerSpec):
         raise fail(f"register_optimizers must add harness.OptimizerSpec, got {type(spec)}")
     _check_identity(fail, "optimizer", spec.name, spec.description)
-    if not callable(spec.factory):
-        raise fail(f"factory {spec.factory!r} is not callable")
     try:
-        sig = inspect.signature(spec.factory)
-    except (TypeError, ValueError):
-        sig = None
-    if sig is not None and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        takes = set(list(sig.parameters)[1:])
-        unknown = sorted(set(spec.defaults) - takes)
-        if unknown:
-            raise fail(f"defaults {unknown} are not arguments of {spec.factory!r}")
+        check_spec(spec)  # what registering it checks: a spec made by hand gets it too
+    except TypeError as exc:
+        raise fail(str(exc).removeprefix(f"optimizer {spec.name!r}: ")) from None
     try:
         spec.resolve({})
     except Exception as exc:
         raise fail(f"its defaults do not resolve: {_describe(exc)}") from None
+    for skips in _skips(spec):
+        for check in skips if isinstance(skips, Mapping) else ():
+            if check not in OPTIMIZER_CHECKS or check == "metadata":
+                known = ", ".join(c for c in OPTIMIZER_CHECKS if c != "metadata")
+                raise fail(f"conformance_skip names an unknown check {check!r}; "
+                           f"known: {known}")
 
 
 @_optimizer_check
