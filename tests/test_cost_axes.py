@@ -119,3 +119,26 @@ def test_an_unknown_cost_is_one_line_and_exit_2(tmp_path: Path,
     assert main(["report", str(tmp_path), "--cost", "joules"]) == 2
     err = capsys.readouterr().err
     assert "invalid choice: 'joules'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_probe_copies_closures_too(host: PluginHost) -> None:
+    """A loss function that counts its calls in a closure counts the probe's call on its
+    copy: the cell's own counter (and so its training) is untouched."""
+    import dataclasses
+
+    calls: list[int] = []
+    problem, spec = host.problems.get("regression"), host.optimizers.get("sgd")
+    cell = make_cell(problem, spec, steps=12)
+    task = build_task(problem, cell, RunOptions())
+    inner = task.built.loss_fn  # type: ignore[attr-defined]
+
+    def counting(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        # (it names itself: the copy must handle a closure that holds its own function)
+        return counting(out, target) if not calls else inner(out, target)
+
+    task.loss_fn = counting  # type: ignore[attr-defined]
+    task.built = dataclasses.replace(task.built, loss_fn=counting)  # type: ignore[attr-defined]
+    optimizers = dict(build_optimizers(cell, problem, task, spec, {}, RunOptions()))
+    assert count_step_flops(task, optimizers, torch.device("cpu")) == 10_000
+    assert calls == []

@@ -7,10 +7,11 @@ shapes, so it is the same on every run of a cell: a deterministic cost axis.
 
 The probe runs one step of the task's own ``train_step`` on a deep copy of the task and its
 optimizers, with every random number generator (Python's, NumPy's global one, torch's on
-the CPU and the cell's CUDA device) saved before and restored after. The cell's model,
-optimizer state, data order and random streams are untouched, so its training is
-bit-identical to a run without the probe. A task that cannot be copied or stepped that way
-gets no count (NaN): the probe never fails a cell.
+the CPU and the cell's CUDA device) saved before and restored after. The copy reaches into
+the closures of the task's functions too (a loss function that counts its calls counts on
+its copy), so the cell's model, optimizer state, data order, closures and random streams
+are untouched and its training is bit-identical to a run without the probe. A task that
+cannot be copied or stepped that way gets no count (NaN): the probe never fails a cell.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Mapping
+import types
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +39,8 @@ def count_step_flops(task: object, optimizers: Mapping[str, torch.optim.Optimize
         if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=cuda):
-            probe_task, probe_optimizers = copy.deepcopy((task, dict(optimizers)))
+            with _closures_copied():
+                probe_task, probe_optimizers = copy.deepcopy((task, dict(optimizers)))
             with FlopCounterMode(display=False) as counter:
                 probe_task.train_step(probe_optimizers)  # type: ignore[attr-defined]
             total = float(counter.get_total_flops())
@@ -48,3 +53,33 @@ def count_step_flops(task: object, optimizers: Mapping[str, torch.optim.Optimize
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return total
+
+
+def _copy_function(fn: types.FunctionType, memo: dict[int, Any]) -> types.FunctionType:
+    """A function whose closure holds deep copies (in the same copy as everything else)."""
+    if not fn.__closure__:
+        return fn
+    cells = tuple(types.CellType() for _ in fn.__closure__)
+    out = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, cells)
+    out.__kwdefaults__, out.__dict__ = fn.__kwdefaults__, dict(fn.__dict__)
+    memo[id(fn)] = out  # before the contents: a closure may hold the function itself
+    for mine, theirs in zip(cells, fn.__closure__, strict=True):
+        try:
+            contents = theirs.cell_contents
+        except ValueError:  # a name not bound yet
+            continue
+        mine.cell_contents = copy.deepcopy(contents, memo)
+    return out
+
+
+@contextmanager
+def _closures_copied() -> Iterator[None]:
+    """Within the block, ``copy.deepcopy`` copies functions' closures instead of sharing
+    the functions (it treats functions as atoms)."""
+    dispatch = copy._deepcopy_dispatch  # type: ignore[attr-defined]
+    before = dispatch.get(types.FunctionType)
+    dispatch[types.FunctionType] = _copy_function
+    try:
+        yield
+    finally:
+        dispatch[types.FunctionType] = before
