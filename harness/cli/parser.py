@@ -87,8 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "(faster on a GPU; the kernels chosen may differ between runs)")
     run.add_argument("--resume", metavar="DIR",
                      help="continue the run in DIR: only cells without a record run")
+    run.add_argument("--extend", action="store_true",
+                     help="grow the run in --out DIR with this grid: its finished cells are "
+                          "kept, only the new cells run")
     run.add_argument("--rerun-failed", action="store_true",
-                     help="with --resume, also rerun diverged/timeout/oom/error cells")
+                     help="with --resume or --extend, also rerun diverged/timeout/oom/error "
+                          "cells")
     run.add_argument("--checkpoint-every", metavar="N",
                      help="save each cell's state every N steps, so an interrupted cell "
                           "resumes from its last checkpoint (with --resume)")

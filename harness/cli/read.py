@@ -142,6 +142,10 @@ def cmd_show(args: argparse.Namespace, argv: Sequence[str]) -> int:
     manifest = run_dir.manifest()
     if manifest:
         print(f"run of {manifest.get('created', '?')}: {' '.join(manifest.get('command', []))}")
+        for extension in manifest.get("extended") or []:
+            if isinstance(extension, dict):
+                print(f"extended {extension.get('at', '?')}: "
+                      f"{' '.join(map(str, extension.get('command') or []))}")
     if wanted is not None and not summary.empty:
         summary = summary[summary["status"].isin([str(s) for s in wanted])]
     print(format_summary(summary))

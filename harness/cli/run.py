@@ -18,7 +18,6 @@ from harness.grid import (
     GridSpec,
     apply_sets,
     apply_toml,
-    expand,
     load_grid_file,
     load_preset,
     parse_bounded,
@@ -170,12 +169,14 @@ def _executor_settings(args: argparse.Namespace, spec: ExecutorSpec) -> dict[str
 
 def load_plugin_files(args: argparse.Namespace) -> None:
     """``--plugin PATH``s, the grid file's ``plugins`` (relative to the grid file) and,
-    with ``--resume``, the files the run was started with."""
+    with ``--resume`` or ``--extend``, the files the run was started with."""
+    resume.check_flags(args)  # before a flag's run directory is read
     paths = files.resolve(args.plugin_paths)
-    if args.resume is not None:
-        paths += files.resolve(resume.plugin_files(Path(_path_arg(args.resume, "--resume"))),
-                               "the resumed run's plugin file")
-    elif args.grid is not None and not args.preset:
+    if args.resume is not None or (args.extend and args.out is not None):
+        run = Path(_path_arg(args.resume if args.resume is not None else args.out, "--out"))
+        verb = "resume" if args.resume is not None else "extend"
+        paths += files.resolve(resume.plugin_files(run, verb), "the run's plugin file")
+    if args.resume is None and args.grid is not None and not args.preset:
         grid = Path(_path_arg(args.grid, "the grid file"))
         paths += files.resolve(plugin_paths(load_grid_file(grid), args.grid),
                                f"{args.grid}: plugins", base=grid.parent)
@@ -190,9 +191,10 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
               file=sys.stderr)
     execution = execution_options(args)
     fail_on = parse_statuses(args.fail_on, "--fail-on", none=True)
-    start = _start(args, parse_bounded(args.windows, "--windows", "windows"))
-    grid = expand(start.spec, host.problems, host.optimizers,
-                  skip_unavailable=start.skip_unavailable)
+    start = _start(args, parse_bounded(args.windows, "--windows", "windows"), argv)
+    grid = resume.expand_run(start, host.problems, host.optimizers)
+    if start.extension is not None and start.out is not None:
+        resume.check_extension(grid, start.out)
     executor_settings = _executor_settings(args, host.executors.get(args.executor))
     check_executor(host, args.executor, executor_settings, execution)
     local = local_settings(executor_settings, execution) if args.executor == "local" else None
@@ -220,19 +222,23 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     outcome = run_grid(RunRequest(
         grid, out, options, execution, executor=args.executor,
         executor_settings=executor_settings, spec=start.spec, argv=argv,
-        manifest_options=manifest_options, resume=start.resumed,
+        manifest_options=manifest_options, resume=start.resumed, extension=start.extension,
         rerun_failed=args.rerun_failed, progress=not args.quiet,
     ), host)
     return _report(outcome, len(grid.cells), fail_on, args.errors)
 
 
-def _start(args: argparse.Namespace, windows: int) -> Start:
-    """The run's grid and first options: from the flags, or, with ``--resume``, by the
-    rules of :mod:`harness.run.resume` from the run's manifest."""
+def _start(args: argparse.Namespace, windows: int, argv: Sequence[str]) -> Start:
+    """The run's grid and first options: from the flags, or, with ``--resume`` or
+    ``--extend``, by the rules of :mod:`harness.run.resume` from the run's manifest."""
     resume.check_flags(args)
     if args.resume is not None:
         return resume.resume(Path(_path_arg(args.resume, "--resume")), args.skip_unavailable,
                              windows, data_dir(None))
+    if args.extend:
+        return resume.extend(Path(_path_arg(args.out, "--out")), build_spec(args),
+                             args.skip_unavailable, windows,
+                             None if args.data_dir is None else data_dir(args.data_dir), argv)
     return Start(spec=build_spec(args), skip_unavailable=args.skip_unavailable,
                  options=RunOptions(data_dir=data_dir(args.data_dir), download=args.download,
                                     windows=windows))

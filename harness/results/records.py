@@ -99,6 +99,7 @@ MANIFEST_FIELDS: dict[str, tuple[Any, str]] = {
     "repository": (dict[str, Any] | None, "an object or null"),
     "plugin_sources": (dict[str, dict[str, Any]], "an object of objects"),
     "resumed": (list[Any], "a list"),
+    "extended": (list[dict[str, Any]], "a list of objects"),
 }
 
 

@@ -140,6 +140,8 @@ class RunRequest:
     argv: Sequence[str] = ()
     manifest_options: Mapping[str, Any] = field(default_factory=dict)
     resume: bool = False
+    #: With ``--extend``: the extension's entry for the manifest (``resume`` is True too).
+    extension: Mapping[str, Any] | None = None
     rerun_failed: bool = False
     progress: bool = True
 
@@ -168,7 +170,7 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
             "executor": {"name": executor_name, "settings": executor_settings},
             "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
         })
-        record_resume(manifest, previous, argv)
+        record_resume(manifest, previous, argv, request.extension)
         run_dir.write_manifest(manifest)
 
         work = plan(grid, run_dir, rerun_failed=rerun_failed)
