@@ -29,7 +29,10 @@ class PluginInfo:
     module: str | None = None
     #: "loaded", "error", "blocked" or "not-selected".
     status: str = "loaded"
+    #: Why it failed, one line ending with the failing frame's ``(at FILE:LINE)``.
     error: str | None = None
+    #: The full traceback of that failure (``harness list --verbose``, ``list --json``).
+    traceback: str | None = None
     #: A plugin loaded from a file (``--plugin PATH``): its absolute path, and the
     #: ``sha256:<hex>`` of its source when it was loaded.
     source: str | None = None

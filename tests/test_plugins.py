@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from harness import OptimizerSpec, Problem, Supervised, hookimpl
 from harness.errors import DuplicateNameError, UsageError
 from harness.plugins import PluginHost
-from tests.helpers import run_cli
+from tests.helpers import pythonpath, run_cli
 
 BUILTIN_MODELS = {"regression", "regression-sequential", "classification", "cnn", "lstm",
                   "rnn-regression", "autoencoder", "dropout", "batchnorm"}
@@ -270,7 +271,8 @@ def test_a_plugin_failing_in_a_later_hook_keeps_nothing_from_its_earlier_ones(
         status = {p.name: (p.status, p.error) for p in host.plugins}
         assert status["healthy"] == ("loaded", None)
         assert status["half"][0] == "error"
-        assert status["half"][1] == "register_optimizers: RuntimeError: broke in the second hook"
+        assert re.fullmatch(r"register_optimizers: RuntimeError: broke in the second hook "
+                            r"\(at \S*test_plugins\.py:\d+\)", status["half"][1] or "")
     finally:
         host.unregister("half")
         host.unregister("healthy")
@@ -308,12 +310,50 @@ def test_a_failed_plugins_other_hooks_are_not_called(host: PluginHost) -> None:
         host.unregister("failed")
 
 
+def test_a_load_error_says_where_and_keeps_the_traceback(with_installed: Path) -> None:
+    by_name = {p.name: p for p in PluginHost().plugins}
+    imported = by_name["broken-import"]
+    assert imported.error is not None and imported.error.startswith(
+        "ModuleNotFoundError: No module named 'harness_dependency_that_does_not_exist' (at ")
+    assert imported.error.endswith("harness_brokenplugin/fails_on_import.py:3)")
+    assert imported.traceback is not None
+    assert imported.traceback.startswith("Traceback (most recent call last):")
+    assert 'fails_on_import.py", line 3' in imported.traceback
+    # A hook that raises: the plugin's own line, not the host's or pluggy's.
+    raises = by_name["raises-in-hook"]
+    assert raises.error is not None and raises.error.endswith("harness_brokenplugin/raises.py:11)")
+    # A spec refused by the registry: the plugin's call, not the check that refused it.
+    factory = by_name["bad-factory"]
+    assert factory.error is not None and "harness_brokenplugin/bad_factory.py:" in factory.error
+    assert "harness/optimizer.py" in (factory.traceback or "")
+
+
+@pytest.mark.slow
+def test_list_verbose_and_json_give_the_traceback(with_installed: Path) -> None:
+    env = {"PYTHONPATH": pythonpath(with_installed)}
+    plain = run_cli("list", env=env)
+    assert "error: ModuleNotFoundError: No module named" in plain.stdout
+    assert "fails_on_import.py:3)" in plain.stdout
+    assert "Traceback" not in plain.stdout
+    assert "(harness list --verbose shows each load error's traceback)" in plain.stdout
+    verbose = run_cli("list", "--verbose", env=env).stdout
+    assert "Traceback (most recent call last):" in verbose
+    assert 'fails_on_import.py", line 3, in <module>' in verbose
+    data = json.loads(run_cli("list", "--json", env=env).stdout)
+    [broken] = [p for p in data["plugins"] if p["name"] == "broken-import"]
+    assert broken["traceback"].startswith("Traceback (most recent call last):")
+    # At most 100 columns, but for a word longer than that (a path) on a line of its own.
+    assert all(len(t) <= 100 or len(t.split()) == 1 for t in plain.stdout.splitlines()
+               if t.isascii())
+
+
 def test_failed_late_plugins_hold_no_names(with_installed: Path) -> None:
     host = PluginHost()
     by_name = {p.name: p for p in host.plugins}
     late = by_name["fails-late"]
     assert late.status == "error"
-    assert late.error == "register_optimizers: RuntimeError: broke after registering its models"
+    assert late.error is not None and late.error.startswith(
+        "register_optimizers: RuntimeError: broke after registering its models (at ")
     assert "late-model" not in host.problems and "late-sgd" not in host.optimizers
     # harness-sampleplugin loads after it and gets the name the failed plugin had taken.
     assert by_name["sampleplugin"].status == "loaded"
@@ -381,9 +421,9 @@ def test_unknown_name_gives_a_few_failed_plugins_errors(host: PluginHost) -> Non
     try:
         with pytest.raises(UsageError) as info:
             host.optimizers.get("nowhere")
-        assert str(info.value).endswith(
-            "; 1 plugin failed to load: 'failed' (register_models: RuntimeError: no models "
-            "today) — see `harness list`")
+        assert re.search(r"; 1 plugin failed to load: 'failed' \(register_models: RuntimeError: "
+                         r"no models today \(at \S*test_plugins\.py:\d+\)\) — see `harness list`$",
+                         str(info.value))
     finally:
         host.unregister("failed")
 
@@ -417,3 +457,39 @@ def test_switch_patterns_are_normalised_like_distribution_names(
     monkeypatch.delenv("HARNESS_BLOCK_PLUGINS")
     monkeypatch.setenv("HARNESS_PLUGINS", "harness,harness.sampleplugin")
     assert PluginHost().problems.owner("line").distribution == "harness-sampleplugin"
+
+
+def test_the_kit_reports_a_load_error_with_its_traceback(with_installed: Path) -> None:
+    from harness.testing.selection import select
+    from harness.testing.suite import test_plugin_loads as plugin_loads
+
+    selection = select(["harness-brokenplugin"], host=PluginHost())
+    with pytest.raises(pytest.fail.Exception) as info:
+        plugin_loads("broken-import", selection)
+    text = str(info.value)
+    assert text.startswith("conformance check 'loads' failed for plugin 'broken-import' from "
+                           "harness-brokenplugin 0.0.1: ModuleNotFoundError: No module named "
+                           "'harness_dependency_that_does_not_exist' (at ")
+    assert "Traceback (most recent call last):" in text
+    assert 'fails_on_import.py", line 3, in <module>' in text
+
+
+def test_list_shows_descriptions_in_aligned_columns_of_at_most_100(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+    from harness.cli.catalogue import format_catalogue
+
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    adam = next(t for t in text.splitlines() if t.split()[:1] == ["adam"])
+    assert "Adam, betas (0.9, 0.99)" in adam and adam.endswith("[builtin-optimizers]")  # described
+    assert any(t.strip().startswith("defaults: lr=") for t in text.splitlines())
+    assert max(len(t) for t in text.splitlines()) <= 100
+    # A long distribution name widens its column instead of pushing its row's status out.
+    plugins = [{"name": n, "distribution": d, "version": "1.0", "status": "loaded",
+                "error": None} for n, d in (("a", "short"),
+                                           ("b", "harness-a-very-long-distribution-name"))]
+    lines = format_catalogue({"problems": [], "optimizers": [], "executors": [],
+                              "plugins": plugins}).splitlines()
+    rows = [t for t in lines if t.endswith("loaded")]
+    assert len({t.index("loaded") for t in rows}) == 1, rows

@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list models, optimizers and plugins (with load errors)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.add_argument("--verbose", action="store_true",
+                     help="the full traceback of each plugin that failed to load")
     _plugin_flag(lst)
 
     show = sub.add_parser("show", help="print a run's summary table")

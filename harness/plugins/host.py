@@ -25,6 +25,7 @@ import importlib.metadata as md
 import os
 import re
 import sys
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -112,6 +113,50 @@ _REGISTRY_OF = {"register_problems": 0, "register_models": 0, "register_optimize
 UNSUPPORTED_OPTIONS = ("hookwrapper", "wrapper", "tryfirst", "trylast")
 
 
+#: Modules whose frames are never "where a plugin failed": the host, the registries and
+#: contracts that raise on a plugin's behalf, pluggy, and the import machinery.
+_MACHINERY = ("harness", "pluggy", "importlib", "_frozen_importlib", "runpy")
+
+
+def _load_error(exc: BaseException, module: str | None) -> tuple[str, str]:
+    """A plugin's load error: one line that ends with where it failed (``(at FILE:LINE)``),
+    and the full traceback."""
+    text = _error_text(exc)
+    where = _where(exc, module)
+    if where and where not in text:
+        text = f"{text} (at {where})"
+    return text, "".join(traceback.format_exception(exc))
+
+
+def _where(exc: BaseException, module: str | None) -> str | None:
+    """``file:line`` of the failing frame: the innermost in the plugin's own package (its
+    entry point's top-level module), else the innermost outside :data:`_MACHINERY`; a
+    SyntaxError's own file and line."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return f"{_shown(exc.filename)}:{exc.lineno}"
+    top = (module or "").split(":")[0].split(".")[0]
+    frames: list[tuple[str, str, int]] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        name = str(tb.tb_frame.f_globals.get("__name__", ""))
+        frames.append((name, tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    own = [f for f in frames if top and (f[0] == top or f[0].startswith(top + "."))]
+    outside = [f for f in frames if f[0].split(".")[0] not in _MACHINERY
+               and not f[1].startswith("<frozen")]
+    chosen = own or outside or frames
+    return f"{_shown(chosen[-1][1])}:{chosen[-1][2]}" if chosen else None
+
+
+def _shown(filename: str) -> str:
+    """A file's path relative to the working directory where it lies under it."""
+    try:
+        return os.path.relpath(filename) if not os.path.relpath(filename).startswith("..") \
+            else filename
+    except ValueError:
+        return filename
+
+
 def _error_text(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         text = f"SystemExit: the plugin called sys.exit({exc.code!r})"
@@ -163,7 +208,7 @@ class PluginHost:
             try:
                 plugin = found.ep.load()
             except PLUGIN_FAILURES as exc:
-                self._record_error(info, _error_text(exc))
+                self._record_error(info, *_load_error(exc, found.ep.value))
                 continue
             self.register(plugin, info)
 
@@ -188,8 +233,8 @@ class PluginHost:
             try:
                 plugin = files.import_file(path)
             except PLUGIN_FAILURES as exc:
-                self._record_error(info, _error_text(exc), key=f"{name} ({path})"
-                                   if name in self._infos else None)
+                self._record_error(info, *_load_error(exc, info.module),
+                                   key=f"{name} ({path})" if name in self._infos else None)
                 continue
             self.register(plugin, info)
 
@@ -230,8 +275,9 @@ class PluginHost:
         self._registries = None
         return info
 
-    def _record_error(self, info: PluginInfo, error: str, key: str | None = None) -> PluginInfo:
-        return self._record(replace(info, status="error", error=error), key)
+    def _record_error(self, info: PluginInfo, error: str, trace: str | None = None,
+                      key: str | None = None) -> PluginInfo:
+        return self._record(replace(info, status="error", error=error, traceback=trace), key)
 
     # -- registries ----------------------------------------------------------
     def _build(self) -> tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry]:
@@ -256,9 +302,9 @@ class PluginHost:
                         failing = hook
                         self.call_one(hook, key, registry=registries[_REGISTRY_OF[hook]])
             except PLUGIN_FAILURES as exc:
-                self._infos[key] = replace(
-                    info, status="error", error=f"{failing}: {_error_text(exc)}"
-                )
+                text, trace = _load_error(exc, info.module)
+                self._infos[key] = replace(info, status="error", error=f"{failing}: {text}",
+                                           traceback=trace)
         failed = [self._infos[k] for k in self._order if self._infos[k].status == "error"]
         for registry in registries:
             registry._note_failures(failed)

@@ -63,7 +63,9 @@ def test_plugin_loads(harness_plugin: str, harness_conformance: Selection) -> No
     if info.status == "blocked":
         pytest.fail(f"{where} was not loaded: HARNESS_BLOCK_PLUGINS blocks it", pytrace=False)
     if info.status != "loaded":
-        pytest.fail(f"conformance check 'loads' failed for {where}: {info.error}", pytrace=False)
+        trace = f"\n{info.traceback.rstrip()}" if info.traceback else ""
+        pytest.fail(f"conformance check 'loads' failed for {where}: {info.error}{trace}",
+                    pytrace=False)
 
 
 def _report(failure: ConformanceFailure) -> None:
