@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         StartCallback,
         WindowCallback,
     )
-    from harness.optimizer import OptimizerSpec
+    from harness.optimizer import Capabilities, OptimizerSpec
     from harness.outcome import CellResult, Status
     from harness.problem import (
         BatchSource,
@@ -45,12 +45,16 @@ if TYPE_CHECKING:
     from harness.run.execute import execute_cell, partial_result
     from harness.run.pool import PoolEvent, Worker, WorkerPool
     from harness.run.scheduling import longest_first
+    from harness.train.steps import take_step
 
 __version__ = "0.1.0"
 
 #: Public name -> the module that defines it (imported on first access).
 _LAZY = {
     "OptimizerSpec": "harness.optimizer",
+    "Capabilities": "harness.optimizer",
+    # A Task's own step honouring its optimizers' capabilities (closure, second order).
+    "take_step": "harness.train.steps",
     "BatchSource": "harness.problem",
     "BuildContext": "harness.problem",
     "Param": "harness.problem",
@@ -88,6 +92,7 @@ _LAZY = {
 __all__ = [
     "BatchSource",
     "BuildContext",
+    "Capabilities",
     "Cell",
     "CellLimits",
     "CellResult",
@@ -123,6 +128,7 @@ __all__ = [
     "hookimpl",
     "longest_first",
     "partial_result",
+    "take_step",
 ]
 
 

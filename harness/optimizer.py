@@ -17,6 +17,34 @@ OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What an optimizer's ``step`` needs beyond ``zero_grad(); loss.backward(); step()``,
+    declared when it is registered and honoured by the harness's step (and by
+    ``harness.take_step`` in a :class:`~harness.problem.Task`'s own step)."""
+
+    #: ``step(closure)``: the closure recomputes the loss and gradients on the step's batch,
+    #: as often as the optimizer asks (LBFGS's line search, SAM's second pass).
+    closure: bool = False
+    #: The gradients keep their graph (``backward(create_graph=True)``) for Hessian-vector
+    #: products (SophiaH, AdaHessian); memory grows accordingly (``peak_mem_mb``).
+    second_order: bool = False
+    #: ``optimizer.eval()`` before every evaluation, checkpoint and saved model, and
+    #: ``optimizer.train()`` after (schedule-free optimizers).
+    modes: bool = False
+
+    def labels(self) -> tuple[str, ...]:
+        """The capabilities that are set, by name (``("closure",)``): for labels and manifests."""
+        return tuple(n for n in ("closure", "second_order", "modes") if getattr(self, n))
+
+    def __bool__(self) -> bool:
+        return bool(self.labels())
+
+
+#: An optimizer that needs nothing beyond the usual step.
+PLAIN = Capabilities()
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     """A registered optimizer: ``factory(params, **hyperparameters)``.
 
@@ -36,6 +64,8 @@ class OptimizerSpec:
     description: str = ""
     hyperparameters: Collection[str] | None = None
     conformance_skip: Mapping[str, str] = field(default_factory=dict)
+    #: What its step needs (a closure, the gradients' graph, train/eval modes).
+    capabilities: Capabilities = PLAIN
 
     def accepted(self) -> set[str] | None:
         """The hyperparameter names it takes: the declared ones, else the factory's named
@@ -108,6 +138,9 @@ def check_spec(spec: OptimizerSpec) -> None:
     """
     where = f"optimizer {spec.name!r}"
     factory = spec.factory
+    if not isinstance(spec.capabilities, Capabilities):
+        raise TypeError(f"{where}: capabilities must be harness.Capabilities(...), "
+                        f"got {spec.capabilities!r}")
     if not callable(factory):
         raise TypeError(f"{where}: factory {factory!r} is not callable; it must be "
                         "factory(params, **hyperparameters) returning a torch.optim.Optimizer")

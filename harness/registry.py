@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from harness.errors import DuplicateNameError, UsageError
 from harness.executor import ExecutorSpec
-from harness.optimizer import OptimizerSpec, check_spec
+from harness.optimizer import PLAIN, Capabilities, OptimizerSpec, check_spec
 from harness.params import check_field_name
 from harness.problem import Param, Problem, check_name
 
@@ -202,9 +202,11 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         description: str = "",
         *,
         conformance_skip: Mapping[str, str] | None = None,
+        capabilities: Capabilities = PLAIN,
         **defaults: Any,
     ) -> None:
-        """Register a ``torch.optim.Optimizer`` class under ``name`` with the given defaults.
+        """Register a ``torch.optim.Optimizer`` class under ``name`` with the given defaults
+        and :class:`harness.Capabilities` (what its step needs).
 
         Without a description, the class's path and the first line of its docstring
         serve (``"torch.optim.RAdam: Implements RAdam algorithm."``). Its hyperparameters
@@ -219,7 +221,8 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
                             f"subclass, got {cls!r}; use add(OptimizerSpec(...)) for a factory")
         self.add(OptimizerSpec(name=name, factory=cls, defaults=defaults,
                                description=description or _describe_class(cls),
-                               conformance_skip=dict(conformance_skip or {})))
+                               conformance_skip=dict(conformance_skip or {}),
+                               capabilities=capabilities))
 
 
 def _describe_class(cls: type) -> str:

@@ -57,7 +57,8 @@ def register_plugin(host: PluginHost) -> Iterator[Any]:
 def installed_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pip-install the test plugin packages into a private target directory."""
     target = tmp_path_factory.mktemp("site")
-    for pkg in ("harness-sampleplugin", "harness-brokenplugin", "harness-faultplugin"):
+    for pkg in ("harness-sampleplugin", "harness-brokenplugin", "harness-faultplugin",
+                "harness-optimizerzoo"):
         build = tmp_path_factory.mktemp(f"build-{pkg}")
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",

@@ -80,6 +80,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("compile", "text", "the backend, or why the model ran eagerly (--compile)",
            always=False),
     Column("compile_s", "number", "seconds spent compiling (--compile)", always=False),
+    Column("loss_evals", "number",
+           "loss evaluations (forward and backward) per step, for closure optimizers (LBFGS, "
+           "SAM); the step's loss is its first evaluation", always=False),
     Column("checkpoint", "text", "how --checkpoint-every applied", always=False),
     Column("resumed_from_step", "number", "the checkpoint step a resumed cell started from",
            always=False),

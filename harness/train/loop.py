@@ -39,6 +39,7 @@ from harness.train.optimizers import build_optimizers
 from harness.train.resume import Checkpointer
 from harness.train.schedule import Schedule
 from harness.train.state import CellState, Choice, Counters
+from harness.train.steps import drain_loss_evals, eval_modes, train_modes
 from harness.train.summary import summarise, summary_from_curve
 from harness.train.supervised import (
     SupervisedTask,
@@ -136,6 +137,7 @@ def train(cell: Cell, problem: Problem, task: Task,
         for restored in curve:
             on_window(restored, cell.steps)
 
+    train_modes(optimizers.values())
     step = step_of(task, optimizers, state.paths)
     losses = window_losses(step, capabilities_of(task).one_loss)
     graphs_before = graphs_compiled() if state.paths.compiling else 0
@@ -162,8 +164,10 @@ def train(cell: Cell, problem: Problem, task: Task,
                                "samples": i * task.samples_per_step, **losses.read(i - prev)}
         run.add_loss(row.get("loss", math.nan))
         run.rss_peak = max(run.rss_peak, rss_mb())
+        run.count_loss_evals(drain_loss_evals(optimizers.values()))
         if schedule.evaluates(i):
-            run.metrics = {k: float(v) for k, v in task.evaluate().items()}
+            with eval_modes(optimizers.values()):
+                run.metrics = {k: float(v) for k, v in task.evaluate().items()}
             row.update(run.metrics)
         curve.append(row)
         _note_target(target, run, row)
@@ -171,12 +175,13 @@ def train(cell: Cell, problem: Problem, task: Task,
         if on_window is not None:
             on_window(row, cell.steps)
         _check_divergence(run, i)
-        if saver and schedule.checkpoints(prev, i):
+        if saver and schedule.checkpoints(prev, i):  # the training state, in train mode
             saver.save(task, optimizers, curve, run, i)
         prev = i
         synchronize(device)
         t0 = time.perf_counter()
-    _finish(cell, task, options, state, saver)
+    with eval_modes(optimizers.values()):
+        _finish(cell, task, options, state, saver)
 
 
 def _note_target(target: Target | None, run: Counters, row: Mapping[str, Any]) -> None:

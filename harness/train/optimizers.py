@@ -13,6 +13,7 @@ from harness.executor import RunOptions
 from harness.optimizer import OptimizerSpec
 from harness.problem import Problem, Task
 from harness.train.fastpaths import implementation_hyper
+from harness.train.steps import track
 from harness.train.supervised import capabilities_of
 
 
@@ -57,4 +58,5 @@ def optimizers_for(
             spec, role_hyper = optimizer, dict(hyper)
         role_hyper = implementation_hyper(spec, role_hyper, device, options.opt_impl, capture)
         out[role] = spec.build(list(params), role_hyper, origin=origin or "")
+        track(out[role], spec.capabilities)
     return out

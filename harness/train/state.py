@@ -67,6 +67,12 @@ class Counters:
     metrics: dict[str, float] = field(default_factory=dict)
     rss_peak: float = math.nan
     steps_done: int = 0
+    #: Loss evaluations made by closure optimizers' steps (None: no closure optimizer).
+    loss_evals: int | None = None
+
+    def count_loss_evals(self, evals: int | None) -> None:
+        if evals is not None:
+            self.loss_evals = (self.loss_evals or 0) + evals
 
     def add_window(self, elapsed: float, steps: int, warming_up: bool) -> None:
         """Count a window's seconds as warm-up, or as steady state (its steps too)."""
@@ -149,6 +155,9 @@ class CellState:
                  "compile": p.compile.display() if p.compile else None,
                  "first_step_s": self.first_step_s}
         out.update((k, v) for k, v in shown.items() if v is not None)
+        c = self.counters
+        if c is not None and c.loss_evals is not None and c.steps_done:
+            out["loss_evals"] = c.loss_evals / c.steps_done
         if self.first_step_s is not None and p.compiling:
             out["compile_s"] = self.first_step_s
         return out

@@ -17,6 +17,8 @@ from harness.problem import ShuffledBatches, Supervised, Task
 from harness.train.fastpaths import DataLoaderBatches, GraphUnsupported, capture_step
 from harness.train.losses import Step
 from harness.train.state import Choice, Paths
+from harness.train.steps import capabilities_of as optimizer_capabilities
+from harness.train.steps import take_step
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,14 @@ class SupervisedTask(Task):
             model = self._compiled()
         loss_fn, forward, batches = self.loss_fn, self.forward, self.batches
 
+        caps = optimizer_capabilities(opt)
+        if caps.closure or caps.second_order:
+            def stepped() -> Tensor:  # the closure recomputes the loss on this batch
+                x, y = batches.next()
+                if forward is None:
+                    return take_step(opt, lambda: loss_fn(model(x), y))
+                return take_step(opt, lambda: loss_fn(forward(model, x), y))
+            return stepped
         if forward is None:
             def step() -> Tensor:
                 x, y = batches.next()
@@ -155,6 +165,11 @@ class SupervisedTask(Task):
         try:
             if not self.built.capturable:
                 raise GraphUnsupported("the problem keeps state between steps")
+            caps = optimizer_capabilities(opt)
+            if caps.closure or caps.second_order:
+                raise GraphUnsupported(
+                    "the optimizer takes a closure" if caps.closure else
+                    "the optimizer needs the gradients' graph (second order)")
             graphed = capture_step(self.model, self.loss_fn, self.forward, self.batches, opt)
         except GraphUnsupported as exc:
             self.paths.cuda_graphs = Choice.skipped(str(exc))

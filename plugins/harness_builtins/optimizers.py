@@ -1,10 +1,12 @@
-"""The tutorial's optimizers, with its settings as defaults (LR = 0.01 throughout)."""
+"""The tutorial's optimizers, with its settings as defaults (LR = 0.01 throughout), and two
+that take a closure: torch's LBFGS and sharpness-aware minimisation (``sam``)."""
 
 from __future__ import annotations
 
 import torch
 
-from harness import OptimizerRegistry, hookimpl
+from harness import Capabilities, OptimizerRegistry, OptimizerSpec, hookimpl
+from harness_builtins.closure_optimizers import SAM
 
 LR = 0.01
 
@@ -24,3 +26,16 @@ def register_optimizers(registry: OptimizerRegistry) -> None:
         "adamw", torch.optim.AdamW, "AdamW, decoupled weight decay 0.01",
         lr=LR, betas=(0.9, 0.99), weight_decay=0.01,
     )
+    # A few inner iterations with a line search: robust on mini-batches, and each
+    # evaluation is counted in the loss_evals column.
+    registry.add_torch(
+        "lbfgs", torch.optim.LBFGS, "torch.optim.LBFGS: 4 iterations per step, strong-Wolfe "
+        "line search", capabilities=Capabilities(closure=True),
+        lr=1.0, max_iter=4, history_size=10, line_search_fn="strong_wolfe",
+    )
+    registry.add(OptimizerSpec(
+        name="sam", factory=SAM, defaults={"base": "sgd", "rho": 0.05, "lr": LR},
+        description="sharpness-aware minimisation around base=sgd|adam|adamw (two loss "
+                    "evaluations per step)",
+        capabilities=Capabilities(closure=True),
+    ))
