@@ -24,7 +24,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness import BuildContext, OptimizerSpec, Param, Problem, Supervised, Target
+from harness import BuildContext, Capabilities, OptimizerSpec, Param, Problem, Supervised, Target
 from harness.errors import UsageError
 from harness.plugins import PluginHost
 from harness.testing.conformance import (
@@ -197,6 +197,10 @@ def reference() -> CheckContext:
 @pytest.mark.parametrize("check", list(OPTIMIZER_CHECKS))
 def test_a_conforming_optimizer_passes_every_check(check: str) -> None:
     spec = OptimizerSpec("sign", SignOnly, {"lr": 0.01}, "sign of the gradient")
+    if check == "capabilities":  # it declares none
+        with pytest.raises(ConformanceSkip):
+            check_optimizer(spec, check, reference())
+        return
     check_optimizer(spec, check, reference())
 
 
@@ -225,8 +229,67 @@ def test_optimizer_metadata_and_build_failures() -> None:
 
 def test_lbfgs_needs_a_closure_and_says_so() -> None:
     spec = OptimizerSpec("lbfgs", torch.optim.LBFGS, {"lr": 1.0}, "L-BFGS")
-    with pytest.raises(ConformanceFailure, match="without a closure"):
+    with pytest.raises(ConformanceFailure, match=r"without a closure unless the spec declares "
+                                                 r"capabilities=harness\.Capabilities"):
         check_optimizer(spec, "step_changes_parameters")
+
+
+@pytest.mark.parametrize("name", ["lbfgs", "sam"])
+@pytest.mark.parametrize("check", list(OPTIMIZER_CHECKS))
+def test_closure_optimizers_pass_every_check(host: PluginHost, name: str, check: str) -> None:
+    """Declared closure optimizers are given their closure by every check."""
+    try:
+        check_optimizer(host.optimizers.get(name), check, reference())
+    except ConformanceSkip as skip:
+        assert check in ("builds", "honours_lr") and name == "lbfgs", skip
+
+
+def test_a_closure_optimizer_that_ignores_its_closure_fails_capabilities() -> None:
+    class NoClosure(torch.optim.SGD):
+        def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+            return super().step()
+
+    spec = OptimizerSpec("noclosure", NoClosure, {"lr": 0.1}, "says closure, never calls it",
+                         capabilities=Capabilities(closure=True))
+    with pytest.raises(ConformanceFailure, match="never called the closure"):
+        check_optimizer(spec, "capabilities")
+
+
+def test_a_plain_optimizer_skips_the_capability_check() -> None:
+    with pytest.raises(ConformanceSkip, match="declares no capability"):
+        check_optimizer(OptimizerSpec("sgd", torch.optim.SGD, {"lr": 0.1}, "sgd"),
+                        "capabilities")
+
+
+def test_a_mode_optimizer_passes_with_the_real_schedulefree() -> None:
+    import schedulefree
+
+    spec = OptimizerSpec("sf", schedulefree.AdamWScheduleFree, {"lr": 0.01}, "schedule-free",
+                         capabilities=Capabilities(modes=True))
+    for check in OPTIMIZER_CHECKS:
+        if check != "problem_parameter_groups":
+            check_optimizer(spec, check, reference())
+
+
+def test_a_first_step_that_makes_no_update_is_not_an_ignored_lr() -> None:
+    """ADOPT's first step only initialises its second moment: one step moves nothing at
+    any lr, which the kit called "the learning rate is ignored"."""
+    import pytorch_optimizer
+
+    spec = OptimizerSpec("adopt", pytorch_optimizer.ADOPT, {"lr": 1e-3}, "ADOPT")
+    check_optimizer(spec, "honours_lr")
+
+
+def test_a_round_trip_on_nan_weights_says_the_weights_are_nan() -> None:
+    class Diverges(Line):
+        def build(self, ctx: BuildContext) -> Supervised:
+            built = super().build(ctx)
+            built.loss_fn = lambda out, y: nn.functional.mse_loss(out, y) * math.nan
+            return built
+
+    text = failure(Diverges(), "state_dict_round_trip")
+    assert "the weights are NaN or infinite" in text and "model.weight" in text
+    assert "outside the state_dict" not in text
 
 
 def test_optimizers_are_tried_on_every_role_of_the_reference_problems() -> None:
@@ -287,7 +350,9 @@ def run_pytest(site: Path, plugins: str, *args: str, cwd: Path,
     """pytest in a fresh interpreter that sees ``site``; ``-P`` keeps cwd off sys.path,
     so packages come from their installed copies."""
     xml = cwd / f"junit-{os.getpid()}-{abs(hash(args))}.xml"
-    env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_PLUGINS": plugins}
+    # the tree under test stays importable (a checkout run with PYTHONPATH set)
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "HARNESS_PLUGINS": plugins}
     proc = subprocess.run(
         [sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
          f"--junitxml={xml}", *args],
@@ -337,9 +402,13 @@ def test_suite_passes_on_the_builtins_and_the_example(kit_site: Path, host: Plug
     assert expected <= set(outcomes.results), sorted(expected - set(outcomes.results))[:10]
     assert "test_plugin_loads[example]" in outcomes.results
     assert outcomes.named("failure") == {} and outcomes.named("error") == {}
-    # Every skip is an opt-out with its reason (or an optimizer without an lr).
+    # Every skip is an opt-out with its reason (or an optimizer without an lr, or without a
+    # capability to check).
     for name, message in outcomes.named("skipped").items():
-        assert "opts out of" in message or "takes no lr" in message, (name, message)
+        assert "opts out of" in message or "takes no lr" in message \
+            or "declares no capability" in message \
+            or "supports one parameter group only" in message \
+            or "a line search in its closure steps" in message, (name, message)
     # The example's own tests ran too, with the fixtures.
     assert outcomes.results["test_lion_trains_digits"][0] == "passed"
     assert outcomes.results["test_digits_step_speed"][0] == "passed"
@@ -358,7 +427,8 @@ def test_a_broken_plugin_fails_the_suite_naming_the_check(kit_site: Path,
             "outputs differ") in failed["test_problem_state_dict_round_trip[leaky-state]"]
     assert ("conformance check 'honours_lr' failed for optimizer 'lr-blind'"
             in failed["test_optimizer_honours_lr[lr-blind]"])
-    skipped = outcomes.named("skipped")
+    skipped = {k: v for k, v in outcomes.named("skipped").items()
+               if "declares no capability" not in v}
     assert list(skipped) == ["test_problem_loss_decreases[two-roles]"]
     assert "two-roles opts out to show how a skip is reported" in next(iter(skipped.values()))
     # The two-role Task passed everything else, state_dict round trip included.

@@ -17,7 +17,7 @@ from tests.helpers import pythonpath, run_cli
 
 BUILTIN_MODELS = {"regression", "regression-sequential", "classification", "cnn", "lstm",
                   "rnn-regression", "autoencoder", "dropout", "batchnorm"}
-BUILTIN_OPTIMIZERS = {"sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"}
+BUILTIN_OPTIMIZERS = {"sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw", "lbfgs", "sam"}
 
 
 def test_builtins_come_through_the_entry_point_group(host: PluginHost) -> None:

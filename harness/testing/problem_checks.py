@@ -267,6 +267,13 @@ def problem_state_dict_round_trip(problem: Problem, context: CheckContext) -> No
     if set(saved) != set(restored):
         raise fail(f"modules() names differ between builds: {sorted(saved)} vs "
                    f"{sorted(restored)}")
+    nan = [f"{name}.{key}" for name, module in saved.items()
+           for key, t in module.state_dict().items()
+           if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()]
+    if nan:
+        raise fail(f"the weights are NaN or infinite after {settings.short_steps} training "
+                   f"steps ({', '.join(nan[:3])}{', ...' if len(nan) > 3 else ''}): training "
+                   "diverged, so a round trip cannot be compared (NaN is never equal to NaN)")
     for name, module in saved.items():
         buffer = io.BytesIO()
         torch.save(module.state_dict(), buffer)
