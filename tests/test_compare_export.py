@@ -184,7 +184,50 @@ def test_runs_with_nothing_in_common_are_a_usage_error(
     assert main(["compare", str(base_run), str(new)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing to compare" in err[0]
-    assert "they differ in steps (base 40; new 50)" in err[0]
+    assert err[0].endswith("; regression | sgd | cpu: closest base group regression | sgd | "
+                           "cpu differs in steps (base 40; new 50)"), err[0]
+
+
+def test_the_closest_base_group_and_the_one_key_that_differs(
+        base_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Not a hint that mixes sgd's and adam's hyperparameters: adam's closest group, and lr.
+    new = tmp_path / "new"
+    assert main(["run", "-m", "regression", "-o", "adam", "-s", "0", "--steps", "40",
+                 "--set", "adam.lr=0.005", "--workers", "0", "--out", str(new), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(base_run), str(new)]) == 2
+    [err] = capsys.readouterr().err.strip().splitlines()
+    assert err.endswith(": closest base group regression | adam | cpu differs in hyper.lr "
+                        "(base 0.01; new 0.005)"), err
+    assert "momentum" not in err and "sgd" not in err
+    # Some groups match: each new one that does not is listed with its closest base group.
+    both = tmp_path / "both"
+    assert main(["run", "-m", "regression", "-o", "sgd,adam", "-s", "0", "--steps", "40",
+                 "--set", "adam.lr=0.005", "--workers", "0", "--out", str(both), "--quiet"]) == 0
+    capsys.readouterr()
+    main(["compare", str(base_run), str(both), "--allow-missing"])
+    out = capsys.readouterr().out
+    assert "1 cell group(s) only in new (not compared):" in out
+    assert ": closest base group regression | adam | cpu differs in hyper.lr (base 0.01; new " \
+           "0.005)" in out
+
+
+def test_matching_names_keys_apart() -> None:
+    from harness.report.matching import closest, explain, group_keys
+
+    base = {"problem": "p", "optimizer": "adam", "device": "cpu", "seed": 0, "steps": 10,
+            "hyper": {"lr": 0.001, "betas": [0.9, 0.99]}, "params": {"width": 3},
+            "versions": {"harness": "1"}}
+    other = {**base, "optimizer": "sgd", "hyper": {"lr": 0.1, "momentum": 0.9}}
+    new = {**base, "seed": 4, "versions": {"harness": "2"},
+           "hyper": {"lr": 0.001, "betas": [0.9, 0.999], "amsgrad": True}}
+    candidates = [("sgd", group_keys(other)), ("adam", group_keys(base))]
+    label, diff = closest(group_keys(new), candidates) or ("", [])
+    assert label == "adam" and [d.key for d in diff] == ["hyper.amsgrad", "hyper.betas"]
+    assert explain(group_keys(new), candidates) == (
+        "closest base group adam differs in hyper.amsgrad (base absent; new true), "
+        "hyper.betas (base [0.9, 0.99]; new [0.9, 0.999])")
+    assert explain(group_keys(new), []) == "the base run has no cell groups"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -22,8 +22,9 @@ A group also regresses when a seed that finished ``ok`` in the base did not in t
 new run (without shared seeds: when the fraction of ``ok`` seeds fell). A cell the new run
 lost fails the gate too, unless ``--allow-missing``: a cell of the base or of the new run's
 own grid without a record in the new run, or one that ended ``error`` there. Two runs with
-no cell group in common cannot be compared: that is a usage error naming the fields
-they differ in.
+no cell group in common cannot be compared: that is a usage error naming, for each new
+group, the closest base group and exactly which keys differ (:mod:`harness.report.matching`);
+new groups listed as "only in new" are named with theirs too.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import pandas as pd
 
 from harness.errors import UsageError
 from harness.outcome import Status
+from harness.report.matching import explain, group_keys
 from harness.report.model import ReportRun, steady_windows
 
 DEFAULT_K = 2.0
@@ -202,32 +204,6 @@ def _status_regressed(base: _Side, new: _Side) -> bool:
     return new.ok * base.seeds < base.ok * new.seeds
 
 
-def _differences(base: ReportRun, new: ReportRun, most: int = 3) -> str:
-    """The cell fields whose values differ between the runs, with those values."""
-    def values(run: ReportRun) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        for rec in run.records:
-            for k, v in rec["cell"].items():
-                if k not in ("seed", "versions"):
-                    out.setdefault(k, set()).add(json.dumps(v, sort_keys=True))
-        return out
-
-    b, n = values(base), values(new)
-    fields = [k for k in sorted(b.keys() | n.keys()) if b.get(k) != n.get(k)]
-    # a field with no value in common keeps every cell apart: name those first
-    fields.sort(key=lambda k: bool(b.get(k, set()) & n.get(k, set())))
-    if not fields:
-        return "they hold no cells"
-
-    def show(vals: set[str] | None) -> str:
-        text = ", ".join(sorted(vals)) if vals else "none"
-        return text if len(text) <= 60 else text[:57] + "..."
-
-    parts = [f"{k} (base {show(b.get(k))}; new {show(n.get(k))})" for k in fields[:most]]
-    more = f" and {len(fields) - most} more" if len(fields) > most else ""
-    return "they differ in " + ", ".join(parts) + more
-
-
 def _median(values: Sequence[float]) -> float:
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
@@ -267,18 +243,32 @@ def compare_runs(base_dir: Path, new_dir: Path,
             "status_verdict": "REGRESSED" if status_regressed else "ok",
             "regressed": bool(t["regressed"] or m["regressed"] or status_regressed),
         })
+    unmatched = [k for k in n_sides if k not in b_sides]
+    near = _closest(base, new, b_labels, unmatched)
     if not rows:
+        shown = "; ".join(f"{n_labels[k]}: {near[k]}" for k in unmatched[:3])
+        more = f"; and {len(unmatched) - 3} more new group(s)" if len(unmatched) > 3 else ""
         raise UsageError(f"nothing to compare: no cell group of {str(new_dir)!r} matches one "
-                         f"of {str(base_dir)!r}; {_differences(base, new)}")
+                         f"of {str(base_dir)!r}; {shown or 'the new run holds no cells'}{more}")
     return Comparison(
         table=pd.DataFrame(rows),
         only_base=[b_labels[k] for k in b_sides if k not in n_sides],
-        only_new=[n_labels[k] for k in n_sides if k not in b_sides],
+        only_new=[f"{n_labels[k]}: {near[k]}" for k in unmatched],
         missing=_missing(new, b_sides, b_labels, n_sides),
         errors=[f"{n_labels[match_key(r['cell'])]} | seed {r['cell']['seed']}: "
                 f"{_first_line(r.get('error'))}"
                 for r in new.records if r.get("status") == Status.ERROR],
     )
+
+
+def _closest(base: ReportRun, new: ReportRun, b_labels: dict[str, str],
+             unmatched: list[str]) -> dict[str, str]:
+    """For each new group that matches none of the base's (by match key): the closest
+    base group and exactly which keys differ (:mod:`harness.report.matching`)."""
+    b_keys = {match_key(r["cell"]): group_keys(r["cell"]) for r in base.records}
+    n_keys = {match_key(r["cell"]): group_keys(r["cell"]) for r in new.records}
+    candidates = [(b_labels[k], keys) for k, keys in b_keys.items()]
+    return {k: explain(n_keys[k], candidates) for k in unmatched}
 
 
 def _missing(new: ReportRun, b_sides: dict[str, _Side], b_labels: dict[str, str],
