@@ -15,6 +15,14 @@ class UsageError(HarnessError):
     exit_code = 2
 
 
+class RecordNotWritten(HarnessError):
+    """A finished cell's record could not be written (a full disk, ``cells/`` replaced by a
+    file, a read-only directory). The run stops: the records already written are kept, and
+    ``harness run --resume`` continues it. Never taken for a worker's death."""
+
+    exit_code = 2
+
+
 class DuplicateNameError(HarnessError):
     """Two plugins registered the same problem or optimizer name."""
 

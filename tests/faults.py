@@ -8,6 +8,9 @@ runs ``harness ARGS`` in this process with FAULT installed, then exits with its 
     The file system is full once N bytes were written through harness's atomic writer:
     every later write fails with ENOSPC before its rename (``os.fsync`` is wrapped, which
     :func:`harness.atomic.write_atomic` calls between writing and renaming).
+``enospc-cell:N``
+    The file system fills up at the Nth cell record: its write fails with ENOSPC (the
+    records before it, the manifest and the tables are written).
 ``sigterm-tables``
     SIGTERM arrives while the final tables are written, just after ``summary.csv``.
 
@@ -37,6 +40,21 @@ def _enospc_after(budget: int) -> None:
     os.fsync = full_disk_fsync
 
 
+def _enospc_at_cell(n: int) -> None:
+    fsync = os.fsync
+    records = {"n": 0}
+
+    def full_at_record_fsync(fd: Any) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.basename(os.path.dirname(path)) == "cells":
+            records["n"] += 1
+            if records["n"] >= n:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+
+    os.fsync = full_at_record_fsync
+
+
 def _sigterm_in_tables() -> None:
     replace = os.replace
 
@@ -50,6 +68,7 @@ def _sigterm_in_tables() -> None:
 
 FAULTS: dict[str, Callable[[str], None]] = {
     "enospc": lambda arg: _enospc_after(int(arg)),
+    "enospc-cell": lambda arg: _enospc_at_cell(int(arg)),
     "sigterm-tables": lambda arg: _sigterm_in_tables(),
 }
 

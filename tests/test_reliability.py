@@ -242,3 +242,38 @@ def test_the_memory_limit_counts_from_the_process_size_and_can_be_put_back() -> 
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["limited", "put", "back"]
+
+
+def _processes_with(tag: str) -> list[int]:
+    """The processes whose command line holds ``tag``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if tag.encode() in (proc / "cmdline").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_timed_out_cell_leaves_no_process_behind(fault_env: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    """The cell starts a child (as a data loader's workers or a simulator would) and hangs:
+    the timeout kills the worker's whole process group, the child with it."""
+    import os
+    import uuid
+
+    tag = f"harness-sleeper-{uuid.uuid4().hex}"
+    out = tmp_path / "run"
+    try:
+        proc = run_cli("run", "-m", "fault-fork", "-o", "adam", "-s", "0", "--steps", "40",
+                       "--set", f"fault-fork.tag={tag}", "--workers", "1", "--timeout", "5",
+                       "--out", str(out), "--quiet", env=fault_env, cwd=tmp_path, timeout=300)
+        assert proc.returncode == EXIT_CELLS_FAILED, proc.stderr
+        assert [r["status"] for r in records(out)] == ["timeout"]
+        wait_for(lambda: not _processes_with(tag), "the end of the cell's child", timeout=15)
+    finally:
+        for pid in _processes_with(tag):
+            os.kill(pid, signal.SIGKILL)

@@ -161,8 +161,31 @@ def test_a_record_that_cannot_be_written_is_one_line_naming_it(tmp_path: Path) -
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"harness: error: cannot write {out}/cells/")
-    assert err[0].endswith(".json: File too large")
+    assert ".json: File too large; the run stopped" in err[0]
+    assert err[0].endswith(f"resume with harness run --resume {out}")
     assert not list((out / "cells").glob("*"))  # no half-written record, no temporary file
+
+
+@pytest.mark.parametrize("workers", ["0", "1", "2"])
+def test_a_record_the_full_disk_refuses_stops_the_run_and_keeps_the_others(
+        tmp_path: Path, workers: str) -> None:
+    """The disk fills up at the second record, in the driver (inline) or while workers
+    run: the run stops with one line naming the record and exit 2, the first record is
+    kept (never retried as a dead worker, never counted lost), and --resume completes."""
+    out = tmp_path / "run"
+    grid = ["run", "-m", "regression", "-o", "sgd,adam,momentum", "-s", "0", "--steps", "20",
+            "--workers", workers, "--out", str(out), "--quiet"]
+    proc = run_with_fault("enospc-cell:2", *grid)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"harness: error: cannot write {out}/cells/"), err
+    assert ".json: No space left on device; the run stopped" in err[0]
+    assert len(_records(out)) == 1 and _records(out)[0]["status"] == "ok"
+    assert not [p for p in (out / "cells").iterdir() if not p.name.endswith(".json")]
+    resumed = run_cli("run", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 already done" in resumed.stdout
+    assert sorted(r["status"] for r in _records(out)) == ["ok", "ok", "ok"]
 
 
 def test_results_are_written_with_the_umask_not_owner_only(tmp_path: Path) -> None:

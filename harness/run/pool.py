@@ -14,6 +14,7 @@ instead (no isolation, no timeout): for an executor whose tasks are processes of
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -56,9 +57,17 @@ def _die_with_parent() -> None:
         pass
 
 
+def _own_group() -> None:
+    """Lead a session and process group of our own, so that the pool can kill whatever the
+    cells started (a data loader's workers, a simulator) with the worker."""
+    with contextlib.suppress(OSError):  # already a group leader
+        os.setsid()
+
+
 def _worker_main(conn: Connection, limits: CellLimits, run_options: RunOptions,
                  device: str = "cpu", cpus: tuple[int, ...] | None = None,
                  env: Mapping[str, str] | None = None) -> None:
+    _own_group()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     _die_with_parent()
     os.environ.update(env or {})  # before CUDA starts: MPS is chosen when it does
@@ -101,6 +110,16 @@ def _worker_main(conn: Connection, limits: CellLimits, run_options: RunOptions,
             conn.send(("result", result))
     except (EOFError, BrokenPipeError, ConnectionResetError):
         return  # the parent is gone: nobody is left to report to
+
+
+def _kill_group(pid: int | None) -> None:
+    """SIGKILL the process group a worker leads (see :func:`_own_group`): the worker and
+    every process its cells started. Nothing happens when there is no such group (the
+    worker had not made it yet, or nothing of it is left)."""
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -300,8 +319,10 @@ class WorkerPool:
     # -- inside the pool ------------------------------------------------------------------
     def _retire(self, worker: Worker, *, kill: bool) -> None:
         if kill and worker.process.is_alive():
-            worker.process.kill()
+            _kill_group(worker.process.pid)
+            worker.process.kill()  # in case it had not made its group yet
         worker.process.join(timeout=10)
+        _kill_group(worker.process.pid)  # what its cells started and left behind
         worker.conn.close()
         if worker in self._workers:
             self._workers.remove(worker)

@@ -22,7 +22,7 @@ import pandas as pd
 
 from harness.atomic import naming
 from harness.cell import Cell
-from harness.errors import HarnessError, UsageError
+from harness.errors import HarnessError, RecordNotWritten, UsageError
 from harness.executor import CellLimits, ExecutorContext, RunOptions
 from harness.grid import ExpandedGrid, GridSpec
 from harness.outcome import CellResult, Status
@@ -186,7 +186,13 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
 
         def on_result(result: CellResult) -> None:
             nonlocal ran
-            run_dir.write_cell(result)
+            try:
+                run_dir.write_cell(result)
+            except OSError as exc:
+                where = exc.filename or run_dir.cells_dir
+                raise RecordNotWritten(
+                    f"cannot write {where}: {exc.strerror or exc}; the run stopped, the cells "
+                    f"recorded before are kept: resume with harness run --resume {out}") from exc
             if result.status is Status.OK:
                 book.learn(result.cell, dict(result.summary))
             ran += 1
@@ -203,6 +209,8 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
                 executor.run(runnable, bar.start, on_window, on_result)
         except (Interrupted, KeyboardInterrupt) as exc:
             interrupted = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
+        except RecordNotWritten:
+            raise  # the disk failed: the tables are not written over it now
         except HarnessError:  # the executor cannot go on (its scheduler went away)
             with _signals(late):
                 run_dir.write_tables()  # the tables hold the cells that finished
