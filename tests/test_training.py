@@ -100,6 +100,15 @@ def test_nan_marks_the_cell_diverged_and_keeps_its_curve(host: PluginHost) -> No
     assert all(math.isfinite(r["loss"]) for r in result.curve[:-1])
 
 
+@pytest.mark.parametrize("nan_at", [1, 11, 23, 30])
+def test_divergence_names_the_step_whose_loss_went_nan(host: PluginHost, nan_at: int) -> None:
+    # Windows of several steps: a NaN at step 23 was reported at the window's end.
+    result = run(host, cell(params={"nan_at": nan_at}), windows=4)
+    assert result.status == "diverged"
+    assert f"loss nan at step {nan_at} (first window" in result.error, result.error
+    assert result.curve[-1]["step"] >= nan_at  # the curve ends with the window it is in
+
+
 def test_build_error_is_recorded_with_traceback(host: PluginHost) -> None:
     result = run(host, cell(params={"fail": True}))
     assert result.status == "error"

@@ -9,7 +9,7 @@ import argparse
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,11 @@ def tracebacks(run_dir: RunDirectory) -> dict[str, str]:
             if isinstance(r.get("traceback"), str) and r["traceback"]}
 
 
-def format_summary(summary: pd.DataFrame) -> str:
+def format_summary(summary: pd.DataFrame,
+                   grid: Mapping[str, set[str]] | None = None) -> str:
+    """The summary table ``show`` and ``run`` print. Its ``hyperparameters`` column names
+    those that tell an optimizer's rows apart and those the grid set (``grid``, from
+    :func:`grid_hyperparameters`: an ``adam.lr=0.001`` run does not look like the default)."""
     if summary.empty:
         return "(no finished cells)"
     params = _param_names(summary)  # a parameter named test_size is not a metric
@@ -91,14 +95,35 @@ def format_summary(summary: pd.DataFrame) -> str:
     frame = summary[cols].copy()
     if "params" in frame and (frame["params"] == "").all():
         frame = frame.drop(columns="params")
-    varying = _varying_hyperparameters(summary)
-    if varying:
+    varying, grid = _varying_hyperparameters(summary), grid or {}
+    names = [c[3:] for c in summary.columns if c.startswith("hp.")]
+    shown = [{k for k in names if k in varying or k in grid.get("*", ())
+              or k in grid.get(str(row["optimizer"]), ())} for _, row in summary.iterrows()]
+    if any(shown):
         at = list(frame.columns).index("optimizer") + 1
         frame.insert(at, "hyperparameters", [
-            " ".join(f"{k}={_value(row[f'hp.{k}'])}" for k in varying
-                     if not _missing(row[f"hp.{k}"]))
-            for _, row in summary.iterrows()])
+            " ".join(f"{k}={_value(row[f'hp.{k}'])}" for k in names
+                     if k in keys and not _missing(row[f"hp.{k}"]))
+            for keys, (_, row) in zip(shown, summary.iterrows(), strict=True)])
     return frame.to_string(index=False, float_format=_fmt, na_rep="-")
+
+
+def grid_hyperparameters(manifest: Mapping[str, Any]) -> dict[str, set[str]]:
+    """The hyperparameters a run's grid set, by optimizer (``"*"``: a bare ``--set
+    lr=...``, for every optimizer that takes it), from its manifest's grid."""
+    options = manifest.get("options")
+    spec = options.get("grid_spec") if isinstance(options, Mapping) else None
+    if not isinstance(spec, Mapping):
+        return {}
+    out: dict[str, set[str]] = {}
+    tables = spec.get("optimizer")
+    for name, table in (tables.items() if isinstance(tables, Mapping) else ()):
+        if isinstance(table, Mapping):
+            out[str(name)] = {str(k) for k in table}
+    bare = spec.get("params")
+    if isinstance(bare, Mapping):
+        out["*"] = {str(k) for k in bare}
+    return out
 
 
 def _param_names(summary: pd.DataFrame) -> set[str]:
@@ -148,7 +173,7 @@ def cmd_show(args: argparse.Namespace, argv: Sequence[str]) -> int:
                       f"{' '.join(map(str, extension.get('command') or []))}")
     if wanted is not None and not summary.empty:
         summary = summary[summary["status"].isin([str(s) for s in wanted])]
-    print(format_summary(summary))
+    print(format_summary(summary, grid_hyperparameters(manifest)))
     failures = format_failures(summary, tracebacks(run_dir) if args.errors else None)
     if failures:
         print(f"\n{failures}")

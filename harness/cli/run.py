@@ -10,7 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.cli.read import format_failures, format_summary, tracebacks
+from harness.cli.read import (
+    format_failures,
+    format_summary,
+    grid_hyperparameters,
+    tracebacks,
+)
 from harness.errors import DataUnavailableError, UsageError
 from harness.executor import CellLimits, ExecutorSpec, RunOptions
 from harness.grid import (
@@ -282,9 +287,9 @@ def _report(outcome: RunOutcome, cells: int, fail_on: Sequence[Status] = (),
     """The summary, why each cell that is not ok is not, and the tally; the exit code:
     130 or 143 when a signal stopped it, else :data:`EXIT_CELLS_FAILED` when a cell
     ended with a status of ``fail_on``."""
-    print(format_summary(outcome.summary))
-    failures = format_failures(outcome.summary, tracebacks(RunDirectory(outcome.directory))
-                               if errors else None)
+    run_dir = RunDirectory(outcome.directory)
+    print(format_summary(outcome.summary, grid_hyperparameters(run_dir.manifest())))
+    failures = format_failures(outcome.summary, tracebacks(run_dir) if errors else None)
     if failures:
         print(f"\n{failures}")
     counts = outcome.summary["status"].value_counts().to_dict() if len(outcome.summary) else {}

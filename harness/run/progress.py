@@ -1,7 +1,8 @@
 """The progress bar: cells done, the current cell, its step and loss.
 
-On a terminal the bar is redrawn at most five times a second; when stderr is not a
-terminal (CI logs, pipes) it only advances as cells finish, so logs stay short.
+On a terminal the bar is redrawn at most five times a second. When stderr is not a
+terminal (CI logs, pipes, a file) the bar switches itself off, as tqdm's and rich's users
+expect: its carriage returns would land in the log. The closing table says what ran.
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ BAR_FORMAT = "{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]
 REFRESH_S = 0.2
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no such method, or a closed stream
+        return False
+
+
 class Progress:
     def __init__(self, total: int, *, enabled: bool = True, done: int = 0) -> None:
-        self.live = enabled and sys.stderr.isatty()
+        self.live = enabled and _is_terminal(sys.stderr)
         self.bar: Any = tqdm(
-            total=total, initial=done, unit="cell", file=sys.stderr, disable=not enabled,
-            dynamic_ncols=True, leave=True, bar_format=BAR_FORMAT,
-            mininterval=REFRESH_S if self.live else 30.0,
+            total=total, initial=done, unit="cell", file=sys.stderr, disable=not self.live,
+            dynamic_ncols=True, leave=True, bar_format=BAR_FORMAT, mininterval=REFRESH_S,
         )
         self._last = 0.0
 

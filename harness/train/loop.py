@@ -174,7 +174,7 @@ def train(cell: Cell, problem: Problem, task: Task,
         run.steps_done = i
         if on_window is not None:
             on_window(row, cell.steps)
-        _check_divergence(run, i)
+        _check_divergence(run, i, prev, losses.first_nonfinite)
         if saver and schedule.checkpoints(prev, i):  # the training state, in train mode
             saver.save(task, optimizers, curve, run, i)
         prev = i
@@ -194,13 +194,21 @@ def _note_target(target: Target | None, run: Counters, row: Mapping[str, Any]) -
         run.samples_to_target = row["samples"]
 
 
-def _check_divergence(run: Counters, step: int) -> None:
+def _check_divergence(run: Counters, step: int, prev: int = 0,
+                      first_bad: int | None = None) -> None:
+    """Raise DivergedError when the window ending at ``step`` (after ``prev``) diverged,
+    naming the step whose loss first went non-finite where the window kept each step's
+    loss (``first_bad``, from 1), else the window's steps."""
     loss, first = run.losses[-1], run.first_loss
     if not math.isfinite(loss) or (
         first is not None and math.isfinite(first)
         and loss > DIVERGENCE_FACTOR * max(abs(first), 1.0)
     ):
-        raise DivergedError(f"loss {loss:.4g} at step {step} (first window {first:.4g})")
+        if first_bad is not None and not math.isfinite(loss):
+            where = f"at step {prev + first_bad}"
+        else:
+            where = f"at step {step}" if step - prev <= 1 else f"in steps {prev + 1}-{step}"
+        raise DivergedError(f"loss {loss:.4g} {where} (first window {first:.4g})")
 
 
 def _finish(cell: Cell, task: Task, options: RunOptions, state: CellState,

@@ -9,6 +9,7 @@ only at window edges, so the hot loop has no host synchronisation.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 
@@ -24,6 +25,10 @@ _KEEP = 4096
 
 
 class WindowLosses(ABC):
+    #: After :meth:`read`: the step of the window (1 for its first) whose loss was the first
+    #: non-finite one, where the accumulator kept each step's loss; else None.
+    first_nonfinite: int | None = None
+
     @abstractmethod
     def run(self, step: Step, n: int) -> None:
         """The hot loop: ``n`` steps, nothing but the step and keeping its loss."""
@@ -77,7 +82,7 @@ class KeptLosses(WindowLosses):
     def read(self, n: int) -> dict[str, float]:
         if not (self.kept or self.packed):
             return {}
-        total = _window_sum(self.packed, self.kept)
+        total, self.first_nonfinite = _window_sum(self.packed, self.kept)
         self.kept.clear()
         self.packed.clear()
         return {"loss": total / n}
@@ -120,15 +125,21 @@ class SummedLosses(WindowLosses):
         return means
 
 
-def _window_sum(packed: list[Tensor], kept: list[Tensor]) -> float:
+def _window_sum(packed: list[Tensor], kept: list[Tensor]) -> tuple[float, int | None]:
     """The losses' sum (``packed`` 1-D tensors of them, then single ones), added one by
     one in step order in their own dtype, as a running sum on the device (and the
     in-graph sum of a CUDA-graphed step) adds them: the curve does not depend on how the
-    sum is taken. A gather and a copy per window."""
+    sum is taken. A gather and a copy per window. Also which step (from 1) first gave a
+    non-finite loss, when the sum is not finite (None when it is)."""
     values = torch.cat([*packed, torch.stack(kept)] if kept else packed).cpu()
     if values.dtype in (torch.float32, torch.float64):
-        return float(np.add.accumulate(values.numpy())[-1])
-    total = values[0].clone()
-    for v in values[1:]:
-        total += v
-    return float(total)
+        total = float(np.add.accumulate(values.numpy())[-1])
+    else:
+        acc = values[0].clone()
+        for v in values[1:]:
+            acc += v
+        total = float(acc)
+    if math.isfinite(total):
+        return total, None
+    bad = torch.nonzero(~torch.isfinite(values.float()))
+    return total, int(bad[0]) + 1 if len(bad) else None
