@@ -2,11 +2,13 @@
 
 :class:`WorkerPool` is what the ``local`` executor schedules cells onto, and what each
 Dask worker of the ``dask`` executor runs its cell in; a Ray or Slurm executor uses it
-the same way. Each worker is a spawned process that imports torch and loads the plugins
-once, then runs cells one after another. It streams each window's curve row to the
-parent as the cell trains, so a cell the pool kills at its timeout, or whose worker
-dies, is still recorded with the curve it had reached. A dead or killed worker is
-replaced by a fresh one on the same device.
+the same way. Each worker has torch and the plugins loaded once, then runs cells one after
+another: a CPU worker is forked from a parent that has them loaded already and has not
+started CUDA (no second import: the one-cell run's main cost before), a GPU worker is a
+spawned process that imports them itself (``HARNESS_WORKER_START=spawn`` spawns every
+worker). It streams each window's curve row to the parent as the cell trains, so a cell
+the pool kills at its timeout, or whose worker dies, is still recorded with the curve it
+had reached. A dead or killed worker is replaced by a fresh one on the same device.
 
 :func:`harness.execute_cell` runs one cell under the limits in the calling process
 instead (no isolation, no timeout): for an executor whose tasks are processes of their own.
@@ -25,7 +27,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
 
 from harness.cell import Cell
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 from harness.executor import CellLimits, RunOptions
 from harness.outcome import CellResult, Status
 from harness.run import cuda_mps, placement
@@ -64,11 +66,32 @@ def _own_group() -> None:
         os.setsid()
 
 
+#: ``spawn`` or ``fork``: how CPU workers start (see the module's documentation).
+ENV_START = "HARNESS_WORKER_START"
+
+
+def start_method(device: str) -> str:
+    """``fork`` for a CPU worker when this process has loaded torch and not started CUDA
+    (a forked child of a process that started CUDA cannot use it), ``spawn`` otherwise or
+    when ``HARNESS_WORKER_START=spawn``."""
+    import sys
+
+    chosen = os.environ.get(ENV_START, "") or "fork"
+    if chosen not in ("fork", "spawn"):
+        raise UsageError(f"{ENV_START} must be 'fork' or 'spawn', not {chosen!r}")
+    torch = sys.modules.get("torch")
+    if chosen == "spawn" or device_key(device) != "cpu" or torch is None \
+            or "fork" not in mp.get_all_start_methods():
+        return "spawn"
+    return "spawn" if torch.cuda.is_initialized() else "fork"
+
+
 def _worker_main(conn: Connection, limits: CellLimits, run_options: RunOptions,
                  device: str = "cpu", cpus: tuple[int, ...] | None = None,
                  env: Mapping[str, str] | None = None) -> None:
     _own_group()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker had the parent's handler
     _die_with_parent()
     os.environ.update(env or {})  # before CUDA starts: MPS is chosen when it does
     if cpus:
@@ -93,7 +116,7 @@ def _worker_main(conn: Connection, limits: CellLimits, run_options: RunOptions,
         while True:
             message = conn.recv()
             if message is None:
-                return
+                _exit_now()  # nothing is left to report: skip torch's slow interpreter teardown
             cell: Cell = message
             if not applied:
                 configure_process(limits, [device])  # after start-up: the limit is the cells'
@@ -120,6 +143,14 @@ def _kill_group(pid: int | None) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _exit_now() -> None:
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -194,7 +225,6 @@ class WorkerPool:
         self.run_options = run_options
         self.target_of = target_of or _problem_here
         self.mps = mps
-        self._context = mp.get_context("spawn")
         self._workers: list[Worker] = []
 
     @property
@@ -214,9 +244,10 @@ class WorkerPool:
         """Spawn a worker for ``device`` (pinned to ``cpus``); it is ready after a ``ready``
         event (it imports torch and loads the plugins first)."""
         key = device_key(device)
-        parent, child = self._context.Pipe()
+        context = mp.get_context(start_method(key))
+        parent, child = context.Pipe()
         env = self.mps.env() if self.mps is not None and key.startswith("cuda") else None
-        process = self._context.Process(
+        process = context.Process(
             target=_worker_main, args=(child, self.limits, self.run_options, key, cpus, env),
             name="harness-worker", daemon=False,  # may start DataLoader workers itself
         )

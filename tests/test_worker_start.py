@@ -1,0 +1,52 @@
+"""How the local pool's workers start: forked CPU workers (torch and the plugins already
+loaded) give the same numbers as spawned ones, and GPU workers are always spawned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.errors import UsageError
+from harness.run.pool import ENV_START, start_method
+from tests.helpers import run_cli
+
+
+def test_cpu_workers_fork_and_gpu_workers_spawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    assert not torch.cuda.is_initialized()
+    monkeypatch.delenv(ENV_START, raising=False)
+    assert start_method("cpu") == "fork"
+    assert start_method("cuda") == "spawn"
+    assert start_method("cuda:1") == "spawn"
+    monkeypatch.setenv(ENV_START, "spawn")
+    assert start_method("cpu") == "spawn"
+    monkeypatch.setenv(ENV_START, "vfork")
+    with pytest.raises(UsageError, match="HARNESS_WORKER_START must be 'fork' or 'spawn'"):
+        start_method("cpu")
+
+
+@pytest.mark.slow
+def test_forked_and_spawned_workers_give_bit_identical_cells(tmp_path: Path) -> None:
+    frames = {}
+    for how in ("fork", "spawn"):
+        out = tmp_path / how
+        proc = run_cli("run", "-m", "regression,classification", "-o", "sgd,adam", "-s", "0",
+                       "--steps", "30", "--workers", "2", "--out", str(out), "--quiet",
+                       env={ENV_START: how})
+        assert proc.returncode == 0, proc.stderr
+        curves = pd.read_parquet(out / "curves.parquet")
+        frames[how] = curves.drop(columns=["elapsed_s"]).sort_values(
+            ["cell_id", "step"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(frames["fork"], frames["spawn"])
+
+
+@pytest.mark.slow
+def test_a_bad_start_method_is_one_line(tmp_path: Path) -> None:
+    proc = run_cli("run", "-m", "regression", "-o", "sgd", "-s", "0", "--steps", "5",
+                   "--out", str(tmp_path / "r"), "--quiet", env={ENV_START: "vfork"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "harness: error: HARNESS_WORKER_START must be 'fork' or 'spawn', not 'vfork'"]
