@@ -63,9 +63,11 @@ def test_a_scoped_set_still_beats_a_bare_one_in_either_order(
 
 
 def test_a_cell_past_max_memory_mb_is_oom_even_where_pandas_reports_it(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The cnn's build reads the MNIST sample with pandas, whose C parser reports a failed
-    # allocation as a ParserError ("C error: out of memory"), not as MemoryError.
+    # allocation as a ParserError ("C error: out of memory"), not as MemoryError. A spawned
+    # worker reads it afresh (a forked one may inherit what this test process has read).
+    monkeypatch.setenv("HARNESS_WORKER_START", "spawn")
     out = tmp_path / "run"
     assert main(["run", "-m", "cnn", "-o", "adam", "-s", "0", "--steps", "20",
                  "--max-memory-mb", "50", "--workers", "1", "--quiet",

@@ -244,7 +244,7 @@ class WorkerPool:
         """Spawn a worker for ``device`` (pinned to ``cpus``); it is ready after a ``ready``
         event (it imports torch and loads the plugins first)."""
         key = device_key(device)
-        context = mp.get_context(start_method(key))
+        context: Any = mp.get_context(start_method(key))
         parent, child = context.Pipe()
         env = self.mps.env() if self.mps is not None and key.startswith("cuda") else None
         process = context.Process(
