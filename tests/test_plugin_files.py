@@ -69,10 +69,26 @@ def test_a_ten_line_optimizer_file_runs_end_to_end(tmp_path: Path) -> None:
     import hashlib
     assert info["sha256"] == "sha256:" + hashlib.sha256(plugin.read_bytes()).hexdigest()
     assert info["source"] == str(plugin) and info["status"] == "loaded"
+    report = run_cli("report", "r", cwd=tmp_path)  # the report names the file and its hash
+    assert report.returncode == 0, report.stderr
+    assert f"{plugin} (sha256 {info['sha256'][7:19]})" in \
+        (tmp_path / "r" / "report" / "index.html").read_text()
     # a resumed run loads the file again, from its manifest
     resumed = run_cli("run", "--resume", "r", "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "2 already done" in resumed.stdout
+    # the file is the code of its cells: edited, an extension of the run is refused
+    plugin.write_text(SIGN_SGD.replace("p.grad.sign_()", "p.grad.sign_().mul_(0.5)"))
+    extended = run_cli("run", *GRID, "-o", "sgd,signsgd,adam", "--workers", "0", "--plugin",
+                       "exp/sign_sgd.py", "--out", "r", "--extend", cwd=tmp_path)
+    assert extended.returncode == 2, extended.stderr
+    assert "ran with optimizer code file sign_sgd" in extended.stderr
+    plugin.write_text(SIGN_SGD.replace("lr=0.01", "lr=0.02"))  # its cells' default changed
+    extended = run_cli("run", *GRID, "-o", "sgd,signsgd,adam", "--workers", "0", "--plugin",
+                       "exp/sign_sgd.py", "--out", "r", "--extend", cwd=tmp_path)
+    assert extended.returncode == 2, extended.stderr
+    assert "signsgd lr=0.01 cpu seed 0 is not among the cells its grids give now" in \
+        extended.stderr
 
 
 def test_a_broken_file_is_a_visible_load_error_and_the_others_work(tmp_path: Path) -> None:

@@ -54,6 +54,10 @@ def test_the_users_repository_is_recorded_and_exported(tmp_path: Path) -> None:
     info = json.loads(exported.stdout)["commit_info"]
     assert info["id"] == first and info["dirty"] is True and info["project"] == "project"
     harness_own = manifest["git"]  # harness's own checkout stays under its own key
+    report = run_cli("report", "results/r1", cwd=project)
+    assert report.returncode == 0, report.stderr
+    page = (project / "results" / "r1" / "report" / "index.html").read_text()
+    assert "Repository" in page and f"{first} (dirty)" in page and "Harness commit" in page
     assert info["harness"]["id"] == (harness_own["commit"] if harness_own else "unversioned")
     # committed: clean, although results/r1 is untracked (untracked files do not count)
     _git(project, "commit", "-q", "-am", "notes")

@@ -211,7 +211,8 @@ def _intro(run: ReportRun) -> str:
     versions = m.get("versions") or {}
     libs = ", ".join(f"{k} {v}" for k, v in versions.items()
                      if k != "plugins" and v not in (None, ""))
-    plugins = ", ".join(f"{k} {v}" for k, v in (versions.get("plugins") or {}).items())
+    plugins = ", ".join([f"{k} {v}" for k, v in (versions.get("plugins") or {}).items()]
+                        + _plugin_files(m))
     devices = "; ".join(f"{d}: {name}" for d, name in (m.get("devices") or {}).items()) \
         or ", ".join(dict.fromkeys(s["device"]))
     sources = "; ".join(
@@ -322,6 +323,16 @@ def _cost_axes(run: ReportRun, cost: str) -> str:
 
 
 # -- per problem ---------------------------------------------------------------------------
+def _plugin_files(manifest: dict[str, Any]) -> list[str]:
+    """The run's local plugin files (``--plugin``): path and the start of their hash."""
+    out = []
+    for info in manifest.get("plugins") or []:
+        if isinstance(info, dict) and info.get("source") and info.get("status") == "loaded":
+            digest = str(info.get("sha256") or "").removeprefix("sha256:")[:12]
+            out.append(f"{info['source']} (sha256 {digest})")
+    return out
+
+
 def _commit_text(git: dict[str, Any] | None, *, with_path: bool = False) -> str:
     if not git:
         return "not a git checkout" if with_path else "not recorded"

@@ -34,8 +34,9 @@ same rules where they apply:
   as a resume takes them; ``data_dir`` unless ``--data-dir`` is given.
 * **Refused** (:func:`check_extension`): a cell whose settings differ from a finished cell
   of the run in what defines it besides its axes (``steps``, ``batch_size``, the versions
-  of the code that ran it), naming the cell and the difference; an extension never
-  replaces a finished cell.
+  of the code that ran it), naming the cell and the difference; a finished cell that the
+  run's grids no longer give (a default changed); an extension never replaces a finished
+  cell.
 * **Which cells run:** as for a resume (:func:`plan`): those without a record.
 * **The manifest** lists each extension in ``extended`` (when, the command, its grid, the
   cells it added); ``options.grid_spec`` stays the first grid's.
@@ -295,6 +296,14 @@ def check_extension(grid: ExpandedGrid, out: Path) -> None:
         raise UsageError(f"--extend: {cell.describe(with_hyper=True)} ran with {key} {was} "
                          f"and this grid gives {now}; an extended run keeps the settings its "
                          "cells ran with (run the new settings into another directory)")
+    keys = {c.key for c in grid.cells}
+    for record in good:
+        if record["key"] not in keys:
+            cell = Cell.from_dict(record["cell"])
+            raise UsageError(f"--extend: the run's cell {cell.describe(with_hyper=True)} is not "
+                             "among the cells its grids give now (a default or a plugin changed "
+                             "since it ran); an extended run keeps the settings its cells ran "
+                             "with (run the new settings into another directory)")
 
 
 def prepare_output_dir(path: Path) -> Path:
