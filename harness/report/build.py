@@ -14,7 +14,6 @@ import math
 import multiprocessing
 import os
 import re
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
 from harness.report import html as H
 from harness.report import stats, tables
+from harness.report.intro import intro as _intro
 from harness.report.model import ReportFigure, ReportRun
 
 #: Beside a report's figures: the names of the figures that report wrote, so that the
@@ -199,50 +199,6 @@ def _write_csv(out: Path, frames: dict[str, pd.DataFrame]) -> None:
         write_atomic(out / f"{name}.csv", frame.to_csv(index=False))
 
 
-# -- header -------------------------------------------------------------------------------
-def _intro(run: ReportRun) -> str:
-    m, s = run.manifest, run.summary
-    grid_cells = m.get("cells") or []
-
-    def axis(key: str, fallback: Iterable[Any]) -> str:
-        values = [c.get(key) for c in grid_cells] if grid_cells else list(fallback)
-        return ", ".join(str(v) for v in dict.fromkeys(values))
-
-    versions = m.get("versions") or {}
-    libs = ", ".join(f"{k} {v}" for k, v in versions.items()
-                     if k != "plugins" and v not in (None, ""))
-    plugins = ", ".join([f"{k} {v}" for k, v in (versions.get("plugins") or {}).items()]
-                        + _plugin_files(m))
-    devices = "; ".join(f"{d}: {name}" for d, name in (m.get("devices") or {}).items()) \
-        or ", ".join(dict.fromkeys(s["device"]))
-    sources = "; ".join(
-        f"{model}: {', '.join(str(x) for x in dict.fromkeys(g['data_source'].dropna()))}"
-        for model, g in s.groupby("model", sort=False) if g["data_source"].notna().any())
-    counts = s["status"].value_counts().to_dict()
-    git = m.get("git") or {}
-    machine = m.get("machine") or {}
-    items: list[tuple[str, Any]] = [
-        ("Run", str(run.path)),
-        ("Created", m.get("created", "unknown")),
-        ("Command", " ".join(m.get("command", [])) or "unknown"),
-        ("Models", axis("problem", s["model"])),
-        ("Optimizers", axis("optimizer", s["optimizer"])),
-        ("Devices", devices),
-        ("Seeds", axis("seed", sorted(set(s["seed"])))),
-        ("Cells", f"{len(s)} recorded of {len(grid_cells) or len(s)}: "
-                  + ", ".join(f"{n} {k}" for k, n in counts.items())),
-        ("Data sources", sources or "not recorded"),
-        ("Versions", libs or "not recorded"),
-        ("Plugins", plugins or "not recorded"),
-        ("Machine", ", ".join(f"{k} {v}" for k, v in machine.items() if k != "hostname")
-         or "not recorded"),
-        *([("Repository", _commit_text(m["repository"], with_path=True))]
-          if "repository" in m else []),
-        ("Harness commit" if "repository" in m else "Git commit", _commit_text(git)),
-    ]
-    return H.meta_list(items)
-
-
 # -- across problems --------------------------------------------------------------------------
 def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.DataFrame,
               times: pd.DataFrame, scores: pd.DataFrame, profile: pd.DataFrame,
@@ -323,23 +279,6 @@ def _cost_axes(run: ReportRun, cost: str) -> str:
 
 
 # -- per problem ---------------------------------------------------------------------------
-def _plugin_files(manifest: dict[str, Any]) -> list[str]:
-    """The run's local plugin files (``--plugin``): path and the start of their hash."""
-    out = []
-    for info in manifest.get("plugins") or []:
-        if isinstance(info, dict) and info.get("source") and info.get("status") == "loaded":
-            digest = str(info.get("sha256") or "").removeprefix("sha256:")[:12]
-            out.append(f"{info['source']} (sha256 {digest})")
-    return out
-
-
-def _commit_text(git: dict[str, Any] | None, *, with_path: bool = False) -> str:
-    if not git:
-        return "not a git checkout" if with_path else "not recorded"
-    where = f"{git.get('path')} at " if with_path and git.get("path") else ""
-    return f"{where}{git.get('commit')}" + (" (dirty)" if git.get("dirty") else "")
-
-
 def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict[str, Any],
                       ranking: pd.DataFrame, host: PluginHost) -> list[H.Section]:
     sec = H.Section(f"problem-{safe_name(model)}", f"Problem: {model}")
