@@ -269,9 +269,12 @@ def test_per_key_window_means_and_parameter_dependent_targets(host: PluginHost) 
              params=(("goal", 2.0),), hyper=(("lr", 0.1),))
     result = run_cell(c, SparseProblem(), host.optimizers.get("sgd"), RunOptions(windows=5))
     assert result.status == "ok", result.traceback
-    assert all(r["sparse"] == 4.0 and r["loss"] == 1.0 for r in result.curve)
+    # step 0 is the first step alone (on a copy): its loss, and no "sparse" (odd step)
+    assert result.curve[0] == {"step": 0, "elapsed_s": 0.0, "samples": 0, "loss": 1.0,
+                               "level": 3.0}
+    assert all(r["sparse"] == 4.0 and r["loss"] == 1.0 for r in result.curve[1:])
     assert result.summary["target_threshold"] == 2.0
-    assert result.summary["steps_to_target"] == 2  # the first evaluation (every 2 steps)
+    assert result.summary["steps_to_target"] == 0  # level 3 >= goal 2 at initialisation
 
 
 def test_window_loss_is_the_step_losses_summed_in_order(
@@ -308,6 +311,7 @@ def test_window_loss_is_the_step_losses_summed_in_order(
         return list(result.curve), list(seen)
 
     rows, losses = curve()
+    rows = rows[1:]  # step 0: the loss at initialisation, from the probe's copy
     edges = [0, *(r["step"] for r in rows)]
     assert len(losses) == 40 and len(rows) >= 4
     for row, lo, hi in zip(rows, edges, edges[1:], strict=False):
@@ -315,4 +319,4 @@ def test_window_loss_is_the_step_losses_summed_in_order(
         assert row["loss"] == float(in_order) / (hi - lo)
     monkeypatch.setattr(window_losses, "_KEEP", 3)  # pack every 3 losses into one tensor
     packed, _ = curve()
-    assert [r["loss"] for r in packed] == [r["loss"] for r in rows]
+    assert [r["loss"] for r in packed[1:]] == [r["loss"] for r in rows]

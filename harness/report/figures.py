@@ -142,8 +142,9 @@ def _grid(n: int, *, ncols: int = 3, w: float = 4.2, h: float = 2.8) -> tuple[Fi
 # -- convergence ------------------------------------------------------------------
 def train_columns(curves: pd.DataFrame) -> list[str]:
     """Columns logged at every window (training losses), ``loss`` first."""
+    windows = curves[curves["step"] > 0]  # step 0 may lack a loss its windows have
     cols = [c for c in curves.columns if c not in _CURVE_KEYS
-            and pd.api.types.is_numeric_dtype(curves[c]) and curves[c].notna().all()]
+            and pd.api.types.is_numeric_dtype(curves[c]) and windows[c].notna().all()]
     return sorted(cols, key=lambda c: (c != "loss", c))
 
 

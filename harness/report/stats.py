@@ -208,17 +208,22 @@ def holm(p_values: Sequence[float]) -> list[float]:
 def performance_ratios(times: pd.DataFrame) -> pd.DataFrame:
     """Each entry over its row's best: problems are rows, optimizers columns.
 
-    Times are positive, a miss is ``inf``, and NaN means the optimizer was not run on
+    Costs are non-negative (zero: the target was met at initialisation, step 0; a negative
+    cost counts as a miss), a miss is ``inf``, and NaN means the optimizer was not run on
     that problem: its ratio stays NaN and the row's best is over the others. A problem
     that no optimizer solved has every ratio ``inf``: it counts as a miss for all of
-    them.
+    them. On a problem whose best cost is zero, the optimizers at zero have ratio 1 and
+    every other one ``inf``.
     """
     t = times.astype(float)
     not_run = t.isna()
-    t = t.where(t > 0, np.inf).mask(not_run)
+    t = t.where(t >= 0, np.inf).mask(not_run)
     best = t.min(axis=1)
-    ratios = t.div(best.where(np.isfinite(best)), axis=0).fillna(np.inf)
-    return ratios.mask(not_run)
+    ratios = t.div(best.where(np.isfinite(best) & (best > 0)), axis=0)
+    free = (best == 0).to_numpy()
+    if free.any():
+        ratios.loc[free] = np.where(t.loc[free] == 0, 1.0, np.inf)
+    return ratios.fillna(np.inf).mask(not_run)
 
 
 def performance_profile(

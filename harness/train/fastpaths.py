@@ -93,15 +93,43 @@ class DataLoaderBatches:
         self.device = device
         self.non_blocking = pin_memory and device.type == "cuda"
         self._it: Iterator[Any] = iter(self.loader)
+        #: A batch taken early for a copy (see :meth:`__deepcopy__`), served next.
+        self._pending: tuple[Tensor, Tensor] | None = None
 
-    def next(self) -> tuple[Tensor, Tensor]:
+    def _take(self) -> tuple[Tensor, Tensor]:
+        if self._pending is not None:
+            batch, self._pending = self._pending, None
+            return batch
         try:
             x, y = next(self._it)
         except StopIteration:
             self._it = iter(self.loader)
             x, y = next(self._it)
+        return x, y
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        x, y = self._take()
         return (x.to(self.device, non_blocking=self.non_blocking),
                 y.to(self.device, non_blocking=self.non_blocking))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _FixedBatch:
+        """A loader's iterator cannot be copied: the copy (for the step probe of
+        :mod:`harness.train.flops`) serves the batch this source serves next, which is
+        taken now and kept here, so this source's order does not change."""
+        if self._pending is None:
+            self._pending = self._take()
+        x, y = self._pending
+        return _FixedBatch(x.clone().to(self.device), y.clone().to(self.device))
+
+
+class _FixedBatch:
+    """One batch, served on every call."""
+
+    def __init__(self, x: Tensor, y: Tensor) -> None:
+        self.x, self.y = x, y
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        return self.x, self.y
 
 
 # -- CUDA graphs ---------------------------------------------------------------------------

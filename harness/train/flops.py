@@ -1,4 +1,5 @@
-"""The work of one training step in floating-point operations, counted on a copy.
+"""One training step on a copy of the task: its work in floating-point operations, and its
+losses at initialisation (the curve's step 0).
 
 ``torch.utils.flop_counter.FlopCounterMode`` counts the FLOPs of the operators it has a
 formula for (matrix products, convolutions, attention: the work that dominates a step),
@@ -22,37 +23,74 @@ import random
 import types
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 
-def count_step_flops(task: object, optimizers: Mapping[str, torch.optim.Optimizer],
-                     device: torch.device) -> float:
-    """FLOPs of one training step (forward and backward) of ``task``; NaN when it cannot
-    be counted. The task and optimizers are not changed."""
-    from torch.utils.flop_counter import FlopCounterMode
+@dataclass(frozen=True)
+class StepProbe:
+    """What one training step on a copy of the task found out."""
 
+    #: FLOPs of the step, forward and backward; NaN: not countable.
+    flops: float = math.nan
+    #: The losses the step returned: the training losses at initialisation, on the first
+    #: batch (empty when the step returned none, or could not run on a copy).
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def random_streams_kept(device: torch.device) -> Iterator[None]:
+    """Python's, NumPy's global and torch's random streams (the CPU's and ``device``'s)
+    are as they were before the block, whatever it draws."""
     py_state, np_state = random.getstate(), np.random.get_state()
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
         if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=cuda):
-            with _closures_copied():
-                probe_task, probe_optimizers = copy.deepcopy((task, dict(optimizers)))
-            with FlopCounterMode(display=False) as counter:
-                probe_task.train_step(probe_optimizers)  # type: ignore[attr-defined]
-            total = float(counter.get_total_flops())
-            del probe_task, probe_optimizers
-    except Exception:  # a task that cannot be copied or stepped on its copy: no count
-        total = math.nan
+            yield
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
+
+
+def probe_step(task: object, optimizers: Mapping[str, torch.optim.Optimizer],
+               device: torch.device) -> StepProbe:
+    """One training step of ``task`` on a copy: its FLOPs and its losses. The task, its
+    optimizers and the random streams are not changed; never raises."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with random_streams_kept(device):
+            with _closures_copied():
+                probe_task, probe_optimizers = copy.deepcopy((task, dict(optimizers)))
+            with FlopCounterMode(display=False) as counter:
+                out = probe_task.train_step(probe_optimizers)  # type: ignore[attr-defined]
+            probe = StepProbe(float(counter.get_total_flops()), _losses(out))
+            del probe_task, probe_optimizers, out
+    except Exception:  # a task that cannot be copied or stepped on its copy: no count
+        probe = StepProbe()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return total
+    return probe
+
+
+def count_step_flops(task: object, optimizers: Mapping[str, torch.optim.Optimizer],
+                     device: torch.device) -> float:
+    """FLOPs of one training step (forward and backward) of ``task``; NaN when it cannot
+    be counted. The task and optimizers are not changed."""
+    return probe_step(task, optimizers, device).flops
+
+
+def _losses(out: object) -> dict[str, float]:
+    if isinstance(out, torch.Tensor):
+        return {"loss": float(out.detach())}
+    if isinstance(out, Mapping):
+        return {str(k): float(v.detach()) for k, v in out.items()
+                if isinstance(v, torch.Tensor) and v.numel() == 1}
+    return {}
 
 
 def _copy_function(fn: types.FunctionType, memo: dict[int, Any]) -> types.FunctionType:

@@ -33,7 +33,7 @@ from harness.train import checkpoints
 from harness.train.device import graphs_compiled, rss_mb, seed_everything, synchronize
 from harness.train.failures import classify
 from harness.train.fastpaths import implementation_of
-from harness.train.flops import count_step_flops
+from harness.train.flops import StepProbe, probe_step, random_streams_kept
 from harness.train.losses import window_losses
 from harness.train.optimizers import build_optimizers
 from harness.train.resume import Checkpointer
@@ -125,15 +125,20 @@ def train(cell: Cell, problem: Problem, task: Task,
     saver = Checkpointer.for_cell(cell, task, options, state)
     target = problem.target_for(dict(cell.params))
     state.counters, state.samples_per_step = Counters(rss_peak=rss_mb()), task.samples_per_step
-    # Once per cell, on a copy and off the clock: the work of one step (FLOPs).
-    state.flops_per_step = count_step_flops(task, optimizers, device)
+    # Once per cell, on a copy and off the clock: the work of one step (FLOPs), and the
+    # losses at initialisation.
+    probe = probe_step(task, optimizers, device)
+    state.flops_per_step = probe.flops
     if device.type == "cuda":  # the copy's memory is not the cell's
         torch.cuda.reset_peak_memory_stats(device)
     # Resume before the step is built: a CUDA graph captures the addresses of the
     # optimizer's state, which loading a checkpoint replaces.
     start = saver.resume(task, optimizers, curve, state) if saver else 0
     run = state.counters
-    if on_window is not None:  # the restored rows first: a cell killed later keeps them
+    if start == 0:
+        curve.append(_initial_row(task, probe, run, device))
+        _note_target(target, run, curve[0])
+    if on_window is not None:  # step 0, or the restored rows: a cell killed later keeps them
         for restored in curve:
             on_window(restored, cell.steps)
 
@@ -182,6 +187,18 @@ def train(cell: Cell, problem: Problem, task: Task,
         t0 = time.perf_counter()
     with eval_modes(optimizers.values()):
         _finish(cell, task, options, state, saver)
+
+
+def _initial_row(task: Task, probe: StepProbe, run: Counters,
+                 device: torch.device) -> dict[str, Any]:
+    """Step 0, off the clock: the losses of the first step at the initial parameters (from
+    the probe, on a copy) and the evaluation metrics, drawing no random number the
+    training would see."""
+    row: dict[str, Any] = {"step": 0, "elapsed_s": 0.0, "samples": 0, **probe.losses}
+    with random_streams_kept(device):
+        run.metrics = {k: float(v) for k, v in task.evaluate().items()}
+    row.update(run.metrics)
+    return row
 
 
 def _note_target(target: Target | None, run: Counters, row: Mapping[str, Any]) -> None:

@@ -93,7 +93,8 @@ def measured_from_curve(cell: Cell, problem: Problem | None,
                       last["step"] - first["step"])
     return Measured(
         steps_done=rows[-1]["step"] if rows else 0,
-        losses=[float(r["loss"]) for r in rows if "loss" in r],
+        # step 0's loss is one batch at initialisation, not a window's mean
+        losses=[float(r["loss"]) for r in rows if "loss" in r and r["step"] > 0],
         time_to_target_s=reached["elapsed_s"] if reached else math.nan,
         steps_to_target=reached["step"] if reached else math.nan,
         samples_to_target=reached.get("samples", reached["step"] * cell.batch_size)
