@@ -1,13 +1,15 @@
 """Wall-clock latency of harness commands, for two source trees side by side.
 
     python benchmarks/command_latency.py --tree before=/path/to/old/checkout --tree after=. \
-        --repeat 5 --out /tmp/latency.md
+        --repeat 5 --out /tmp/latency.md [--report-run results/quick]
 
 Each command runs as a user runs it (``python -m harness ...`` in a fresh process), with
 ``PYTHONPATH`` pointing at the tree's ``harness`` and ``plugins``. Trees alternate run by
 run, so a load change on the machine hits both alike. "cold" is each tree's first run of a
 command (imports not yet in the OS page cache for that tree's files, as far as an earlier
 command left them), "warm" the median of the others. Prints a Markdown table.
+``--report-run DIR`` adds ``harness report DIR`` (into a scratch folder) for a finished run,
+e.g. of ``harness run --preset quick``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from pathlib import Path
 BASELINE = (Path(__file__).parent / "baseline").resolve()
 
 
-def commands(scratch: Path) -> dict[str, list[str]]:
-    return {
+def commands(scratch: Path, report_run: Path | None = None) -> dict[str, list[str]]:
+    table = {
         "harness --help": ["--help"],
         "harness list": ["list"],
         "harness show benchmarks/baseline": ["show", str(BASELINE)],
@@ -35,6 +37,10 @@ def commands(scratch: Path) -> dict[str, list[str]]:
             "run", "-m", "regression", "-o", "adam", "-s", "0", "--steps", "10", "--quiet",
             "--out", str(scratch / "run-{n}")],
     }
+    if report_run is not None:
+        table[f"harness report {report_run.name}"] = [
+            "report", str(report_run), "--out", str(scratch / "report-{n}")]
+    return table
 
 
 def once(tree: Path, args: list[str], n: int, cwd: Path) -> float:
@@ -56,10 +62,11 @@ def main() -> None:
     parser.add_argument("--tree", action="append", required=True, metavar="NAME=PATH")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--report-run", type=Path, help="a finished run to time the report of")
     opts = parser.parse_args()
     trees = {name: Path(path).resolve() for name, path in (t.split("=", 1) for t in opts.tree)}
     scratch = Path(tempfile.mkdtemp(prefix="harness-latency-"))
-    table = commands(scratch)
+    table = commands(scratch, opts.report_run.resolve() if opts.report_run else None)
     times: dict[tuple[str, str], list[float]] = {}
     for label, args in table.items():
         for n in range(opts.repeat):
