@@ -198,6 +198,13 @@ MANIFEST_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "resumed an int": (lambda m: m.update(resumed=3), "'resumed' is not a list"),
     "speed loader unknown": (lambda m: m["options"]["speed"].update(loader="x"),
                              "options.speed.loader 'x' is not one of"),
+    # the grid's own values pass the checks the command line applies (issue 21)
+    "negative seed": (lambda m: m["options"]["grid_spec"].update(seeds=[-1]),
+                      "options.grid_spec.seeds: -1 is out of range"),
+    "seed listed twice": (lambda m: m["options"]["grid_spec"].update(seeds=[1, 1]),
+                          "options.grid_spec.seeds: a seed is listed twice"),
+    "no seeds": (lambda m: m["options"]["grid_spec"].update(seeds=[]),
+                 "options.grid_spec.seeds: the list is empty"),
 }
 
 

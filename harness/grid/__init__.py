@@ -26,6 +26,7 @@ from harness.grid.sets import apply_sets, parse_set, parse_value, split_top_leve
 from harness.grid.spec import (
     PROBLEM_SETTINGS,
     GridSpec,
+    check_spec,
     clip,
     parse_bounded,
     parse_int,
@@ -36,8 +37,8 @@ from harness.limits import MAX_CELLS, MAX_SEED, MAX_SEEDS
 
 __all__ = [
     "MAX_CELLS", "MAX_SEED", "MAX_SEEDS", "PRESETS", "PROBLEM_SETTINGS", "TOP_LEVEL_KEYS",
-    "ExpandedGrid", "GridSpec", "apply_sets", "apply_toml", "clip", "device_available",
-    "expand", "load_grid_file", "load_preset", "normalize_device", "parse_bounded",
-    "parse_int", "parse_list", "parse_seeds", "parse_set", "parse_value", "plugin_paths",
-    "split_top_level",
+    "ExpandedGrid", "GridSpec", "apply_sets", "apply_toml", "check_spec", "clip",
+    "device_available", "expand", "load_grid_file", "load_preset", "normalize_device",
+    "parse_bounded", "parse_int", "parse_list", "parse_seeds", "parse_set", "parse_value",
+    "plugin_paths", "split_top_level",
 ]

@@ -17,6 +17,7 @@ from harness.grid.devices import device_available, normalize_device
 from harness.grid.spec import (
     PROBLEM_SETTINGS,
     GridSpec,
+    check_spec,
     did_you_mean,
     is_scalar,
     parse_bounded,
@@ -47,7 +48,9 @@ def expand(
     *,
     skip_unavailable: bool = False,
 ) -> ExpandedGrid:
-    """Validate ``spec`` against the registries and expand it into cells."""
+    """Validate ``spec`` (:func:`check_spec`, then against the registries) and expand it
+    into cells."""
+    check_spec(spec)
     model_names = spec.models if spec.models is not None else problems.names()
     opt_names = spec.optimizers if spec.optimizers is not None else optimizers.names()
     if not model_names:

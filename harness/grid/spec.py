@@ -50,6 +50,19 @@ class GridSpec:
 INTEGER = re.compile(r"[+-]?[0-9](?:_?[0-9])*")
 
 
+def check_spec(spec: GridSpec) -> None:
+    """The checks of a grid's own values (seeds, steps, batch size), as the command line
+    and grid files apply them: :func:`harness.grid.expand` runs them on every spec, so a
+    spec read back from a manifest by ``--resume`` passes the same ones (UsageError)."""
+    if not isinstance(spec.seeds, list):
+        raise UsageError(f"seeds: expected a list of integers, got {clip(repr(spec.seeds))}")
+    parse_seeds(spec.seeds)
+    for key in ("steps", "batch_size"):
+        value = getattr(spec, key)
+        if value is not None:
+            parse_bounded(value, key, key)
+
+
 def clip(text: str, width: int = 24) -> str:
     """``text`` shortened to about ``width`` characters, keeping both ends, for a message."""
     if len(text) <= width:

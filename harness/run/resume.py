@@ -56,7 +56,7 @@ from typing import Any
 from harness.cell import Cell
 from harness.errors import UsageError
 from harness.executor import CellLimits, RunOptions
-from harness.grid import ExpandedGrid, GridSpec, expand
+from harness.grid import ExpandedGrid, GridSpec, check_spec, expand
 from harness.outcome import FAILED, Status
 from harness.registry import OptimizerRegistry, ProblemRegistry
 from harness.results import RunDirectory
@@ -229,7 +229,13 @@ def resume(out: Path, skip_unavailable: bool, windows: int, data_dir: Path) -> S
     kept = keep_settings({"windows": windows}, {"windows": RunOptions.windows}, saved)
     options = RunOptions(data_dir=Path(saved.get("data_dir", data_dir)),
                          download=bool(saved.get("download")), windows=int(kept["windows"]))
-    return Start(spec=GridSpec(**saved["grid_spec"]), options=options,
+    spec = GridSpec(**saved["grid_spec"])
+    try:  # the checks a grid from the command line passes (expand runs them again)
+        check_spec(spec)
+    except UsageError as exc:
+        raise UsageError(f"cannot resume: {out / 'manifest.json'} is damaged: "
+                         f"options.grid_spec.{exc}") from None
+    return Start(spec=spec, options=options,
                  skip_unavailable=bool(saved.get("skip_unavailable")) or skip_unavailable,
                  out=out, saved=saved, specs=_run_specs(manifest))
 
