@@ -91,8 +91,10 @@ def test_readers_warn_of_a_damaged_record_and_read_the_rest(
     args = {"show": ["show", str(run)], "report": ["report", str(run)],
             "export": ["export", str(run), "--format", "pytest-benchmark"],
             # A floor of 100 %: the intact seed's throughput against the median of both
-            # seeds' is machine noise, which is not what this test is about.
-            "compare": ["compare", str(base_run), str(run), "--throughput-floor", "1"]}[reader]
+            # seeds' is machine noise, which is not what this test is about. The damaged
+            # record is a cell the run lost, which fails the gate unless allowed.
+            "compare": ["compare", str(base_run), str(run), "--throughput-floor", "1",
+                        "--allow-missing"]}[reader]
     assert main(args) == 0
     out, err = capsys.readouterr()
     warnings = _warnings(err)
@@ -103,6 +105,10 @@ def test_readers_warn_of_a_damaged_record_and_read_the_rest(
         assert _rows(out) == 1
     if reader == "export":
         assert len(json.loads(out)["benchmarks"]) == 1
+    if reader == "compare":
+        assert "1 cell(s) missing from the new run; accepted (--allow-missing)" in out
+        assert main(args[:-1]) == 1  # without --allow-missing, the lost cell fails the gate
+        capsys.readouterr()
 
 
 @pytest.mark.parametrize("damage", ["summary is a list", "curve holds numbers",
@@ -153,8 +159,10 @@ def test_readers_ignore_a_manifest_that_is_not_an_object(
     args = {"show": ["show", str(run)], "report": ["report", str(run)],
             "export": ["export", str(run), "--format", "pytest-benchmark"],
             # A floor of 100 %: the intact seed's throughput against the median of both
-            # seeds' is machine noise, which is not what this test is about.
-            "compare": ["compare", str(base_run), str(run), "--throughput-floor", "1"]}[reader]
+            # seeds' is machine noise, which is not what this test is about. The damaged
+            # record is a cell the run lost, which fails the gate unless allowed.
+            "compare": ["compare", str(base_run), str(run), "--throughput-floor", "1",
+                        "--allow-missing"]}[reader]
     assert main(args) == 0
     out, err = capsys.readouterr()
     assert _warnings(err) == [f"harness: warning: {run / 'manifest.json'} holds {what}, "
