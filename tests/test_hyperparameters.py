@@ -89,7 +89,11 @@ def test_a_kwargs_factory_without_a_declaration_fails_its_plugin_alone(
     assert {"po-adan", "po-lion", "po-ranger"} <= {o["name"] for o in data["optimizers"]}
     proc = run_cli("run", "-m", "regression", "-o", "po-undeclared", "--dry-run", env=env)
     assert proc.returncode == 2
-    error = proc.stderr.splitlines()[-1]
+    warning, error = proc.stderr.splitlines()[0], proc.stderr.splitlines()[-1]
+    # The run's warning says where the plugin failed and where its traceback is.
+    assert warning.startswith("harness: warning: plugin 'po-undeclared' from harness-pytorchopt")
+    assert "harness_pytorchopt/undeclared.py:" in warning
+    assert warning.endswith("(`harness list --verbose` shows the traceback)")
     assert error.startswith("harness: error: unknown optimizer 'po-undeclared': plugin "
                             "'po-undeclared' from harness-pytorchopt 0.1.0, which registers it, "
                             "failed to load"), error

@@ -192,8 +192,8 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     load_plugin_files(args)
     host = get_host()
     for info in host.errors():
-        print(f"harness: warning: plugin {info.label()} failed to load: {info.error}",
-              file=sys.stderr)
+        print(f"harness: warning: plugin {info.label()} failed to load: {info.error} "
+              "(`harness list --verbose` shows the traceback)", file=sys.stderr)
     execution = execution_options(args)
     fail_on = parse_statuses(args.fail_on, "--fail-on", none=True)
     start = _start(args, parse_bounded(args.windows, "--windows", "windows"), argv)

@@ -135,7 +135,8 @@ def harness_host(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     host = plugins.PluginHost()
     monkeypatch.setattr(host_module, "_HOST", host)
     if patterns is not None:
-        broken = [f"{p.label()}: {p.error}" for p in host.plugins if p.status == "error"]
+        broken = [f"{p.label()}: {p.error}" + (f"\n{p.traceback.rstrip()}" if p.traceback else "")
+                  for p in host.plugins if p.status == "error"]
         if broken:
             pytest.fail("harness plugins failed to load:\n" + "\n".join(broken), pytrace=False)
     return host
