@@ -151,10 +151,10 @@ def _where(exc: BaseException, module: str | None) -> str | None:
 def _shown(filename: str) -> str:
     """A file's path relative to the working directory where it lies under it."""
     try:
-        return os.path.relpath(filename) if not os.path.relpath(filename).startswith("..") \
-            else filename
-    except ValueError:
+        relative = os.path.relpath(filename)
+    except ValueError:  # another drive (Windows)
         return filename
+    return filename if relative.startswith("..") else relative
 
 
 def _error_text(exc: BaseException) -> str:
