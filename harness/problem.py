@@ -194,6 +194,13 @@ class Problem(ABC):
     metrics: tuple[str, ...] = ()
     #: When the problem counts as solved, for time-to-target.
     target: Target | None = None
+    #: The metric hyperparameters are selected on: one of :attr:`metrics`, measured on a
+    #: validation split disjoint from the training and the test data (``val_loss``,
+    #: ``val_accuracy``), reported at every evaluation next to its ``test_*`` twin.
+    #: ``None``: the problem has no validation split, and a tuning protocol can select
+    #: only on the training loss (selecting on a ``test_*`` metric would choose on the
+    #: data the result is then reported on).
+    validation_metric: str | None = None
     #: What ``samples_per_s`` counts.
     sample_unit: str = "samples"
     #: Parameter groups that each get their own optimizer instance (a :class:`Task`'s

@@ -29,6 +29,7 @@ def catalogue(host: PluginHost) -> dict[str, Any]:
             "batch_size": p.batch_size,
             "steps": p.steps,
             "metrics": list(p.metrics),
+            "validation_metric": p.validation_metric,
             "target": None if p.target is None else asdict(p.target),
         })
     optimizers = []

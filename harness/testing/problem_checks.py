@@ -372,3 +372,33 @@ def problem_run_cell(problem: Problem, context: CheckContext) -> None:
         json.dumps(result.artifacts, allow_nan=True)
     except (TypeError, ValueError) as exc:
         raise fail(f"artifacts are not JSON-serialisable: {_describe(exc)}") from None
+
+
+@_problem_check
+def problem_validation_metric(problem: Problem, context: CheckContext) -> None:
+    """A declared ``validation_metric`` is one of the metrics (not a test metric) and is
+    reported, finite, at every evaluation of a short cell and in its summary."""
+    fail = _fail("validation_metric", problem)
+    metric = problem.validation_metric
+    if metric is None:  # no validation split: tuned on the training loss only
+        return
+    if not isinstance(metric, str) or metric not in problem.metrics:
+        raise fail(f"validation_metric {metric!r} is not one of the declared metrics "
+                   f"({', '.join(problem.metrics) or 'none'})")
+    if metric.startswith("test_"):
+        raise fail(f"validation_metric {metric!r} is measured on the test split: selecting "
+                   "on it would choose on the data the result is reported on")
+    settings = context.settings
+    steps = 4
+    result = run_cell(_cell(problem, settings, seed=0, steps=steps), problem, _adam(),
+                      RunOptions(data_dir=settings.data_dir, windows=2, eval_every=2))
+    if result.status != "ok":
+        raise fail(f"a {steps}-step cell ended with status {result.status!r}: {result.error}")
+    evaluations = [r for r in result.curve if any(m in r for m in problem.metrics)]
+    for row in evaluations:
+        value = row.get(metric)
+        if not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+            raise fail(f"the evaluation at step {row.get('step')} reports {metric} = "
+                       f"{value!r}, not a finite number")
+    if not evaluations or metric not in result.summary:
+        raise fail(f"validation_metric {metric!r} is missing from the cell's summary")

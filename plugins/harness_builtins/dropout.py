@@ -20,6 +20,9 @@ from harness import BuildContext, Param, Problem, ProblemRegistry, Supervised, T
 N_SAMPLES = 20
 N_HIDDEN = 300
 NOISE_STD = 0.3
+#: The generator stream of the validation noise (training uses 0 and test 1, so adding
+#: the split changed neither).
+VALIDATION_STREAM = 2
 
 
 def noisy_line(generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -54,6 +57,7 @@ class Dropout(Problem):
     The test noise differs per seed, so ``test_loss`` has a seed-dependent floor
     near 0.09 (±0.03); the target only asks for the line to be found, and the
     experiment's point is the gap between ``train_loss`` and ``test_loss``.
+    ``val_loss`` is scored on the same x with noise of its own.
     """
 
     name = "dropout"
@@ -62,14 +66,17 @@ class Dropout(Problem):
     batch_size = N_SAMPLES
     steps = 500
     eval_every = 10
-    metrics = ("train_loss", "test_loss")
+    metrics = ("train_loss", "test_loss", "val_loss")
     target = Target("test_loss", 0.15, "min")
+    validation_metric = "val_loss"
 
     def build(self, ctx: BuildContext) -> Supervised:
         x, y = noisy_line(ctx.cpu_generator(0))
         test_x, test_y = noisy_line(ctx.cpu_generator(1))  # same x, fresh noise
+        val_x, val_y = noisy_line(ctx.cpu_generator(VALIDATION_STREAM))  # and again
         x, y = x.to(ctx.device), y.to(ctx.device)
         test_x, test_y = test_x.to(ctx.device), test_y.to(ctx.device)
+        val_x, val_y = val_x.to(ctx.device), val_y.to(ctx.device)
         model = make_net(bool(ctx.params["dropout"])).to(ctx.device)
         loss_fn = nn.MSELoss()
 
@@ -77,6 +84,7 @@ class Dropout(Problem):
             return {
                 "train_loss": float(loss_fn(m(x), y)),
                 "test_loss": float(loss_fn(m(test_x), test_y)),
+                "val_loss": float(loss_fn(m(val_x), val_y)),
             }
 
         def artifacts(m: nn.Module) -> Mapping[str, Any]:

