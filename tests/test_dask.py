@@ -152,7 +152,7 @@ def test_a_lost_worker_is_retried_once_then_recorded(cluster: Any, tmp_path: Pat
         proc.wait(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 0, (tmp_path / "stderr").read_text()[-3000:]
+    assert proc.returncode == EXIT_CELLS_FAILED, (tmp_path / "stderr").read_text()[-3000:]
     recs = list(records(out).values())
     assert len(recs) == 6
     lost = [r for r in recs if r["status"] != "ok"]
