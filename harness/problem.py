@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from harness.params import NAME_PATTERN, Param, ParamValue, check_name
-from harness.target import Target
+from harness.target import Better, Target, better_side
 
 __all__ = [
     "NAME_PATTERN", "BatchSource", "BuildContext", "Param", "ParamValue", "Problem",
@@ -201,6 +201,10 @@ class Problem(ABC):
     #: only on the training loss (selecting on a ``test_*`` metric would choose on the
     #: data the result is then reported on).
     validation_metric: str | None = None
+    #: Which side is better for the metrics whose names do not say it (names ending in
+    #: ``loss``, ``error``, ``distance``... are better low; ``accuracy``, ``return``,
+    #: ``score``... high; see :meth:`better`), e.g. ``{"inside_bounds": "max"}``.
+    metric_better: ClassVar[Mapping[str, Better]] = {}
     #: What ``samples_per_s`` counts.
     sample_unit: str = "samples"
     #: Parameter groups that each get their own optimizer instance (a :class:`Task`'s
@@ -227,6 +231,16 @@ class Problem(ABC):
         Override when what counts as solved depends on a parameter, e.g. the environment.
         """
         return self.target
+
+    def better(self, metric: str) -> Better | None:
+        """Whether ``metric`` is better low (``"min"``) or high (``"max"``): as declared in
+        :attr:`metric_better`, else the target's mode when the target is on it, else read
+        off its name (:func:`harness.target.better_side`); None when none of them says."""
+        if metric in self.metric_better:
+            return self.metric_better[metric]
+        if self.target is not None and self.target.metric == metric:
+            return self.target.mode
+        return better_side(metric)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

@@ -166,6 +166,10 @@ class ProblemRegistry(_Registry[Problem]):
                             f"got {metrics!r}")
         for metric in metrics:
             check_field_name(f"model {problem.name!r}: metric", metric)
+        for metric, side in dict(problem.metric_better).items():
+            if metric not in metrics or side not in ("min", "max"):
+                raise TypeError(f"model {problem.name!r}: metric_better maps declared metrics "
+                                f"to 'min' or 'max', got {metric!r}: {side!r}")
         self._add(problem)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.cell import Cell
 from harness.problem import Problem
+from harness.target import format_directions
 
 
 @dataclass
@@ -68,9 +69,19 @@ def summarise(cell: Cell, problem: Problem | None, measured: Measured,
         "target_metric": target.metric if target else None,
         "target_threshold": target.threshold if target else math.nan,
         "target_mode": target.mode if target else None,
+        **_selection(problem),
         **m.paths,
         **m.metrics,
     }
+
+
+def _selection(problem: Problem | None) -> dict[str, Any]:
+    """The metrics' better sides and the metric to select hyperparameters on."""
+    if problem is None:
+        return {}
+    directions = {m: side for m in problem.metrics if (side := problem.better(m)) is not None}
+    return {"metric_directions": format_directions(directions) or None,
+            "validation_metric": problem.validation_metric}
 
 
 def measured_from_curve(cell: Cell, problem: Problem | None,

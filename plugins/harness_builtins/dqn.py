@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness import BuildContext, Param, Problem, ProblemRegistry, Target, Task, hookimpl
+from harness.target import Better
 
 #: Environments the problem accepts, with the mean greedy return that counts as solved:
 #: CartPole's classic 195 (the v0 threshold the tutorial era used; v1's own is 475), and
@@ -416,6 +417,8 @@ class Dqn(Problem):
     metrics = ("eval_return", "return_ma100", "last_return", "episodes", "learn_steps",
                "learn_steps_per_s")
     target = Target("eval_return", SOLVED_RETURN["CartPole-v1"], "max")
+    metric_better: ClassVar[Mapping[str, Better]] = {"return_ma100": "max",
+                                                     "learn_steps_per_s": "max"}
     sample_unit = "env_steps"
     roles = ("q_network",)
     conformance_skip: ClassVar[Mapping[str, str]] = {

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness import BuildContext, Param, Problem, ProblemRegistry, Target, Task, hookimpl
+from harness.target import Better
 
 #: The tutorial's sizes: ideas in, points of a painting out.
 N_IDEAS = 5
@@ -245,6 +246,7 @@ class Gan(Problem):
     steps = 3_000
     eval_every = 25
     metrics = ("curve_distance", "inside_bounds", "a_w1")
+    metric_better: ClassVar[Mapping[str, Better]] = {"inside_bounds": "max", "a_w1": "min"}
     target = Target("curve_distance", 0.1, "min")
     sample_unit = "paintings"
     roles = ("generator", "discriminator")
