@@ -41,10 +41,16 @@ if TYPE_CHECKING:
         Target,
         Task,
     )
-    from harness.registry import ExecutorRegistry, OptimizerRegistry, ProblemRegistry
+    from harness.registry import (
+        ExecutorRegistry,
+        OptimizerRegistry,
+        ProblemRegistry,
+        ScheduleRegistry,
+    )
     from harness.run.execute import execute_cell, partial_result
     from harness.run.pool import PoolEvent, Worker, WorkerPool
     from harness.run.scheduling import longest_first
+    from harness.schedules import ScheduleSpec
     from harness.train.steps import take_step
 
 __version__ = "0.1.0"
@@ -67,6 +73,8 @@ _LAZY = {
     "ExecutorRegistry": "harness.registry",
     "OptimizerRegistry": "harness.registry",
     "ProblemRegistry": "harness.registry",
+    "ScheduleRegistry": "harness.registry",
+    "ScheduleSpec": "harness.schedules",
     # Writing an executor: the contract, and the pool and cell runner the built-in ones use.
     "Cell": "harness.cell",
     "CellResult": "harness.outcome",
@@ -113,6 +121,8 @@ __all__ = [
     "ProblemRegistry",
     "ResultCallback",
     "RunOptions",
+    "ScheduleRegistry",
+    "ScheduleSpec",
     "ShuffledBatches",
     "StartCallback",
     "Status",

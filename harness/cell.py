@@ -40,9 +40,27 @@ class Cell:
     #: optimizer's distributions with their versions. Part of the content key, so a
     #: resumed run re-runs cells whose code changed.
     versions: tuple[tuple[str, str], ...] = ()
+    #: The learning-rate schedule (None: constant, the learning rate as set) and its
+    #: resolved parameters, sorted by name.
+    schedule: str | None = None
+    schedule_params: Pairs = ()
+    #: Roles on another schedule than the cell's: (role, schedule name), sorted by role.
+    role_schedules: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether any role's learning rate follows a schedule."""
+        return self.schedule is not None or any(n != "constant" for _, n in self.role_schedules)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        for name in ("schedule", "schedule_params", "role_schedules"):
+            del d[name]
+        if self.schedule is not None or self.role_schedules:
+            # only then: a cell on the constant learning rate keeps the content key it had
+            d["schedule"] = {"name": self.schedule or "constant",
+                             "params": {k: _jsonable(v) for k, v in self.schedule_params},
+                             "roles": dict(self.role_schedules)}
         d["params"] = {k: _jsonable(v) for k, v in self.params}
         d["hyper"] = {k: _jsonable(v) for k, v in self.hyper}
         d["roles"] = {role: {"optimizer": opt, "hyper": {k: _jsonable(v) for k, v in hyper}}
@@ -67,6 +85,7 @@ class Cell:
             roles=tuple(sorted((role, r["optimizer"], pairs(r.get("hyper", {})))
                                for role, r in d.get("roles", {}).items())),
             versions=tuple(sorted(d.get("versions", {}).items())),
+            **_schedule_from(d.get("schedule")),
         )
 
     @property
@@ -91,8 +110,22 @@ class Cell:
             parts.append(f"{role}:{opt}")
             if with_hyper:
                 parts += [f"{role}.{k}={format_value(v)}" for k, v in hyper]
+        if self.schedule is not None:
+            parts.append(f"schedule={self.schedule}")
+            if with_hyper:
+                parts += [f"{self.schedule}.{k}={format_value(v)}" for k, v in self.schedule_params]
+        parts += [f"{role}:schedule={name}" for role, name in self.role_schedules]
         parts += [self.device, f"seed {self.seed}"]
         return " ".join(parts)
+
+
+def _schedule_from(d: dict[str, Any] | None) -> dict[str, Any]:
+    if not d:
+        return {}
+    name = d.get("name", "constant")
+    return {"schedule": None if name == "constant" else name,
+            "schedule_params": tuple(sorted(d.get("params", {}).items())),
+            "role_schedules": tuple(sorted(d.get("roles", {}).items()))}
 
 
 def format_value(value: Any) -> str:

@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from harness.registry import ExecutorRegistry, OptimizerRegistry, ProblemRegistry
+    from harness.registry import (
+        ExecutorRegistry,
+        OptimizerRegistry,
+        ProblemRegistry,
+        ScheduleRegistry,
+    )
     from harness.report.model import ReportFigure, ReportRun
 
 hookspec = pluggy.HookspecMarker("harness")
@@ -57,6 +62,18 @@ def register_optimizers(registry: OptimizerRegistry) -> None:
     :param registry: call ``registry.add(OptimizerSpec(...))`` for each optimizer,
         or ``registry.add_torch(name, torch.optim.X, **defaults)``; a name already
         taken raises :class:`harness.errors.DuplicateNameError` naming both plugins.
+    :return: nothing; not ``firstresult``.
+    """
+
+
+@hookspec
+def register_schedules(registry: ScheduleRegistry) -> None:
+    """Register learning-rate schedules (``--set schedule=NAME``, ``schedules = [...]``).
+
+    :param registry: call ``registry.add(ScheduleSpec(name, multiplier, defaults, ...))``
+        from :mod:`harness.schedules`: ``multiplier(step, steps, **params)`` is the factor
+        on the optimizer's learning rate at that step; a name already taken raises
+        :class:`harness.errors.DuplicateNameError` naming both plugins.
     :return: nothing; not ``firstresult``.
     """
 

@@ -14,6 +14,7 @@ from harness.executor import ExecutorSpec
 from harness.optimizer import PLAIN, Capabilities, OptimizerSpec, check_spec
 from harness.params import check_field_name
 from harness.problem import Param, Problem, check_name
+from harness.schedules import ScheduleSpec, check_schedule
 
 if TYPE_CHECKING:
     from torch.optim import Optimizer
@@ -252,4 +253,21 @@ class ExecutorRegistry(_Registry[ExecutorSpec]):
         """Register an :class:`harness.executor.ExecutorSpec`."""
         if not isinstance(spec, ExecutorSpec):
             raise TypeError(f"register_executors expects ExecutorSpec, got {spec!r}")
+        self._add(spec)
+
+
+class ScheduleRegistry(_Registry[ScheduleSpec]):
+    """Passed to ``register_schedules``: ``registry.add(ScheduleSpec(...))``."""
+
+    kind = "schedule"
+
+    def _name(self, item: ScheduleSpec) -> str:
+        return item.name
+
+    def add(self, spec: ScheduleSpec) -> None:
+        """Register a :class:`harness.ScheduleSpec`; TypeError when its multiplier cannot be
+        called as ``multiplier(step, steps, **defaults)`` (see :func:`check_schedule`)."""
+        if not isinstance(spec, ScheduleSpec):
+            raise TypeError(f"register_schedules expects ScheduleSpec, got {spec!r}")
+        check_schedule(spec)
         self._add(spec)

@@ -199,3 +199,21 @@ def test_compile_on_cuda_reports_compile_time_apart(host: PluginHost) -> None:
     assert compiled.summary["compile_s"] > 0
     a, b = [r["loss"] for r in eager.curve], [r["loss"] for r in compiled.curve]
     assert b == pytest.approx(a, rel=1e-3, abs=1e-5)  # fused kernels: float tolerance
+
+
+def test_a_scheduled_cell_runs_eagerly_under_cuda_graphs_and_matches_eager(
+        host: PluginHost) -> None:
+    """A graph would replay the learning rate it captured: the scheduled cell falls back to
+    eager, says why in its row, and matches the eager run bit for bit."""
+    import dataclasses
+
+    base = cell(host, "regression")
+    c = dataclasses.replace(base, schedule="warmup-cosine",
+                            schedule_params=(("final_lr_ratio", 0.0), ("warmup", 0.1)))
+    eager = run(host, c, opt_impl="fused")
+    graphed = run(host, c, opt_impl="fused", cuda_graphs=True)
+    assert graphed.summary["cuda_graphs"].startswith("no: a learning-rate schedule")
+    assert [r["loss"] for r in graphed.curve] == [r["loss"] for r in eager.curve]
+    assert [r["lr"] for r in graphed.curve] == [r["lr"] for r in eager.curve]
+    # the unscheduled cell is still graphed
+    assert run(host, base, opt_impl="fused", cuda_graphs=True).summary["cuda_graphs"] == "yes"

@@ -90,7 +90,7 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
         spec.batch_size = parse_bounded(args.batch_size, "--batch-size", "batch_size")
         for table in spec.model.values():
             table.pop("batch_size", None)
-    apply_sets(spec, args.sets, host.problems, host.optimizers)
+    apply_sets(spec, args.sets, host.problems, host.optimizers, host.schedules)
     return spec
 
 
@@ -197,7 +197,7 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     execution = execution_options(args)
     fail_on = parse_statuses(args.fail_on, "--fail-on", none=True)
     start = _start(args, parse_bounded(args.windows, "--windows", "windows"), argv)
-    grid = resume.expand_run(start, host.problems, host.optimizers)
+    grid = resume.expand_run(start, host.problems, host.optimizers, host.schedules)
     if start.extension is not None and start.out is not None:
         resume.check_extension(grid, start.out)
     executor_settings = _executor_settings(args, host.executors.get(args.executor))

@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     from harness.optimizer import OptimizerSpec
     from harness.params import ParamValue
     from harness.problem import Param, Problem
-    from harness.registry import OptimizerRegistry, ProblemRegistry
+    from harness.registry import OptimizerRegistry, ProblemRegistry, ScheduleRegistry
 
 Hyper = tuple[tuple[str, Any], ...]
 Roles = tuple[tuple[str, str, Hyper], ...]
+#: A schedule variant: its name (None: constant) and resolved parameters.
+Variant = tuple[str | None, Hyper]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ def expand(
     optimizers: OptimizerRegistry,
     *,
     skip_unavailable: bool = False,
+    schedules: ScheduleRegistry | None = None,
 ) -> ExpandedGrid:
     """Validate ``spec`` (:func:`check_spec`, then against the registries) and expand it
     into cells."""
@@ -64,10 +67,11 @@ def expand(
     _check_bare(spec, selected_p, selected_o, problems, optimizers)
 
     opt_variants = {o.name: _optimizer_variants(o, spec) for o in selected_o}
+    sched = _schedule_variants(spec, schedules)
     cells: list[Cell] = []
     for problem in selected_p:
         for cell in _problem_cells(spec, problem, selected_o, opt_variants, devices,
-                                   problems, optimizers):
+                                   problems, optimizers, sched, schedules):
             cells.append(cell)
             if len(cells) > MAX_CELLS:
                 raise UsageError(f"the grid has more than {MAX_CELLS} cells")
@@ -134,9 +138,10 @@ def _problem_cells(
     spec: GridSpec, problem: Problem, selected_o: Sequence[OptimizerSpec],
     opt_variants: Mapping[str, list[Hyper]], devices: Sequence[str],
     problems: ProblemRegistry, optimizers: OptimizerRegistry,
+    sched: Sequence[Variant] = ((None, ()),), schedules: ScheduleRegistry | None = None,
 ) -> Iterator[Cell]:
-    """One problem's cells: its parameter axes x optimizers x their variants x devices x
-    seeds, in that order."""
+    """One problem's cells: its parameter axes x optimizers x their variants x schedules x
+    devices x seeds, in that order."""
     steps, batch = _problem_settings(spec, problem)
     own = spec.model.get(problem.name, {})
     axes = [_param_axis(problem, p, own.get(p.name, spec.params.get(p.name, [p.default])))
@@ -146,17 +151,65 @@ def _problem_cells(
         if role not in problem.roles:
             raise UsageError(f"model {problem.name!r} has no role {role!r}; "
                              f"its roles: {', '.join(problem.roles)}")
+    role_sched = _role_schedules(problem, role_cfg, schedules)
+    role_cfg = {r: {k: v for k, v in c.items() if k != "schedule"} for r, c in role_cfg.items()}
     for combo in itertools.product(*axes):
         for opt in selected_o:
             for hyper in opt_variants[opt.name]:
                 roles = _role_overrides(problem, opt, hyper, role_cfg, optimizers)
                 versions = _versions(problem, opt, roles, problems, optimizers)
-                for device in devices:
-                    for seed in spec.seeds:
-                        yield Cell(problem=problem.name, optimizer=opt.name, device=device,
-                                   seed=seed, steps=steps, batch_size=batch,
-                                   params=tuple(combo), hyper=hyper, roles=roles,
-                                   versions=versions)
+                for name, sparams in sched:
+                    for device in devices:
+                        for seed in spec.seeds:
+                            yield Cell(problem=problem.name, optimizer=opt.name,
+                                       device=device, seed=seed, steps=steps,
+                                       batch_size=batch, params=tuple(combo), hyper=hyper,
+                                       roles=roles, versions=versions, schedule=name,
+                                       schedule_params=sparams, role_schedules=role_sched)
+
+
+def _schedule_variants(spec: GridSpec, schedules: ScheduleRegistry | None) -> list[Variant]:
+    """The schedule axis: each selected schedule x its parameters' axes (constant: None)."""
+    names = spec.schedules or ["constant"]
+    if names == ["constant"] and not spec.schedule:
+        return [(None, ())]  # the default needs no plugin: the learning rate as set
+    if schedules is None:
+        raise UsageError("learning-rate schedules need the schedule registry")
+    for name in spec.schedule:
+        if name not in schedules:
+            raise UsageError(f"settings for schedule {name!r}: {schedules.unknown(name)}")
+        if name not in names:
+            raise UsageError(f"settings for schedule {name!r}: it is not selected "
+                             f"(--set schedule={name} or schedules = [{name!r}])")
+    out: list[Variant] = []
+    for name in _dedupe(names, "schedules"):
+        sched = schedules.get(name)
+        settings = spec.schedule.get(name, {})
+        keys = sorted(settings)
+        axes = [_dedupe(settings[k], f"schedule {name!r}: {k}") for k in keys]
+        for combo in itertools.product(*axes):
+            params = sched.resolve(dict(zip(keys, combo, strict=True)))
+            out.append((None if name == "constant" else name, tuple(sorted(params.items()))))
+    return out
+
+
+def _role_schedules(problem: Problem, role_cfg: Mapping[str, Mapping[str, Any]],
+                    schedules: ScheduleRegistry | None) -> tuple[tuple[str, str], ...]:
+    """``[model.gan.role.discriminator] schedule = "NAME"``: a role on its own schedule
+    (with that schedule's default parameters)."""
+    out = []
+    for role in sorted(role_cfg):
+        name = role_cfg[role].get("schedule")
+        if name is None:
+            continue
+        where = f"model {problem.name!r} role {role!r}: schedule"
+        if not isinstance(name, str):
+            raise UsageError(f"{where}: expected a schedule name, got {name!r}")
+        if schedules is None or name not in schedules:
+            raise UsageError(f"{where}: " + (schedules.unknown(name) if schedules is not None
+                                             else f"unknown schedule {name!r}"))
+        out.append((role, name))
+    return tuple(out)
 
 
 def _problem_settings(spec: GridSpec, problem: Problem) -> tuple[int, int]:

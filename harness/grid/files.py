@@ -20,6 +20,10 @@ A grid file::
     lr = [0.001, 0.01]
     betas = [0.9, 0.999]     # a tuple-valued hyperparameter: a list of lists is an axis
 
+    schedules = ["constant", "warmup-cosine"]   # learning-rate schedules, an axis (top level)
+    [schedule.warmup-cosine]  # one schedule's parameters
+    warmup = [0.05, 0.1]
+
 A preset is a grid file shipped in ``harness/presets/NAME.toml``.
 """
 
@@ -48,7 +52,7 @@ from harness.grid.spec import (
 from harness.limits import MAX_NESTING
 
 TOP_LEVEL_KEYS = ("models", "optimizers", "devices", "seeds", "steps", "batch_size",
-                  "params", "model", "optimizer", "plugins")
+                  "params", "model", "optimizer", "plugins", "schedules", "schedule")
 PRESETS = ("default", "quick")
 
 
@@ -73,7 +77,10 @@ def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
                                         "batch_size")
     if "params" in data:
         spec.params.update(_settings_table(data["params"], f"{source}: params"))
-    for section, target in (("model", spec.model), ("optimizer", spec.optimizer)):
+    if "schedules" in data:
+        spec.schedules = _str_list(data["schedules"], f"{source}: schedules")
+    for section, target in (("model", spec.model), ("optimizer", spec.optimizer),
+                            ("schedule", spec.schedule)):
         if section not in data:
             continue
         tables = data[section]

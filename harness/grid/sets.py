@@ -19,7 +19,7 @@ from harness.grid.spec import (
 from harness.limits import MAX_NESTING
 
 if TYPE_CHECKING:
-    from harness.registry import OptimizerRegistry, ProblemRegistry
+    from harness.registry import OptimizerRegistry, ProblemRegistry, ScheduleRegistry
 
 
 def parse_value(text: str) -> Any:
@@ -85,9 +85,18 @@ def parse_set(assignment: str) -> tuple[str | None, str, list[Any]]:
 
 
 def apply_sets(spec: GridSpec, assignments: Sequence[str], problems: ProblemRegistry,
-               optimizers: OptimizerRegistry) -> None:
-    """Apply ``--set`` flags (they override the grid file's settings)."""
+               optimizers: OptimizerRegistry, schedules: ScheduleRegistry | None = None) -> None:
+    """Apply ``--set`` flags (they override the grid file's settings). ``schedule=A,B`` is
+    the schedule axis; ``SCHEDULE.KEY=V`` a schedule's parameter."""
     parsed = [parse_set(text) for text in assignments]
+    schedule_names = schedules.names() if schedules is not None else []
+    for scope, key, values in parsed:
+        if scope is None and key == "schedule":
+            if not all(isinstance(v, str) for v in values):
+                raise UsageError(f"--set schedule: expected schedule names, got {values!r}")
+            spec.schedules = [str(v) for v in values]
+    parsed = [p for p in parsed if not (p[0] is None and p[1] == "schedule")]
+    assignments = [a for a in assignments if a.split("=", 1)[0].strip() != "schedule"]
     # A bare flag (``lr=0.05``) overrides the grid file's scoped settings of that key
     # (``[optimizer.adam] lr``, ``[model.cnn] activation``) as well as its bare ones; a
     # scoped flag (``adam.lr=0.001``) still beats a bare flag, whatever their order.
@@ -105,9 +114,12 @@ def apply_sets(spec: GridSpec, assignments: Sequence[str], problems: ProblemRegi
         elif scope in optimizers:
             spec.optimizer.setdefault(scope, {})[key] = values
             given = f"optimizer.{scope}"
+        elif scope in schedule_names:
+            spec.schedule.setdefault(scope, {})[key] = values
+            given = f"schedule.{scope}"
         else:
-            hint = did_you_mean(scope, problems.names() + optimizers.names())
-            raise UsageError(f"--set {clip(text, 40)!r}: no model or optimizer named "
-                             f"{scope!r}{hint}")
+            hint = did_you_mean(scope, problems.names() + optimizers.names() + schedule_names)
+            raise UsageError(f"--set {clip(text, 40)!r}: no model, optimizer or schedule "
+                             f"named {scope!r}{hint}")
         if given not in spec.set_keys:
             spec.set_keys.append(given)

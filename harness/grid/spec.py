@@ -32,6 +32,10 @@ class GridSpec:
     model: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     #: Per-optimizer hyperparameters.
     optimizer: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    #: The learning-rate schedules, an axis (None: constant only).
+    schedules: list[str] | None = None
+    #: Per-schedule parameters: ``[schedule.warmup-cosine] warmup = [0.05, 0.1]``.
+    schedule: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
     #: Per-model, per-role optimizer settings: ``[model.gan.role.discriminator]``
     #: with an optional ``optimizer = "NAME"`` and single-valued hyperparameters.
     roles: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)

@@ -40,8 +40,11 @@ from harness.registry import (
     OptimizerRegistry,
     PluginInfo,
     ProblemRegistry,
+    ScheduleRegistry,
     registering,
 )
+
+_Registries = tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry, ScheduleRegistry]
 
 ENTRY_POINT_GROUP = "harness"
 ENV_LOAD = "HARNESS_PLUGINS"
@@ -104,10 +107,10 @@ PLUGIN_FAILURES = (Exception, SystemExit)
 
 #: The registration hooks, in the order each plugin's are called.
 REGISTRATION_HOOKS = ("register_problems", "register_models", "register_optimizers",
-                      "register_executors")
+                      "register_executors", "register_schedules")
 #: The registry each registration hook fills (an index into the host's registries).
 _REGISTRY_OF = {"register_problems": 0, "register_models": 0, "register_optimizers": 1,
-                "register_executors": 2}
+                "register_executors": 2, "register_schedules": 3}
 #: Hook implementation options that need pluggy's chain of every plugin's calls, which the
 #: host does not make (it calls one plugin at a time, see :mod:`harness.hookspecs`).
 UNSUPPORTED_OPTIONS = ("hookwrapper", "wrapper", "tryfirst", "trylast")
@@ -175,7 +178,7 @@ class PluginHost:
             _trace_hook_calls(self.pm)
         self._infos: dict[str, PluginInfo] = {}
         self._order: list[str] = []
-        self._registries: tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry] | None = None
+        self._registries: _Registries | None = None
         if load_entrypoints:
             self.load_entrypoints()
             self.load_files(files.from_env())
@@ -280,14 +283,15 @@ class PluginHost:
         return self._record(replace(info, status="error", error=error, traceback=trace), key)
 
     # -- registries ----------------------------------------------------------
-    def _build(self) -> tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry]:
+    def _build(self) -> _Registries:
         """Call each loaded plugin's registration hooks, one plugin at a time.
 
         A plugin's hooks are one transaction across the three registries: if any of
         them raises, everything the plugin registered is undone and it is recorded as
         failed, before the next plugin registers (so it holds no name another needs).
         """
-        registries = (ProblemRegistry(), OptimizerRegistry(), ExecutorRegistry())
+        registries = (ProblemRegistry(), OptimizerRegistry(), ExecutorRegistry(),
+                      ScheduleRegistry())
         implementers = {hook: {i.plugin_name for i in getattr(self.pm.hook, hook).get_hookimpls()}
                         for hook in REGISTRATION_HOOKS}
         for key in self._order:
@@ -310,7 +314,7 @@ class PluginHost:
             registry._note_failures(failed)
         return registries
 
-    def _ensure(self) -> tuple[ProblemRegistry, OptimizerRegistry, ExecutorRegistry]:
+    def _ensure(self) -> _Registries:
         if self._registries is None:
             self._registries = self._build()
         return self._registries
@@ -326,6 +330,10 @@ class PluginHost:
     @property
     def executors(self) -> ExecutorRegistry:
         return self._ensure()[2]
+
+    @property
+    def schedules(self) -> ScheduleRegistry:
+        return self._ensure()[3]
 
     @property
     def plugins(self) -> list[PluginInfo]:

@@ -58,7 +58,7 @@ from harness.errors import UsageError
 from harness.executor import CellLimits, RunOptions
 from harness.grid import ExpandedGrid, GridSpec, check_spec, expand
 from harness.outcome import FAILED, Status
-from harness.registry import OptimizerRegistry, ProblemRegistry
+from harness.registry import OptimizerRegistry, ProblemRegistry, ScheduleRegistry
 from harness.results import RunDirectory
 from harness.run.manifest import options_problem
 
@@ -264,9 +264,10 @@ def extend(out: Path, spec: GridSpec, skip_unavailable: bool, windows: int,
 
 
 def expand_run(start: Start, problems: ProblemRegistry, optimizers: OptimizerRegistry,
-               ) -> ExpandedGrid:
+               schedules: ScheduleRegistry | None = None) -> ExpandedGrid:
     """The run's cells: each of its grids expanded, in order, a cell in several once."""
-    grids = [expand(s, problems, optimizers, skip_unavailable=start.skip_unavailable)
+    grids = [expand(s, problems, optimizers, skip_unavailable=start.skip_unavailable,
+                    schedules=schedules)
              for s in (start.specs or (start.spec,))]
     if len(grids) == 1:
         return grids[0]

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.train.steps import capabilities_of, track
+
 
 @dataclass(frozen=True)
 class StepProbe:
@@ -66,6 +68,8 @@ def probe_step(task: object, optimizers: Mapping[str, torch.optim.Optimizer],
         with random_streams_kept(device):
             with _closures_copied():
                 probe_task, probe_optimizers = copy.deepcopy((task, dict(optimizers)))
+            for role, copied in probe_optimizers.items():  # a closure, graph or mode: kept
+                track(copied, capabilities_of(optimizers[role]))
             with FlopCounterMode(display=False) as counter:
                 out = probe_task.train_step(probe_optimizers)  # type: ignore[attr-defined]
             probe = StepProbe(float(counter.get_total_flops()), _losses(out))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ from harness.train.failures import classify
 from harness.train.fastpaths import implementation_of
 from harness.train.flops import StepProbe, probe_step, random_streams_kept
 from harness.train.losses import window_losses
+from harness.train.lr import ScheduledLr, graphs_fallback, schedule_specs
 from harness.train.optimizers import build_optimizers
 from harness.train.resume import Checkpointer
 from harness.train.schedule import Schedule
@@ -125,26 +127,32 @@ def train(cell: Cell, problem: Problem, task: Task,
     saver = Checkpointer.for_cell(cell, task, options, state)
     target = problem.target_for(dict(cell.params))
     state.counters, state.samples_per_step = Counters(rss_peak=rss_mb()), task.samples_per_step
+    train_modes(optimizers.values())  # before the probe's copy steps
     # Once per cell, on a copy and off the clock: the work of one step (FLOPs), and the
     # losses at initialisation.
     probe = probe_step(task, optimizers, device)
     state.flops_per_step = probe.flops
     if device.type == "cuda":  # the copy's memory is not the cell's
         torch.cuda.reset_peak_memory_stats(device)
+    # The base learning rates are read before a checkpoint's (scheduled) ones are loaded.
+    lr = ScheduledLr(cell, optimizers, schedule_specs(cell)) if cell.scheduled else None
     # Resume before the step is built: a CUDA graph captures the addresses of the
     # optimizer's state, which loading a checkpoint replaces.
     start = saver.resume(task, optimizers, curve, state) if saver else 0
     run = state.counters
     if start == 0:
-        curve.append(_initial_row(task, probe, run, device))
+        with eval_modes(optimizers.values()):
+            curve.append(_initial_row(task, probe, run, device))
         _note_target(target, run, curve[0])
     if on_window is not None:  # step 0, or the restored rows: a cell killed later keeps them
         for restored in curve:
             on_window(restored, cell.steps)
 
-    train_modes(optimizers.values())
+    _without_graphs(graphs_fallback(cell, options), task, state)
     step = step_of(task, optimizers, state.paths)
     losses = window_losses(step, capabilities_of(task).one_loss)
+    if lr is not None:
+        step = lr.wrap(step, start)
     graphs_before = graphs_compiled() if state.paths.compiling else 0
     prev = start
     synchronize(device)
@@ -166,7 +174,8 @@ def train(cell: Cell, problem: Problem, task: Task,
         run.add_window(time.perf_counter() - t0, i - prev,
                        warming_up=i <= schedule.warmup or prev == start > 0)
         row: dict[str, Any] = {"step": i, "elapsed_s": run.train_time,
-                               "samples": i * task.samples_per_step, **losses.read(i - prev)}
+                               "samples": i * task.samples_per_step, **losses.read(i - prev),
+                               **(lr.row() if lr is not None else {})}
         run.add_loss(row.get("loss", math.nan))
         run.rss_peak = max(run.rss_peak, rss_mb())
         run.count_loss_evals(drain_loss_evals(optimizers.values()))
@@ -199,6 +208,13 @@ def _initial_row(task: Task, probe: StepProbe, run: Counters,
         run.metrics = {k: float(v) for k, v in task.evaluate().items()}
     row.update(run.metrics)
     return row
+
+
+def _without_graphs(reason: str | None, task: Task, state: CellState) -> None:
+    """``--cuda-graphs`` not taken for this cell: its step runs eagerly, its row says why."""
+    if reason is not None and isinstance(task, SupervisedTask):
+        task.options = replace(task.options, cuda_graphs=False)
+        state.paths.cuda_graphs = Choice.skipped(reason)
 
 
 def _note_target(target: Target | None, run: Counters, row: Mapping[str, Any]) -> None:

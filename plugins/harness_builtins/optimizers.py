@@ -8,6 +8,10 @@ import torch
 from harness import Capabilities, OptimizerRegistry, OptimizerSpec, hookimpl
 from harness_builtins.closure_optimizers import SAM
 
+# The built-in learning-rate schedules come with the built-in optimizers (one plugin, one
+# entry point): their hook is this module's too.
+from harness_builtins.schedules import register_schedules  # noqa: F401
+
 LR = 0.01
 
 

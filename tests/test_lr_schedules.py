@@ -1,0 +1,191 @@
+"""Learning-rate schedules: the built-ins, the grid axes, the curve's lr, resume, roles."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import harness
+from harness.cell import Cell
+from harness.executor import RunOptions
+from harness.grid import GridSpec, apply_sets, expand
+from harness.plugins import PluginHost
+from harness.schedules import ScheduleSpec, warmup_steps
+from harness.train.loop import run_cell
+from harness.train.lr import GRAPHS_FALLBACK, graphs_fallback
+from tests.helpers import run_cli
+
+
+def records(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+
+
+@pytest.mark.parametrize("name", ["cosine", "warmup-cosine", "linear", "step", "constant"])
+@pytest.mark.parametrize("steps", [1, 2, 7, 100, 1001])
+def test_builtin_schedules_reach_their_final_rate_and_are_monotone(
+        host: PluginHost, name: str, steps: int) -> None:
+    spec = host.schedules.get(name)
+    params = spec.resolve({})
+    values = [spec.at(i, steps, params) for i in range(steps)]
+    assert all(math.isfinite(v) and v >= 0 for v in values)
+    w = min(warmup_steps(params.get("warmup", 0), steps), steps - 1)
+    after = values[w:]
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(after))
+    if "final_lr_ratio" in params:
+        assert values[-1] == pytest.approx(params["final_lr_ratio"], abs=1e-12)
+    if name == "warmup-cosine" and steps >= 100:
+        assert values[0] == pytest.approx(1 / w) and max(values) == pytest.approx(1.0)
+
+
+def expanded(host: PluginHost, *sets: str, spec: GridSpec | None = None) -> list[Cell]:
+    spec = spec or GridSpec(models=["regression"], optimizers=["adam"])
+    apply_sets(spec, list(sets), host.problems, host.optimizers, host.schedules)
+    return list(expand(spec, host.problems, host.optimizers, schedules=host.schedules).cells)
+
+
+def test_schedules_and_their_parameters_are_grid_axes(host: PluginHost) -> None:
+    plain = expanded(host)
+    cells = expanded(host, "schedule=constant,warmup-cosine", "warmup-cosine.warmup=0.1,20")
+    assert [c.schedule for c in cells] == [None, "warmup-cosine", "warmup-cosine"]
+    assert cells[0].key == plain[0].key  # constant: every existing content key unchanged
+    assert "schedule" not in cells[0].to_dict()
+    assert [dict(c.schedule_params)["warmup"] for c in cells[1:]] == [0.1, 20]
+    assert Cell.from_dict(json.loads(cells[1].key)) == cells[1]
+
+
+def test_a_grid_file_table_sets_a_schedules_parameters(host: PluginHost,
+                                                      tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text('models = ["regression"]\noptimizers = ["sgd"]\nsteps = 12\n'
+                    'schedules = ["cosine", "linear"]\n'
+                    '[schedule.cosine]\nfinal_lr_ratio = [0.0, 0.1]\n')
+    out = tmp_path / "run"
+    proc = run_cli("run", str(grid), "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    recs = records(out)
+    got = sorted((r["cell"]["schedule"]["name"], r["cell"]["schedule"]["params"].get(
+        "final_lr_ratio")) for r in recs)
+    assert got == [("cosine", 0.0), ("cosine", 0.1), ("linear", 0.0)]
+    for r in recs:
+        assert r["status"] == "ok"
+        assert r["curve"][-1]["lr"] == pytest.approx(
+            0.01 * r["cell"]["schedule"]["params"]["final_lr_ratio"])
+
+
+def test_the_command_line_runs_a_scheduled_cell_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "regression", "-o", "adam", "--steps", "40",
+                   "--set", "schedule=constant,warmup-cosine",
+                   "--set", "warmup-cosine.warmup=0.25", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    by = {r["cell"].get("schedule", {}).get("name", "constant"): r for r in records(out)}
+    assert "lr" not in by["constant"]["curve"][0]  # curves of unscheduled cells unchanged
+    lrs = [row["lr"] for row in by["warmup-cosine"]["curve"]]
+    assert lrs[0] < lrs[2] and max(lrs) == pytest.approx(0.01) and lrs[-1] == 0.0
+
+
+@pytest.mark.parametrize(("flag", "words"), [
+    ("schedule=cosin", "unknown schedule 'cosin' (did you mean 'cosine'?)"),
+    ("warmup-cosine.warmp=0.1", "unknown parameter 'warmp' (did you mean 'warmup'?)"),
+    ("cosine.final_lr_ratio=-1", "final_lr_ratio must be a number >= 0"),
+])
+def test_bad_schedule_settings_are_one_line_and_exit_2(flag: str, words: str,
+                                                       tmp_path: Path) -> None:
+    sets = ["--set", flag]
+    if not flag.startswith("schedule="):
+        sets += ["--set", f"schedule={flag.split('.')[0]}"]
+    proc = run_cli("run", "-m", "regression", "-o", "adam", "--steps", "5", *sets,
+                   "--out", str(tmp_path / "x"), "--dry-run")
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_settings_for_an_unselected_schedule_are_refused(host: PluginHost) -> None:
+    with pytest.raises(harness.UsageError, match="schedule 'cosine': it is not selected"):
+        expanded(host, "cosine.final_lr_ratio=0.1")
+
+
+class Stop(Exception):
+    pass
+
+
+def test_resume_from_checkpoint_is_bit_identical_with_warmup_cosine(
+        host: PluginHost, tmp_path: Path) -> None:
+    problem, adam = host.problems.get("regression"), host.optimizers.get("adam")
+    cell = dataclasses.replace(expanded(host, "schedule=warmup-cosine")[0], steps=60, seed=3)
+    whole = run_cell(cell, problem, adam, RunOptions(windows=12, eval_every=20))
+    ckpt = RunOptions(windows=12, eval_every=20, checkpoint_every=20,
+                      checkpoint_dir=tmp_path / "ckpt")
+
+    def interrupt(row: Mapping[str, Any], steps: int) -> None:
+        if row["step"] == 45:
+            raise Stop
+
+    assert run_cell(cell, problem, adam, ckpt, on_window=interrupt).status == "error"
+    resumed = run_cell(cell, problem, adam, ckpt)
+    assert resumed.status == "ok" and resumed.summary["resumed_from_step"] == 40
+    assert resumed.curve == tuple({**r, "elapsed_s": s["elapsed_s"]}
+                                  for r, s in zip(whole.curve, resumed.curve, strict=True))
+    assert [r["lr"] for r in resumed.curve][-1] == 0.0
+
+
+def test_a_schedule_applies_per_role(host: PluginHost) -> None:
+    spec = GridSpec(models=["gan"], optimizers=["adam"], steps=20,
+                    roles={"gan": {"discriminator": {"schedule": "constant"}}})
+    cell = expanded(host, "schedule=linear", spec=spec)[0]
+    assert cell.role_schedules == (("discriminator", "constant"),)
+    result = run_cell(cell, host.problems.get("gan"), host.optimizers.get("adam"),
+                      RunOptions(windows=4))
+    assert result.status == "ok", result.error
+    rows = result.curve
+    assert "lr.generator" in rows[0] and "lr.discriminator" not in rows[0]
+    assert rows[-1]["lr.generator"] == 0.0
+    both = expanded(host, "schedule=linear",
+                    spec=GridSpec(models=["gan"], optimizers=["adam"], steps=20))[0]
+    rows = run_cell(both, host.problems.get("gan"), host.optimizers.get("adam"),
+                    RunOptions(windows=4)).curve
+    assert rows[-1]["lr.generator"] == rows[-1]["lr.discriminator"] == 0.0
+
+
+def test_cuda_graphs_fall_back_for_a_scheduled_cell(host: PluginHost) -> None:
+    """The decision, on any machine (tests/test_gpu.py runs it on a GPU)."""
+    cell = expanded(host, "schedule=cosine")[0]
+    on_gpu = dataclasses.replace(cell, device="cuda:0")
+    graphs = RunOptions(cuda_graphs=True)
+    assert graphs_fallback(on_gpu, graphs) == GRAPHS_FALLBACK
+    assert graphs_fallback(on_gpu, RunOptions()) is None
+    assert graphs_fallback(cell, graphs) is None  # on the CPU graphs never apply
+    plain = dataclasses.replace(on_gpu, schedule=None, schedule_params=())
+    assert graphs_fallback(plain, graphs) is None
+
+
+def test_a_plugin_registers_a_schedule(host: PluginHost, register_plugin: Any) -> None:
+    def halves(step: int, steps: int, at: float = 0.5) -> float:
+        return 1.0 if step < at * steps else 0.5
+
+    class Plugin:
+        @harness.hookimpl
+        def register_schedules(self, registry: harness.ScheduleRegistry) -> None:
+            registry.add(ScheduleSpec("halves", halves, {"at": 0.5}, "half-way, halve"))
+
+    register_plugin(Plugin(), "halves-plugin")
+    assert host.schedules.owner("halves").name == "halves-plugin"
+    cell = expanded(host, "schedule=halves")[0]
+    result = run_cell(dataclasses.replace(cell, steps=20), host.problems.get("regression"),
+                      host.optimizers.get("adam"), RunOptions(windows=4))
+    lrs = [r["lr"] for r in result.curve]
+    assert lrs[0] == 0.01 and lrs[-1] == 0.005 and set(lrs) == {0.01, 0.005}
+
+
+def test_a_multiplier_that_cannot_be_called_is_refused() -> None:
+    registry = harness.ScheduleRegistry()
+    with pytest.raises(TypeError, match="cannot be called"):
+        registry.add(ScheduleSpec("bad", lambda step: 1.0, {}, "takes no steps"))
