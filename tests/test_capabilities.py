@@ -154,7 +154,8 @@ class ProbeTask(harness.Task):
         return {"loss": loss}
 
     def evaluate(self) -> Mapping[str, float]:
-        ProbeTask.seen.append(self.optimizers["model"].param_groups[0]["train_mode"])
+        if self.optimizers:  # known from the first step on (step 0 evaluates before it)
+            ProbeTask.seen.append(self.optimizers["model"].param_groups[0]["train_mode"])
         with torch.no_grad():
             return {"test_loss": float(nn.functional.mse_loss(self.model(self.x), self.y))}
 

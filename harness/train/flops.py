@@ -67,9 +67,11 @@ def probe_step(task: object, optimizers: Mapping[str, torch.optim.Optimizer],
     try:
         with random_streams_kept(device):
             with _closures_copied():
-                probe_task, probe_optimizers = copy.deepcopy((task, dict(optimizers)))
-            for role, copied in probe_optimizers.items():  # a closure, graph or mode: kept
-                track(copied, capabilities_of(optimizers[role]))
+                memo: dict[int, Any] = {}
+                probe_task, probe_optimizers = copy.deepcopy((task, dict(optimizers)), memo)
+                for role, copied in probe_optimizers.items():
+                    _attributes_copied(optimizers[role], copied, memo)
+                    track(copied, capabilities_of(optimizers[role]))  # closure, graph, modes
             with FlopCounterMode(display=False) as counter:
                 out = probe_task.train_step(probe_optimizers)  # type: ignore[attr-defined]
             probe = StepProbe(float(counter.get_total_flops()), _losses(out))
@@ -79,6 +81,14 @@ def probe_step(task: object, optimizers: Mapping[str, torch.optim.Optimizer],
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return probe
+
+
+def _attributes_copied(original: object, copied: object, memo: dict[int, Any]) -> None:
+    """What torch's ``Optimizer.__getstate__`` leaves out of a copy (LBFGS's parameter list,
+    pytorch-optimizer's settings), copied in the same copy as the rest."""
+    for name, value in vars(original).items():
+        if name not in vars(copied):
+            setattr(copied, name, copy.deepcopy(value, memo))
 
 
 def count_step_flops(task: object, optimizers: Mapping[str, torch.optim.Optimizer],

@@ -141,8 +141,7 @@ def train(cell: Cell, problem: Problem, task: Task,
     start = saver.resume(task, optimizers, curve, state) if saver else 0
     run = state.counters
     if start == 0:
-        with eval_modes(optimizers.values()):
-            curve.append(_initial_row(task, probe, run, device))
+        curve.append(_step_zero(task, probe, run, device, optimizers, lr))
         _note_target(target, run, curve[0])
     if on_window is not None:  # step 0, or the restored rows: a cell killed later keeps them
         for restored in curve:
@@ -196,6 +195,18 @@ def train(cell: Cell, problem: Problem, task: Task,
         t0 = time.perf_counter()
     with eval_modes(optimizers.values()):
         _finish(cell, task, options, state, saver)
+
+
+def _step_zero(task: Task, probe: StepProbe, run: Counters, device: torch.device,
+               optimizers: Mapping[str, torch.optim.Optimizer],
+               lr: ScheduledLr | None) -> dict[str, Any]:
+    """The step-0 row, evaluated in eval mode, with the rate the first step will take."""
+    with eval_modes(optimizers.values()):
+        row = _initial_row(task, probe, run, device)
+    if lr is not None:
+        lr.apply(0)
+        row.update(lr.row())
+    return row
 
 
 def _initial_row(task: Task, probe: StepProbe, run: Counters,

@@ -1,5 +1,5 @@
-"""Optimizers whose step needs a closure: sharpness-aware minimisation around a base
-optimizer (``sam``). torch's own LBFGS is registered beside it in ``optimizers.py``."""
+"""Optimizers whose step needs a closure: torch's LBFGS (made copyable) and sharpness-aware
+minimisation around a base optimizer (``sam``), registered in ``optimizers.py``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ BASES: dict[str, tuple[type[torch.optim.Optimizer], tuple[str, ...]]] = {
     "adam": (torch.optim.Adam, ("lr", "betas", "weight_decay")),
     "adamw": (torch.optim.AdamW, ("lr", "betas", "weight_decay")),
 }
+
+
+class LBFGS(torch.optim.LBFGS):
+    """torch's LBFGS, which also survives ``copy.deepcopy`` (torch's own loses its list of
+    parameters: the harness steps a copy once per cell to count FLOPs and the step-0 loss)."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._params = self.param_groups[0]["params"]
+        self._numel_cache = None
 
 
 class SAM(torch.optim.Optimizer):
@@ -67,6 +77,13 @@ class SAM(torch.optim.Optimizer):
             p.sub_(e_w)  # back to w; the base optimizer steps with the gradient at w + e
         self.base.step()
         return loss
+
+    def __getstate__(self) -> dict[str, Any]:  # torch keeps only its own fields: add ours
+        return {**super().__getstate__(), "base": self.base, "base_name": self.base_name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.param_groups = self.base.param_groups  # shared with the base, as when built
 
     def state_dict(self) -> dict[str, Any]:
         return self.base.state_dict()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from harness import Capabilities, OptimizerRegistry, OptimizerSpec, hookimpl
-from harness_builtins.closure_optimizers import SAM
+from harness_builtins.closure_optimizers import LBFGS, SAM
 
 # The built-in learning-rate schedules come with the built-in optimizers (one plugin, one
 # entry point): their hook is this module's too.
@@ -33,7 +33,7 @@ def register_optimizers(registry: OptimizerRegistry) -> None:
     # A few inner iterations with a line search: robust on mini-batches, and each
     # evaluation is counted in the loss_evals column.
     registry.add_torch(
-        "lbfgs", torch.optim.LBFGS, "torch.optim.LBFGS: 4 iterations per step, strong-Wolfe "
+        "lbfgs", LBFGS, "torch.optim.LBFGS: 4 iterations per step, strong-Wolfe "
         "line search", capabilities=Capabilities(closure=True),
         lr=1.0, max_iter=4, history_size=10, line_search_fn="strong_wolfe",
     )
