@@ -205,6 +205,11 @@ class Problem(ABC):
     #: ``loss``, ``error``, ``distance``... are better low; ``accuracy``, ``return``,
     #: ``score``... high; see :meth:`better`), e.g. ``{"inside_bounds": "max"}``.
     metric_better: ClassVar[Mapping[str, Better]] = {}
+    #: What a model that learned nothing scores on a metric, e.g. ``{"test_accuracy": 0.1}``
+    #: for ten balanced classes: a cell that ends within
+    #: :data:`harness.target.CHANCE_MARGIN` of it (or worse) is flagged in the summary's
+    #: ``at_chance`` column and by ``harness show``.
+    chance_level: ClassVar[Mapping[str, float]] = {}
     #: What ``samples_per_s`` counts.
     sample_unit: str = "samples"
     #: Parameter groups that each get their own optimizer instance (a :class:`Task`'s

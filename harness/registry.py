@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -171,6 +172,11 @@ class ProblemRegistry(_Registry[Problem]):
             if metric not in metrics or side not in ("min", "max"):
                 raise TypeError(f"model {problem.name!r}: metric_better maps declared metrics "
                                 f"to 'min' or 'max', got {metric!r}: {side!r}")
+        for metric, chance in dict(problem.chance_level).items():
+            if metric not in metrics or isinstance(chance, bool) \
+                    or not isinstance(chance, int | float) or not math.isfinite(chance):
+                raise TypeError(f"model {problem.name!r}: chance_level maps declared metrics "
+                                f"to finite numbers, got {metric!r}: {chance!r}")
         self._add(problem)
 
 

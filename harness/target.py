@@ -29,6 +29,19 @@ class Target:
         return value <= self.threshold if self.mode == "min" else value >= self.threshold
 
 
+#: How much better than its chance level a metric must end to count as learned something
+#: (five points of accuracy): a 10-class classifier at 0.12 is at chance, one at 0.2 not.
+CHANCE_MARGIN = 0.05
+
+
+def at_chance(value: float, chance: float, better: Better | None) -> bool:
+    """Whether a final ``value`` is no better than ``chance`` (within :data:`CHANCE_MARGIN`
+    of it, or worse). A non-finite value is not at chance: the cell's status says more."""
+    if not math.isfinite(value) or better is None:
+        return False
+    return value <= chance + CHANCE_MARGIN if better == "max" else value >= chance - CHANCE_MARGIN
+
+
 def better_side(metric: str) -> Better | None:
     """Whether a metric is better low or high, read off its name (``test_loss``: ``min``,
     ``val_accuracy``: ``max``); None when the name does not say."""

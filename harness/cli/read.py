@@ -95,6 +95,10 @@ def format_summary(summary: pd.DataFrame,
     frame = summary[cols].copy()
     if "params" in frame and (frame["params"] == "").all():
         frame = frame.drop(columns="params")
+    chance = summary.get("at_chance")
+    if chance is not None and "status" in frame and chance.map(_flagged).any():
+        frame.insert(list(frame.columns).index("status") + 1, "at_chance",
+                     [v if _flagged(v) else "" for v in chance])
     varying, grid = _varying_hyperparameters(summary), grid or {}
     names = [c[3:] for c in summary.columns if c.startswith("hp.")]
     shown = [{k for k in names if k in varying or k in grid.get("*", ())
@@ -106,6 +110,11 @@ def format_summary(summary: pd.DataFrame,
                      if k in keys and not _missing(row[f"hp.{k}"]))
             for keys, (_, row) in zip(shown, summary.iterrows(), strict=True)])
     return frame.to_string(index=False, float_format=_fmt, na_rep="-")
+
+
+def _flagged(value: object) -> bool:
+    """An ``at_chance`` value that names metrics (not missing, not empty)."""
+    return isinstance(value, str) and bool(value)
 
 
 def grid_hyperparameters(manifest: Mapping[str, Any]) -> dict[str, set[str]]:

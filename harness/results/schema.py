@@ -77,6 +77,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("validation_metric", "text",
            "the metric hyperparameters are selected on (empty: the training loss only)",
            always=False),
+    Column("at_chance", "text",
+           "the metrics that ended no better than chance (a 10-class accuracy under 0.15); "
+           "harness show flags them next to the status", always=False),
     Column("opt_impl", "text", "optimizer kernels: fused, foreach or default", always=False),
     Column("loader", "text", "device or dataloader", always=False),
     Column("first_step_s", "number", "seconds of the first step (lazy set-up, compilation)",

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.cell import Cell
 from harness.problem import Problem
-from harness.target import format_directions
+from harness.target import at_chance, format_directions
 
 
 @dataclass
@@ -70,6 +70,7 @@ def summarise(cell: Cell, problem: Problem | None, measured: Measured,
         "target_threshold": target.threshold if target else math.nan,
         "target_mode": target.mode if target else None,
         **_selection(problem),
+        **_chance(problem, m.metrics),
         **m.paths,
         **m.metrics,
     }
@@ -82,6 +83,15 @@ def _selection(problem: Problem | None) -> dict[str, Any]:
     directions = {m: side for m in problem.metrics if (side := problem.better(m)) is not None}
     return {"metric_directions": format_directions(directions) or None,
             "validation_metric": problem.validation_metric}
+
+
+def _chance(problem: Problem | None, metrics: Mapping[str, float]) -> dict[str, Any]:
+    """``at_chance``: the metrics that ended no better than the problem's chance level."""
+    if problem is None or not problem.chance_level:
+        return {}
+    flagged = [name for name, chance in problem.chance_level.items() if name in metrics
+               and at_chance(float(metrics[name]), chance, problem.better(name))]
+    return {"at_chance": ",".join(flagged) or None}
 
 
 def measured_from_curve(cell: Cell, problem: Problem | None,

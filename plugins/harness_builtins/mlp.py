@@ -9,7 +9,7 @@ weights and should train identically.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -186,6 +186,7 @@ class Classification(Problem):
     metrics = ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
     target = Target("test_loss", 0.05, "min")
     validation_metric = "val_loss"
+    chance_level: ClassVar[Mapping[str, float]] = {"test_accuracy": 0.5, "val_accuracy": 0.5}
 
     def build(self, ctx: BuildContext) -> Supervised:
         x, y = two_clusters(CLUSTER_SIZE, ctx.cpu_generator(0))
