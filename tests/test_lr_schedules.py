@@ -189,3 +189,27 @@ def test_a_multiplier_that_cannot_be_called_is_refused() -> None:
     registry = harness.ScheduleRegistry()
     with pytest.raises(TypeError, match="cannot be called"):
         registry.add(ScheduleSpec("bad", lambda step: 1.0, {}, "takes no steps"))
+
+
+def test_the_report_labels_schedules_and_capabilities_and_draws_the_rates(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "regression", "-o", "adam,lbfgs", "--steps", "20",
+                   "--set", "schedule=constant,cosine", "--set", "cosine.final_lr_ratio=0.1",
+                   "--out", str(out), "--quiet")  # LBFGS divides by its lr: not down to 0
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["optimizers"]["lbfgs"]["capabilities"] == ["closure"]
+    assert manifest["optimizers"]["adam"]["capabilities"] == []
+    assert "cosine" in manifest["schedules"]
+    from harness.report.model import ReportRun
+
+    run = ReportRun.load(out)
+    assert set(run.arms()) == {"adam (schedule=constant)",
+                               "adam (schedule=cosine(final_lr_ratio=0.1))",
+                               "lbfgs [closure] (schedule=constant)",
+                               "lbfgs [closure] (schedule=cosine(final_lr_ratio=0.1))"}
+    report = run_cli("report", str(out))
+    assert report.returncode == 0, report.stderr
+    html = next(out.glob("**/*.html")).read_text()
+    assert "Learning rate" in html and "lbfgs [closure]" in html

@@ -9,7 +9,7 @@ what such a hook returns.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from harness.cell import Cell, format_pairs, format_value
 from harness.errors import UsageError
 from harness.outcome import Status
 from harness.results import RunDirectory, curves_frame, summary_frame
+from harness.schedules import describe
 from harness.target import Target
 
 if TYPE_CHECKING:
@@ -92,13 +93,14 @@ class ReportRun:
         if not records:
             raise UsageError(f"{str(path)!r} holds no harness results (no cells/*.json)")
         summary, curves = summary_frame(records), curves_frame(records)
-        labels = label_cells(records)
+        manifest = run_dir.manifest()
+        labels = label_cells(records, capabilities_in(manifest))
         summary = _with_labels(summary, labels)
         curves = _with_labels(curves, labels)
         descriptions = {m: host.problems.get(m).description
                         for m in dict.fromkeys(summary["model"])
                         if host is not None and m in host.problems}
-        return cls(path=path, manifest=run_dir.manifest(), summary=summary, curves=curves,
+        return cls(path=path, manifest=manifest, summary=summary, curves=curves,
                    records=records, targets=_targets(summary, curves, records, host),
                    descriptions=descriptions)
 
@@ -114,7 +116,7 @@ class ReportRun:
 
     def cells(self, problem: str, *, ok_only: bool = True) -> list[CellView]:
         """The cells of one problem (model name), with their artifacts."""
-        labels = label_cells(self.records)
+        labels = label_cells(self.records, capabilities_in(self.manifest))
         out = []
         for rec in self.records:
             if rec["cell"]["problem"] != problem:
@@ -207,11 +209,24 @@ def _observed_mode(rows: pd.DataFrame, curves: pd.DataFrame, metric: str,
 
 
 # -- labels ----------------------------------------------------------------------------
-def label_cells(records: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str, str]]:
+def capabilities_in(manifest: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """Optimizer name -> the capabilities the manifest records for it (closure, ...)."""
+    optimizers = (manifest or {}).get("optimizers")
+    if not isinstance(optimizers, Mapping):
+        return {}
+    return {str(name): [str(c) for c in info.get("capabilities", [])]
+            for name, info in optimizers.items() if isinstance(info, Mapping)}
+
+
+def label_cells(records: Iterable[Mapping[str, Any]],
+                capabilities: Mapping[str, Sequence[str]] | None = None,
+                ) -> dict[str, tuple[str, str, str]]:
     """cell_id -> (variant, arm, problem) display labels.
 
     Only what varies is named: a model run with one parameter setting is just its
-    name, an optimizer run with one set of hyperparameters just its name.
+    name, an optimizer run with one set of hyperparameters just its name. The learning-rate
+    schedule counts as a setting of the arm (``adam (schedule=warmup-cosine(warmup=0.1))``);
+    an optimizer's capabilities follow its name (``lbfgs [closure]``).
     """
     cells = {str(r["cell_id"]): Cell.from_dict(r["cell"]) for r in records}
     model_keys = _varying(cells.values(), "problem",
@@ -223,7 +238,9 @@ def label_cells(records: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, st
     for cid, c in cells.items():
         pv = {**dict(c.params), "steps": c.steps, "batch_size": c.batch_size}
         variant = _name_with(c.problem, pv, model_keys[c.problem])
-        arm = _name_with(c.optimizer, _arm_values(c), arm_keys[c.optimizer])
+        caps = (capabilities or {}).get(c.optimizer)
+        named = f"{c.optimizer} [{', '.join(caps)}]" if caps else c.optimizer
+        arm = _name_with(named, _arm_values(c), arm_keys[c.optimizer])
         problem = f"{variant} @ {c.device}" if len(devices) > 1 else variant
         out[cid] = (variant, arm, problem)
     return out
@@ -232,6 +249,9 @@ def label_cells(records: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, st
 def _arm_values(c: Cell) -> dict[str, Any]:
     """Hyperparameters, plus the roles trained by another optimizer (a GAN's discriminator)."""
     values: dict[str, Any] = dict(c.hyper)
+    values["schedule"] = describe(c.schedule, dict(c.schedule_params)) or "constant"
+    if c.role_schedules:
+        values["schedule"] += "; " + ", ".join(f"{r}: {n}" for r, n in c.role_schedules)
     if c.roles:
         values[_ROLES] = "; ".join(
             f"{role}: {opt}" + (f" {format_pairs(hyper)}" if hyper else "")

@@ -107,7 +107,23 @@ def build_manifest(
         **provenance(host.distribution_versions()),
         "plugins": [asdict(p) for p in host.plugins],
         "plugins_metadata": host.manifest_metadata(),
+        **_optimizers_and_schedules(grid, host),
     }
+
+
+def _optimizers_and_schedules(grid: ExpandedGrid, host: PluginHost) -> dict[str, Any]:
+    """What the report labels arms with: each optimizer's capabilities (closure,
+    second_order, modes) and each schedule's description, for those the cells use."""
+    names = dict.fromkeys(n for c in grid.cells for n in (c.optimizer, *(r[1] for r in c.roles)))
+    optimizers = {n: {"capabilities": list(host.optimizers.get(n).capabilities.labels()),
+                      "description": host.optimizers.get(n).description}
+                  for n in names if n in host.optimizers}
+    used = dict.fromkeys(n for c in grid.cells
+                         for n in (c.schedule, *(r[1] for r in c.role_schedules)) if n)
+    schedules = {n: {"description": host.schedules.get(n).description,
+                     "defaults": dict(host.schedules.get(n).defaults)}
+                 for n in used if n in host.schedules}
+    return {"optimizers": optimizers, "schedules": schedules}
 
 
 #: The options ``--resume`` reads from a manifest, with their shapes and the words for a

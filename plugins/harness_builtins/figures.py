@@ -13,6 +13,7 @@ artifacts (or curve columns)                  picture
 ``episode_returns``, ``episode_end_steps``    episode returns (DQN); with ``eval_steps``,
                                               ``eval_returns``: greedy evaluation beside it
 curves with ``train_loss`` and ``test_loss``  train and test loss (dropout's over-fitting)
+curves with ``lr`` (``lr.ROLE``)              the learning rate over steps (scheduled arms)
 ============================================  ==========================================
 
 Each picture uses one seed (the lowest that finished ``ok``) per optimizer, as the
@@ -330,6 +331,38 @@ def _train_test(run: ReportRun, problem: str, cells: Sequence[CellView]) -> list
                     "bootstrap band of the median with at least 3 seeds.")]
 
 
+def _lr_columns(run: ReportRun, problem: str) -> list[str]:
+    rows = run.curves[run.curves["model"] == problem]
+    return [c for c in rows.columns
+            if (c == "lr" or str(c).startswith("lr.")) and rows[c].notna().any()]
+
+
+def _learning_rates(run: ReportRun, problem: str,
+                    cells: Sequence[CellView]) -> list[ReportFigure]:
+    from harness.report.figures import new_figure, theme
+
+    ok_ids = {c.cell_id for c in cells}
+    rows = run.curves[(run.curves["model"] == problem) & run.curves["cell_id"].isin(ok_ids)]
+    columns = _lr_columns(run, problem)
+    with theme():
+        fig = new_figure(5.0, 3.2)
+        ax = fig.subplots()
+        for arm in dict.fromkeys(rows["arm"]):
+            sub = rows[rows["arm"] == arm]
+            first = sub[sub["cell_id"] == sub["cell_id"].iloc[0]]  # one seed: rates are equal
+            for col in columns:
+                pts = first.dropna(subset=[col])
+                if len(pts):
+                    label = arm if col == "lr" else f"{arm}, {col[3:]}"
+                    ax.plot(pts["step"], pts[col], lw=1.4, label=label)
+        ax.set_xlabel("step")
+        ax.set_ylabel("learning rate")
+        ax.legend(fontsize="xx-small")
+    return [_figure("Learning rate", fig,
+                    "The learning rate each scheduled arm's optimizer used, at the last step "
+                    "of each window (the same for every seed).")]
+
+
 Applies = Callable[["ReportRun", str, "Sequence[CellView]"], bool]
 Draw = Callable[["ReportRun", str, "Sequence[CellView]"], "list[ReportFigure]"]
 
@@ -341,4 +374,5 @@ _DRAWERS: tuple[tuple[Applies, Draw], ...] = (
     (lambda run, p, cells: _has(cells, "x", "y", "prediction"), _fits),
     (lambda run, p, cells: _has(cells, "episode_returns"), _returns),
     (lambda run, p, cells: bool(cells) and _has_train_test(run, p), _train_test),
+    (lambda run, p, cells: bool(cells) and bool(_lr_columns(run, p)), _learning_rates),
 )
