@@ -87,3 +87,19 @@ class CellResult:
 def skipped(cell: Cell, reason: str) -> CellResult:
     """The result of a cell that was not run, with the reason."""
     return CellResult(cell=cell, status=Status.SKIPPED, summary={}, error=reason)
+
+
+#: The values of the ``peak_mem_method`` summary column, and what each means (the report
+#: prints them; :mod:`harness.train.memory` measures them).
+PEAK_MEM_METHODS = {
+    "cuda-allocator": "the CUDA caching allocator's peak (torch.cuda.max_memory_allocated), "
+                      "reset at the cell's start",
+    "vmhwm-above-worker-baseline": "the worker's peak resident set (VmHWM, reset before the "
+                                   "cell through /proc/self/clear_refs) above its resident "
+                                   "set after imports and warm-up",
+    "vmhwm-above-cell-start": "the process's peak resident set (VmHWM, reset before the cell "
+                              "through /proc/self/clear_refs) above its resident set at the "
+                              "cell's start (cells run in the harness process)",
+    "rss-sampled": "the process's resident set sampled at window edges (its whole life: "
+                   "the high-water mark could not be reset here)",
+}

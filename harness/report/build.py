@@ -25,7 +25,7 @@ import pandas as pd
 from harness.atomic import make_dir, write_atomic
 from harness.cell import safe_name
 from harness.errors import UsageError
-from harness.outcome import Status
+from harness.outcome import PEAK_MEM_METHODS, Status
 from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
 from harness.report import html as H
@@ -258,15 +258,25 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
             name = writer.save(fig, "peak-memory")
             sec.blocks.append(H.figure(
                 name, "Peak memory",
-                "The CUDA allocator's peak on GPUs, the process's peak resident set on the CPU "
-                "(which includes everything loaded before the cell, so it only grows within a "
-                "run); median over seeds with the range."))
+                "Each cell's own peak memory, median over seeds with the range. Measured as "
+                + _memory_methods(run.summary) + "."))
         sec.blocks.append(H.table(throughput.rename(columns={
             "arm": "optimizer", "device_name": "device name",
             "samples_per_s_median": "per s (median)", "samples_per_s_min": "per s (min)",
             "samples_per_s_max": "per s (max)", "step_time_ms_median": "step ms (median)",
             "peak_mem_mb_median": "peak MiB (median)", "peak_mem_mb_max": "peak MiB (max)"})))
     return sec
+
+
+def _memory_methods(summary: pd.DataFrame) -> str:
+    """How the run's peak memory figures were measured, in words (peak_mem_method)."""
+    methods = summary.get("peak_mem_method", pd.Series(dtype=object))
+    used = [str(m) for m in dict.fromkeys(methods.dropna())]
+    words = [f"{PEAK_MEM_METHODS.get(m, m)} ({m})" for m in used]
+    if methods.isna().any() or not used:
+        words.append("for cells recorded without peak_mem_method: the CUDA allocator's peak, "
+                     "or on the CPU the process's resident set over its whole life")
+    return "; ".join(words)
 
 
 def _cost_axes(run: ReportRun, cost: str) -> str:

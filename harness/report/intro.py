@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pandas as pd
+
 from harness.report import html as H
 from harness.report.model import ReportRun
 
@@ -46,6 +48,7 @@ def intro(run: ReportRun) -> str:
         ("Plugins", plugins or "not recorded"),
         ("Machine", ", ".join(f"{k} {v}" for k, v in machine.items() if k != "hostname")
          or "not recorded"),
+        *([("Worker warm-up", _warmups(s))] if "worker_warmup_s" in s.columns else []),
         *([("Repository", _commit_text(m["repository"], with_path=True))]
           if "repository" in m else []),
         ("Harness commit" if "repository" in m else "Git commit", _commit_text(git)),
@@ -68,3 +71,10 @@ def _commit_text(git: dict[str, Any] | None, *, with_path: bool = False) -> str:
         return "not a git checkout" if with_path else "not recorded"
     where = f"{git.get('path')} at " if with_path and git.get("path") else ""
     return f"{where}{git.get('commit')}" + (" (dirty)" if git.get("dirty") else "")
+
+
+def _warmups(summary: Any) -> str:
+    """The workers' one-time warm-ups, which no cell's wall_s includes."""
+    values = pd.to_numeric(summary["worker_warmup_s"], errors="coerce").dropna()
+    return (f"{len(values)} worker(s), {values.median():.3g} s each (median), paid before "
+            "their first cell and not counted in its wall_s")

@@ -110,6 +110,9 @@ def _worker_main(conn: Connection, limits: CellLimits, run_options: RunOptions,
     from harness.plugins import get_host
 
     get_host()  # load the plugins before the first cell
+    from harness.train import memory
+
+    warmup_s: float | None = None
     try:
         conn.send(("ready", os.getpid()))
         applied = False
@@ -121,11 +124,19 @@ def _worker_main(conn: Connection, limits: CellLimits, run_options: RunOptions,
             if not applied:
                 configure_process(limits, [device])  # after start-up: the limit is the cells'
                 applied = True
+                # One-time costs paid here (torch's thread pools set: a forked worker must
+                # not use its parent's), not in the first cell's wall_s; reported on it.
+                warmup_s = memory.warm_up(torch.device(device))
+                memory.set_baseline()  # the cells' CPU peaks are measured above this
 
             def on_window(row: Mapping[str, Any], steps: int) -> None:
                 conn.send(("window", dict(row), steps))
 
             result = _execute(cell, run_options, on_window, None)
+            if warmup_s is not None:
+                result = replace(result, summary={**result.summary,
+                                                  "worker_warmup_s": warmup_s})
+                warmup_s = None
             if cpus:
                 actual = placement.usable_cpus()  # what the OS holds us to, not the plan
                 result = replace(result, summary={**result.summary,

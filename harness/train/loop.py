@@ -37,6 +37,7 @@ from harness.train.fastpaths import implementation_of
 from harness.train.flops import StepProbe, probe_step, random_streams_kept
 from harness.train.losses import window_losses
 from harness.train.lr import ScheduledLr, graphs_fallback, schedule_specs
+from harness.train.memory import CellMemory
 from harness.train.optimizers import build_optimizers
 from harness.train.resume import Checkpointer
 from harness.train.schedule import Schedule
@@ -97,20 +98,20 @@ def run_cell(
     curve: list[dict[str, Any]] = []
     state = CellState()
     status, error, tb = Status.OK, None, None
+    memory = CellMemory(device)
     try:
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        memory.start()
         task = build_task(problem, cell, options)
         state.data_source = task.data_source
         optimizers = build_optimizers(cell, problem, task, optimizer, role_specs or {}, options)
         state.opt_impl = ",".join(sorted({implementation_of(o) for o in optimizers.values()}))
         state.paths = unavailable_paths(task, options, device)
-        train(cell, problem, task, optimizers, options, curve, state, on_window)
+        train(cell, problem, task, optimizers, options, curve, state, on_window, memory)
     except Exception as exc:
         status, error, tb = classify(exc)
     finally:
-        if device.type == "cuda" and torch.cuda.is_available():
-            state.peak_mem_mb = torch.cuda.max_memory_allocated(device) / 2**20
+        state.peak_mem_mb = memory.peak(state.counters.rss_peak if state.counters else math.nan)
+        state.peak_mem_method = memory.method
     summary = summarise(cell, problem, state.measured(cell, curve),
                         time.perf_counter() - t_start)
     return CellResult(cell=cell, status=status, summary=summary, curve=tuple(curve),
@@ -120,7 +121,7 @@ def run_cell(
 def train(cell: Cell, problem: Problem, task: Task,
           optimizers: Mapping[str, torch.optim.Optimizer], options: RunOptions,
           curve: list[dict[str, Any]], state: CellState, on_window: WindowCallback | None,
-          ) -> None:
+          memory: CellMemory | None = None) -> None:
     """The loop: windows of steps, timed; at each edge a curve row, maybe an evaluation,
     maybe a checkpoint. Checkpoints add no edge: the curve does not depend on them."""
     device, schedule = torch.device(cell.device), Schedule.for_cell(cell, problem, options)
@@ -132,8 +133,8 @@ def train(cell: Cell, problem: Problem, task: Task,
     # losses at initialisation.
     probe = probe_step(task, optimizers, device)
     state.flops_per_step = probe.flops
-    if device.type == "cuda":  # the copy's memory is not the cell's
-        torch.cuda.reset_peak_memory_stats(device)
+    if memory is not None:  # the copy's memory is not the cell's
+        memory.restart()
     # The base learning rates are read before a checkpoint's (scheduled) ones are loaded.
     lr = ScheduledLr(cell, optimizers, schedule_specs(cell)) if cell.scheduled else None
     # Resume before the step is built: a CUDA graph captures the addresses of the

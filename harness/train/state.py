@@ -111,6 +111,8 @@ class CellState:
     samples_per_step: int | None = None
     first_step_s: float | None = None
     peak_mem_mb: float | None = None
+    #: How ``peak_mem_mb`` was measured (a key of :data:`harness.outcome.PEAK_MEM_METHODS`).
+    peak_mem_method: str | None = None
     #: FLOPs of one training step (:mod:`harness.train.flops`); NaN: not countable.
     flops_per_step: float = math.nan
     artifacts: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +140,7 @@ class CellState:
             warmup_s=c.warmup_s if c else math.nan,
             peak_mem_mb=self.peak_mem_mb if self.peak_mem_mb is not None else rss,
             data_source=self.data_source,
+            peak_mem_method=self.peak_mem_method,
             paths=self._displayed(),
             metrics=c.metrics if c else {},
         )

@@ -32,6 +32,7 @@ class Measured:
     throughput: tuple[float, float, int] | None = None
     warmup_s: float = math.nan
     peak_mem_mb: float = math.nan
+    peak_mem_method: str | None = None
     data_source: str | None = None
     #: How the cell ran (fast paths, checkpointing...), as displayed; only those that apply.
     paths: Mapping[str, Any] = field(default_factory=dict)
@@ -63,6 +64,7 @@ def summarise(cell: Cell, problem: Problem | None, measured: Measured,
         "step_time_ms": step_ms,
         "warmup_s": m.warmup_s,
         "peak_mem_mb": m.peak_mem_mb,
+        "peak_mem_method": m.peak_mem_method,
         "wall_s": wall_s,
         "data_source": m.data_source,
         "sample_unit": problem.sample_unit if problem is not None else None,
