@@ -38,7 +38,12 @@ class PluginInfo:
     #: A plugin loaded from a file (``--plugin PATH``): its absolute path, and the
     #: ``sha256:<hex>`` of its source when it was loaded.
     source: str | None = None
+    #: The ``sha256:<hex>`` of the source of a plugin file, or of an installed plugin's
+    #: package when its distribution was installed editable or from a local path.
     sha256: str | None = None
+    #: The distributions the plugin declares it wraps (``harness_wraps`` on its module),
+    #: with their installed versions.
+    wraps: tuple[tuple[str, str], ...] = ()
 
     def label(self) -> str:
         if self.source:

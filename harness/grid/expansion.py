@@ -258,9 +258,15 @@ def _role_overrides(problem: Problem, opt: OptimizerSpec, hyper: Hyper,
 def _versions(problem: Problem, opt: OptimizerSpec, roles: Roles, problems: ProblemRegistry,
               optimizers: OptimizerRegistry) -> tuple[tuple[str, str], ...]:
     def origin(info: Any) -> str:
-        if getattr(info, "sha256", None):  # a plugin file: its source is its version
-            return f"file {info.name} {info.sha256.removeprefix('sha256:')[:16]}"
-        return f"{info.distribution} {info.version}" if info.distribution else "in-process"
+        wraps = "".join(f"; wraps {name} {version}" for name, version in info.wraps)
+        digest = (info.sha256 or "").removeprefix("sha256:")[:16]
+        if info.source:  # a plugin file: its source is its version
+            return f"file {info.name} {digest}{wraps}"
+        if not info.distribution:
+            return "in-process" + wraps
+        # installed editable or from a path: its source too
+        source = f" source {digest}" if digest else ""
+        return f"{info.distribution} {info.version}{source}{wraps}"
 
     out = {"harness": _harness_version(), "problem": origin(problems.owner(problem.name)),
            "optimizer": origin(optimizers.owner(opt.name))}

@@ -34,7 +34,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.plugins import files
+from harness.plugins import files, provenance
 from harness.registry import (
     ExecutorRegistry,
     OptimizerRegistry,
@@ -79,6 +79,9 @@ class _Found:
     ep: md.EntryPoint
     dist: str | None
     version: str | None
+    #: Installed editable or from a local path (``direct_url.json`` names a ``file:`` URL):
+    #: its version number need not change when its code does.
+    local: bool = False
 
 
 def _entry_points() -> list[_Found]:
@@ -94,7 +97,7 @@ def _entry_points() -> list[_Found]:
             if key in seen:
                 continue  # the same distribution visible twice on sys.path
             seen.add(key)
-            found.append(_Found(ep, dist_name, dist.version))
+            found.append(_Found(ep, dist_name, dist.version, provenance.installed_locally(dist)))
     found.sort(
         key=lambda f: (_normalize(f.dist or "") != HOST_DISTRIBUTION, f.dist or "", f.ep.name)
     )
@@ -213,6 +216,10 @@ class PluginHost:
             except PLUGIN_FAILURES as exc:
                 self._record_error(info, *_load_error(exc, found.ep.value))
                 continue
+            source = provenance.module_source(found.ep.module) \
+                if found.local and _normalize(found.dist or "") != HOST_DISTRIBUTION else None
+            if source is not None:  # its code may change under the same version number
+                info = replace(info, sha256=files.source_hash(source))
             self.register(plugin, info)
 
     def load_files(self, paths: Sequence[Path]) -> None:
@@ -249,6 +256,7 @@ class PluginHost:
         """Register an in-process plugin (a module, class or object with hookimpls)."""
         if isinstance(info, str):
             info = PluginInfo(name=info, module=getattr(plugin, "__name__", None))
+        info = replace(info, wraps=provenance.wrapped_versions(plugin))
         try:
             self.pm.register(plugin, name=info.name)
             try:
