@@ -179,7 +179,7 @@ def train(cell: Cell, problem: Problem, task: Task,
         run.add_loss(row.get("loss", math.nan))
         run.rss_peak = max(run.rss_peak, rss_mb())
         run.count_loss_evals(drain_loss_evals(optimizers.values()))
-        if schedule.evaluates(i):
+        if schedule.evaluates(prev, i):
             with eval_modes(optimizers.values()):
                 run.metrics = {k: float(v) for k, v in task.evaluate().items()}
             row.update(run.metrics)
