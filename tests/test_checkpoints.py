@@ -159,8 +159,10 @@ def test_a_resumed_cells_recompilation_stays_out_of_its_throughput(host: PluginH
     stopped_at(25, cell, problem, adam, ckpt)
     resumed = run_cell(cell, problem, adam, ckpt)
     assert resumed.status == "ok" and resumed.summary["resumed_from_step"] == 20
-    # counted in the steady state, compilation alone came to more than this per step
-    assert resumed.summary["step_time_ms"] < 1000 * resumed.summary["compile_s"] / 30
+    # the window holding the recompiling first step counts as warm-up (not a timing bound:
+    # a steady-state window would leave warmup_s at 0, every edge being past the warm-up)
+    assert resumed.summary["compile_s"] > 0
+    assert resumed.summary["warmup_s"] >= resumed.summary["compile_s"]
 
 
 def test_checkpoints_and_models_load_with_weights_only(host: PluginHost, tmp_path: Path) -> None:

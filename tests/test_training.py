@@ -88,8 +88,9 @@ def test_missed_target_is_nan(host: PluginHost) -> None:
 
 def test_evaluation_is_outside_the_timed_windows(host: PluginHost) -> None:
     result = run(host, cell(params={"eval_sleep": 0.5}), eval_every=20)
-    assert result.summary["wall_s"] > 1.0  # two evaluations slept 0.5 s each
-    assert result.curve[-1]["elapsed_s"] < 0.5
+    # two evaluations (and step 0's) slept 0.5 s each, outside the training time: no
+    # bound on how fast the 40 steps are, only that the sleeps are not in elapsed_s
+    assert result.summary["wall_s"] - result.curve[-1]["elapsed_s"] >= 1.0
 
 
 def test_nan_marks_the_cell_diverged_and_keeps_its_curve(host: PluginHost) -> None:
