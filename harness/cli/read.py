@@ -18,7 +18,7 @@ import pandas as pd
 from harness.errors import UsageError
 from harness.outcome import Status, parse_statuses
 from harness.results import RunDirectory
-from harness.results.schema import SHOW_COLUMNS
+from harness.results.schema import NOISY_DISPERSION, SHOW_COLUMNS
 
 
 def load_summary(path: Path) -> tuple[pd.DataFrame, RunDirectory]:
@@ -99,6 +99,11 @@ def format_summary(summary: pd.DataFrame,
     if chance is not None and "status" in frame and chance.map(_flagged).any():
         frame.insert(list(frame.columns).index("status") + 1, "at_chance",
                      [v if _flagged(v) else "" for v in chance])
+    spread = pd.to_numeric(summary.get("throughput_dispersion", pd.Series(dtype=float)),
+                           errors="coerce")
+    if "samples_per_s" in frame and (spread > NOISY_DISPERSION).any():
+        frame.insert(list(frame.columns).index("samples_per_s") + 1, "noisy",
+                     [f"±{v:.0%}" if v > NOISY_DISPERSION else "" for v in spread])
     varying, grid = _varying_hyperparameters(summary), grid or {}
     names = [c[3:] for c in summary.columns if c.startswith("hp.")]
     shown = [{k for k in names if k in varying or k in grid.get("*", ())

@@ -32,6 +32,7 @@ from harness.report import html as H
 from harness.report import stats, tables
 from harness.report.intro import intro as _intro
 from harness.report.model import ReportFigure, ReportRun
+from harness.results.schema import NOISY_DISPERSION
 
 #: Beside a report's figures: the names of the figures that report wrote, so that the
 #: next report into the folder removes those and never a file of the user's.
@@ -252,7 +253,10 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
         sec.blocks.append(H.figure(
             name, "Throughput",
             "Steady-state throughput (after the warm-up) per optimizer: the bar is the median "
-            "over seeds, the error bar the range, each dot one seed."))
+            "over seeds, the error bar the range, each dot one seed. The table's dispersion "
+            "is a seed's IQR / median over its steady windows; a seed above "
+            f"{NOISY_DISPERSION:.0%} is counted noisy: its figure moved by more than that "
+            "within the cell itself."))
         fig = F.per_seed_figure(run.summary, "peak_mem_mb", "peak memory (MiB)", palette)
         if fig is not None:
             name = writer.save(fig, "peak-memory")
@@ -264,7 +268,8 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
             "arm": "optimizer", "device_name": "device name",
             "samples_per_s_median": "per s (median)", "samples_per_s_min": "per s (min)",
             "samples_per_s_max": "per s (max)", "step_time_ms_median": "step ms (median)",
-            "peak_mem_mb_median": "peak MiB (median)", "peak_mem_mb_max": "peak MiB (max)"})))
+            "peak_mem_mb_median": "peak MiB (median)", "peak_mem_mb_max": "peak MiB (max)",
+            "dispersion_max": "dispersion (max)", "noisy_seeds": "noisy seeds"})))
     return sec
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from harness.outcome import Status
 from harness.report import stats
 from harness.report.model import ReportRun
+from harness.results.schema import NOISY_DISPERSION
 
 UNAVAILABLE = "unavailable"
 
@@ -192,11 +193,13 @@ def profile_scores(times: pd.DataFrame) -> pd.DataFrame:
 
 
 def throughput(run: ReportRun) -> pd.DataFrame:
-    """Per problem, arm and device: samples/s and peak memory over the ``ok`` seeds."""
+    """Per problem, arm and device: samples/s and peak memory over the ``ok`` seeds, the
+    largest throughput dispersion of a seed and how many seeds are noisy (dispersion over
+    :data:`~harness.results.schema.NOISY_DISPERSION`)."""
     s = _ok(run.summary)
     cols = ["problem", "arm", "device", "device_name", "unit", "seeds", "samples_per_s_median",
             "samples_per_s_min", "samples_per_s_max", "step_time_ms_median",
-            "peak_mem_mb_median", "peak_mem_mb_max"]
+            "peak_mem_mb_median", "peak_mem_mb_max", "dispersion_max", "noisy_seeds"]
     if s.empty:
         return pd.DataFrame(columns=cols)
     names = run.manifest.get("devices") or {}
@@ -204,6 +207,8 @@ def throughput(run: ReportRun) -> pd.DataFrame:
     for (problem, arm, device), g in s.groupby(["variant", "arm", "device"], sort=False):
         rate = pd.to_numeric(g["samples_per_s"], errors="coerce")
         mem = pd.to_numeric(g["peak_mem_mb"], errors="coerce")
+        spread = pd.to_numeric(g.get("throughput_dispersion", pd.Series(math.nan, g.index)),
+                               errors="coerce")
         unit = g["sample_unit"].dropna().iloc[0] if "sample_unit" in g and \
             g["sample_unit"].notna().any() else "samples"
         rows.append({
@@ -213,6 +218,8 @@ def throughput(run: ReportRun) -> pd.DataFrame:
             "samples_per_s_max": rate.max(),
             "step_time_ms_median": pd.to_numeric(g["step_time_ms"], errors="coerce").median(),
             "peak_mem_mb_median": mem.median(), "peak_mem_mb_max": mem.max(),
+            "dispersion_max": spread.max(),
+            "noisy_seeds": int((spread > NOISY_DISPERSION).sum()),
         })
     return pd.DataFrame(rows, columns=cols)
 

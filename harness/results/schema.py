@@ -60,6 +60,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("samples_per_s", "number", "steady-state throughput, warm-up windows excluded",
            shown=True, better="max"),
     Column("step_time_ms", "number", "steady-state milliseconds per step", better="min"),
+    Column("throughput_dispersion", "number",
+           "IQR / median of throughput over the steady windows (over 0.1: noisy)"),
+    Column("throughput_windows", "number", "the steady windows throughput_dispersion is over"),
     Column("warmup_s", "number", "seconds of the windows excluded from throughput"),
     Column("peak_mem_mb", "number",
            "the cell's peak memory: CUDA allocator, or resident set above the worker's baseline",
@@ -105,6 +108,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("error", "derived", "why a cell did not finish (one line)"),
     Column("cell_id", "derived", "the record's file name in cells/"),
 )
+
+#: Throughput whose dispersion is above this is flagged ``noisy`` by ``show`` and the report.
+NOISY_DISPERSION = 0.10
 
 BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -67,6 +68,8 @@ class Counters:
     metrics: dict[str, float] = field(default_factory=dict)
     rss_peak: float = math.nan
     steps_done: int = 0
+    #: Each steady window's steps per second, in order (its dispersion is the noise).
+    steady_rates: list[float] = field(default_factory=list)
     #: Loss evaluations made by closure optimizers' steps (None: no closure optimizer).
     loss_evals: int | None = None
 
@@ -82,6 +85,8 @@ class Counters:
         else:
             self.steady_time += elapsed
             self.steady_steps += steps
+            if elapsed > 0 and steps > 0:
+                self.steady_rates.append(steps / elapsed)
 
     def add_loss(self, loss: float) -> None:
         self.losses.append(loss)
@@ -137,6 +142,7 @@ class CellState:
             samples_to_target=_float(c.samples_to_target if c else None),
             flops_per_step=self.flops_per_step,
             throughput=(steady_steps * sps, steady_time, steady_steps),
+            dispersion=dispersion(c.steady_rates if c else []),
             warmup_s=c.warmup_s if c else math.nan,
             peak_mem_mb=self.peak_mem_mb if self.peak_mem_mb is not None else rss,
             data_source=self.data_source,
@@ -164,6 +170,15 @@ class CellState:
         if self.first_step_s is not None and p.compiling:
             out["compile_s"] = self.first_step_s
         return out
+
+
+def dispersion(rates: list[float]) -> tuple[float, int]:
+    """(IQR / median, n) of the steady windows' rates: the throughput's relative noise
+    (quartiles interpolated linearly, as numpy's default); NaN with fewer than 2 windows."""
+    if len(rates) < 2:
+        return math.nan, len(rates)
+    q1, q2, q3 = statistics.quantiles(rates, n=4, method="inclusive")
+    return ((q3 - q1) / q2 if q2 > 0 else math.nan), len(rates)
 
 
 def _float(value: float | None) -> float:

@@ -30,6 +30,8 @@ class Measured:
     flops_per_step: float = math.nan
     #: ``(samples, seconds, steps)`` the throughput is measured over; None: not measured.
     throughput: tuple[float, float, int] | None = None
+    #: (IQR / median of the steady windows' throughput, their number); None: not measured.
+    dispersion: tuple[float, int] | None = None
     warmup_s: float = math.nan
     peak_mem_mb: float = math.nan
     peak_mem_method: str | None = None
@@ -62,6 +64,8 @@ def summarise(cell: Cell, problem: Problem | None, measured: Measured,
         "flops_to_target": m.flops_per_step * m.steps_to_target,
         "samples_per_s": rate,
         "step_time_ms": step_ms,
+        "throughput_dispersion": m.dispersion[0] if m.dispersion else math.nan,
+        "throughput_windows": m.dispersion[1] if m.dispersion else math.nan,
         "warmup_s": m.warmup_s,
         "peak_mem_mb": m.peak_mem_mb,
         "peak_mem_method": m.peak_mem_method,
