@@ -60,3 +60,21 @@ def test_the_report_counts_noisy_seeds(tmp_path) -> None:  # type: ignore[no-unt
     assert table["dispersion_max"].iloc[0] == summary["throughput_dispersion"].max()
     assert table["noisy_seeds"].iloc[0] == int((summary["throughput_dispersion"] > 0.1).sum())
     assert "noisy seeds" in index.read_text("utf-8")
+
+
+def test_a_cell_records_the_machine_state_around_it(host: PluginHost) -> None:
+    """Load average at start and end, and the CPU share other processes took: a process
+    burning a core alongside the cell shows in it."""
+    import subprocess
+    import sys
+
+    problem, spec = host.problems.get("regression"), host.optimizers.get("adam")
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        s = run_cell(make_cell(problem, spec, steps=300), problem, spec,
+                     RunOptions()).summary
+    finally:
+        burner.kill()
+        burner.wait()
+    assert s["load_start"] >= 0 and s["load_end"] >= 0
+    assert 0 < s["other_cpu_share"] <= 1  # the burner had a core

@@ -37,6 +37,7 @@ from harness.train.fastpaths import implementation_of
 from harness.train.flops import StepProbe, probe_step, random_streams_kept
 from harness.train.losses import window_losses
 from harness.train.lr import ScheduledLr, graphs_fallback, schedule_specs
+from harness.train.machine import MachineState
 from harness.train.memory import CellMemory
 from harness.train.optimizers import build_optimizers
 from harness.train.resume import Checkpointer
@@ -98,7 +99,7 @@ def run_cell(
     curve: list[dict[str, Any]] = []
     state = CellState()
     status, error, tb = Status.OK, None, None
-    memory = CellMemory(device)
+    memory, machine = CellMemory(device), MachineState()
     try:
         memory.start()
         task = build_task(problem, cell, options)
@@ -112,8 +113,8 @@ def run_cell(
     finally:
         state.peak_mem_mb = memory.peak(state.counters.rss_peak if state.counters else math.nan)
         state.peak_mem_method = memory.method
-    summary = summarise(cell, problem, state.measured(cell, curve),
-                        time.perf_counter() - t_start)
+    summary = {**summarise(cell, problem, state.measured(cell, curve),
+                           time.perf_counter() - t_start), **machine.summary()}
     return CellResult(cell=cell, status=status, summary=summary, curve=tuple(curve),
                       artifacts=state.artifacts, error=error, traceback=tb)
 
