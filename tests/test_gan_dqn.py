@@ -72,7 +72,7 @@ def test_gan_through_the_cli(tmp_path: Path) -> None:
         assert curves[column].notna().all() and np.isfinite(curves[column]).all(), column
     assert curves["d_acc_real"].between(0, 1).all() and curves["d_acc_fake"].between(0, 1).all()
     assert np.allclose(curves["loss"], curves["d_loss"] + curves["g_loss"], atol=1e-5)
-    assert curves["curve_distance"].notna().sum() == 4  # every 25 steps
+    assert curves["curve_distance"].notna().sum() == 5  # step 0, then every 25 steps
 
     art = record["artifacts"]
     assert len(art["x"]) == len(art["artist_lower"]) == len(art["artist_upper"]) == 15
@@ -148,7 +148,7 @@ def test_dqn_through_the_cli(tmp_path: Path) -> None:
 
     assert curves["loss"].notna().all() and (curves["loss"] >= 0).all()
     evaluated = curves[curves["episodes"].notna()]
-    assert len(evaluated) == math.ceil(DQN_STEPS / 500)
+    assert len(evaluated) == 1 + math.ceil(DQN_STEPS / 500)  # step 0, then every 500
     assert evaluated["learn_steps"].is_monotonic_increasing
     assert evaluated["return_ma100"].notna().any() and evaluated["eval_return"].notna().all()
 
