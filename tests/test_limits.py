@@ -133,7 +133,7 @@ def test_the_stored_baseline_run_is_still_resumable(tmp_path: Path,
                                    "benchmarks/baseline", "--quiet"]
     assert manifest["options"]["windows"] == 50
     record = json.loads(next((run / "cells").glob("regression-sgd-cpu-s0-*.json")).read_text())
-    assert len(record["curve"]) == 50
+    assert len(record["curve"]) == 1 + 50  # step 0, then the 50 windows
 
 
 def test_reading_a_grid_imports_no_torch() -> None:
