@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 TESTS = Path(__file__).parent
 #: The small plugin packages the tests install on purpose.
@@ -54,3 +55,34 @@ def wait_for(condition: Callable[[], object], what: str, *, timeout: float = 120
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout:g} s")
         time.sleep(0.05)
+
+
+class _Stop(Exception):
+    pass
+
+
+def interrupted_then_resumed(cell: Any, problem: Any, spec: Any,
+                             checkpoints: Path) -> tuple[Any, Any]:
+    """Run ``cell`` whole, then again with a checkpoint every 20 steps, interrupted at step
+    45 and resumed from its checkpoint (12 windows, evaluations every 20 steps): return the
+    whole run's result and the resumed one's."""
+    from harness.executor import RunOptions
+    from harness.train.loop import run_cell
+
+    whole = run_cell(cell, problem, spec, RunOptions(windows=12, eval_every=20))
+    options = RunOptions(windows=12, eval_every=20, checkpoint_every=20,
+                         checkpoint_dir=checkpoints)
+
+    def interrupt(row: Mapping[str, Any], steps: int) -> None:
+        if row["step"] == 45:
+            raise _Stop
+
+    assert run_cell(cell, problem, spec, options, on_window=interrupt).status == "error"
+    return whole, run_cell(cell, problem, spec, options)
+
+
+def same_curve_but_time(whole: Any, resumed: Any) -> bool:
+    """Whether two results' curves are identical but for their ``elapsed_s``."""
+    return bool(resumed.curve == tuple({**r, "elapsed_s": s["elapsed_s"]}
+                                       for r, s in zip(whole.curve, resumed.curve,
+                                                       strict=True)))

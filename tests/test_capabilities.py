@@ -22,7 +22,7 @@ from harness.optimizer import Capabilities, OptimizerSpec
 from harness.plugins import PluginHost
 from harness.train import checkpoints
 from harness.train.loop import run_cell
-from tests.helpers import run_cli
+from tests.helpers import interrupted_then_resumed, run_cli, same_curve_but_time
 
 ZOO = {"HARNESS_PLUGINS": "harness,harness-optimizerzoo"}
 
@@ -215,10 +215,6 @@ class _NoModeTask(ProbeTask):
             return {"test_loss": float(nn.functional.mse_loss(self.model(self.x), self.y))}
 
 
-class Stop(Exception):
-    pass
-
-
 @pytest.mark.parametrize("name", ["lbfgs", "schedulefree-adamw"])
 def test_resume_from_checkpoint_is_bit_identical(zoo: PluginHost, name: str,
                                                  tmp_path: Path) -> None:
@@ -228,18 +224,8 @@ def test_resume_from_checkpoint_is_bit_identical(zoo: PluginHost, name: str,
     cell = Cell(problem="regression", optimizer=name, device="cpu", seed=1, steps=60,
                 batch_size=32, params=tuple(sorted(problem.defaults().items())),
                 hyper=tuple(sorted(spec.resolve({}).items())))
-    whole = run_cell(cell, problem, spec, RunOptions(windows=12, eval_every=20))
-    ckpt = RunOptions(windows=12, eval_every=20, checkpoint_every=20,
-                      checkpoint_dir=tmp_path / "ckpt")
-
-    def interrupt(row: Mapping[str, Any], steps: int) -> None:
-        if row["step"] == 45:
-            raise Stop
-
-    assert run_cell(cell, problem, spec, ckpt, on_window=interrupt).status == "error"
-    resumed = run_cell(cell, problem, spec, ckpt)
+    whole, resumed = interrupted_then_resumed(cell, problem, spec, tmp_path / "ckpt")
     assert resumed.status == "ok" and resumed.summary["resumed_from_step"] == 40
-    assert resumed.curve == tuple({**r, "elapsed_s": s["elapsed_s"]}
-                                  for r, s in zip(whole.curve, resumed.curve, strict=True))
+    assert same_curve_but_time(whole, resumed)
     if name == "lbfgs":
         assert resumed.summary["loss_evals"] == whole.summary["loss_evals"]

@@ -6,7 +6,6 @@ import dataclasses
 import itertools
 import json
 import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from harness.plugins import PluginHost
 from harness.schedules import ScheduleSpec, warmup_steps
 from harness.train.loop import run_cell
 from harness.train.lr import GRAPHS_FALLBACK, graphs_fallback
-from tests.helpers import run_cli
+from tests.helpers import interrupted_then_resumed, run_cli, same_curve_but_time
 
 
 def records(out: Path) -> list[dict[str, Any]]:
@@ -113,27 +112,13 @@ def test_settings_for_an_unselected_schedule_are_refused(host: PluginHost) -> No
         expanded(host, "cosine.final_lr_ratio=0.1")
 
 
-class Stop(Exception):
-    pass
-
-
 def test_resume_from_checkpoint_is_bit_identical_with_warmup_cosine(
         host: PluginHost, tmp_path: Path) -> None:
     problem, adam = host.problems.get("regression"), host.optimizers.get("adam")
     cell = dataclasses.replace(expanded(host, "schedule=warmup-cosine")[0], steps=60, seed=3)
-    whole = run_cell(cell, problem, adam, RunOptions(windows=12, eval_every=20))
-    ckpt = RunOptions(windows=12, eval_every=20, checkpoint_every=20,
-                      checkpoint_dir=tmp_path / "ckpt")
-
-    def interrupt(row: Mapping[str, Any], steps: int) -> None:
-        if row["step"] == 45:
-            raise Stop
-
-    assert run_cell(cell, problem, adam, ckpt, on_window=interrupt).status == "error"
-    resumed = run_cell(cell, problem, adam, ckpt)
+    whole, resumed = interrupted_then_resumed(cell, problem, adam, tmp_path / "ckpt")
     assert resumed.status == "ok" and resumed.summary["resumed_from_step"] == 40
-    assert resumed.curve == tuple({**r, "elapsed_s": s["elapsed_s"]}
-                                  for r, s in zip(whole.curve, resumed.curve, strict=True))
+    assert same_curve_but_time(whole, resumed)
     assert [r["lr"] for r in resumed.curve][-1] == 0.0
 
 
