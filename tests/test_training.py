@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping
@@ -321,3 +322,24 @@ def test_window_loss_is_the_step_losses_summed_in_order(
     monkeypatch.setattr(window_losses, "_KEEP", 3)  # pack every 3 losses into one tensor
     packed, _ = curve()
     assert [r["loss"] for r in packed[1:]] == [r["loss"] for r in rows]
+
+
+class CommaMetric(Line):
+    """Reports a metric it never declared, under a name that would break summary.csv."""
+
+    def build(self, ctx: BuildContext) -> Supervised:
+        task = super().build(ctx)
+        evaluate = task.evaluate
+        assert evaluate is not None
+
+        def renamed(m: nn.Module) -> dict[str, float]:
+            return {"test,loss": evaluate(m)["test_loss"]}
+
+        return dataclasses.replace(task, evaluate=renamed)
+
+
+def test_an_undeclared_metric_name_that_would_break_a_table_ends_the_cell(
+        host: PluginHost) -> None:
+    result = run_cell(cell(), CommaMetric(), host.optimizers.get("adam"), RunOptions(windows=4))
+    assert result.status == "error"
+    assert "invalid metric name 'test,loss'" in (result.error or "")

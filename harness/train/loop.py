@@ -29,6 +29,7 @@ from harness.errors import DivergedError
 from harness.executor import RunOptions
 from harness.optimizer import OptimizerSpec
 from harness.outcome import CellResult, Status
+from harness.params import check_field_name
 from harness.problem import BuildContext, Problem, Supervised, Target, Task
 from harness.train import checkpoints
 from harness.train.device import graphs_compiled, rss_mb, seed_everything, synchronize
@@ -182,7 +183,7 @@ def train(cell: Cell, problem: Problem, task: Task,
         run.count_loss_evals(drain_loss_evals(optimizers.values()))
         if schedule.evaluates(prev, i):
             with eval_modes(optimizers.values()):
-                run.metrics = {k: float(v) for k, v in task.evaluate().items()}
+                run.metrics = _evaluated(task)
             row.update(run.metrics)
         curve.append(row)
         _note_target(target, run, row)
@@ -197,6 +198,16 @@ def train(cell: Cell, problem: Problem, task: Task,
         t0 = time.perf_counter()
     with eval_modes(optimizers.values()):
         _finish(cell, task, options, state, saver)
+
+
+def _evaluated(task: Task) -> dict[str, float]:
+    """The task's evaluation metrics. A name that would break a table's header, a file name
+    or the report (only declared names are checked when the plugin loads) ends the cell,
+    naming it."""
+    metrics = task.evaluate()
+    for name in metrics:
+        check_field_name("metric", name)
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def _step_zero(task: Task, probe: StepProbe, run: Counters, device: torch.device,
@@ -218,7 +229,7 @@ def _initial_row(task: Task, probe: StepProbe, run: Counters,
     training would see."""
     row: dict[str, Any] = {"step": 0, "elapsed_s": 0.0, "samples": 0, **probe.losses}
     with random_streams_kept(device):
-        run.metrics = {k: float(v) for k, v in task.evaluate().items()}
+        run.metrics = _evaluated(task)
     row.update(run.metrics)
     return row
 
