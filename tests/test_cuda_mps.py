@@ -13,6 +13,7 @@ daemon on a GPU machine.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -162,18 +163,27 @@ def test_the_daemon_does_not_outlive_a_killed_harness(standin: Path, tmp_path: P
     code = ("import sys, time\n"
             "from harness.run import cuda_mps\n"
             "with cuda_mps.daemon() as s:\n"
+            "    print(s.pipe_dir.parent, flush=True)\n"
             "    print((s.pipe_dir / 'daemon.pid').read_text(), flush=True)\n"
             "    time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None
-    pid = int(holder.stdout.readline())
-    assert _alive(pid)
-    holder.send_signal(signal.SIGKILL)
-    holder.wait()
-    deadline = time.monotonic() + 10
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(pid)
+    root = Path(holder.stdout.readline().strip())
+    try:
+        assert root.name.startswith("harness-mps-")
+        pid = int(holder.stdout.readline())
+        assert _alive(pid)
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid)
+    finally:  # SIGKILL left no cleanup to run: the daemon's directory is the test's to remove
+        holder.kill()
+        holder.wait()
+        shutil.rmtree(root, ignore_errors=True)
+    assert not root.exists()
 
 
 def test_a_gpu_worker_that_never_attaches_stops_the_run(

@@ -129,3 +129,46 @@ def test_upgrading_a_wrapped_library_changes_its_cells_keys(
     _installed(site, "2.0")
     new_key, new_origin = key()
     assert new_origin.endswith("; wraps fakewrapped 2.0") and new_key != old_key
+
+
+SIGN_SGD = '''
+import torch
+from harness import hookimpl
+
+
+class SignSGD(torch.optim.SGD):
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.sign_()
+        return super().step(closure)
+
+
+@hookimpl
+def register_optimizers(registry):
+    registry.add_torch("signsgd", SignSGD, lr=0.01)
+'''
+
+
+def test_resume_moves_a_stale_record_aside(tmp_path: Path) -> None:
+    """A plugin file edited between a run and its ``--resume``: the cell runs again under
+    its new key, and the old record goes to ``cells/stale/`` instead of staying in
+    ``cells/`` beside the new one."""
+    from harness.cli import main
+
+    plugin = tmp_path / "sign_sgd.py"
+    plugin.write_text(SIGN_SGD)
+    out = tmp_path / "run"
+    assert main(["run", "-m", "regression", "-o", "signsgd", "-s", "0", "--steps", "20",
+                 "--plugin", str(plugin), "--workers", "0", "--out", str(out), "--quiet"]) == 0
+    (old,) = (out / "cells").glob("*.json")
+    plugin.write_text(SIGN_SGD.replace("lr=0.01", "lr=0.02"))
+    assert main(["run", "--resume", str(out), "--workers", "0", "--quiet"]) == 0
+    (new,) = (out / "cells").glob("*.json")
+    assert new.name != old.name
+    assert [p.name for p in (out / "cells" / "stale").iterdir()] == [old.name]
+    import pandas as pd
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["cell_id"]) == [new.stem]

@@ -4,7 +4,7 @@ set enumeration over ``range(steps)`` gives, in constant memory; ``--windows N``
 from __future__ import annotations
 
 import itertools
-import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -67,9 +67,10 @@ def test_edges_by_hand(steps: int, log_every: int, eval_every: int, warmup: int)
 
 
 def test_a_trillion_steps_in_constant_memory(host: PluginHost) -> None:
-    """The sets took 1.3 GB per 1e8 steps; the schedule takes nothing, and answers at once."""
+    """The sets took 1.3 GB per 1e8 steps; the schedule takes next to nothing (measured in
+    allocated bytes, not seconds: no wall-clock bound in the fast tier)."""
     steps = 10**12
-    t0 = time.perf_counter()
+    tracemalloc.start()
     s = Schedule.for_cell(
         Cell(problem="regression", optimizer="adam", device="cpu", seed=0, steps=steps,
              batch_size=8, params=(), hyper=()),
@@ -77,7 +78,9 @@ def test_a_trillion_steps_in_constant_memory(host: PluginHost) -> None:
         RunOptions(windows=10, eval_every=5 * 10**11, checkpoint_every=3 * 10**11))
     first = list(itertools.islice(s.edges_after(0), 3))
     last = list(s.edges_after(steps - 2 * s.log_every))
-    assert time.perf_counter() - t0 < 1.0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 2**20  # a set of 10**11-step edges would be gigabytes
     assert (s.log_every, s.warmup) == (10**11, 50)
     assert first == [50, 10**11, 2 * 10**11]
     assert last == [9 * 10**11, 10**12]

@@ -19,7 +19,8 @@ A resumed run is the run its first command started, continued:
 * **Which cells run again** (:func:`plan`): those without a record, those whose record is
   corrupt (moved aside as ``.corrupt``, :func:`set_aside_corrupt`) and, with
   ``--rerun-failed``, the failed ones (diverged, timeout, oom, error). A record is matched
-  by the cell's content key, not its place in the grid.
+  by the cell's content key, not its place in the grid; a record whose key no cell of the
+  run has any more (its plugin's code changed) is stale and moved to ``cells/stale/``.
 * **The manifest** keeps the run's first ``created`` and ``command``; each resume is
   appended to ``resumed`` (:func:`record_resume`).
 
@@ -326,11 +327,18 @@ def prepare_output_dir(path: Path) -> Path:
     return path
 
 
+#: Where ``--resume`` moves a record whose key no cell of the run has any more.
+STALE_DIR = "stale"
+
+
 @dataclass(frozen=True)
 class Plan:
     todo: tuple[Cell, ...]
     done: int
     corrupt: tuple[Path, ...]
+    #: Records of cells the grid no longer has (their key changed: a plugin's code or a
+    #: wrapped library did), moved to ``cells/stale/`` by :func:`set_aside_corrupt`.
+    stale: tuple[Path, ...] = ()
 
 
 def plan(grid: ExpandedGrid, run_dir: RunDirectory, *, rerun_failed: bool) -> Plan:
@@ -339,15 +347,28 @@ def plan(grid: ExpandedGrid, run_dir: RunDirectory, *, rerun_failed: bool) -> Pl
     status = {r["key"]: r["status"] for r in good}
     keep = (Status.OK, Status.SKIPPED, *(() if rerun_failed else FAILED))
     todo = tuple(c for c in grid.cells if status.get(c.key) not in keep)
-    return Plan(todo=todo, done=len(grid.cells) - len(todo), corrupt=tuple(corrupt))
+    keys = {c.key for c in grid.cells}
+    stale = tuple(run_dir.cells_dir / f"{r['cell_id']}.json" for r in good
+                  if r["key"] not in keys)
+    return Plan(todo=todo, done=len(grid.cells) - len(todo), corrupt=tuple(corrupt),
+                stale=stale)
 
 
 def set_aside_corrupt(work: Plan, run_dir: RunDirectory) -> None:
-    """Move each corrupt record aside (``.corrupt``), saying so: its cell runs again."""
+    """Move each corrupt record aside (``.corrupt``), saying so: its cell runs again; and
+    each stale one (a key the run's cells no longer have) into ``cells/stale/``, so that
+    ``cells/`` holds only records of the run's cells."""
     for path in work.corrupt:
         print(f"harness: warning: {path} is corrupt ({run_dir.corrupt_reasons[path]}); "
               "its cell runs again", file=sys.stderr)
         path.replace(path.with_suffix(".corrupt"))
+    if work.stale:
+        aside = run_dir.cells_dir / STALE_DIR
+        aside.mkdir(exist_ok=True)
+        for path in work.stale:
+            path.replace(aside / path.name)
+        print(f"harness: {len(work.stale)} record(s) of cells whose key changed (their code "
+              f"or a library they wrap changed) moved to {aside}", file=sys.stderr)
 
 
 def record_resume(manifest: dict[str, Any], previous: Mapping[str, Any],
