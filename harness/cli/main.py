@@ -89,7 +89,9 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
         # Without --out, the run goes to results/<timestamp> (harness.run.runner).
         return [Path(p) for p in (args.out, args.resume) if p] or [Path("results")]
     if args.command == "report":
-        return [Path(args.out) if args.out else Path(args.dir) / "report"]
+        several = len(args.dir) > 1  # harness.report.build.COMBINED (not imported here)
+        return [Path(args.out) if args.out else
+                Path(args.dir[0]) / ("report-combined" if several else "report")]
     if args.command == "export" and args.out:
         return [Path(args.out)]
     return []

@@ -142,8 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser(
         "report", help="write DIR/report/index.html: figures, rankings, statistics over seeds")
-    report.add_argument("dir", help="a results directory")
-    report.add_argument("--out", help="write the report here instead of DIR/report")
+    report.add_argument("dir", nargs="+",
+                        help="a results directory, or several (a default run and a tuning "
+                             "run, say) combined into one page")
+    report.add_argument("--out", help="write the report here instead of DIR/report "
+                                      "(several DIRs: the first's report-combined)")
     _plugin_flag(report)
     report.add_argument("--cost", choices=("steps", "samples", "flops", "time"),
                         default="steps",

@@ -18,9 +18,10 @@ def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
-    run = results_dir(args.dir)
-    use_files(files.resolve([*args.plugin_paths, *_recorded_files(run)]))
-    index = build_report(run, out_dir=Path(args.out) if args.out else None,
+    runs = [results_dir(d) for d in args.dir]
+    recorded = [f for run in runs for f in _recorded_files(run)]
+    use_files(files.resolve([*args.plugin_paths, *dict.fromkeys(recorded)]))
+    index = build_report(runs, out_dir=Path(args.out) if args.out else None,
                          host=get_host(), cost=args.cost,
                          workers=args.workers)
     print(f"report written to {index}")

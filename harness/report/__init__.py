@@ -7,6 +7,7 @@ Importing this package is cheap (no matplotlib): plugins import
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,14 @@ if TYPE_CHECKING:
 __all__ = ["CellView", "ReportFigure", "ReportRun", "build_report"]
 
 
-def build_report(run_dir: Path, *, out_dir: Path | None = None,
+def build_report(run_dir: Path | str | Sequence[Path | str], *, out_dir: Path | None = None,
                  host: PluginHost | None = None, cost: str = "steps",
                  workers: int | None = None) -> Path:
     """Write ``run_dir/report/index.html`` with its figures and CSV tables; return its path.
 
-    :param run_dir: a results directory written by ``harness run``.
+    :param run_dir: a results directory written by ``harness run``, or several: one page
+        combines them (see :mod:`harness.report.runs`: identical cells counted once, arms
+        labelled over all of them), written by default to ``report-combined`` in the first.
     :param out_dir: where to write instead of ``run_dir/report``.
     :param host: the plugin host whose ``report_figures`` hooks add pictures
         (default: the process-wide one).
@@ -31,7 +34,8 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
         ``steps``, ``samples``, ``flops`` (reproducible) or ``time`` (training seconds).
     :param workers: processes that draw the page's parts (forked; default one per
         available CPU, ``1`` draws in this process). The page is the same either way.
-    :raises harness.errors.UsageError: ``run_dir`` holds no harness results.
+    :raises harness.errors.UsageError: a ``run_dir`` holds no harness results or is given
+        twice.
     """
     from harness.report.build import build_report as build
 

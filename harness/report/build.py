@@ -14,6 +14,7 @@ import math
 import multiprocessing
 import os
 import re
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,11 @@ from harness.report import html as H
 from harness.report import stats, tables
 from harness.report.intro import intro as _intro
 from harness.report.model import ReportFigure, ReportRun
+from harness.report.runs import load_runs
 from harness.results.schema import NOISY_DISPERSION
 
+#: Where a report of several runs goes by default, inside the first run's folder.
+COMBINED = "report-combined"
 #: Beside a report's figures: the names of the figures that report wrote, so that the
 #: next report into the folder removes those and never a file of the user's.
 FIGURE_LIST = ".harness-figures.json"
@@ -135,25 +139,29 @@ def _draw_parts(page: _Page, workers: int | None) -> tuple[list[H.Section],
     return sections, [error for _, errors in results for error in errors]
 
 
-def build_report(run_dir: Path, *, out_dir: Path | None = None,
+def build_report(run_dir: Path | str | Sequence[Path | str], *, out_dir: Path | None = None,
                  host: PluginHost | None = None, cost: str = tables.DEFAULT_COST,
                  workers: int | None = None) -> Path:
     """Write ``run_dir/report/index.html`` (or ``out_dir``) and return its path.
 
+    ``run_dir`` may be several results directories: they are combined into one page
+    (:mod:`harness.report.runs`), written by default to ``report-combined`` in the first.
     ``cost`` (a key of :data:`harness.report.tables.COSTS`) is the axis the performance
     profile, its scores and the cost-to-target figure are drawn on. The overview and each
     problem's section are drawn in ``workers`` forked processes (default: one per available
     CPU; ``1`` draws everything in this process); the page is the same either way.
 
-    :raises harness.errors.UsageError: ``run_dir`` is not a results directory, or ``cost``
-        is no cost axis.
+    :raises harness.errors.UsageError: a ``run_dir`` is not a results directory or is given
+        twice, or ``cost`` is no cost axis.
     :raises OSError: the report cannot be written; the error names the path.
     """
+    paths = [Path(run_dir)] if isinstance(run_dir, str | Path) else [Path(p) for p in run_dir]
     if cost not in tables.COSTS:
         raise UsageError(f"no cost axis {cost!r}; choose one of {', '.join(tables.COSTS)}")
     host = host or get_host()
-    run = ReportRun.load(Path(run_dir), host)
-    out = Path(out_dir) if out_dir else Path(run_dir) / "report"
+    run = load_runs(paths, host)
+    out = Path(out_dir) if out_dir else paths[0] / ("report" if len(paths) == 1
+                                                      else COMBINED)
     make_dir(out)
     _remove_previous(out)
     write_atomic(out / FIGURE_LIST, "[]")
@@ -180,7 +188,8 @@ def build_report(run_dir: Path, *, out_dir: Path | None = None,
     sections.append(_failures_section(failures, figure_errors))
     sections.append(_methods_section(cost))
 
-    html = H.page(f"Benchmark report: {run.path.name}", _intro(run), sections)
+    title = " + ".join(src.name for src in run.runs) if len(run.runs) > 1 else run.path.name
+    html = H.page(f"Benchmark report: {title}", _intro(run), sections)
     target = out / "index.html"
     write_atomic(target, html)
     return target

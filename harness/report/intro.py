@@ -33,16 +33,19 @@ def intro(run: ReportRun) -> str:
     counts = s["status"].value_counts().to_dict()
     git = m.get("git") or {}
     machine = m.get("machine") or {}
+    several = len(run.runs) > 1
+    recorded = (f"{len(s)} recorded of {len(grid_cells) or len(s)}" if not several else
+                f"{len(s)} recorded, each counted once ({_shared(run)})")
     items: list[tuple[str, Any]] = [
-        ("Run", str(run.path)),
-        ("Created", m.get("created", "unknown")),
-        ("Command", " ".join(m.get("command", [])) or "unknown"),
+        *(_runs(run) if several else [
+            ("Run", str(run.path)),
+            ("Created", m.get("created", "unknown")),
+            ("Command", " ".join(m.get("command", [])) or "unknown")]),
         ("Models", axis("problem", s["model"])),
         ("Optimizers", axis("optimizer", s["optimizer"])),
         ("Devices", devices),
         ("Seeds", axis("seed", sorted(set(s["seed"])))),
-        ("Cells", f"{len(s)} recorded of {len(grid_cells) or len(s)}: "
-                  + ", ".join(f"{n} {k}" for k, n in counts.items())),
+        ("Cells", f"{recorded}: " + ", ".join(f"{n} {k}" for k, n in counts.items())),
         ("Data sources", sources or "not recorded"),
         ("Versions", libs or "not recorded"),
         ("Plugins", plugins or "not recorded"),
@@ -54,6 +57,27 @@ def intro(run: ReportRun) -> str:
         ("Harness commit" if "repository" in m else "Git commit", _commit_text(git)),
     ]
     return H.meta_list(items)
+
+
+def _runs(run: ReportRun) -> list[tuple[str, Any]]:
+    """One line per run of a report that combines several: name, path, command, date."""
+    return [(f"Run {src.name}",
+             f"{src.path}: {' '.join(src.manifest.get('command', [])) or 'command unknown'} "
+             f"({src.manifest.get('created', 'date unknown')}; {len(src.cells)} cells)")
+            for src in run.runs]
+
+
+def _shared(run: ReportRun) -> str:
+    """How many cells several runs hold (the same content key: the same computation)."""
+    counted: dict[str, int] = {}
+    for src in run.runs:
+        for cid in src.cells:
+            counted[cid] = counted.get(cid, 0) + 1
+    shared = sum(1 for n in counted.values() if n > 1)
+    if not shared:
+        return "no cell is in more than one run"
+    return (f"{shared} identical cell(s), the same content key, are in more than one run: "
+            "each is counted once, its record read from the first run given")
 
 
 def _plugin_files(manifest: dict[str, Any]) -> list[str]:

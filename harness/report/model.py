@@ -20,8 +20,9 @@ from harness.cell import Cell, format_pairs, format_value
 from harness.errors import UsageError
 from harness.outcome import Status
 from harness.results import RunDirectory, curves_frame, summary_frame
+from harness.results.schema import BY_NAME
 from harness.schedules import describe
-from harness.target import Target
+from harness.target import Target, parse_directions
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,6 +64,29 @@ class CellView:
     arm: str = ""
 
 
+@dataclass(frozen=True)
+class RunSource:
+    """One results directory a report reads: its name on the page, where it is, its
+    manifest and the cells it holds (a cell in several runs is in each one's set)."""
+
+    name: str
+    path: Path
+    manifest: dict[str, Any]
+    cells: frozenset[str]
+
+
+def read_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The valid records and the manifest of a results directory; :class:`UsageError`
+    when ``path`` is none."""
+    if not path.is_dir():
+        raise UsageError(f"no results directory at {str(path)!r}")
+    run_dir = RunDirectory(path)
+    records = run_dir.records()
+    if not records:
+        raise UsageError(f"{str(path)!r} holds no harness results (no cells/*.json)")
+    return records, run_dir.manifest()
+
+
 @dataclass
 class ReportRun:
     """A results directory, read once, with display labels.
@@ -83,26 +107,39 @@ class ReportRun:
     #: Problem descriptions from the installed plugins (absent when not installed).
     descriptions: dict[str, str] = field(default_factory=dict)
 
+    #: The runs this report combines, in the order given (one for ``harness report DIR``).
+    runs: list[RunSource] = field(default_factory=list)
+    #: cell_id -> (variant, arm, problem), as in ``summary`` (see :func:`label_cells`).
+    labels: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
     @classmethod
     def load(cls, path: Path, host: PluginHost | None = None) -> ReportRun:
         """Read ``path``; :class:`UsageError` when it is not a results directory."""
-        if not path.is_dir():
-            raise UsageError(f"no results directory at {str(path)!r}")
-        run_dir = RunDirectory(path)
-        records = run_dir.records()
-        if not records:
-            raise UsageError(f"{str(path)!r} holds no harness results (no cells/*.json)")
+        records, manifest = read_run(path)
+        source = RunSource(path.name or str(path), path, manifest,
+                           frozenset(str(r["cell_id"]) for r in records))
+        return cls.from_records(path, manifest, records, host, [source],
+                                label_cells(records, capabilities_in(manifest)))
+
+    @classmethod
+    def from_records(cls, path: Path, manifest: dict[str, Any], records: list[dict[str, Any]],
+                     host: PluginHost | None, runs: list[RunSource],
+                     labels: dict[str, tuple[str, str, str]]) -> ReportRun:
+        """A report's run from records already read and labelled (one run or several:
+        :func:`harness.report.runs.load_runs`). ``summary`` gets a ``run`` column: the
+        name of the first run that holds the cell."""
         summary, curves = summary_frame(records), curves_frame(records)
-        manifest = run_dir.manifest()
-        labels = label_cells(records, capabilities_in(manifest))
         summary = _with_labels(summary, labels)
         curves = _with_labels(curves, labels)
+        first = {cid: src.name for src in reversed(runs) for cid in src.cells}
+        summary["run"] = [first.get(str(c), "") for c in summary["cell_id"]] \
+            if "cell_id" in summary.columns else []
         descriptions = {m: host.problems.get(m).description
                         for m in dict.fromkeys(summary["model"])
                         if host is not None and m in host.problems}
         return cls(path=path, manifest=manifest, summary=summary, curves=curves,
                    records=records, targets=_targets(summary, curves, records, host),
-                   descriptions=descriptions)
+                   descriptions=descriptions, runs=runs, labels=labels)
 
     # -- what plugins use ------------------------------------------------------------
     def models(self) -> list[str]:
@@ -116,7 +153,7 @@ class ReportRun:
 
     def cells(self, problem: str, *, ok_only: bool = True) -> list[CellView]:
         """The cells of one problem (model name), with their artifacts."""
-        labels = label_cells(self.records, capabilities_in(self.manifest))
+        labels = self.labels or label_cells(self.records, capabilities_in(self.manifest))
         out = []
         for rec in self.records:
             if rec["cell"]["problem"] != problem:
@@ -139,12 +176,47 @@ class ReportRun:
     def final_metric(self, problem: str) -> tuple[str, str]:
         """The column ranked for a ``problem`` label (or model) and its direction.
 
-        The problem's target metric when it has one, else the final training loss.
+        The problem's target metric when it has one, else the final training loss; its
+        direction is :meth:`direction`'s.
         """
         t = self.targets.get(problem)
         if t is not None and t.metric in self.summary.columns:
-            return t.metric, t.mode
+            return t.metric, self.direction(problem, t.metric)
         return "final_loss", "min"
+
+    def direction(self, problem: str, metric: str) -> str:
+        """``min`` or ``max``: which side of ``metric`` is better on a ``problem`` label (or
+        model). The cells' ``metric_directions`` column says; for records written before it,
+        the target's direction when ``metric`` is the target's, the summary schema's for
+        its own columns (``final_loss``...), else the metric's name."""
+        rows = self._rows(problem)
+        for text in rows.get("metric_directions", pd.Series(dtype=object)).dropna():
+            side = parse_directions(text).get(metric)
+            if side is not None:
+                return side
+        t = self.targets.get(problem)
+        if t is not None and t.metric == metric:
+            return t.mode
+        column = BY_NAME.get(metric)
+        if column is not None and column.better is not None:
+            return column.better
+        return metric_mode(metric)
+
+    def validation_metric(self, problem: str) -> str | None:
+        """The metric a ``problem`` label's (or model's) hyperparameters are selected on
+        (its cells' ``validation_metric`` column), when the problem has one and the cells
+        recorded it; None: only the training loss can select."""
+        rows = self._rows(problem)
+        names = [m for m in rows.get("validation_metric", pd.Series(dtype=object)).dropna()
+                 if isinstance(m, str) and m and m in self.summary.columns]
+        return names[0] if names else None
+
+    def _rows(self, problem: str) -> pd.DataFrame:
+        s = self.summary
+        if s.empty:
+            return s
+        rows = s[s["problem"] == problem]
+        return rows if len(rows) else s[s["model"] == problem]
 
 
 def metric_mode(metric: str) -> str:
