@@ -46,6 +46,12 @@ class Cell:
     schedule_params: Pairs = ()
     #: Roles on another schedule than the cell's: (role, schedule name), sorted by role.
     role_schedules: tuple[tuple[str, str], ...] = ()
+    #: A tuning run's cell (``harness tune``; docs/tuning.md): ``phase`` ("trial" or
+    #: "final"), ``trial`` (the trial's number in its study; a final cell's is the
+    #: selected trial's), ``metric`` (what the study selects on) and, on final cells,
+    #: ``edge`` (the selected values on an edge of their space). Empty outside tuning,
+    #: and then not in the content key.
+    tune: Pairs = ()
 
     @property
     def scheduled(self) -> bool:
@@ -54,8 +60,10 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for name in ("schedule", "schedule_params", "role_schedules"):
+        for name in ("schedule", "schedule_params", "role_schedules", "tune"):
             del d[name]
+        if self.tune:  # only then: every other cell keeps the content key it had
+            d["tune"] = dict(self.tune)
         if self.schedule is not None or self.role_schedules:
             # only then: a cell on the constant learning rate keeps the content key it had
             d["schedule"] = {"name": self.schedule or "constant",
@@ -85,6 +93,7 @@ class Cell:
             roles=tuple(sorted((role, r["optimizer"], pairs(r.get("hyper", {})))
                                for role, r in d.get("roles", {}).items())),
             versions=tuple(sorted(d.get("versions", {}).items())),
+            tune=tuple(sorted(d.get("tune", {}).items())),
             **_schedule_from(d.get("schedule")),
         )
 
@@ -115,6 +124,9 @@ class Cell:
             if with_hyper:
                 parts += [f"{self.schedule}.{k}={format_value(v)}" for k, v in self.schedule_params]
         parts += [f"{role}:schedule={name}" for role, name in self.role_schedules]
+        tune = dict(self.tune)
+        if tune:
+            parts.append(f"{tune.get('phase', 'trial')} {tune.get('trial', '?')}")
         parts += [self.device, f"seed {self.seed}"]
         return " ".join(parts)
 

@@ -29,6 +29,9 @@ class Status(StrEnum):
     ERROR = "error"
     #: Not run: its device is missing here (``--skip-unavailable``).
     SKIPPED = "skipped"
+    #: A tuning trial stopped early by its study's pruner (successive halving): a result,
+    #: not a failure; its curve up to the stop is kept (docs/tuning.md).
+    PRUNED = "pruned"
 
     @property
     def failed(self) -> bool:

@@ -67,6 +67,7 @@ def test_the_validator_reads_field_types_off_the_schema(field: str, value: objec
 
 def test_statuses_are_an_enum_whose_values_records_hold() -> None:
     assert [str(s) for s in STATUSES] == ["ok", "diverged", "timeout", "oom", "error",
-                                          "skipped"]
+                                          "skipped", "pruned"]
     assert json.dumps({"status": Status.OK}) == '{"status": "ok"}'
     assert Status("timeout").failed and not Status.SKIPPED.failed
+    assert not Status.PRUNED.failed

@@ -139,6 +139,7 @@ CELL_OPTIONAL: dict[str, tuple[Any, str]] = {
     "params": (dict[str, Any], "an object"), "hyper": (dict[str, Any], "an object"),
     "roles": (dict[str, dict[str, Any]], "an object of objects"),
     "versions": (dict[str, str], "an object of strings"),
+    "tune": (dict[str, str | int], "an object of strings and integers"),
 }
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from harness.atomic import write_atomic
 from harness.cell import Cell, format_pairs, format_value
 from harness.results.schema import BY_NAME, SUMMARY_COLUMNS
+from harness.results.tuning import tune_columns
 
 #: The summary's columns read off the cell, not its summary.
 LEAD = ("model", "optimizer", "device", "seed", "status", "steps", "batch_size")
@@ -53,7 +54,9 @@ def _param_column(name: str) -> str:
 
 def summary_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     rows = []
-    for rec in records:
+    records = list(records)
+    tuning = tune_columns(records)
+    for rec, tune in zip(records, tuning, strict=True):
         cell = Cell.from_dict(rec["cell"])
         s = rec.get("summary") or {}
         row: dict[str, Any] = {
@@ -75,6 +78,7 @@ def summary_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         for k, v in s.items():
             if k not in known:
                 row[k] = math.nan if v is None else v
+        row.update(tune)
         row["error"] = rec.get("error")
         row["cell_id"] = rec["cell_id"]
         rows.append(row)
