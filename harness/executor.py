@@ -10,6 +10,10 @@ whichever executor ran the cells.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +30,80 @@ if TYPE_CHECKING:
 #: paths joined by ``os.pathsep``: a process that builds a plugin host loads them too, so
 #: a worker process started with it sees the same problems and optimizers as the client.
 PLUGIN_FILES_ENV = "HARNESS_PLUGIN_FILES"
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """A local plugin file's source, to run it where its path does not exist.
+
+    ``files`` holds the plugin's ``.py`` files as ``(path in the plugin, bytes)``: one
+    entry named after the file for a ``.py`` file, every ``.py`` file of a package (its
+    ``__init__.py`` included) for a directory. ``sha256`` is what the manifest records
+    for the plugin; :meth:`write` checks the bytes it writes against it.
+    """
+
+    #: The plugin's absolute path where it was loaded (the client's).
+    path: str
+    #: ``sha256:<hex>`` of the source (see :meth:`digest`).
+    sha256: str
+    files: tuple[tuple[str, bytes], ...]
+    #: A package directory (True) or a single ``.py`` file.
+    package: bool = False
+
+    @classmethod
+    def read(cls, path: Path) -> PluginSource:
+        """The source at ``path`` (a ``.py`` file or a package directory), read once;
+        raises :class:`OSError` when it cannot be read."""
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts)
+            files = tuple((p.relative_to(path).as_posix(), p.read_bytes()) for p in found)
+        else:
+            files = ((path.name, path.read_bytes()),)
+        return cls(str(path), cls.digest(files, path.is_dir()), files, path.is_dir())
+
+    @staticmethod
+    def digest(files: Iterable[tuple[str, bytes]], package: bool) -> str:
+        """``sha256:<hex>``: a file's bytes; for a package, each file's path and bytes."""
+        hasher = hashlib.sha256()
+        for name, data in files:
+            if package:
+                hasher.update(name.encode() + b"\0" + data + b"\0")
+            else:
+                hasher.update(data)
+        return f"sha256:{hasher.hexdigest()}"
+
+    @property
+    def name(self) -> str:
+        """The plugin's name: the file's stem or the package directory's name."""
+        base = os.path.basename(self.path)
+        return base if self.package else os.path.splitext(base)[0]
+
+    def write(self, root: Path) -> Path:
+        """Write the source under ``root`` (in a folder named after its hash, so two
+        versions of one plugin never meet) and return the path to load it from; one
+        already written there is reused. Raises :class:`ValueError` when the bytes do
+        not hash to :attr:`sha256` (damaged on the way)."""
+        if self.digest(self.files, self.package) != self.sha256:
+            raise ValueError(f"the source of plugin file {self.path} does not match its "
+                             f"hash {self.sha256}")
+        folder = root / self.sha256.removeprefix("sha256:")[:32]
+        target = folder / os.path.basename(self.path)
+        if target.exists():
+            return target
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+        try:
+            for name, data in self.files:
+                out = staging / name if self.package else staging / "plugin.py"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(data)
+            os.replace(staging if self.package else staging / "plugin.py", target)
+        except OSError:
+            if not target.exists():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -119,6 +197,11 @@ class ExecutorContext:
     #: workers are processes started elsewhere sets :data:`PLUGIN_FILES_ENV` to them there
     #: (joined by ``os.pathsep``) before the worker builds its plugin host.
     plugin_files: tuple[str, ...] = ()
+    #: The same files' sources, in the same order, read when the plugins were loaded (the
+    #: bytes the manifest's ``sha256`` is of): an executor whose workers may not see the
+    #: client's paths (another machine) sends these, writes them there with
+    #: :meth:`PluginSource.write` and names the written paths in :data:`PLUGIN_FILES_ENV`.
+    plugin_sources: tuple[PluginSource, ...] = ()
 
 
 ExecutorFactory = Callable[[CellLimits, RunOptions, ExecutorContext], Executor]

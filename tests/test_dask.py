@@ -569,3 +569,44 @@ def test_plugin_files_reach_the_dask_workers(cluster: Any, tmp_path: Path) -> No
     done = records(tmp_path / "r")
     assert len(done) == 2 and all(r["status"] == "ok" for r in done.values()), \
         [r.get("error") for r in done.values()]
+
+
+@pytest.mark.parametrize("change", ["edited", "removed"])
+def test_a_plugin_file_runs_on_the_workers_as_the_client_loaded_it(
+        cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """The workers get the file's source, not its path: after the client loaded it, the
+    file is edited (other code at the same path) or removed, as on a worker of another
+    machine, and the cells still run the bytes the manifest hashed."""
+    import hashlib
+
+    from harness.executor import PLUGIN_FILES_ENV, RunOptions
+    from harness.grid import GridSpec, expand
+    from harness.plugins import get_host, reset_host
+    from harness.run.runner import RunRequest, run_grid
+    from tests.test_plugin_files import SIGN_SGD
+
+    plugin = tmp_path / "exp" / "sign_sgd.py"
+    plugin.parent.mkdir()
+    plugin.write_text(SIGN_SGD)
+    monkeypatch.setenv(PLUGIN_FILES_ENV, str(plugin))
+    reset_host()
+    host = get_host()
+    grid = expand(GridSpec(models=["regression"], optimizers=["signsgd"], seeds=[0, 1],
+                           steps=20), host.problems, host.optimizers)
+    if change == "edited":  # a worker reading the path would run this
+        plugin.write_text(SIGN_SGD.replace(
+            "    @torch.no_grad()", "    def __init__(self, *args, **kwargs):\n"
+            "        raise RuntimeError('the edited file ran')\n\n    @torch.no_grad()"))
+    else:
+        plugin.parent.rename(tmp_path / "elsewhere")
+    out = tmp_path / "r"
+    run_grid(RunRequest(grid, out, RunOptions(windows=2), executor="dask",
+                        executor_settings={"scheduler": cluster.scheduler.address},
+                        progress=False), host)
+    reset_host()
+    done = records(out)
+    assert len(done) == 2 and all(r["status"] == "ok" for r in done.values()), \
+        [r.get("error") for r in done.values()]
+    manifest = json.loads((out / "manifest.json").read_text())
+    entry = next(p for p in manifest["plugins"] if p.get("source") == str(plugin))
+    assert entry["sha256"] == "sha256:" + hashlib.sha256(SIGN_SGD.encode()).hexdigest()

@@ -143,3 +143,52 @@ def test_bad_plugin_paths_are_one_line_errors(tmp_path: Path) -> None:
         assert result.returncode == 2, (args, result.stderr)
         assert words in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_plugin_source_is_written_elsewhere_as_it_was_hashed(tmp_path: Path) -> None:
+    """What executors ship to workers on other machines: the source, checked by its hash."""
+    import dataclasses
+
+    import pytest
+
+    from harness.executor import PluginSource
+    from harness.plugins import files
+
+    package = tmp_path / "mypkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("from .sub.impl import register_optimizers\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "impl.py").write_text(SIGN_SGD)
+    (package / "sub-notes.py").write_text("# before sub/ as text, after it as a path\n")
+    source = PluginSource.read(package)
+    assert source.sha256 == files.source_hash(package) and source.name == "mypkg"
+    written = source.write(tmp_path / "worker")
+    assert written.name == "mypkg" and written.parent.parent == tmp_path / "worker"
+    assert files.source_hash(written) == source.sha256
+    assert source.write(tmp_path / "worker") == written  # written once
+    single = PluginSource.read(_write(tmp_path / "sign_sgd.py", SIGN_SGD))
+    there = single.write(tmp_path / "worker")
+    assert there.name == "sign_sgd.py" and there.read_text() == SIGN_SGD
+    damaged = dataclasses.replace(single, files=(("sign_sgd.py", b"import os\n"),))
+    with pytest.raises(ValueError, match="does not match its hash"):
+        damaged.write(tmp_path / "other")
+
+
+def test_a_dask_worker_refuses_plugin_sources_other_than_the_cells() -> None:
+    from harness_builtins.dask_worker import file_mismatch
+
+    from harness.cell import Cell
+    from harness.executor import PluginSource
+
+    files = (("sign_sgd.py", SIGN_SGD.encode()),)
+    source = PluginSource("/client/sign_sgd.py", PluginSource.digest(files, False), files)
+    digest = source.sha256.removeprefix("sha256:")[:16]
+    cell = Cell("regression", "signsgd", "cpu", 0, 10, 8,
+                versions=(("optimizer", f"file sign_sgd {digest}"),))
+    assert file_mismatch(cell, [source]) is None
+    missing = file_mismatch(cell, [])
+    assert missing is not None and "'sign_sgd' the cell needs was not sent" in missing
+    other = Cell("regression", "signsgd", "cpu", 0, 10, 8,
+                 versions=(("optimizer", "file sign_sgd 0123456789abcdef"),))
+    message = file_mismatch(other, [source])
+    assert message is not None and "not the 0123456789abcdef the cell was planned" in message

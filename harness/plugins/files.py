@@ -8,7 +8,10 @@ isolation as an entry point: one that fails to import is recorded with its error
 
 Worker processes get the files through :data:`harness.executor.PLUGIN_FILES_ENV` (absolute
 paths joined by ``os.pathsep``), which the host reads when it is built, and executors through
-:attr:`harness.executor.ExecutorContext.plugin_files`.
+:attr:`harness.executor.ExecutorContext.plugin_files`; executors whose workers may be on other
+machines get each file's source (:class:`harness.executor.PluginSource`, read once when the
+host loads it: the bytes its manifest hash is of) through
+:attr:`~harness.executor.ExecutorContext.plugin_sources`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 
 from harness.errors import UsageError
-from harness.executor import PLUGIN_FILES_ENV
+from harness.executor import PLUGIN_FILES_ENV, PluginSource
 
 #: The prefix of the module name a plugin file is imported under.
 MODULE_PREFIX = "harness_file_"
@@ -76,20 +79,20 @@ def plugin_name(path: Path) -> str:
     return path.stem if path.suffix == ".py" else path.name
 
 
+def read_source(path: Path) -> PluginSource | None:
+    """The plugin's source, read once (what is shipped to Dask workers and hashed for the
+    manifest); None if unreadable."""
+    try:
+        return PluginSource.read(path)
+    except OSError:
+        return None
+
+
 def source_hash(path: Path) -> str | None:
     """``sha256:<hex>`` of the plugin's source: the file, or each ``.py`` file of the package
     (its path in the package and its bytes, in a stable order); None if unreadable."""
-    digest = hashlib.sha256()
-    try:
-        if path.is_dir():
-            for file in sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts):
-                digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-                digest.update(file.read_bytes() + b"\0")
-        else:
-            digest.update(path.read_bytes())
-    except OSError:
-        return None
-    return f"sha256:{digest.hexdigest()}"
+    source = read_source(path)
+    return source.sha256 if source is not None else None
 
 
 def module_name(path: Path) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
+from harness.executor import PluginSource
 from harness.plugins import files, provenance
 from harness.registry import (
     ExecutorRegistry,
@@ -181,6 +182,7 @@ class PluginHost:
             _trace_hook_calls(self.pm)
         self._infos: dict[str, PluginInfo] = {}
         self._order: list[str] = []
+        self._sources: dict[str, PluginSource] = {}
         self._registries: _Registries | None = None
         if load_entrypoints:
             self.load_entrypoints()
@@ -229,10 +231,13 @@ class PluginHost:
         block = _patterns(os.environ.get(ENV_BLOCK)) or []
         for path in paths:
             name = files.plugin_name(path)
+            source = files.read_source(path)
             info = PluginInfo(name=name, module=files.module_name(path), source=str(path),
-                              sha256=files.source_hash(path))
+                              sha256=source.sha256 if source is not None else None)
             if any(other.source == info.source for other in self._infos.values()):
                 continue  # the same file named twice
+            if source is not None:
+                self._sources[str(path)] = source
             if _matches(block, name, None):
                 self._record(replace(info, status="blocked"), key=f"{name} ({path})")
                 continue
@@ -251,6 +256,11 @@ class PluginHost:
     def plugin_files(self) -> tuple[str, ...]:
         """The local plugin files this host was given (loaded or not), absolute paths."""
         return tuple(dict.fromkeys(i.source for i in self._infos.values() if i.source))
+
+    def plugin_sources(self) -> tuple[PluginSource, ...]:
+        """The sources of :meth:`plugin_files` (those that could be read), as read when
+        this host loaded them: the bytes each one's ``sha256`` is of."""
+        return tuple(self._sources[p] for p in self.plugin_files() if p in self._sources)
 
     def register(self, plugin: Any, info: PluginInfo | str) -> PluginInfo:
         """Register an in-process plugin (a module, class or object with hookimpls)."""

@@ -157,7 +157,8 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
     book = CostBook()
     context = ExecutorContext(resolve=lambda c: _resolve(host, c),
                               settings=executor_settings, costs=book,
-                              plugin_files=host.plugin_files())
+                              plugin_files=host.plugin_files(),
+                              plugin_sources=host.plugin_sources())
     executor = host.executors.get(executor_name).factory(execution, options, context)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out):

@@ -24,6 +24,7 @@ import uuid
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from harness import (
@@ -32,6 +33,7 @@ from harness import (
     CellResult,
     ExecutorContext,
     HarnessError,
+    PluginSource,
     ResultCallback,
     RunOptions,
     StartCallback,
@@ -266,7 +268,7 @@ class DaskExecutor:
                     key=[(f"harness-cell-{run}", i) for i in tasks], pure=False, retries=1,
                     resources={"GPU": 1} if gpu else None, limits=self.limits,
                     run_options=self.run_options, topic=topic,
-                    plugin_files=tuple(self.context.plugin_files))
+                    plugin_sources=self._plugin_sources())
                 for task, future in zip(tasks, futures, strict=True):
                     future.add_done_callback(lambda _, task=task: inbox.put(("done", task)))
                     pending[task] = (cells[task], future)
@@ -294,6 +296,13 @@ class DaskExecutor:
             if pending:
                 client.cancel([future for _, future in pending.values()])
             client.unsubscribe_topic(topic)
+
+    def _plugin_sources(self) -> tuple[PluginSource, ...]:
+        """The run's plugin files as sources for the workers (read here from their paths
+        when the context has only those, as an older caller's does)."""
+        if self.context.plugin_sources or not self.context.plugin_files:
+            return tuple(self.context.plugin_sources)
+        return tuple(PluginSource.read(Path(p)) for p in self.context.plugin_files)
 
     @staticmethod
     def _check_scheduler(address: str, gone: str = "stopped answering") -> None:
