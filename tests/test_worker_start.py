@@ -50,3 +50,49 @@ def test_a_bad_start_method_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "harness: error: HARNESS_WORKER_START must be 'fork' or 'spawn', not 'vfork'"]
+
+
+_INTERRUPTED_START = r'''
+import multiprocessing, multiprocessing.process, os, signal
+import torch  # noqa: F401  (a CPU worker is forked once torch is loaded)
+from harness.executor import CellLimits, RunOptions
+from harness.run.pool import WorkerPool
+
+class Stop(BaseException):
+    pass
+
+def handler(signum, frame):
+    raise Stop
+
+signal.signal(signal.SIGTERM, handler)
+real_start = multiprocessing.process.BaseProcess.start
+
+def start_then_signal(self):
+    real_start(self)  # the worker exists; the pool has not taken it in yet
+    os.kill(os.getpid(), signal.SIGTERM)
+
+multiprocessing.process.BaseProcess.start = start_then_signal
+pool = WorkerPool(CellLimits(), RunOptions())
+try:
+    pool.start("cpu")
+    print("no stop", flush=True)
+except Stop:
+    pool.shutdown()
+    print("stopped;", len(multiprocessing.active_children()), "left", flush=True)
+'''
+
+
+@pytest.mark.parametrize("how", ["fork", "spawn"])
+def test_a_stop_signal_while_a_worker_starts_leaves_no_worker_behind(how: str) -> None:
+    """A SIGTERM that lands between a worker's fork and the pool taking it in: the pool
+    ends that worker, and the process exits instead of waiting for ever in
+    multiprocessing's exit handler (the hang seen under load, issue 21)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, ENV_START: how}
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPTED_START], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "stopped; 0 left", proc.stdout + proc.stderr

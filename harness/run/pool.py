@@ -262,10 +262,20 @@ class WorkerPool:
             target=_worker_main, args=(child, self.limits, self.run_options, key, cpus, env),
             name="harness-worker", daemon=False,  # may start DataLoader workers itself
         )
-        process.start()
-        child.close()
-        worker = Worker(process=process, conn=parent, device=key, cpus=cpus)
-        self._workers.append(worker)
+        try:
+            process.start()
+            child.close()
+            worker = Worker(process=process, conn=parent, device=key, cpus=cpus)
+            self._workers.append(worker)
+        except BaseException:
+            # A SIGINT or SIGTERM (raised by the driver's handler) between the fork and the
+            # append would leave a worker this pool does not know: never stopped, it would
+            # keep multiprocessing's exit handler waiting for ever. End it here.
+            if process.pid is not None:
+                _kill_group(process.pid)
+                process.kill()
+                process.join(timeout=10)
+            raise
         return worker
 
     def submit(self, worker: Worker, cell: Cell) -> None:
