@@ -112,6 +112,41 @@ def test_settings_for_an_unselected_schedule_are_refused(host: PluginHost) -> No
         expanded(host, "cosine.final_lr_ratio=0.1")
 
 
+def test_closure_optimizers_end_a_schedule_that_decays_to_zero(tmp_path: Path) -> None:
+    """LBFGS's line search divides by the step size: at lr 0 (the last step of cosine) the
+    step is not taken, the loss is still evaluated, and the row counts it."""
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", "regression", "-o", "lbfgs,sam", "--steps", "12", "--windows",
+                   "12", "--set", "schedule=cosine", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    by = {r["cell"]["optimizer"]: r for r in records(out)}
+    for name, record in by.items():
+        assert record["status"] == "ok", (name, record.get("error"))
+        assert record["curve"][-1]["lr"] == 0.0 and record["curve"][-2]["lr"] > 0
+        assert record["summary"]["zero_lr_steps"] == 1
+        assert math.isfinite(record["curve"][-1]["loss"])
+        assert record["summary"]["loss_evals"] >= 1
+    summary = (out / "summary.csv").read_text()
+    assert "zero_lr_steps" in summary.splitlines()[0]
+
+
+def test_a_closure_step_at_lr_zero_moves_nothing_and_is_counted() -> None:
+    import torch
+
+    from harness.optimizer import Capabilities
+    from harness.train.steps import drain_loss_evals, drain_zero_lr_steps, take_step, track
+
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = torch.optim.LBFGS([w], lr=0.0, line_search_fn="strong_wolfe")
+    track(opt, Capabilities(closure=True))
+    loss = take_step(opt, lambda: (w ** 2 + w ** 4).sum())
+    assert loss.item() == 22.0 and w.tolist() == [1.0, -2.0] and w.grad is None
+    assert drain_zero_lr_steps([opt]) == 1 and drain_loss_evals([opt]) == 1
+    opt.param_groups[0]["lr"] = 1.0
+    take_step(opt, lambda: (w ** 2 + w ** 4).sum())
+    assert w.abs().sum().item() < 3.0 and drain_zero_lr_steps([opt]) == 0
+
+
 def test_resume_from_checkpoint_is_bit_identical_with_warmup_cosine(
         host: PluginHost, tmp_path: Path) -> None:
     problem, adam = host.problems.get("regression"), host.optimizers.get("adam")

@@ -98,6 +98,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("loss_evals", "number",
            "loss evaluations (forward and backward) per step, for closure optimizers (LBFGS, "
            "SAM); the step's loss is its first evaluation", always=False),
+    Column("zero_lr_steps", "number",
+           "steps a closure optimizer did not take because its learning rate was 0 (a schedule "
+           "decaying to 0): the loss is evaluated, nothing moves (LBFGS's line search would "
+           "divide by the zero step)", always=False),
     Column("checkpoint", "text", "how --checkpoint-every applied", always=False),
     Column("resumed_from_step", "number", "the checkpoint step a resumed cell started from",
            always=False),

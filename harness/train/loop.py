@@ -44,7 +44,7 @@ from harness.train.optimizers import build_optimizers
 from harness.train.resume import Checkpointer
 from harness.train.schedule import Schedule
 from harness.train.state import CellState, Choice, Counters
-from harness.train.steps import drain_loss_evals, eval_modes, train_modes
+from harness.train.steps import drain_loss_evals, drain_zero_lr_steps, eval_modes, train_modes
 from harness.train.summary import summarise, summary_from_curve
 from harness.train.supervised import (
     SupervisedTask,
@@ -180,7 +180,8 @@ def train(cell: Cell, problem: Problem, task: Task,
                                **(lr.row() if lr is not None else {})}
         run.add_loss(row.get("loss", math.nan))
         run.rss_peak = max(run.rss_peak, rss_mb())
-        run.count_loss_evals(drain_loss_evals(optimizers.values()))
+        run.count_loss_evals(drain_loss_evals(optimizers.values()),
+                             drain_zero_lr_steps(optimizers.values()))
         if schedule.evaluates(prev, i):
             with eval_modes(optimizers.values()):
                 run.metrics = _evaluated(task)

@@ -72,10 +72,13 @@ class Counters:
     steady_rates: list[float] = field(default_factory=list)
     #: Loss evaluations made by closure optimizers' steps (None: no closure optimizer).
     loss_evals: int | None = None
+    #: Closure steps not taken because the learning rate was 0 (:func:`take_step`).
+    zero_lr_steps: int = 0
 
-    def count_loss_evals(self, evals: int | None) -> None:
+    def count_loss_evals(self, evals: int | None, zero_lr_steps: int = 0) -> None:
         if evals is not None:
             self.loss_evals = (self.loss_evals or 0) + evals
+        self.zero_lr_steps += zero_lr_steps
 
     def add_window(self, elapsed: float, steps: int, warming_up: bool) -> None:
         """Count a window's seconds as warm-up, or as steady state (its steps too)."""
@@ -167,6 +170,8 @@ class CellState:
         c = self.counters
         if c is not None and c.loss_evals is not None and c.steps_done:
             out["loss_evals"] = c.loss_evals / c.steps_done
+        if c is not None and c.zero_lr_steps:
+            out["zero_lr_steps"] = c.zero_lr_steps
         if self.first_step_s is not None and p.compiling:
             out["compile_s"] = self.first_step_s
         return out

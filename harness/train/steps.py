@@ -25,6 +25,8 @@ class _Tracked:
     capabilities: Capabilities
     #: Loss evaluations (forward and backward) made by closure steps since the last drain.
     loss_evals: int = 0
+    #: Closure steps not taken because every group's learning rate was 0.
+    zero_lr_steps: int = 0
 
 
 _TRACKED: weakref.WeakKeyDictionary[torch.optim.Optimizer, _Tracked] = \
@@ -51,6 +53,12 @@ def take_step(optimizer: torch.optim.Optimizer, compute_loss: Callable[[], Tenso
     counted in ``loss_evals``); a *second-order* one gets gradients that keep their graph.
     Returns the loss at the parameters the step started from: the first evaluation (for
     LBFGS, also what its ``step`` returns), detached for a closure optimizer.
+
+    A closure optimizer whose every parameter group has learning rate 0 (the last step of a
+    schedule that decays to 0) is not stepped: the closure is evaluated once for the step's
+    loss and the parameters stay, as a step of size 0 would leave them (torch's LBFGS
+    divides by the step size in its line search). Such steps are counted
+    (:func:`drain_zero_lr_steps`, the ``zero_lr_steps`` column).
     """
     caps = capabilities_of(optimizer)
     if not caps.closure:
@@ -74,6 +82,11 @@ def take_step(optimizer: torch.optim.Optimizer, compute_loss: Callable[[], Tenso
             first.append(loss.detach())
         return loss
 
+    if all(float(g.get("lr", 1.0)) == 0.0 for g in optimizer.param_groups):
+        tracked.zero_lr_steps += 1
+        closure()
+        optimizer.zero_grad(set_to_none=True)
+        return first[0]
     optimizer.step(closure)  # type: ignore[arg-type]  # torch types closure as -> float
     if not first:
         raise RuntimeError(f"{type(optimizer).__name__} is declared a closure optimizer but "
@@ -90,6 +103,15 @@ def drain_loss_evals(optimizers: Iterable[torch.optim.Optimizer]) -> int | None:
     total = sum(t.loss_evals for t in counted)
     for t in counted:
         t.loss_evals = 0
+    return total
+
+
+def drain_zero_lr_steps(optimizers: Iterable[torch.optim.Optimizer]) -> int:
+    """The closure steps not taken at learning rate 0 since the last call (and reset)."""
+    counted = [_TRACKED[o] for o in optimizers if capabilities_of(o).closure]
+    total = sum(t.zero_lr_steps for t in counted)
+    for t in counted:
+        t.zero_lr_steps = 0
     return total
 
 
