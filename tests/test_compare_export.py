@@ -63,26 +63,28 @@ def test_identical_runs_pass(base_run: Path, tmp_path: Path,
     new = _copy(base_run, tmp_path / "new")
     assert main(["compare", str(base_run), str(new)]) == 0
     out = capsys.readouterr().out
-    assert "No regression beyond the threshold in 2 matched cell group(s)" in out
-    assert "REGRESSED" not in out
+    assert "No regression in 2 matched cell group(s)" in out
+    assert " regressed" not in out
 
 
-def test_throughput_threshold_is_noise_aware(base_run: Path, tmp_path: Path) -> None:
+def test_a_throughput_drop_the_seeds_cannot_show_is_inconclusive(
+        base_run: Path, tmp_path: Path) -> None:
+    """15 % slower on three seeds a side: the Mann-Whitney test cannot reach p < 0.05 on 3
+    and 3 runs, so the steady windows (unchanged in these copies) are tested: not
+    significant, inconclusive, and the gate passes."""
     tight = {**_per_seed("sgd", [1000, 1010, 990]), **_per_seed("adam", [1000, 2000, 3000])}
-    slower = {**_per_seed("sgd", [850, 858, 842]), **_per_seed("adam", [850, 1700, 2550])}
+    slower = {**_per_seed("sgd", [850, 858, 842]), **_per_seed("adam", [1000, 2000, 3000])}
     base = _copy(base_run, tmp_path / "base", _set("samples_per_s", tight))
     new = _copy(base_run, tmp_path / "new", _set("samples_per_s", slower))
     cmp = compare_runs(base, new)
     sgd, adam = _row(cmp, "sgd"), _row(cmp, "adam")
-    # 15% slower with seeds within 1%: beyond the 10% floor
-    assert sgd["throughput_verdict"] == "REGRESSED" and sgd["throughput_noise"] == "seeds"
     assert sgd["throughput_change"] == pytest.approx(-0.15)
-    # 15% slower when seeds spread by a factor of three: within the noise
-    assert adam["throughput_verdict"] == "ok"
-    assert adam["throughput_threshold"] > 0.5
-    assert cmp.regressed
-    assert main(["compare", str(base), str(new)]) == 1
-    assert main(["compare", str(base), str(new), "--throughput-floor", "0.2", "--k", "0"]) == 0
+    assert sgd["throughput_verdict"] == "inconclusive"
+    assert sgd["throughput_evidence"] == "windows" and sgd["throughput_p"] == 1.0
+    assert "not significant" in sgd["throughput_reason"]
+    assert adam["throughput_verdict"] == "unchanged"
+    assert not cmp.regressed
+    assert main(["compare", str(base), str(new)]) == 0
 
 
 def test_single_seed_uses_the_windows(base_run: Path, tmp_path: Path) -> None:
@@ -92,7 +94,7 @@ def test_single_seed_uses_the_windows(base_run: Path, tmp_path: Path) -> None:
     base = _copy(base_run, tmp_path / "base", seed0)
     new = _copy(base_run, tmp_path / "new", seed0)
     cmp = compare_runs(base, new)
-    assert set(cmp.table["throughput_noise"]) == {"windows"}
+    assert set(cmp.table["throughput_verdict"]) == {"unchanged"}
     assert set(cmp.table["metric_noise"]) == {"floor only"}
     assert not cmp.regressed
 
@@ -109,9 +111,9 @@ def test_final_metric_pairs_seeds(base_run: Path, tmp_path: Path) -> None:
     cmp = compare_runs(base, new)
     sgd, adam = _row(cmp, "sgd"), _row(cmp, "adam")
     assert sgd["metric"] == "test_loss" and sgd["metric_noise"] == "paired seeds"
-    assert sgd["metric_verdict"] == "REGRESSED"
+    assert sgd["metric_verdict"] == "regressed"
     assert sgd["metric_change"] == pytest.approx(0.2)
-    assert adam["metric_verdict"] == "ok"
+    assert adam["metric_verdict"] == "unchanged"
 
 
 def test_failed_and_missing_cells(base_run: Path, tmp_path: Path,
@@ -136,7 +138,7 @@ def test_failed_and_missing_cells(base_run: Path, tmp_path: Path,
     new = _copy(base_run, tmp_path / "diverged", diverge)
     assert main(["compare", str(base_run), str(new)]) == 1
     out = capsys.readouterr().out
-    assert "3/3 → 2/3" in out and "REGRESSED" in out
+    assert "3/3 → 2/3" in out and " regressed" in out
 
 
 def test_a_seed_that_stops_finishing_ok_regresses_even_if_the_base_had_a_failure(
@@ -152,13 +154,13 @@ def test_a_seed_that_stops_finishing_ok_regresses_even_if_the_base_had_a_failure
     worse = _copy(base_run, tmp_path / "worse", status({0: "error", 1: "diverged", 2: "diverged"}))
     cmp = compare_runs(base, worse)
     adam = _row(cmp, "adam")
-    assert adam["seeds"] == "2/3 → 0/3" and adam["status_verdict"] == "REGRESSED"
+    assert adam["seeds"] == "2/3 → 0/3" and adam["status_verdict"] == "regressed"
     assert cmp.regressed
     # no seed ok in the new run: no median to judge, and the threshold stays a fraction
     assert adam["metric_verdict"] == "n/a" and 0 < adam["metric_threshold"] < 1
-    assert 0 < adam["throughput_threshold"] < 1
+    assert adam["throughput_verdict"] == "n/a" and adam["throughput_threshold"] == 0.1
     # the failing seed recovering is not a regression
-    assert _row(compare_runs(base, base_run), "adam")["status_verdict"] == "ok"
+    assert _row(compare_runs(base, base_run), "adam")["status_verdict"] == "unchanged"
 
 
 def test_paired_medians_are_over_the_shared_seeds(base_run: Path, tmp_path: Path) -> None:
@@ -172,7 +174,7 @@ def test_paired_medians_are_over_the_shared_seeds(base_run: Path, tmp_path: Path
     sgd = _row(compare_runs(base, _copy(base_run, tmp_path / "new", two_seeds)), "sgd")
     # seeds 0 and 1 are shared: base and new both have the median 1.5 there, no change
     assert (sgd["metric_base"], sgd["metric_new"]) == (1.5, 1.5)
-    assert sgd["metric_change"] == 0 and sgd["metric_verdict"] == "ok"
+    assert sgd["metric_change"] == 0 and sgd["metric_verdict"] == "unchanged"
 
 
 def test_runs_with_nothing_in_common_are_a_usage_error(
@@ -309,7 +311,7 @@ def test_a_new_run_that_lost_a_seed_fails_the_gate_naming_it(
     out = capsys.readouterr().out
     assert "1 cell(s) missing from the new run; the gate fails:" in out
     assert "regression | sgd | cpu | seed 1" in out
-    assert "No regression beyond the threshold" in out  # the medians themselves are fine
+    assert "No regression in 2 matched" in out  # the medians themselves are fine
     assert main(["compare", str(base_run), str(new), "--allow-missing"]) == 0
 
 

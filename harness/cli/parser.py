@@ -158,23 +158,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser(
         "compare", help="compare two runs cell by cell; exit 1 when something regressed",
-        description="Match cells by their key (without seed and versions) and flag a "
-                    "regression when a value got worse by more than "
-                    "max(FLOOR x |base median|, K x spread). Throughput: new median minus base "
-                    "median over seeds; spread is the pooled standard deviation over seeds, or "
-                    "with one seed the standard error from the steady-state windows. Final "
-                    "metric: the median per-seed difference (seeds pair up); spread is the "
-                    "standard deviation of those differences. A cell that finished ok in BASE "
-                    "and not in NEW also regresses, and so does a cell NEW lost (no record, or "
-                    "status error) unless --allow-missing. Exit 1 on a regression, 0 "
-                    "otherwise.")
+        description="Match cells by their key (without seed and versions). Throughput "
+                    "regressed only when the new median is slower by at least the floor, a "
+                    "two-sided Mann-Whitney U test on the runs (seeds and --repeats) or, with "
+                    "too few runs, on the steady windows gives p < ALPHA, and the machine (CPU "
+                    "model, CPU time other processes left free) can not explain it; otherwise "
+                    "it is unchanged, improved or inconclusive (with the reason), and "
+                    "inconclusive never fails. Final metric: the median per-seed difference "
+                    "(seeds pair up) worse, on the metric's better side, by more than "
+                    "max(FLOOR x |base median|, K x spread), spread the standard deviation of "
+                    "those differences. A cell that finished ok in BASE and not in NEW also "
+                    "regresses, and so does a cell NEW lost (no record, or status error) "
+                    "unless --allow-missing. Exit 1 on a regression, 0 otherwise.")
     compare.add_argument("base", help="the baseline results directory")
     compare.add_argument("new", help="the results directory to judge")
-    compare.add_argument("--k", default="2", help="noise multiplier K (default 2)")
+    compare.add_argument("--k", default="2", help="final metric: noise multiplier K (default 2)")
     compare.add_argument("--throughput-floor", default="0.10",
-                         help="smallest relative throughput drop that counts (default 0.10)")
+                         help="smallest relative throughput change that counts (default 0.10)")
     compare.add_argument("--metric-floor", default="0.05",
                          help="smallest relative final-metric change that counts (default 0.05)")
+    compare.add_argument("--metric",
+                         help="the summary column to judge as the final metric, on the side "
+                              "its metric_directions entry says (default: each problem's "
+                              "target metric)")
+    compare.add_argument("--alpha", default="0.05",
+                         help="significance level of the throughput test (default 0.05)")
+    compare.add_argument("--load-tolerance", default="0.10",
+                         help="how much less CPU time other processes may leave free in NEW "
+                              "before the load differed (default 0.10)")
     compare.add_argument("--allow-missing", action="store_true",
                          help="do not fail on cells NEW lost: cells of BASE or of NEW's own "
                               "grid without a record in NEW, or that ended error there")

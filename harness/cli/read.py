@@ -200,7 +200,10 @@ def cmd_compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     thresholds = Thresholds(k=_non_negative(args.k, "--k"),
                             throughput_floor=_non_negative(args.throughput_floor,
                                                            "--throughput-floor"),
-                            metric_floor=_non_negative(args.metric_floor, "--metric-floor"))
+                            metric_floor=_non_negative(args.metric_floor, "--metric-floor"),
+                            alpha=_fraction(args.alpha, "--alpha"),
+                            load_tolerance=_fraction(args.load_tolerance, "--load-tolerance"),
+                            metric=args.metric)
     result = compare_runs(results_dir(args.base), results_dir(args.new), thresholds)
     print(format_comparison(result, args.allow_missing))
     return 1 if result.failed(args.allow_missing) else 0
@@ -228,6 +231,13 @@ def results_dir(arg: str) -> Path:
     if not (path / "cells").is_dir():
         raise UsageError(f"{arg!r} holds no harness results (no cells/ folder)")
     return path
+
+
+def _fraction(text: str, flag: str) -> float:
+    value = _non_negative(text, flag)
+    if not 0 < value < 1:
+        raise UsageError(f"{flag}: {text} is out of range (a number between 0 and 1)")
+    return value
 
 
 def _non_negative(text: str, flag: str) -> float:

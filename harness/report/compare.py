@@ -4,15 +4,17 @@ Cells are matched by their content key without the seed and without the code
 versions (the point is to compare versions), and aggregated over seeds: the median
 of the seeds that finished ``ok`` on each side.
 
-The threshold is noise-aware. A change counts only when it is worse by more than
+* Throughput: :mod:`harness.report.gate` decides, with a test on the runs (seeds and
+  ``--repeats``) or the steady windows, a minimum effect, and the machine's load on both
+  sides; it says ``regressed``, ``improved``, ``unchanged`` or ``inconclusive`` (with the
+  reason), and an inconclusive group never fails the gate.
+
+A metric's change counts only when it is worse by more than
 
     max(floor × |base median|, k × spread)
 
-* Throughput: the change is new median − base median over seeds, and ``spread``
-  the pooled standard deviation of one cell's throughput over seeds (both sides
-  with two or more ``ok`` seeds); with a single seed on either side, the standard
-  error of a cell's mean throughput estimated from its steady-state windows.
-* Final metric (the problem's target metric, else the final loss): seeds pair up
+* Final metric (the problem's target metric, else the final loss; better on the side its
+  ``metric_directions`` entry says): seeds pair up
   (the same seed is the same initialisation and data order), so with two or more
   shared seeds the change is the median per-seed difference and ``spread`` the
   standard deviation of those differences; otherwise as for throughput, and with
@@ -41,8 +43,10 @@ import pandas as pd
 
 from harness.errors import UsageError
 from harness.outcome import Status
+from harness.report.gate import DEFAULT_ALPHA, DEFAULT_LOAD_TOLERANCE, GateSettings, Speed, judge
 from harness.report.matching import explain, group_keys
-from harness.report.model import ReportRun, steady_windows
+from harness.report.model import ReportRun, metric_mode, steady_windows
+from harness.target import parse_directions
 
 DEFAULT_K = 2.0
 DEFAULT_THROUGHPUT_FLOOR = 0.10
@@ -54,8 +58,16 @@ class Thresholds:
     """How far a median may move before it counts: see the module docstring."""
 
     k: float = DEFAULT_K
+    #: The throughput gate's minimum effect (:mod:`harness.report.gate`).
     throughput_floor: float = DEFAULT_THROUGHPUT_FLOOR
     metric_floor: float = DEFAULT_METRIC_FLOOR
+    #: The throughput test's significance level.
+    alpha: float = DEFAULT_ALPHA
+    #: How much less CPU time other processes may leave free before the load "differed".
+    load_tolerance: float = DEFAULT_LOAD_TOLERANCE
+    #: The metric to judge (``--metric``); None: each problem's target metric, else the
+    #: final training loss.
+    metric: str | None = None
 
 
 @dataclass
@@ -72,6 +84,15 @@ class Comparison:
     @property
     def regressed(self) -> bool:
         return bool(len(self.table)) and bool(self.table["regressed"].any())
+
+    @property
+    def inconclusive(self) -> list[str]:
+        """Each group whose throughput verdict is inconclusive, with the reason."""
+        if self.table.empty:
+            return []
+        rows = self.table[self.table["throughput_verdict"] == "inconclusive"]
+        return [f"{c}: {r}" for c, r in zip(rows["cell"], rows["throughput_reason"],
+                                             strict=True)]
 
     @property
     def lost(self) -> bool:
@@ -93,15 +114,15 @@ def match_key(cell: dict[str, Any]) -> str:
 class _Side:
     seeds: int = 0
     ok: int = 0
-    rate: list[float] = field(default_factory=list)
-    rate_se: list[float] = field(default_factory=list)
+    speed: Speed = field(default_factory=Speed)
     #: seed -> final metric, for the paired comparison.
     metric: dict[int, float] = field(default_factory=dict)
     #: seed -> status.
     status: dict[int, str] = field(default_factory=dict)
 
 
-def _gather(run: ReportRun) -> tuple[dict[str, _Side], dict[str, str]]:
+def _gather(run: ReportRun, metric_of: dict[str, tuple[str, str]]
+            ) -> tuple[dict[str, _Side], dict[str, str]]:
     by_id = run.summary.set_index("cell_id")
     sides: dict[str, _Side] = {}
     labels: dict[str, str] = {}
@@ -115,11 +136,9 @@ def _gather(run: ReportRun) -> tuple[dict[str, _Side], dict[str, str]]:
         if rec.get("status") != Status.OK:
             continue
         side.ok += 1
-        metric, _ = run.final_metric(str(row["problem"]))
-        rate = _num(row.get("samples_per_s"))
-        if math.isfinite(rate):
-            side.rate.append(rate)
-            side.rate_se.append(_window_se(rec, rate))
+        metric = metric_of[key][0] if key in metric_of else \
+            run.final_metric(str(row["problem"]))[0]
+        side.speed.add(row, steady_windows(rec))
         side.metric[int(rec["cell"]["seed"])] = _num(row.get(metric))
     return sides, labels
 
@@ -129,16 +148,6 @@ def _num(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
-
-
-def _window_se(rec: dict[str, Any], rate: float) -> float:
-    """Standard error of a cell's throughput from its steady-state windows."""
-    windows = steady_windows(rec)
-    if len(windows) < 2:
-        return math.nan
-    speeds = np.array([n / dt for n, dt in windows])
-    rel = float(speeds.std(ddof=1) / speeds.mean())
-    return rate * rel / math.sqrt(len(speeds))
 
 
 def _pooled_sd(a: Sequence[float], b: Sequence[float]) -> float:
@@ -163,10 +172,15 @@ def _judge(base: Sequence[float], new: Sequence[float], better: str, floor: floa
         return {"base": b, "new": n, "change": math.nan, "threshold": relative,
                 "noise": noise, "verdict": "n/a", "regressed": False}
     worse = (b - n) if better == "max" else (n - b)
-    verdict = "REGRESSED" if worse > threshold else "improved" if -worse > threshold else "ok"
+    verdict = _verdict(worse, threshold)
     return {"base": b, "new": n, "change": (n - b) / abs(b) if b else math.nan,
             "threshold": threshold / abs(b) if b else math.nan, "noise": noise,
-            "verdict": verdict, "regressed": verdict == "REGRESSED"}
+            "verdict": verdict, "regressed": verdict == "regressed"}
+
+
+def _verdict(worse: float, threshold: float) -> str:
+    return "regressed" if worse > threshold else "improved" if -worse > threshold \
+        else "unchanged"
 
 
 def _judge_paired(base: dict[int, float], new: dict[int, float], better: str, floor: float,
@@ -189,10 +203,10 @@ def _judge_paired(base: dict[int, float], new: dict[int, float], better: str, fl
     threshold = max(floor * abs(ref), k * sd)
     shift = float(np.median(diffs))
     worse = -shift if better == "max" else shift
-    verdict = "REGRESSED" if worse > threshold else "improved" if -worse > threshold else "ok"
+    verdict = _verdict(worse, threshold)
     return {"base": b, "new": n, "change": shift / abs(ref) if ref else math.nan,
             "threshold": threshold / abs(ref) if ref else math.nan, "noise": "paired seeds",
-            "verdict": verdict, "regressed": verdict == "REGRESSED"}
+            "verdict": verdict, "regressed": verdict == "regressed"}
 
 
 def _status_regressed(base: _Side, new: _Side) -> bool:
@@ -218,30 +232,31 @@ def compare_runs(base_dir: Path, new_dir: Path,
     """
     th = thresholds or Thresholds()
     base, new = ReportRun.load(base_dir), ReportRun.load(new_dir)
-    b_sides, b_labels = _gather(base)
-    n_sides, n_labels = _gather(new)
-    problem_of = base.summary.set_index("cell_id")["problem"]
-    metric_of = {match_key(r["cell"]): base.final_metric(str(problem_of[r["cell_id"]]))
-                 for r in base.records}
+    metric_of = _metrics(base, th.metric)
+    b_sides, b_labels = _gather(base, metric_of)
+    n_sides, n_labels = _gather(new, metric_of)
+    gate = GateSettings(th.throughput_floor, th.alpha, th.load_tolerance)
+    cpus = (_cpu(base), _cpu(new))
     rows = []
     for key in (k for k in b_sides if k in n_sides):
         b, n = b_sides[key], n_sides[key]
         metric, mode = metric_of[key]
-        se = [s for s in b.rate_se + n.rate_se if math.isfinite(s)]
-        fallback = float(math.sqrt(np.mean(np.square(se)))) if se else math.nan
-        t = _judge(b.rate, n.rate, "max", th.throughput_floor, th.k, fallback)
+        t = judge(b.speed, n.speed, gate, cpus)
         m = _judge_paired(b.metric, n.metric, mode, th.metric_floor, th.k)
         status_regressed = _status_regressed(b, n)
         rows.append({
             "cell": b_labels[key], "seeds": f"{b.ok}/{b.seeds} → {n.ok}/{n.seeds}",
             "throughput_base": t["base"], "throughput_new": t["new"],
             "throughput_change": t["change"], "throughput_threshold": t["threshold"],
-            "throughput_noise": t["noise"], "throughput_verdict": t["verdict"],
-            "metric": metric, "metric_base": m["base"], "metric_new": m["new"],
-            "metric_change": m["change"], "metric_threshold": m["threshold"],
-            "metric_noise": m["noise"], "metric_verdict": m["verdict"],
-            "status_verdict": "REGRESSED" if status_regressed else "ok",
-            "regressed": bool(t["regressed"] or m["regressed"] or status_regressed),
+            "throughput_evidence": t["evidence"], "throughput_p": t["p"],
+            "throughput_verdict": t["verdict"], "throughput_reason": t["reason"],
+            "metric": metric, "metric_direction": mode, "metric_base": m["base"],
+            "metric_new": m["new"], "metric_change": m["change"],
+            "metric_threshold": m["threshold"], "metric_noise": m["noise"],
+            "metric_verdict": m["verdict"],
+            "status_verdict": "regressed" if status_regressed else "unchanged",
+            "regressed": bool(t["verdict"] == "regressed" or m["regressed"]
+                              or status_regressed),
         })
     unmatched = [k for k in n_sides if k not in b_sides]
     near = _closest(base, new, b_labels, unmatched)
@@ -259,6 +274,30 @@ def compare_runs(base_dir: Path, new_dir: Path,
                 f"{_first_line(r.get('error'))}"
                 for r in new.records if r.get("status") == Status.ERROR],
     )
+
+
+def _metrics(run: ReportRun, chosen: str | None = None) -> dict[str, tuple[str, str]]:
+    """Each base group's judged metric (``chosen``, else the problem's target metric, else
+    the final loss) and its better side: the side its cells' ``metric_directions`` gives,
+    else the target's mode, else the one its name says (lower when it says none)."""
+    if chosen is not None and chosen not in run.summary.columns:
+        raise UsageError(f"--metric {chosen!r}: the base run has no such column")
+    by_id = run.summary.set_index("cell_id")
+    out: dict[str, tuple[str, str]] = {}
+    for rec in run.records:
+        row = by_id.loc[rec["cell_id"]]
+        metric, mode = run.final_metric(str(row["problem"]))
+        if chosen is not None:
+            metric, mode = chosen, mode if chosen == metric else metric_mode(chosen)
+        side = parse_directions(row.get("metric_directions"), [metric]).get(metric, mode)
+        out.setdefault(match_key(rec["cell"]), (metric, side))
+    return out
+
+
+def _cpu(run: ReportRun) -> str | None:
+    machine = run.manifest.get("machine")
+    cpu = machine.get("cpu") if isinstance(machine, dict) else None
+    return cpu if isinstance(cpu, str) and cpu else None
 
 
 def _closest(base: ReportRun, new: ReportRun, b_labels: dict[str, str],
@@ -312,9 +351,9 @@ def format_comparison(cmp: Comparison, allow_missing: bool = False) -> str:
             "per s base": t["throughput_base"].map(_fmt),
             "per s new": t["throughput_new"].map(_fmt),
             "change": t["throughput_change"].map(_pct),
-            "thr": t["throughput_threshold"].map(_thr),
+            "p": t["throughput_p"].map(_p),
             "throughput": t["throughput_verdict"],
-            "metric": t["metric"],
+            "metric": t["metric"] + " (" + t["metric_direction"] + ")",
             "base": t["metric_base"].map(_fmt), "new": t["metric_new"].map(_fmt),
             "m change": t["metric_change"].map(_pct),
             "m thr": t["metric_threshold"].map(_thr),
@@ -331,11 +370,13 @@ def format_comparison(cmp: Comparison, allow_missing: bool = False) -> str:
         if items:
             lines.append(f"\n{len(items)} cell(s) {title}; {verdict}:")
             lines.extend(f"  {i}" for i in items)
+    if cmp.inconclusive:
+        lines.append(f"\n{len(cmp.inconclusive)} cell group(s) with an inconclusive "
+                     "throughput change (not a failure):")
+        lines.extend(f"  {i}" for i in cmp.inconclusive)
     n_bad = int(cmp.table["regressed"].sum()) if len(cmp.table) else 0
-    lines.append(f"\n{n_bad} of {len(cmp.table)} matched cell group(s) regressed beyond the "
-                 "threshold." if n_bad else
-                 f"\nNo regression beyond the threshold in {len(cmp.table)} matched cell "
-                 "group(s).")
+    lines.append(f"\n{n_bad} of {len(cmp.table)} matched cell group(s) regressed." if n_bad
+                 else f"\nNo regression in {len(cmp.table)} matched cell group(s).")
     return "\n".join(lines)
 
 
@@ -347,6 +388,10 @@ def _fmt(x: float) -> str:
 
 def _pct(x: float) -> str:
     return "-" if not math.isfinite(x) else f"{100 * x:+.1f}%"
+
+
+def _p(x: float) -> str:
+    return "-" if not math.isfinite(x) else f"{x:.2g}"
 
 
 def _thr(x: float) -> str:
