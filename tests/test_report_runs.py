@@ -139,3 +139,35 @@ def test_ranking_follows_the_recorded_direction(tmp_path: Path) -> None:
     assert run.final_metric("toy") == ("quality", "max")
     table = ranking(run).set_index("arm")
     assert table.loc["sgd", "rank"] == 1 and table.loc["sgd", "better"] == "max"
+
+
+def test_too_few_seeds_to_separate_is_said_not_a_bare_p(tmp_path: Path) -> None:
+    """Three seeds cannot reach 0.05 (floor 0.25); seven seeds of two arms can, and seven
+    seeds with three comparisons can too (3 x 2/128 = 0.047), six with three cannot."""
+    from harness.report.display import ranking_display
+
+    def build(root: Path, arms: dict[str, float], seeds: int) -> pd.DataFrame:
+        for optimizer, shift in arms.items():
+            for seed in range(seeds):
+                _cell(root, optimizer, seed, shift + 0.01 * seed * seed)
+        return ranking(ReportRun.load(root))
+
+    few = build(tmp_path / "few", {"adam": 0.1, "sgd": 0.5}, 3)
+    row = few.set_index("arm").loc["sgd"]
+    assert row["min_p"] == pytest.approx(0.25) and not row["separable"]
+    shown = ranking_display(few).set_index("optimizer")["p (Holm); smallest possible"]
+    assert shown["sgd"] == ("too few seeds to separate these arms: with 3 pairs p ≥ 0.25 > "
+                            "0.05 (needs 6 seeds)")
+    enough = build(tmp_path / "enough", {"adam": 0.1, "sgd": 0.5}, 7)
+    row = enough.set_index("arm").loc["sgd"]
+    assert row["separable"] and row["p_value"] == pytest.approx(2 / 128)
+    shown = ranking_display(enough).set_index("optimizer")["p (Holm); smallest possible"]
+    assert shown["sgd"] == "0.0156 (0.0156); min 0.016"
+    family = build(tmp_path / "family", {"adam": 0.1, "sgd": 0.5, "rmsprop": 0.6,
+                                         "lion": 0.7}, 6)
+    assert list(family["min_p_holm"].dropna()) == pytest.approx([3 / 32] * 3)
+    assert not family["separable"].any()
+    shown = ranking_display(family).set_index("optimizer")["p (Holm); smallest possible"]
+    assert shown["sgd"].startswith("too few seeds to separate these arms after Holm's "
+                                   "correction for 3 comparisons: p ≥ 0.0938 > 0.05 (needs 7 "
+                                   "seeds; unadjusted p 0.0312)")

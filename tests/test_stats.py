@@ -112,6 +112,40 @@ def test_paired_test_monte_carlo_above_sixteen_pairs() -> None:
     assert not t.exact and t.p_value < 0.001
 
 
+def test_smallest_reachable_p_hand_computed() -> None:
+    """The floor is the p-value of every difference on one side: 2/2ⁿ, each exact zero
+    doubling it (its sign changes nothing)."""
+    three = stats.paired_permutation_test([0, 0, 0], [1.0, -2.0, 0.5])
+    assert three.min_p == pytest.approx(2 / 8)  # 0.25: no 3-seed outcome reaches 0.05
+    five = stats.paired_permutation_test([0] * 5, [1.0, 2, 3, 4, 5])
+    assert five.min_p == five.p_value == pytest.approx(0.0625)
+    six = stats.paired_permutation_test([0] * 6, [1.0, 2, 3, 4, 5, -6])
+    assert six.min_p == pytest.approx(1 / 32) and six.p_value > six.min_p
+    # one zero among four: patterns with that sign flipped tie, 4 of 16 are extreme
+    zero = stats.paired_permutation_test([0] * 4, [0.0, 1, 2, 3])
+    assert zero.min_p == zero.p_value == pytest.approx(4 / 16)
+    assert stats.paired_permutation_test([1, 2, 3], [1, 2, 3]).min_p == pytest.approx(1.0)
+    mc = stats.paired_permutation_test(np.zeros(20), np.arange(1.0, 21.0))
+    assert not mc.exact and mc.min_p == pytest.approx(1 / stats.N_PERMUTATIONS)
+
+
+def test_holm_floors_and_seeds_needed_hand_computed() -> None:
+    # three comparisons at 6 seeds: each adjusted p is at least 3 x 1/32 = 0.09375
+    assert stats.holm_floors([1 / 32] * 3) == pytest.approx([0.09375] * 3)
+    floors = stats.holm_floors([0.25, 1 / 16, math.nan])
+    assert floors[:2] == pytest.approx([0.25, 0.125]) and math.isnan(floors[2])
+    assert stats.holm_floors([0.5, 0.5, 0.5]) == [1.0, 1.0, 1.0]
+    assert all(math.isnan(v) for v in stats.holm_floors([math.nan]))
+    # the least n with 2m/2^n <= alpha
+    assert stats.seeds_needed(0.05) == 6  # 2/64 = 0.031; 2/32 = 0.0625 is not enough
+    assert stats.seeds_needed(0.05, 2) == 7  # 4/128 = 0.031; 4/64 = 0.0625
+    assert stats.seeds_needed(0.05, 3) == 7  # 6/128 = 0.047
+    assert stats.seeds_needed(0.05, 5) == 8  # 10/256 = 0.039; 10/128 = 0.078
+    assert stats.seeds_needed(0.0625) == 5 and stats.seeds_needed(0.25) == 3
+    with pytest.raises(ValueError):
+        stats.seeds_needed(0.0)
+
+
 def test_holm() -> None:
     adjusted = stats.holm([0.01, 0.04, 0.03, math.nan])
     np.testing.assert_allclose(adjusted[:3], [0.03, 0.06, 0.06])

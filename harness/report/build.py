@@ -10,7 +10,6 @@ table also a CSV there.
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing
 import os
 import re
@@ -31,6 +30,7 @@ from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
 from harness.report import html as H
 from harness.report import stats, tables
+from harness.report.display import ranking_display
 from harness.report.intro import intro as _intro
 from harness.report.model import ReportFigure, ReportRun
 from harness.report.runs import load_runs
@@ -326,8 +326,11 @@ def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict
             "episodes for its moving average). An optimizer with a seed that diverged, "
             "failed or timed out ranks after every optimizer without one. The best "
             "optimizer is compared with each other one seed by seed (paired sign-flip "
-            "permutation test, p-values Holm-adjusted in brackets)."))
-        sec.blocks.append(H.table(_ranking_display(ranking[ranking["problem"] == problem])))
+            "permutation test, p-values Holm-adjusted in brackets). Where even the most "
+            "extreme outcome could not reach p ≤ "
+            f"{stats.ALPHA:g} with the seeds there are, the table says so instead of a p-value, "
+            "with how many seeds would do."))
+        sec.blocks.append(H.table(ranking_display(ranking[ranking["problem"] == problem])))
         result = F.convergence_figure(run, str(problem), palette)
         if result is not None:
             fig, caption = result
@@ -335,33 +338,6 @@ def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict
             sec.blocks.append(H.figure(name, f"Convergence: {problem}", caption))
     sec.blocks.extend(_plugin_figures(run, model, writer, host))
     return [sec]
-
-
-def _ranking_display(frame: pd.DataFrame) -> pd.DataFrame:
-    out = []
-    for _, r in frame.iterrows():
-        n_ok, n = int(r["seeds_ok"]), int(r["seeds"])
-        if math.isfinite(r["ci_low"]):
-            ci = f"[{H.fmt_number(r['ci_low'])}, {H.fmt_number(r['ci_high'])}]"
-        else:
-            ci = f"unavailable (n={n_ok} < {stats.MIN_SEEDS})"
-        if r["is_best"]:
-            diff, p = "best", "–"
-        elif math.isfinite(r["p_value"]):
-            diff = H.fmt_number(r["diff_vs_best"])
-            p = f"{r['p_value']:.3g} ({r['p_holm']:.3g}); min {r['min_p']:.2g}"
-        else:
-            diff = H.fmt_number(r["diff_vs_best"]) if int(r["pairs"]) else "–"
-            p = f"unavailable ({int(r['pairs'])} pairs < {stats.MIN_SEEDS})"
-        out.append({
-            "rank": "–" if not math.isfinite(r["rank"]) else str(int(r["rank"])),
-            "optimizer": r["arm"], "seeds ok with a value": f"{n_ok}/{n}"
-            + (f" ({int(r['seeds_failed'])} failed)" if int(r["seeds_failed"]) else ""),
-            "mean": H.fmt_number(r["mean"]), "median": H.fmt_number(r["median"]),
-            "95% CI of the mean": ci, "Δ mean vs best (paired)": diff,
-            "p (Holm); smallest possible": p,
-        })
-    return pd.DataFrame(out)
 
 
 def _plugin_figures(run: ReportRun, model: str, writer: _Writer,
@@ -451,9 +427,15 @@ def _methods_section(cost: str) -> H.Section:
         "A log scale is used when the values span two decades or more.",
         "Paired test: two-sided sign-flip permutation test of the mean per-seed difference "
         f"(exact over all 2ⁿ sign patterns up to {stats.EXACT_MAX_PAIRS} seeds). It assumes "
-        "no distribution; its smallest possible p-value is 2/2ⁿ, e.g. 0.0625 with 5 seeds, "
-        "so a claim at the 5% level needs at least 6 seeds. Holm's correction adjusts the "
-        "p-values of one problem's comparisons for their number.",
+        "no distribution; its smallest possible p-value is 2/2ⁿ (each pair whose difference "
+        "is exactly zero doubles it): 0.25 with 3 seeds, 0.0625 with 5, so a claim at the "
+        f"{stats.ALPHA:g} level needs at least {stats.seeds_needed(stats.ALPHA)} seeds. "
+        "Holm's correction adjusts the p-values of one problem's m comparisons for their "
+        "number, and none of them can then go below m times the smallest floor: 5 "
+        f"comparisons need {stats.seeds_needed(stats.ALPHA, 5)} seeds. Where the floor (or "
+        f"the floor after Holm) is above {stats.ALPHA:g}, no outcome could separate the two "
+        "arms: the table says \"too few seeds to separate these arms\" with the floor and the "
+        "seeds needed, instead of a p-value that would read as evidence of no difference.",
         f"Performance profile (AlgoPerf), here on {tables.COSTS[cost].label}: per problem, each "
         "optimizer's median cost to target over seeds, a miss counting as infinite; ρ(τ) is "
         "the fraction of problems within τ of the best; the score is the exact area under ρ "

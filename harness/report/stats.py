@@ -24,10 +24,15 @@ Choices, and why:
   up because two optimizers given the same seed share the initialisation and the
   data order, so the per-seed difference removes the seed's own luck. Under the
   null hypothesis the sign of each difference is a coin flip; the test needs no
-  normality. Its smallest attainable two-sided p-value is 2/2ⁿ (0.0625 with 5 seeds),
-  which the report states next to the numbers.
+  normality. Its smallest attainable two-sided p-value is 2/2ⁿ (0.0625 with 5 seeds;
+  larger when some differences are exactly zero, whose signs change nothing), which
+  the report states next to the numbers. When that floor is above the significance
+  level :data:`ALPHA` no outcome of the test could separate the two arms, and the report
+  says "too few seeds" instead of a p-value (:func:`seeds_needed` says how many would do).
 * **Holm's step-down correction** adjusts the p-values of the comparisons of one
-  problem (best against each other optimizer) for their number.
+  problem (best against each other optimizer) for their number m. No adjusted p-value
+  can go below m times the smallest raw floor (:func:`holm_floors`), so m comparisons
+  need more seeds than one.
 * **Performance profiles** follow AlgoPerf: a miss counts as never (infinite time);
   ρ(τ) is the fraction of problems whose time is within τ of the best, and the
   score is the normalised area under ρ for τ in [1, τ_max], computed exactly. An
@@ -50,6 +55,8 @@ from numpy.typing import ArrayLike, NDArray
 
 #: Fewer seeds than this: intervals and tests are reported as unavailable.
 MIN_SEEDS = 3
+#: The significance level the report's verdicts use.
+ALPHA = 0.05
 #: Up to this many pairs the permutation test enumerates every sign pattern.
 EXACT_MAX_PAIRS = 16
 #: Monte Carlo sign patterns above :data:`EXACT_MAX_PAIRS`.
@@ -145,7 +152,8 @@ class PairedTest:
     mean_diff: float
     p_value: float
     exact: bool
-    #: The smallest two-sided p-value this many pairs can give (2/2ⁿ when exact).
+    #: The smallest two-sided p-value these pairs can give: 2/2ⁿ when exact and no
+    #: difference is zero (each zero doubles it), 1/N with N Monte Carlo patterns.
     min_p: float
 
     @property
@@ -189,7 +197,32 @@ def paired_permutation_test(
         exact = False
     means = np.abs(signs @ d) / n
     p = float(np.mean(means >= observed - tol))
-    return PairedTest(n, mean_diff, p, exact, 2.0 / 2**n if exact else 1.0 / len(signs))
+    # the floor: the p-value of the most extreme outcome, every difference on one side
+    floor = float(np.mean(means >= float(np.abs(d).mean()) - tol)) if exact \
+        else 1.0 / len(signs)
+    return PairedTest(n, mean_diff, p, exact, floor)
+
+
+def holm_floors(floors: Sequence[float]) -> list[float]:
+    """The smallest Holm-adjusted p-value each of one family's comparisons can reach, from
+    their raw floors (:attr:`PairedTest.min_p`): at least its own floor and m times the
+    family's smallest, m the number of comparisons with a floor (NaN entries stay NaN).
+    Every adjusted p-value is at least the first one, m times the smallest raw p-value."""
+    f = np.asarray(floors, dtype=float)
+    known = f[np.isfinite(f)]
+    if not len(known):
+        return [math.nan] * len(f)
+    lowest = len(known) * float(known.min())
+    return [float(min(1.0, max(v, lowest))) if math.isfinite(v) else math.nan for v in f]
+
+
+def seeds_needed(alpha: float = ALPHA, comparisons: int = 1) -> int:
+    """The fewest seeds (pairs, none with a zero difference) with which the exact sign-flip
+    test, Holm-adjusted over ``comparisons``, can reach ``alpha``: the least n with
+    2·m/2ⁿ ≤ alpha (6 for one comparison at 0.05, 8 for five)."""
+    if not 0 < alpha <= 1 or comparisons < 1:
+        raise ValueError("seeds_needed needs 0 < alpha <= 1 and at least one comparison")
+    return max(1, math.ceil(math.log2(2 * comparisons / alpha) - 1e-12))
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -78,6 +78,9 @@ def ranking(run: ReportRun) -> pd.DataFrame:
     (rank 1) is the one each other arm is paired
     with it seed by seed (seeds present and finite in both); with fewer than
     :data:`stats.MIN_SEEDS` seeds or pairs the interval and the test are NaN.
+    ``min_p`` is the smallest p-value the test can give these pairs, ``min_p_holm`` the
+    smallest Holm-adjusted one over the problem's comparisons, and ``separable`` whether
+    that is at most :data:`stats.ALPHA` (else no outcome could separate the two arms).
     """
     rows: list[dict[str, object]] = []
     summary = run.summary[run.summary["status"] != Status.SKIPPED]  # never ran: nothing to rank
@@ -117,15 +120,18 @@ def ranking(run: ReportRun) -> pd.DataFrame:
                            min_p=test.min_p)
             problem_rows.append(row)
         adjusted = stats.holm([float(r["p_value"]) for r in problem_rows])  # type: ignore[arg-type]
-        for row, p in zip(problem_rows, adjusted, strict=True):
+        floors = stats.holm_floors([float(r["min_p"]) for r in problem_rows])  # type: ignore[arg-type]
+        for row, p, floor in zip(problem_rows, adjusted, floors, strict=True):
             row["p_holm"] = p
+            row["min_p_holm"] = floor
+            row["separable"] = bool(math.isfinite(floor) and floor <= stats.ALPHA)
         problem_rows.sort(key=lambda r: (not math.isfinite(float(r["rank"])),  # type: ignore[arg-type]
                                          r["rank"]))
         rows.extend(problem_rows)
     columns = ["problem", "arm", "metric", "better", "rank", "seeds_ok", "seeds",
                "seeds_failed", "mean",
                "median", "ci_low", "ci_high", "diff_vs_best", "pairs", "p_value", "p_holm",
-               "min_p", "is_best"]
+               "min_p", "min_p_holm", "separable", "is_best"]
     return pd.DataFrame(rows, columns=columns)
 
 
