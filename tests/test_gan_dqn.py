@@ -311,3 +311,27 @@ def test_nan_loss_marks_the_cell_diverged(host: PluginHost, register_plugin: Any
     result = train(host, make_cell(host, name, 20, optimizer="poison"), windows=2)
     assert result.status == "diverged", (result.status, result.error)
     assert result.curve and math.isnan(result.curve[-1]["loss"])
+
+
+# -- every kind of optimizer on the roles ------------------------------------------------
+@pytest.mark.parametrize(("model", "steps", "learn_steps"), [
+    ("gan", 10, 10),
+    pytest.param("dqn", MEMORY_CAPACITY + 60, 61, marks=pytest.mark.slow),
+])
+def test_closure_optimizers_train_the_gan_and_the_dqn(tmp_path: Path, model: str, steps: int,
+                                                      learn_steps: int) -> None:
+    """Their steps go through harness.take_step: lbfgs and sam get their closure on every
+    role (the GAN's two, the DQN's one, from its first learning step)."""
+    out = tmp_path / "run"
+    proc = run_cli("run", "-m", model, "-o", "lbfgs,sam", "-s", "0", "--steps", str(steps),
+                   "--quiet", "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = pd.read_csv(out / "summary.csv").set_index("optimizer")
+    assert (summary["status"] == "ok").all(), summary.get("error")
+    roles = 2 if model == "gan" else 1
+    evals = summary["loss_evals"] * summary["steps_done"]
+    # SAM evaluates each role's loss exactly twice a step; LBFGS at least once, up to
+    # max_iter (4) plus its line search's evaluations.
+    assert evals["sam"] == pytest.approx(2 * roles * learn_steps)
+    assert roles * learn_steps <= evals["lbfgs"] <= 12 * roles * learn_steps
+    assert np.isfinite(summary["final_loss"]).all()

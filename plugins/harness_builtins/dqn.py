@@ -46,7 +46,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness import BuildContext, Param, Problem, ProblemRegistry, Target, Task, hookimpl
+from harness import (
+    BuildContext,
+    Param,
+    Problem,
+    ProblemRegistry,
+    Target,
+    Task,
+    hookimpl,
+    take_step,
+)
 from harness.target import Better
 
 #: Environments the problem accepts, with the mean greedy return that counts as solved:
@@ -331,11 +340,16 @@ class DqnTask(Task):
         row[2 * n + 2] = float(done)
         self.memory_counter += 1
 
-    def _td_loss(self) -> Tensor:
-        """The TD loss of a replay batch drawn with replacement from what is stored."""
+    def _replay_batch(self) -> Tensor:
+        """A replay batch drawn with replacement from what is stored."""
         stored = min(self.memory_counter, MEMORY_CAPACITY)
         index = self.replay_rng.integers(0, stored, size=self.batch_size)
-        batch = torch.from_numpy(self.memory[index]).to(self.device)
+        return torch.from_numpy(self.memory[index]).to(self.device)
+
+    def _td_loss(self, batch: Tensor | None = None) -> Tensor:
+        """The TD loss of ``batch`` (by default a new replay batch)."""
+        if batch is None:
+            batch = self._replay_batch()
         n = self.n_states
         b_s, b_s_next = batch[:, :n], batch[:, n + 2 : 2 * n + 2]
         b_a = batch[:, n : n + 1].long()
@@ -346,14 +360,13 @@ class DqnTask(Task):
         return F.mse_loss(q_eval, q_target)
 
     def _learn(self, optimizer: torch.optim.Optimizer) -> Tensor:
+        """One learning step on one replay batch, through :func:`harness.take_step`: a
+        closure optimizer evaluates the TD loss of that batch as often as it asks."""
         if self.learn_steps % TARGET_REPLACE_ITER == 0:
             self.target_net.load_state_dict(self.eval_net.state_dict())
         self.learn_steps += 1
-        loss = self._td_loss()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
+        batch = self._replay_batch()
+        return take_step(optimizer, lambda: self._td_loss(batch)).detach()
 
 
 def _time_limit(env: gym.Env[Any, Any]) -> gym.wrappers.TimeLimit[Any, Any] | None:

@@ -24,7 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness import BuildContext, Param, Problem, ProblemRegistry, Target, Task, hookimpl
+from harness import (
+    BuildContext,
+    Param,
+    Problem,
+    ProblemRegistry,
+    Target,
+    Task,
+    hookimpl,
+    take_step,
+)
 from harness.target import Better
 
 #: The tutorial's sizes: ideas in, points of a painting out.
@@ -149,23 +158,31 @@ class GanTask(Task):
         a = 1 + torch.rand(self.batch_size, 1, device=self.device, generator=self.rng)
         artist = artist_works(a, self.x)
         ideas = torch.randn(self.batch_size, N_IDEAS, device=self.device, generator=self.rng)
-        fake = self.generator(ideas)
+        # Through harness.take_step, so closure and second-order optimizers work on either
+        # role: a closure evaluates its loss again on the same batch, as often as it asks.
+        # D learns from the paintings of G before its update (the first evaluation's).
+        fakes: list[Tensor] = []
 
-        fake_for_g = self.d_logit(fake)
-        if self.non_saturating:
-            g_loss = -F.logsigmoid(fake_for_g).mean()  # −mean log D(G(z))
-        else:
-            g_loss = F.logsigmoid(-fake_for_g).mean()  # mean log(1 − D(G(z))), the tutorial's
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+        def generator_loss() -> Tensor:
+            fake = self.generator(ideas)
+            if not fakes:
+                fakes.append(fake.detach())
+            fake_for_g = self.d_logit(fake)
+            if self.non_saturating:
+                return -F.logsigmoid(fake_for_g).mean()  # −mean log D(G(z))
+            return F.logsigmoid(-fake_for_g).mean()  # mean log(1 − D(G(z))), the tutorial's
 
-        real_logit = self.d_logit(artist)
-        fake_logit = self.d_logit(fake.detach())
-        d_loss = -(F.logsigmoid(real_logit).mean() + F.logsigmoid(-fake_logit).mean())
-        opt_d.zero_grad(set_to_none=True)  # also drops the grads G's loss left in D
-        d_loss.backward()
-        opt_d.step()
+        g_loss = take_step(opt_g, generator_loss)
+        logits: list[tuple[Tensor, Tensor]] = []
+
+        def discriminator_loss() -> Tensor:  # G's loss left grads in D: take_step drops them
+            real_logit, fake_logit = self.d_logit(artist), self.d_logit(fakes[0])
+            if not logits:
+                logits.append((real_logit.detach(), fake_logit.detach()))
+            return -(F.logsigmoid(real_logit).mean() + F.logsigmoid(-fake_logit).mean())
+
+        d_loss = take_step(opt_d, discriminator_loss)
+        real_logit, fake_logit = logits[0]
 
         self.steps_done += 1
         if self.steps_done in self.snapshot_steps:
@@ -175,8 +192,8 @@ class GanTask(Task):
             "loss": d_loss + g_loss,
             "d_loss": d_loss,
             "g_loss": g_loss,
-            "d_acc_real": (real_logit.detach() > 0).float().mean(),
-            "d_acc_fake": (fake_logit.detach() < 0).float().mean(),
+            "d_acc_real": (real_logit > 0).float().mean(),
+            "d_acc_fake": (fake_logit < 0).float().mean(),
         }
 
     def state_dict(self) -> dict[str, Any]:
