@@ -77,10 +77,14 @@ def _main(args_list: list[str]) -> int:
         return 130
     except OSError as exc:
         path = _output_path(exc, args)
-        if path is None:
-            raise  # not one of this command's outputs: a bug to see in full
-        print(f"harness: error: cannot write {path}: {_reason(exc)}", file=sys.stderr)
-        return 2
+        if path is not None:
+            print(f"harness: error: cannot write {path}: {_reason(exc)}", file=sys.stderr)
+            return 2
+        if isinstance(exc, PermissionError) and exc.filename:  # an input we may not read
+            print(f"harness: error: cannot read {os.fsdecode(exc.filename)}: "
+                  f"{_reason(exc)}", file=sys.stderr)
+            return 2
+        raise  # not one of this command's files: a bug to see in full
 
 
 def _outputs(args: argparse.Namespace) -> list[Path]:
