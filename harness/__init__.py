@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from harness.run.pool import PoolEvent, Worker, WorkerPool
     from harness.run.scheduling import longest_first
     from harness.schedules import ScheduleSpec
+    from harness.space import SearchSpace
     from harness.train.steps import take_step
 
 __version__ = "0.1.0"
@@ -76,6 +77,8 @@ _LAZY = {
     "ProblemRegistry": "harness.registry",
     "ScheduleRegistry": "harness.registry",
     "ScheduleSpec": "harness.schedules",
+    # Tuning: where a hyperparameter is sampled from (docs/tuning.md).
+    "SearchSpace": "harness.space",
     # Writing an executor: the contract, and the pool and cell runner the built-in ones use.
     "Cell": "harness.cell",
     "CellResult": "harness.outcome",
@@ -126,6 +129,7 @@ __all__ = [
     "RunOptions",
     "ScheduleRegistry",
     "ScheduleSpec",
+    "SearchSpace",
     "ShuffledBatches",
     "StartCallback",
     "Status",

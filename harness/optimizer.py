@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from harness.errors import UsageError
+from harness.space import SearchSpace, check_spaces
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
@@ -66,6 +67,9 @@ class OptimizerSpec:
     conformance_skip: Mapping[str, str] = field(default_factory=dict)
     #: What its step needs (a closure, the gradients' graph, train/eval modes).
     capabilities: Capabilities = PLAIN
+    #: Where a tuning run samples each tunable hyperparameter (docs/tuning.md); a grid
+    #: file's ``[tune.space]`` may replace one. Names must be hyperparameters it takes.
+    space: Mapping[str, SearchSpace] = field(default_factory=dict)
 
     def accepted(self) -> set[str] | None:
         """The hyperparameter names it takes: the declared ones, else the factory's named
@@ -151,6 +155,7 @@ def check_spec(spec: OptimizerSpec) -> None:
                         f"got {spec.defaults!r}")
     declared = _declared(spec)
     _check_skips(spec)
+    check_spaces(spec.space, where)
     try:
         sig = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -174,6 +179,10 @@ def check_spec(spec: OptimizerSpec) -> None:
                 raise TypeError(f"{where}: declared hyperparameter {key!r} is not an argument "
                                 f"of {_label(factory)}{_hint(key, takes)}")
     allowed = sorted(declared) if declared is not None else sorted(takes)
+    for key in spec.space:
+        if key not in allowed and key not in spec.defaults and var is None:
+            raise TypeError(f"{where}: search space for {key!r}, which is not a "
+                            f"hyperparameter of {_label(factory)}{_hint(key, allowed)}")
     for key in spec.defaults:
         if key not in allowed:
             what = "a declared hyperparameter" if declared is not None else "an argument"

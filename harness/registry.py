@@ -16,6 +16,7 @@ from harness.optimizer import PLAIN, Capabilities, OptimizerSpec, check_spec
 from harness.params import check_field_name
 from harness.problem import Param, Problem, check_name
 from harness.schedules import ScheduleSpec, check_schedule
+from harness.space import SearchSpace
 
 if TYPE_CHECKING:
     from torch.optim import Optimizer
@@ -219,6 +220,7 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         *,
         conformance_skip: Mapping[str, str] | None = None,
         capabilities: Capabilities = PLAIN,
+        space: Mapping[str, SearchSpace] | None = None,
         **defaults: Any,
     ) -> None:
         """Register a ``torch.optim.Optimizer`` class under ``name`` with the given defaults
@@ -228,7 +230,7 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         serve (``"torch.optim.RAdam: Implements RAdam algorithm."``). Its hyperparameters
         are the named arguments of its ``__init__`` (a ``**kwargs`` there is not read as
         "anything goes"). ``conformance_skip`` maps conformance checks it opts out of to
-        the reason, as on :class:`OptimizerSpec`.
+        the reason, as on :class:`OptimizerSpec`; ``space`` its hyperparameters' search spaces.
         """
         import torch
 
@@ -238,7 +240,7 @@ class OptimizerRegistry(_Registry[OptimizerSpec]):
         self.add(OptimizerSpec(name=name, factory=cls, defaults=defaults,
                                description=description or _describe_class(cls),
                                conformance_skip=dict(conformance_skip or {}),
-                               capabilities=capabilities))
+                               capabilities=capabilities, space=dict(space or {})))
 
 
 def _describe_class(cls: type) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import UsageError
+from harness.space import SearchSpace, check_spaces
 
 #: ``multiplier(step, steps, **params)``: the factor on the learning rate at ``step``.
 Multiplier = Callable[..., float]
@@ -40,6 +41,8 @@ class ScheduleSpec:
     #: Never rises after its warm-up (its ``warmup`` parameter, if any); checked by the
     #: conformance kit.
     monotone: bool = True
+    #: Where a tuning run samples each tunable parameter (docs/tuning.md).
+    space: Mapping[str, SearchSpace] = field(default_factory=dict)
 
     def resolve(self, overrides: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
         """Defaults updated by ``overrides``, after checking every name and type."""
@@ -76,6 +79,11 @@ def check_schedule(spec: ScheduleSpec) -> None:
     if not isinstance(spec.defaults, Mapping) or not all(isinstance(k, str)
                                                          for k in spec.defaults):
         raise TypeError(f"{where}: defaults must map parameter names to values")
+    check_spaces(spec.space, where)
+    for key in spec.space:
+        if key not in spec.defaults:
+            raise TypeError(f"{where}: search space for {key!r}, which is not one of its "
+                            f"parameters ({', '.join(spec.defaults) or 'none'})")
     try:
         inspect.signature(spec.multiplier).bind(0, 10, **spec.defaults)
     except TypeError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.cell import format_value
 from harness.plugins import PluginHost, files, get_host, use_files
+from harness.space import SearchSpace
 
 
 def catalogue(host: PluginHost) -> dict[str, Any]:
@@ -42,6 +43,7 @@ def catalogue(host: PluginHost) -> dict[str, Any]:
             "distribution": owner.distribution,
             "version": owner.version,
             "defaults": {k: list(v) if isinstance(v, tuple) else v for k, v in o.defaults.items()},
+            "space": {k: v.to_dict() for k, v in o.space.items()},
         })
     executors = [{"name": e.name, "description": e.description,
                   "plugin": host.executors.owner(e.name).name, "settings": list(e.settings)}
@@ -91,6 +93,10 @@ def format_catalogue(data: dict[str, Any], verbose: bool = False) -> str:
         defaults = ", ".join(f"{k}={format_value(v)}" for k, v in o["defaults"].items())
         if defaults:
             lines += _lines(f"{pad}defaults: {defaults}", w + 3)
+        if verbose and o.get("space"):
+            space = ", ".join(f"{k}={SearchSpace.from_dict(v, k).describe()}"
+                              for k, v in o["space"].items())
+            lines += _lines(f"{pad}search space: {space}", w + 3)
     lines.append("Executors:")
     for e in data.get("executors", []):
         lines += _lines(f"  {e['name']:<{w}} {e['description']}  [{e['plugin']}]", w + 3)

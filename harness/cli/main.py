@@ -17,6 +17,7 @@ from harness.errors import HarnessError
 #: ``export`` never pay for torch or the plugins.
 COMMANDS = {
     "run": "harness.cli.run",
+    "tune": "harness.cli.run",
     "list": "harness.cli.catalogue",
     "show": "harness.cli.read",
     "compare": "harness.cli.read",
@@ -89,7 +90,7 @@ def _main(args_list: list[str]) -> int:
 
 def _outputs(args: argparse.Namespace) -> list[Path]:
     """Where this command writes, besides standard output."""
-    if args.command == "run":
+    if args.command in ("run", "tune"):
         # Without --out, the run goes to results/<timestamp> (harness.run.runner).
         return [Path(p) for p in (args.out, args.resume) if p] or [Path("results")]
     if args.command == "report":

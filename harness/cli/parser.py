@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a grid of models x optimizers x devices x seeds")
     run.add_argument("grid", nargs="?", help="a TOML grid file")
-    run.add_argument("--preset", help="a built-in grid: 'quick' or 'default'")
+    run.add_argument("--preset", help="a built-in grid: 'quick', 'default' or 'tune-quick' "
+                                          "(a tuning run, docs/tuning.md)")
     run.add_argument("-m", "--models", help="comma-separated model names")
     run.add_argument("-o", "--optimizers", help="comma-separated optimizer names")
     run.add_argument("-d", "--devices", help="comma-separated devices: cpu, cuda, cuda:N, mps")
@@ -126,6 +127,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exit with 1 when a cell ends with one of these statuses "
                           f"(default {','.join(FAIL_ON)}; 'none': exit 0 whatever the cells "
                           "did)")
+    tune = run.add_argument_group("tuning (docs/tuning.md; they override the grid's [tune])")
+    tune.add_argument("--tune", action="store_true",
+                      help="make this a tuning run (as `harness tune`, or a grid's [tune])")
+    tune.add_argument("--trials", help="trials per (problem, optimizer) study (default 8)")
+    tune.add_argument("--sampler", help="sobol (the default), tpe, random or grid")
+    tune.add_argument("--tune-params", metavar="NAMES",
+                      help="the hyperparameters to tune, comma-separated (default lr)")
+    tune.add_argument("--tune-seeds", metavar="SEEDS",
+                      help="the trial seeds: a count, 0-2 or 0,1 (default: the grid's seeds)")
+    tune.add_argument("--final-seeds", metavar="SEEDS",
+                      help="fresh seeds the selected configurations run on: a count after "
+                           "the trial seeds (default 6, the fewest with which the paired "
+                           "test can reach p < 0.05) or a list")
+    tune.add_argument("--tune-metric", help="validation (the default), training, or a "
+                                            "metric's name")
+    tune.add_argument("--tune-seed", help="the samplers' seed (default 0)")
+    tune.add_argument("--edge", help="flag (the default) or extend: widen a space whose edge "
+                                     "was selected and run more trials there")
+
+    tuner = sub.add_parser("tune", parents=[run], add_help=False,
+                           help="tune each (problem, optimizer) on a validation split, then "
+                                "re-run the selected configuration on fresh seeds")
+    tuner.set_defaults(tune=True)
 
     lst = sub.add_parser("list", help="list models, optimizers and plugins (with load errors)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")

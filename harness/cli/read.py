@@ -18,7 +18,7 @@ import pandas as pd
 from harness.errors import UsageError
 from harness.outcome import Status, parse_statuses
 from harness.results import RunDirectory
-from harness.results.schema import NOISY_DISPERSION, SHOW_COLUMNS
+from harness.results.schema import BY_NAME, NOISY_DISPERSION, SHOW_COLUMNS
 
 
 def load_summary(path: Path) -> tuple[pd.DataFrame, RunDirectory]:
@@ -85,8 +85,9 @@ def format_summary(summary: pd.DataFrame,
     if summary.empty:
         return "(no finished cells)"
     params = _param_names(summary)  # a parameter named test_size is not a metric
-    metrics = [c for c in summary.columns
-               if c.startswith(("test_", "train_", "eval_")) and c not in params]
+    metrics = [c for c in summary.columns  # train_s is a column of the schema, no metric
+               if c.startswith(("test_", "train_", "eval_")) and c not in params
+               and c not in BY_NAME]
     if "target_metric" in summary.columns:  # a problem's target metric, whatever its name
         metrics += [m for m in dict.fromkeys(summary["target_metric"].dropna())
                     if isinstance(m, str) and m in summary.columns and m not in metrics]
@@ -99,6 +100,13 @@ def format_summary(summary: pd.DataFrame,
     if chance is not None and "status" in frame and chance.map(_flagged).any():
         frame.insert(list(frame.columns).index("status") + 1, "at_chance",
                      [v if _flagged(v) else "" for v in chance])
+    if "tune_phase" in summary.columns and summary["tune_phase"].notna().any() \
+            and "status" in frame:
+        frame.insert(list(frame.columns).index("status") + 1, "tune", [
+            "" if not isinstance(p, str) else
+            f"{p} {int(t)}{'*' if s is True else ''}"
+            for p, t, s in zip(summary["tune_phase"], summary["tune_trial"],
+                               summary["tune_selected"], strict=True)])
     spread = pd.to_numeric(summary.get("throughput_dispersion", pd.Series(dtype=float)),
                            errors="coerce")
     if "samples_per_s" in frame and (spread > NOISY_DISPERSION).any():

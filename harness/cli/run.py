@@ -26,10 +26,12 @@ from harness.grid import (
     load_grid_file,
     load_preset,
     parse_bounded,
+    parse_int,
     parse_list,
     parse_seeds,
     plugin_paths,
 )
+from harness.grid.tune import TuneSpec, parse_tune
 from harness.limits import MAX_TIMEOUT_S
 from harness.outcome import EXIT_CELLS_FAILED, Status, parse_statuses
 from harness.plugins import PluginHost, files, get_host, use_files
@@ -91,7 +93,37 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
         for table in spec.model.values():
             table.pop("batch_size", None)
     apply_sets(spec, args.sets, host.problems, host.optimizers, host.schedules)
+    _apply_tune_flags(spec, args)
     return spec
+
+
+#: ``--FLAG`` (argparse destination) -> its ``[tune]`` key.
+TUNE_FLAGS = {"trials": "trials", "sampler": "sampler", "tune_params": "hyperparameters",
+              "tune_seeds": "seeds", "final_seeds": "final_seeds", "tune_metric": "metric",
+              "tune_seed": "seed", "edge": "edge"}
+
+
+def _apply_tune_flags(spec: GridSpec, args: argparse.Namespace) -> None:
+    """The tuning flags over the grid's ``[tune]`` (``--tune`` alone: its defaults)."""
+    given = {key: getattr(args, dest) for dest, key in TUNE_FLAGS.items()
+             if getattr(args, dest, None) is not None}
+    if not given and not getattr(args, "tune", False):
+        return
+    table: dict[str, Any] = {}
+    for key, text in given.items():
+        if key == "hyperparameters":
+            table[key] = parse_list(text, "--tune-params")
+        elif key in ("trials", "seed"):
+            table[key] = parse_int(text, f"--{'trials' if key == 'trials' else 'tune-seed'}",
+                                   10_000 if key == "trials" else 2**31 - 1,
+                                   1 if key == "trials" else 0)
+        elif key in ("seeds", "final_seeds"):
+            flag = "--tune-seeds" if key == "seeds" else "--final-seeds"
+            table[key] = parse_int(text, flag, 10_000) if text.strip().isdigit() \
+                and "-" not in text else parse_seeds(text, flag)
+        else:
+            table[key] = text
+    spec.tune = {**(spec.tune or {}), **parse_tune(table, "tuning flags")}
 
 
 def execution_options(args: argparse.Namespace) -> CellLimits:
@@ -198,6 +230,9 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     fail_on = parse_statuses(args.fail_on, "--fail-on", none=True)
     start = _start(args, parse_bounded(args.windows, "--windows", "windows"), argv)
     grid = resume.expand_run(start, host.problems, host.optimizers, host.schedules)
+    tune = None if start.spec.tune is None else TuneSpec(**start.spec.tune)
+    if tune is not None and args.extend:
+        raise UsageError("--extend does not grow a tuning run; start another, or resume it")
     if start.extension is not None and start.out is not None:
         resume.check_extension(grid, start.out)
     executor_settings = _executor_settings(args, host.executors.get(args.executor))
@@ -210,7 +245,13 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         None if args.checkpoint_every is None
         else parse_bounded(args.checkpoint_every, "--checkpoint-every", "checkpoint_every"))
     if args.dry_run:
+        if tune is not None:  # Optuna is imported for a tuning run only
+            from harness.tune import first_cells
+
+            grid = replace(grid, cells=tuple(first_cells(grid, tune, host, start.spec.seeds)))
         _list_cells(grid)
+        if tune is not None:
+            print("then each study's selected configuration on its final seeds")
         return 0
     _prepare_data(host, grid, start.options)
     out = start.out if start.out is not None else _new_output_dir(args.out)
@@ -224,13 +265,23 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "checkpoint_every": every, "save_models": save_models,
         "speed": speed, "plugin_files": list(host.plugin_files()),
     }
-    outcome = run_grid(RunRequest(
+    request = RunRequest(
         grid, out, options, execution, executor=args.executor,
         executor_settings=executor_settings, spec=start.spec, argv=argv,
         manifest_options=manifest_options, resume=start.resumed, extension=start.extension,
         rerun_failed=args.rerun_failed, progress=not args.quiet,
-    ), host)
-    return _report(outcome, len(grid.cells), fail_on, args.errors)
+    )
+    if tune is None:
+        return _report(run_grid(request, host), len(grid.cells), fail_on, args.errors)
+    from harness.tune import run_tuning
+
+    outcome = run_tuning(request, host, tune, start.spec.seeds)
+    return _report(outcome, len(outcome.summary), fail_on, args.errors)
+
+
+def cmd_tune(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``harness tune``: ``harness run`` with tuning on (docs/tuning.md)."""
+    return cmd_run(args, argv)
 
 
 def _start(args: argparse.Namespace, windows: int, argv: Sequence[str]) -> Start:

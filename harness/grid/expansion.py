@@ -66,6 +66,7 @@ def expand(
     _check_scoped(spec, model_names, opt_names, problems, optimizers)
     _check_bare(spec, selected_p, selected_o, problems, optimizers)
 
+    _check_problem_settings(spec, model_names, problems, optimizers)
     opt_variants = {o.name: _optimizer_variants(o, spec) for o in selected_o}
     sched = _schedule_variants(spec, schedules)
     cells: list[Cell] = []
@@ -153,9 +154,12 @@ def _problem_cells(
                              f"its roles: {', '.join(problem.roles)}")
     role_sched = _role_schedules(problem, role_cfg, schedules)
     role_cfg = {r: {k: v for k, v in c.items() if k != "schedule"} for r, c in role_cfg.items()}
+    own_opts = spec.problems.get(problem.name, {})
     for combo in itertools.product(*axes):
         for opt in selected_o:
-            for hyper in opt_variants[opt.name]:
+            variants = opt_variants[opt.name] if opt.name not in own_opts \
+                else _optimizer_variants(opt, spec, problem.name)
+            for hyper in variants:
                 roles = _role_overrides(problem, opt, hyper, role_cfg, optimizers)
                 versions = _versions(problem, opt, roles, problems, optimizers)
                 for name, sparams in sched:
@@ -329,11 +333,31 @@ def _param_axis(problem: Problem, param: Param, raw: list[Any]) -> list[tuple[st
     return [(param.name, v) for v in _dedupe(values, f"{where}: {param.name}")]
 
 
-def _optimizer_variants(opt: OptimizerSpec, spec: GridSpec) -> list[Hyper]:
+def _check_problem_settings(spec: GridSpec, model_names: Sequence[str],
+                            problems: ProblemRegistry, optimizers: OptimizerRegistry) -> None:
+    """``[problems.NAME] OPT.KEY``: NAME a problem (selected, or one the file selected
+    and -m left out), OPT a registered optimizer."""
+    file_p, _ = _file_selection(spec, problems, optimizers)
+    for name, tables in spec.problems.items():
+        if name not in problems:
+            raise UsageError(f"settings for problem {name!r}: {problems.unknown(name)}")
+        if name not in model_names and name not in file_p:
+            raise UsageError(f"settings for problem {name!r}: it is not selected")
+        for opt in tables:
+            if opt not in optimizers:
+                raise UsageError(f"[problems.{name}] {opt}: {optimizers.unknown(opt)}")
+
+
+def _optimizer_variants(opt: OptimizerSpec, spec: GridSpec,
+                        problem: str | None = None) -> list[Hyper]:
+    """The optimizer's hyperparameter combinations: bare settings, then
+    ``[optimizer.NAME]``, then (for one problem) ``[problems.PROBLEM] NAME.KEY``."""
     settings: dict[str, list[Any]] = {
         k: v for k, v in spec.params.items() if _accepts(opt, k)
     }
     settings.update(spec.optimizer.get(opt.name, {}))
+    if problem is not None:
+        settings.update(spec.problems.get(problem, {}).get(opt.name, {}))
     keys = sorted(settings)
     axes = [
         _dedupe(_axis(settings[k], opt.defaults.get(k)), f"optimizer {opt.name!r}: {k}")

@@ -49,11 +49,13 @@ from harness.grid.spec import (
     too_long_integer,
     too_long_message,
 )
+from harness.grid.tune import parse_tune
 from harness.limits import MAX_NESTING
 
 TOP_LEVEL_KEYS = ("models", "optimizers", "devices", "seeds", "steps", "batch_size",
-                  "params", "model", "optimizer", "plugins", "schedules", "schedule")
-PRESETS = ("default", "quick")
+                  "params", "model", "optimizer", "plugins", "schedules", "schedule",
+                  "problems", "tune")
+PRESETS = ("default", "quick", "tune-quick")
 
 
 def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
@@ -79,6 +81,10 @@ def apply_toml(spec: GridSpec, data: Mapping[str, Any], source: str) -> None:
         spec.params.update(_settings_table(data["params"], f"{source}: params"))
     if "schedules" in data:
         spec.schedules = _str_list(data["schedules"], f"{source}: schedules")
+    if "tune" in data:
+        spec.tune = {**(spec.tune or {}), **parse_tune(data["tune"], f"{source}: tune")}
+    if "problems" in data:
+        _problems_tables(spec, data["problems"], f"{source}: problems")
     for section, target in (("model", spec.model), ("optimizer", spec.optimizer),
                             ("schedule", spec.schedule)):
         if section not in data:
@@ -219,6 +225,23 @@ def _settings_table(value: Any, where: str) -> dict[str, list[Any]]:
             raise UsageError(f"{where}.{key}: the list is empty")
         out[key] = values
     return out
+
+
+def _problems_tables(spec: GridSpec, value: Any, where: str) -> None:
+    """``[problems.NAME]``: ``OPTIMIZER.KEY = value`` for that problem's cells of that
+    optimizer; a bare ``KEY = value`` is the problem's own setting, as in [model.NAME]."""
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise UsageError(f"{where}: expected tables like [problems.NAME] with "
+                         "OPTIMIZER.KEY = value")
+    for name, table in value.items():
+        own = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        if own:
+            spec.model.setdefault(name, {}).update(
+                _settings_table(own, f"{where}.{name}"))
+        for opt, settings in table.items():
+            if isinstance(settings, dict):
+                spec.problems.setdefault(name, {}).setdefault(opt, {}).update(
+                    _settings_table(settings, f"{where}.{name}.{opt}"))
 
 
 def _roles_table(value: Any, where: str) -> dict[str, dict[str, Any]]:

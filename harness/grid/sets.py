@@ -102,7 +102,8 @@ def apply_sets(spec: GridSpec, assignments: Sequence[str], problems: ProblemRegi
     # scoped flag (``adam.lr=0.001``) still beats a bare flag, whatever their order.
     for scope, key, _ in parsed:
         if scope is None:
-            for table in (*spec.model.values(), *spec.optimizer.values()):
+            for table in (*spec.model.values(), *spec.optimizer.values(),
+                          *(t for p in spec.problems.values() for t in p.values())):
                 table.pop(key, None)
     for text, (scope, key, values) in zip(assignments, parsed, strict=True):
         if scope is None:

@@ -48,6 +48,13 @@ class GridSpec:
     #: What ``--set`` gave (``"params.KEY"``, ``"model.NAME"``, ``"optimizer.NAME"``): the
     #: user asked for these on the command line, so they always need a selected taker.
     set_keys: list[str] = field(default_factory=list)
+    #: Per-problem optimizer settings: ``[problems.cnn] adam.lr = 0.001`` is
+    #: ``{"cnn": {"adam": {"lr": [0.001]}}}``; they beat ``[optimizer.adam]`` for that
+    #: problem's cells (a pasted best configuration, docs/tuning.md).
+    problems: dict[str, dict[str, dict[str, list[Any]]]] = field(default_factory=dict)
+    #: The tuning protocol (``[tune]``, :func:`harness.grid.tune.parse_tune`); None: a
+    #: plain grid.
+    tune: dict[str, Any] | None = None
 
 
 #: An integer as the command line and grid values spell it: ASCII digits, ``_`` between.

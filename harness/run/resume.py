@@ -65,7 +65,8 @@ from harness.run.manifest import options_problem
 
 #: Flags (argparse dests) that shape the grid; with --resume the grid comes from the manifest.
 GRID_FLAGS = ("grid", "preset", "models", "optimizers", "devices", "seeds", "steps",
-              "batch_size", "out", "data_dir")
+              "batch_size", "out", "data_dir", "trials", "sampler", "tune_params",
+              "tune_seeds", "final_seeds", "tune_metric", "tune_seed", "edge")
 #: Execution flags that change what a cell computes, not only how fast or where.
 RESULT_EXECUTION = ("deterministic", "cudnn_benchmark")
 
@@ -345,7 +346,7 @@ def plan(grid: ExpandedGrid, run_dir: RunDirectory, *, rerun_failed: bool) -> Pl
     """The cells without a usable record, by content key (independent of axis order)."""
     good, corrupt = run_dir.scan()
     status = {r["key"]: r["status"] for r in good}
-    keep = (Status.OK, Status.SKIPPED, *(() if rerun_failed else FAILED))
+    keep = (Status.OK, Status.SKIPPED, Status.PRUNED, *(() if rerun_failed else FAILED))
     todo = tuple(c for c in grid.cells if status.get(c.key) not in keep)
     keys = {c.key for c in grid.cells}
     stale = tuple(run_dir.cells_dir / f"{r['cell_id']}.json" for r in good

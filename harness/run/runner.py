@@ -144,6 +144,9 @@ class RunRequest:
     extension: Mapping[str, Any] | None = None
     rerun_failed: bool = False
     progress: bool = True
+    #: A later round of the same command (a tuning run's next trials): the manifest's list
+    #: of resumes is kept as it is.
+    continues: bool = False
 
 
 def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
@@ -172,6 +175,10 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
             "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
         })
         record_resume(manifest, previous, argv, request.extension)
+        if request.continues:
+            manifest.pop("resumed", None)
+            if "resumed" in previous:
+                manifest["resumed"] = previous["resumed"]
         run_dir.write_manifest(manifest)
 
         work = plan(grid, run_dir, rerun_failed=rerun_failed)

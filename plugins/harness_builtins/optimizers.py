@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from harness import Capabilities, OptimizerRegistry, OptimizerSpec, hookimpl
+from harness import Capabilities, OptimizerRegistry, OptimizerSpec, SearchSpace, hookimpl
 from harness_builtins.closure_optimizers import LBFGS, SAM
 
 # The built-in learning-rate schedules come with the built-in optimizers (one plugin, one
@@ -14,20 +14,33 @@ from harness_builtins.schedules import register_schedules  # noqa: F401
 
 LR = 0.01
 
+# Search spaces for tuning (docs/tuning.md), each holding the tutorial's value: learning
+# rates log-uniform over four decades or more around it, momentum-like terms with 1 - x
+# log-uniform (0.5 ... 0.999), weight decay and SAM's radius log-uniform.
+SGD_LR = SearchSpace.log(1e-4, 1.0)
+ADAPTIVE_LR = SearchSpace.log(1e-5, 0.1)
+BETA = SearchSpace.one_minus_log(0.5, 0.999)
+
 
 @hookimpl
 def register_optimizers(registry: OptimizerRegistry) -> None:
-    registry.add_torch("sgd", torch.optim.SGD, "plain stochastic gradient descent", lr=LR)
+    registry.add_torch("sgd", torch.optim.SGD, "plain stochastic gradient descent",
+                       space={"lr": SGD_LR}, lr=LR)
     registry.add_torch(
-        "momentum", torch.optim.SGD, "SGD with momentum 0.8", lr=LR, momentum=0.8
+        "momentum", torch.optim.SGD, "SGD with momentum 0.8",
+        space={"lr": SGD_LR, "momentum": BETA}, lr=LR, momentum=0.8,
     )
-    registry.add_torch("adagrad", torch.optim.Adagrad, "AdaGrad", lr=LR)
-    registry.add_torch("rmsprop", torch.optim.RMSprop, "RMSprop, alpha 0.9", lr=LR, alpha=0.9)
+    registry.add_torch("adagrad", torch.optim.Adagrad, "AdaGrad", space={"lr": SGD_LR}, lr=LR)
+    registry.add_torch("rmsprop", torch.optim.RMSprop, "RMSprop, alpha 0.9",
+                       space={"lr": ADAPTIVE_LR, "alpha": BETA}, lr=LR, alpha=0.9)
     registry.add_torch(
-        "adam", torch.optim.Adam, "Adam, betas (0.9, 0.99)", lr=LR, betas=(0.9, 0.99)
+        "adam", torch.optim.Adam, "Adam, betas (0.9, 0.99)",
+        space={"lr": ADAPTIVE_LR, "eps": SearchSpace.log(1e-10, 1e-6)},
+        lr=LR, betas=(0.9, 0.99),
     )
     registry.add_torch(
         "adamw", torch.optim.AdamW, "AdamW, decoupled weight decay 0.01",
+        space={"lr": ADAPTIVE_LR, "weight_decay": SearchSpace.log(1e-5, 0.1)},
         lr=LR, betas=(0.9, 0.99), weight_decay=0.01,
     )
     # A few inner iterations with a line search: robust on mini-batches, and each
@@ -35,6 +48,8 @@ def register_optimizers(registry: OptimizerRegistry) -> None:
     registry.add_torch(
         "lbfgs", LBFGS, "torch.optim.LBFGS: 4 iterations per step, strong-Wolfe "
         "line search", capabilities=Capabilities(closure=True),
+        space={"lr": SearchSpace.log(0.01, 10.0),
+               "history_size": SearchSpace.integer(3, 50, log=True)},
         lr=1.0, max_iter=4, history_size=10, line_search_fn="strong_wolfe",
     )
     registry.add(OptimizerSpec(
@@ -42,4 +57,5 @@ def register_optimizers(registry: OptimizerRegistry) -> None:
         description="sharpness-aware minimisation around base=sgd|adam|adamw (two loss "
                     "evaluations per step)",
         capabilities=Capabilities(closure=True),
+        space={"lr": SGD_LR, "rho": SearchSpace.log(0.005, 0.5)},
     ))

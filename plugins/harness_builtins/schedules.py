@@ -9,6 +9,7 @@ import math
 from harness import hookimpl
 from harness.registry import ScheduleRegistry
 from harness.schedules import ScheduleSpec, warmup_steps
+from harness.space import SearchSpace
 
 
 def constant(step: int, steps: int) -> float:
@@ -48,13 +49,19 @@ def step_decay(step: int, steps: int, every: float = 0.3, gamma: float = 0.1) ->
 def register_schedules(registry: ScheduleRegistry) -> None:
     registry.add(ScheduleSpec("constant", constant, {},
                               "the learning rate as the optimizer sets it (the default)"))
+    ratio = {"final_lr_ratio": SearchSpace.linear(0.0, 0.5)}
     registry.add(ScheduleSpec("cosine", cosine, {"final_lr_ratio": 0.0},
-                              "cosine decay to final_lr_ratio x lr at the last step"))
+                              "cosine decay to final_lr_ratio x lr at the last step",
+                              space=ratio))
     registry.add(ScheduleSpec(
         "warmup-cosine", warmup_cosine, {"warmup": 0.05, "final_lr_ratio": 0.0},
         "linear warm-up over warmup (a fraction of the steps below 1, else a count), then "
-        "cosine decay to final_lr_ratio x lr"))
+        "cosine decay to final_lr_ratio x lr",
+        space={"warmup": SearchSpace.linear(0.0, 0.3), **ratio}))
     registry.add(ScheduleSpec("linear", linear, {"final_lr_ratio": 0.0},
-                              "linear decay to final_lr_ratio x lr at the last step"))
+                              "linear decay to final_lr_ratio x lr at the last step",
+                              space=ratio))
     registry.add(ScheduleSpec("step", step_decay, {"every": 0.3, "gamma": 0.1},
-                              "multiply by gamma every `every` steps (a fraction below 1)"))
+                              "multiply by gamma every `every` steps (a fraction below 1)",
+                              space={"every": SearchSpace.linear(0.1, 0.5),
+                                     "gamma": SearchSpace.log(0.01, 0.9)}))
