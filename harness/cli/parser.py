@@ -146,10 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--edge", help="flag (the default) or extend: widen a space whose edge "
                                      "was selected and run more trials there")
 
-    tuner = sub.add_parser("tune", parents=[run], add_help=False,
-                           help="tune each (problem, optimizer) on a validation split, then "
-                                "re-run the selected configuration on fresh seeds")
-    tuner.set_defaults(tune=True)
+    # The same flags as run (shared actions: no set_defaults here, it would change run's)
+    sub.add_parser("tune", parents=[run], add_help=False,
+                   help="tune each (problem, optimizer) on a validation split, then re-run "
+                        "the selected configuration on fresh seeds")
 
     lst = sub.add_parser("list", help="list models, optimizers and plugins (with load errors)")
     lst.add_argument("--json", action="store_true", help="machine-readable output")

@@ -107,7 +107,7 @@ def _apply_tune_flags(spec: GridSpec, args: argparse.Namespace) -> None:
     """The tuning flags over the grid's ``[tune]`` (``--tune`` alone: its defaults)."""
     given = {key: getattr(args, dest) for dest, key in TUNE_FLAGS.items()
              if getattr(args, dest, None) is not None}
-    if not given and not getattr(args, "tune", False):
+    if not given and not getattr(args, "tune", False) and args.command != "tune":
         return
     table: dict[str, Any] = {}
     for key, text in given.items():
