@@ -46,6 +46,11 @@ class Cell:
     schedule_params: Pairs = ()
     #: Roles on another schedule than the cell's: (role, schedule name), sorted by role.
     role_schedules: tuple[tuple[str, str], ...] = ()
+    #: The parameters a role's own schedule was given (``[model.gan.role.ROLE]`` with
+    #: ``schedule = "NAME"`` and ``NAME.KEY = VALUE``): (role, given settings), sorted by
+    #: role; a role on its own schedule without settings takes that schedule's defaults
+    #: (or the cell's parameters when it is the cell's schedule).
+    role_schedule_params: tuple[tuple[str, Pairs], ...] = ()
     #: A tuning run's cell (``harness tune``; docs/tuning.md): ``phase`` ("trial" or
     #: "final"), ``trial`` (the trial's number in its study; a final cell's is the
     #: selected trial's), ``metric`` (what the study selects on) and, on final cells,
@@ -60,7 +65,8 @@ class Cell:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for name in ("schedule", "schedule_params", "role_schedules", "tune"):
+        for name in ("schedule", "schedule_params", "role_schedules", "role_schedule_params",
+                     "tune"):
             del d[name]
         if self.tune:  # only then: every other cell keeps the content key it had
             d["tune"] = dict(self.tune)
@@ -69,6 +75,10 @@ class Cell:
             d["schedule"] = {"name": self.schedule or "constant",
                              "params": {k: _jsonable(v) for k, v in self.schedule_params},
                              "roles": dict(self.role_schedules)}
+            if self.role_schedule_params:  # only then: other cells keep their content key
+                d["schedule"]["role_params"] = {
+                    role: {k: _jsonable(v) for k, v in given}
+                    for role, given in self.role_schedule_params}
         d["params"] = {k: _jsonable(v) for k, v in self.params}
         d["hyper"] = {k: _jsonable(v) for k, v in self.hyper}
         d["roles"] = {role: {"optimizer": opt, "hyper": {k: _jsonable(v) for k, v in hyper}}
@@ -123,7 +133,11 @@ class Cell:
             parts.append(f"schedule={self.schedule}")
             if with_hyper:
                 parts += [f"{self.schedule}.{k}={format_value(v)}" for k, v in self.schedule_params]
-        parts += [f"{role}:schedule={name}" for role, name in self.role_schedules]
+        given = dict(self.role_schedule_params)
+        for role, name in self.role_schedules:
+            parts.append(f"{role}:schedule={name}")
+            if with_hyper:
+                parts += [f"{role}:{name}.{k}={format_value(v)}" for k, v in given.get(role, ())]
         tune = dict(self.tune)
         if tune:
             parts.append(f"{tune.get('phase', 'trial')} {tune.get('trial', '?')}")
@@ -137,7 +151,10 @@ def _schedule_from(d: dict[str, Any] | None) -> dict[str, Any]:
     name = d.get("name", "constant")
     return {"schedule": None if name == "constant" else name,
             "schedule_params": tuple(sorted(d.get("params", {}).items())),
-            "role_schedules": tuple(sorted(d.get("roles", {}).items()))}
+            "role_schedules": tuple(sorted(d.get("roles", {}).items())),
+            "role_schedule_params": tuple(sorted(
+                (role, tuple(sorted(given.items())))
+                for role, given in d.get("role_params", {}).items()))}
 
 
 def format_value(value: Any) -> str:

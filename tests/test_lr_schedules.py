@@ -175,6 +175,75 @@ def test_a_schedule_applies_per_role(host: PluginHost) -> None:
     assert rows[-1]["lr.generator"] == rows[-1]["lr.discriminator"] == 0.0
 
 
+ROLE_SCHEDULE = """\
+models = ["gan"]
+optimizers = ["adam"]
+steps = 20
+schedules = ["linear"]
+
+[model.gan.role.discriminator]
+schedule = "cosine"
+cosine.final_lr_ratio = 0.5
+"""
+
+
+def test_a_roles_own_schedule_takes_its_own_parameters(tmp_path: Path) -> None:
+    """``NAME.KEY = VALUE`` next to ``schedule = "NAME"`` in a role's table, as ``--set
+    NAME.KEY=VALUE`` and ``[schedule.NAME]`` spell it for the cell's schedule."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(ROLE_SCHEDULE)
+    out = tmp_path / "run"
+    proc = run_cli("run", str(grid), "-s", "0", "--windows", "4", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (record,) = records(out)
+    assert record["cell"]["schedule"] == {
+        "name": "linear", "params": {"final_lr_ratio": 0.0},
+        "roles": {"discriminator": "cosine"},
+        "role_params": {"discriminator": {"final_lr_ratio": 0.5}}}
+    last = record["curve"][-1]
+    assert last["lr.generator"] == 0.0
+    assert last["lr.discriminator"] == pytest.approx(0.5 * record["curve"][0]["lr.discriminator"])
+    assert Cell.from_dict(record["cell"]).key == json.dumps(
+        record["cell"], sort_keys=True, separators=(",", ":"))
+    assert "discriminator:cosine.final_lr_ratio=0.5" in Cell.from_dict(record["cell"]).describe(
+        with_hyper=True)
+    # Without the parameters, the role's cosine decays to its default 0, and the key of such
+    # a cell is what it was before roles could take parameters (no "role_params").
+    plain = tmp_path / "plain.toml"
+    plain.write_text(ROLE_SCHEDULE.replace("cosine.final_lr_ratio = 0.5\n", ""))
+    listed = run_cli("run", str(plain), "-s", "0", "--dry-run")
+    assert listed.returncode == 0 and "discriminator:schedule=cosine" in listed.stdout
+    (cell,) = expanded_file(plain)
+    assert cell.role_schedule_params == () and "role_params" not in cell.to_dict()["schedule"]
+
+
+def expanded_file(path: Path) -> list[Cell]:
+    from harness.grid import apply_toml, load_grid_file
+    from harness.plugins import get_host
+
+    host = get_host()
+    spec = GridSpec()
+    apply_toml(spec, load_grid_file(path), str(path))
+    return list(expand(spec, host.problems, host.optimizers, schedules=host.schedules).cells)
+
+
+@pytest.mark.parametrize(("table", "words"), [
+    ('schedule = "cosine"\ncosine.final_lr = 0.5', "unknown parameter 'final_lr' (did you mean "
+                                                     "'final_lr_ratio'?)"),
+    ('schedule = "cosine"\nlinear.final_lr_ratio = 0.5', "the role's schedule is 'cosine'"),
+    ("cosine.final_lr_ratio = 0.5", "add schedule = 'cosine' to the same table"),
+    ('schedule = "cosine"\ncosine.final_lr_ratio = -1', "final_lr_ratio must be a number >= 0"),
+    ('schedule = "cosine"\ncosine.final_lr_ratio = [0.1, 0.5]', "a number >= 0"),
+])
+def test_bad_role_schedule_parameters_are_one_line_and_exit_2(tmp_path: Path, table: str,
+                                                               words: str) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text('models = ["gan"]\nsteps = 5\n[model.gan.role.discriminator]\n' + table)
+    proc = run_cli("run", str(grid), "--dry-run")
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
 def test_cuda_graphs_fall_back_for_a_scheduled_cell(host: PluginHost) -> None:
     """The decision, on any machine (tests/test_gpu.py runs it on a GPU)."""
     cell = expanded(host, "schedule=cosine")[0]

@@ -152,8 +152,9 @@ def _problem_cells(
         if role not in problem.roles:
             raise UsageError(f"model {problem.name!r} has no role {role!r}; "
                              f"its roles: {', '.join(problem.roles)}")
-    role_sched = _role_schedules(problem, role_cfg, schedules)
-    role_cfg = {r: {k: v for k, v in c.items() if k != "schedule"} for r, c in role_cfg.items()}
+    role_sched, role_sched_params = _role_schedules(problem, role_cfg, schedules)
+    role_cfg = {r: {k: v for k, v in c.items() if k != "schedule" and k != c.get("schedule")}
+                for r, c in role_cfg.items()}
     own_opts = spec.problems.get(problem.name, {})
     for combo in itertools.product(*axes):
         for opt in selected_o:
@@ -169,7 +170,8 @@ def _problem_cells(
                                        device=device, seed=seed, steps=steps,
                                        batch_size=batch, params=tuple(combo), hyper=hyper,
                                        roles=roles, versions=versions, schedule=name,
-                                       schedule_params=sparams, role_schedules=role_sched)
+                                       schedule_params=sparams, role_schedules=role_sched,
+                                       role_schedule_params=role_sched_params)
 
 
 def _schedule_variants(spec: GridSpec, schedules: ScheduleRegistry | None) -> list[Variant]:
@@ -198,10 +200,12 @@ def _schedule_variants(spec: GridSpec, schedules: ScheduleRegistry | None) -> li
 
 
 def _role_schedules(problem: Problem, role_cfg: Mapping[str, Mapping[str, Any]],
-                    schedules: ScheduleRegistry | None) -> tuple[tuple[str, str], ...]:
-    """``[model.gan.role.discriminator] schedule = "NAME"``: a role on its own schedule
-    (with that schedule's default parameters)."""
-    out = []
+                    schedules: ScheduleRegistry | None,
+                    ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, Hyper], ...]]:
+    """``[model.gan.role.discriminator] schedule = "NAME"``: a role on its own schedule,
+    and the parameters given to it there (``NAME.KEY = VALUE``, checked by the schedule);
+    without them it has the schedule's defaults (the cell's, when it is the cell's)."""
+    out, given = [], []
     for role in sorted(role_cfg):
         name = role_cfg[role].get("schedule")
         if name is None:
@@ -213,7 +217,12 @@ def _role_schedules(problem: Problem, role_cfg: Mapping[str, Mapping[str, Any]],
             raise UsageError(f"{where}: " + (schedules.unknown(name) if schedules is not None
                                              else f"unknown schedule {name!r}"))
         out.append((role, name))
-    return tuple(out)
+        settings = role_cfg[role].get(name)
+        if isinstance(settings, Mapping) and settings:
+            settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+            schedules.get(name).resolve(settings, where=f"{where} {name!r}")
+            given.append((role, tuple(sorted(settings.items()))))
+    return tuple(out), tuple(given)
 
 
 def _problem_settings(spec: GridSpec, problem: Problem) -> tuple[int, int]:

@@ -245,13 +245,32 @@ def _problems_tables(spec: GridSpec, value: Any, where: str) -> None:
 
 
 def _roles_table(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    """``[model.NAME.role.ROLE]`` tables: ``optimizer``, ``schedule``, single-valued
+    hyperparameters and, for the role's own schedule, its parameters as a table named
+    after it (``schedule = "cosine"`` and ``cosine.final_lr_ratio = 0.1``)."""
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise UsageError(f"{where}: expected tables like [{where.split(': ')[-1]}.ROLE]")
     for role, table in value.items():
         for key, v in table.items():
-            if isinstance(v, dict) or (isinstance(v, list) and v and not all(
-                    is_scalar(x) for x in v)):
+            if isinstance(v, dict):
+                _role_schedule_table(table, key, v, f"{where}.{role}")
+            elif isinstance(v, list) and v and not all(is_scalar(x) for x in v):
                 raise UsageError(f"{where}.{role}.{key}: expected a single value")
         if "optimizer" in table and not isinstance(table["optimizer"], str):
             raise UsageError(f"{where}.{role}.optimizer: expected an optimizer name")
     return {role: dict(table) for role, table in value.items()}
+
+
+def _role_schedule_table(table: Mapping[str, Any], key: str, value: Mapping[str, Any],
+                         where: str) -> None:
+    """A table in a role's table: the parameters of the role's own schedule, single values."""
+    schedule = table.get("schedule")
+    if schedule != key:
+        hint = (f"the role's schedule is {schedule!r}" if isinstance(schedule, str)
+                else f"add schedule = {key!r} to the same table")
+        raise UsageError(f"{where}.{key}: a table here sets the parameters of the role's own "
+                         f"schedule ({hint})")
+    for name, v in value.items():
+        if isinstance(v, dict) or (isinstance(v, list) and v and not all(
+                is_scalar(x) for x in v)):
+            raise UsageError(f"{where}.{key}.{name}: expected a single value")

@@ -323,7 +323,10 @@ def _arm_values(c: Cell) -> dict[str, Any]:
     values: dict[str, Any] = dict(c.hyper)
     values["schedule"] = describe(c.schedule, dict(c.schedule_params)) or "constant"
     if c.role_schedules:
-        values["schedule"] += "; " + ", ".join(f"{r}: {n}" for r, n in c.role_schedules)
+        given = dict(c.role_schedule_params)
+        values["schedule"] += "; " + ", ".join(
+            f"{r}: {describe(n, dict(given[r])) if r in given else n}"
+            for r, n in c.role_schedules)
     if c.roles:
         values[_ROLES] = "; ".join(
             f"{role}: {opt}" + (f" {format_pairs(hyper)}" if hyper else "")

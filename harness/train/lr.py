@@ -44,7 +44,7 @@ class ScheduledLr:
     def __init__(self, cell: Cell, optimizers: Mapping[str, torch.optim.Optimizer],
                  specs: Mapping[str, ScheduleSpec]) -> None:
         self.steps = cell.steps
-        own = dict(cell.role_schedules)
+        own, given = dict(cell.role_schedules), dict(cell.role_schedule_params)
         self.roles: list[tuple[str, torch.optim.Optimizer, ScheduleSpec, dict[str, Any],
                                list[float]]] = []
         for role, opt in optimizers.items():
@@ -52,8 +52,12 @@ class ScheduledLr:
             if name is None or name == CONSTANT:
                 continue
             spec = specs[name]
-            params = dict(cell.schedule_params) if name == cell.schedule else \
-                spec.resolve({})
+            if role in given:  # the role's own schedule, given its own parameters
+                params = spec.resolve(dict(given[role]))
+            elif name == cell.schedule:
+                params = dict(cell.schedule_params)
+            else:
+                params = spec.resolve({})
             self.roles.append((role, opt, spec, params,
                                [float(g["lr"]) for g in opt.param_groups]))
         self.single = len(optimizers) == 1
