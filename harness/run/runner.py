@@ -149,6 +149,14 @@ class RunRequest:
     continues: bool = False
 
 
+def _context(host: PluginHost, settings: Mapping[str, str], book: CostBook) -> ExecutorContext:
+    """What the executor is given: this host's plugins and local plugin files (paths and
+    sources), its settings and the run's cost book."""
+    return ExecutorContext(resolve=lambda c: _resolve(host, c), settings=settings, costs=book,
+                           plugin_files=host.plugin_files(),
+                           plugin_sources=host.plugin_sources())
+
+
 def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
     """Run what ``request.out`` is missing of ``request.grid``; ``resume`` continues the run
     already there, otherwise it must not hold one. ``out`` is locked while this runs."""
@@ -158,11 +166,8 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
     # The executor first: one that cannot start (a missing package, an unreachable
     # scheduler) is a one-line error that leaves nothing behind.
     book = CostBook()
-    context = ExecutorContext(resolve=lambda c: _resolve(host, c),
-                              settings=executor_settings, costs=book,
-                              plugin_files=host.plugin_files(),
-                              plugin_sources=host.plugin_sources())
-    executor = host.executors.get(executor_name).factory(execution, options, context)
+    executor = host.executors.get(executor_name).factory(
+        execution, options, _context(host, executor_settings, book))
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out):
         if not request.resume:  # checked again under the lock: another run may have begun since
