@@ -35,5 +35,10 @@ class DataUnavailableError(HarnessError):
     """A problem's data set can be found neither on disk nor in a shipped fallback."""
 
 
+class PrunedError(HarnessError):
+    """Raised inside a tuning trial's cell when its selection metric at a rung is worse
+    than the rung's threshold (successive halving, docs/tuning.md): status ``pruned``."""
+
+
 class DivergedError(HarnessError):
     """Raised inside a cell when its loss becomes NaN, inf or explodes."""

@@ -234,3 +234,31 @@ def test_a_resumed_tuning_run_selects_what_an_uninterrupted_one_selects(
         sorted(p.name for p in (tmp_path / "whole" / "cells").glob("*.json"))
     manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
     assert len(manifest["resumed"]) == 1  # the rounds of one command are not resumes
+
+
+def test_successive_halving_prunes_trials_of_later_rounds_at_a_rung(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "t"
+    args = ["tune", "-m", "regression", "-o", "sgd", "--steps", "90", "--workers", "0",
+            "--trials", "6", "--final-seeds", "1", "--prune", "halving"]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    (study,) = _tuning(out)["studies"]
+    states = [t["state"] for t in study["trials"]]
+    assert states[:2] == ["ok", "ok"]  # the first round (a third) is never pruned
+    assert "pruned" in states and "Not ok" not in printed
+    assert f"({states.count('pruned')} pruned, 3 ok)" in printed  # 2 first trials, 1 final
+    selected = study["selected"]["trial"]
+    assert states[selected] == "ok"
+    summary = _summary(out)
+    pruned = [r for r in summary if r["status"] == "pruned"]
+    for row in pruned:
+        assert int(row["steps_done"]) < 90 and row["tune_value"] == ""
+        assert "worse than the rung's threshold" in row["error"]
+    full = [t for t in study["trials"] if t["state"] == "ok"]
+    assert all(t["steps"] == 90 for t in full)
+    assert all(t["steps"] < 90 for t in study["trials"] if t["state"] == "pruned")
+    # pruned is a result: --rerun-failed runs nothing again, and --fail-on does not count it
+    assert main(["run", "--resume", str(out), "--rerun-failed", "--workers", "0",
+                 "--quiet"]) == 0
+    assert "(7 already done)" in capsys.readouterr().out

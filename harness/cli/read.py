@@ -36,12 +36,13 @@ REASON_WIDTH = 160
 
 
 def format_failures(summary: pd.DataFrame, tracebacks: dict[str, str] | None = None) -> str:
-    """A line for each cell that did not end ``ok``: which cell, its status and why
-    ("" when every cell is ok). ``tracebacks`` (``--errors``): every reason in full, each
+    """A line for each cell that did not end ``ok`` (a tuning trial stopped by its pruner
+    aside: a result, counted in the tally): which cell, its status and why ("" when
+    every cell is ok). ``tracebacks`` (``--errors``): every reason in full, each
     followed by the traceback its record holds (by cell id)."""
     if summary.empty or "status" not in summary.columns:
         return ""
-    failed = summary[summary["status"] != Status.OK]
+    failed = summary[~summary["status"].isin((Status.OK, Status.PRUNED))]
     if failed.empty:
         return ""
     lines = [f"Not ok ({len(failed)} of {len(summary)} cells):"]

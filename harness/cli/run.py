@@ -100,7 +100,7 @@ def build_spec(args: argparse.Namespace) -> GridSpec:
 #: ``--FLAG`` (argparse destination) -> its ``[tune]`` key.
 TUNE_FLAGS = {"trials": "trials", "sampler": "sampler", "tune_params": "hyperparameters",
               "tune_seeds": "seeds", "final_seeds": "final_seeds", "tune_metric": "metric",
-              "tune_seed": "seed", "edge": "edge"}
+              "tune_seed": "seed", "edge": "edge", "prune": "pruner"}
 
 
 def _apply_tune_flags(spec: GridSpec, args: argparse.Namespace) -> None:

@@ -14,6 +14,7 @@ from harness.space import SearchSpace
 
 SAMPLERS = ("sobol", "tpe", "random", "grid")
 EDGES = ("flag", "extend")
+PRUNERS = ("none", "halving")
 #: The paired sign-flip test's smallest two-sided p-value with n seeds is 2/2^n; 6 is
 #: the fewest seeds with which it can go below 0.05 (harness.report.stats).
 DEFAULT_FINAL_SEEDS = 6
@@ -21,7 +22,7 @@ MAX_TRIALS = 10_000
 #: Extensions of a space whose edge was selected (``edge = "extend"``), at most.
 MAX_EXTENSIONS = 2
 KEYS = ("trials", "sampler", "seed", "seeds", "final_seeds", "metric", "hyperparameters",
-        "edge", "extend_trials", "batch", "space")
+        "edge", "extend_trials", "batch", "space", "pruner", "eta")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class TuneSpec:
     extend_trials: int = 0
     #: Trials proposed per round by an adaptive sampler (tpe).
     batch: int = 4
+    #: ``halving``: successive halving, rungs at steps/eta^2 and steps/eta; a trial of a
+    #: later round below the best 1/eta of the earlier rounds' trials at a rung stops.
+    pruner: str = "none"
+    eta: int = 3
     #: Search-space overrides: ``{"lr": {...}}`` for every optimizer, ``{"adam": {"lr":
     #: {...}}}`` for one optimizer or schedule.
     space: dict[str, Any] = field(default_factory=dict)
@@ -84,7 +89,7 @@ def parse_tune(table: Any, where: str = "tune") -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "trials" in table:
         out["trials"] = parse_int(table["trials"], f"{where}.trials", MAX_TRIALS)
-    for key, known in (("sampler", SAMPLERS), ("edge", EDGES)):
+    for key, known in (("sampler", SAMPLERS), ("edge", EDGES), ("pruner", PRUNERS)):
         if key in table:
             out[key] = _word(table[key], known, f"{where}.{key}")
     if "seed" in table:
@@ -111,6 +116,8 @@ def parse_tune(table: Any, where: str = "tune") -> dict[str, Any]:
             raise UsageError(f"{where}.hyperparameters: expected a list of names, such as "
                              f"[\"lr\", \"momentum\"], got {clip(repr(names))}")
         out["hyperparameters"] = list(names)
+    if "eta" in table:
+        out["eta"] = parse_int(table["eta"], f"{where}.eta", 100, 2)
     for key in ("extend_trials", "batch"):
         if key in table:
             out[key] = parse_int(table[key], f"{where}.{key}", MAX_TRIALS)

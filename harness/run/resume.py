@@ -66,7 +66,7 @@ from harness.run.manifest import options_problem
 #: Flags (argparse dests) that shape the grid; with --resume the grid comes from the manifest.
 GRID_FLAGS = ("grid", "preset", "models", "optimizers", "devices", "seeds", "steps",
               "batch_size", "out", "data_dir", "trials", "sampler", "tune_params",
-              "tune_seeds", "final_seeds", "tune_metric", "tune_seed", "edge")
+              "tune_seeds", "final_seeds", "tune_metric", "tune_seed", "edge", "prune")
 #: Execution flags that change what a cell computes, not only how fast or where.
 RESULT_EXECUTION = ("deterministic", "cudnn_benchmark")
 

@@ -6,7 +6,7 @@ import traceback
 
 import torch
 
-from harness.errors import DivergedError
+from harness.errors import DivergedError, PrunedError
 from harness.outcome import Status
 
 
@@ -14,6 +14,8 @@ def classify(exc: Exception) -> tuple[Status, str, str | None]:
     """The cell's status, its one-line error, and the traceback (none for divergence)."""
     if isinstance(exc, DivergedError):
         return Status.DIVERGED, str(exc), None
+    if isinstance(exc, PrunedError):
+        return Status.PRUNED, str(exc), None
     tb = "".join(traceback.format_exception(exc))
     if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
         return Status.OOM, one_line(exc) or "MemoryError", tb

@@ -42,6 +42,7 @@ from harness.train.machine import MachineState
 from harness.train.memory import CellMemory
 from harness.train.optimizers import build_optimizers
 from harness.train.resume import Checkpointer
+from harness.train.rungs import check_rung
 from harness.train.schedule import Schedule
 from harness.train.state import CellState, Choice, Counters
 from harness.train.steps import drain_loss_evals, drain_zero_lr_steps, eval_modes, train_modes
@@ -192,6 +193,7 @@ def train(cell: Cell, problem: Problem, task: Task,
         if on_window is not None:
             on_window(row, cell.steps)
         _check_divergence(run, i, prev, losses.first_nonfinite)
+        check_rung(cell, problem, row)
         if saver and schedule.checkpoints(prev, i):  # the training state, in train mode
             saver.save(task, optimizers, curve, run, i)
         prev = i

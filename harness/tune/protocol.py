@@ -19,6 +19,7 @@ from harness.grid.tune import MAX_EXTENSIONS, TuneSpec
 from harness.outcome import FAILED, Status
 from harness.results.tuning import cost, metric_value
 from harness.space import SearchSpace
+from harness.train.rungs import curve_key, format_rungs
 from harness.tune.samplers import propose, trial_count
 from harness.tune.studies import Dim, Study
 
@@ -60,10 +61,14 @@ def trial_value(trial: Trial, metric: str, records: Mapping[str, Mapping[str, An
 
 
 def _rounds(tune: TuneSpec, total: int) -> list[int]:
-    """Trials per round: all at once for a non-adaptive sampler; for tpe its random
-    start-up trials, then ``batch`` at a time."""
+    """Trials per round: all at once for a non-adaptive sampler (with pruning: a first
+    eta-th of them, then rounds as large); for tpe its random start-up trials, then
+    ``batch`` at a time."""
     if tune.sampler != "tpe":
-        return [total]
+        if tune.pruner == "none":
+            return [total]
+        size = max(1, math.ceil(total / tune.eta))
+        return [min(size, total - i) for i in range(0, total, size)]
     first = min(total, max(2, min(10, total // 3)))
     sizes = [first]
     while sum(sizes) < total:
@@ -72,10 +77,11 @@ def _rounds(tune: TuneSpec, total: int) -> list[int]:
 
 
 def _add(state: StudyState, proposals: Sequence[dict[str, Any]], seeds: Sequence[int],
-         origin: str) -> None:
+         origin: str, prune: str = "") -> None:
     for values in proposals:
         n = len(state.trials)
-        state.trials.append(Trial(n, values, state.study.trial_cells(n, values, seeds), origin))
+        state.trials.append(Trial(n, values, state.study.trial_cells(n, values, seeds, prune),
+                                  origin))
 
 
 def derive(studies: Sequence[Study], tune: TuneSpec, records: Mapping[str, Mapping[str, Any]],
@@ -88,13 +94,18 @@ def _derive_one(study: Study, tune: TuneSpec, records: Mapping[str, Mapping[str,
                 trial_seeds: Sequence[int], final_seeds: Sequence[int]) -> StudyState:
     state = StudyState(study)
     total = trial_count(tune.sampler, study.dims, tune.trials)
+    upfront = [] if tune.sampler == "tpe" else propose(
+        tune.sampler, study.dims, total, seed=tune.seed, direction=study.direction)
     for r, size in enumerate(_rounds(tune, total)):
         if not all(_ended(c, records) for t in state.trials for c in t.cells):
             return state  # the round before has not ended: nothing more is known
         history = [(t.values, trial_value(t, study.metric, records)) for t in state.trials]
-        _add(state, propose(tune.sampler, study.dims, size, seed=tune.seed + r,
-                            direction=study.direction, history=history, trials=total),
-             trial_seeds, "main")
+        proposals = upfront[len(state.trials):len(state.trials) + size] if upfront else \
+            propose(tune.sampler, study.dims, size, seed=tune.seed + r,
+                    direction=study.direction, history=history, trials=total)
+        prune = format_rungs(rung_thresholds(state, tune, records)) \
+            if tune.pruner != "none" and r else ""
+        _add(state, proposals, trial_seeds, "main", prune)
     while True:
         if not all(_ended(c, records) for t in state.trials for c in t.cells):
             state.selected, state.edge = None, {}  # an extension is running: not yet
@@ -108,6 +119,38 @@ def _derive_one(study: Study, tune: TuneSpec, records: Mapping[str, Mapping[str,
             state.selected.number, state.selected.values, final_seeds,
             ",".join(f"{k}={v}" for k, v in sorted(state.edge.items())))
     return state
+
+
+def rung_thresholds(state: StudyState, tune: TuneSpec,
+                    records: Mapping[str, Mapping[str, Any]]) -> dict[int, float]:
+    """Successive halving's rule against the recorded trials so far: at each rung (the
+    first evaluation at or after steps/eta^2 and steps/eta), the value of the
+    ``max(1, n // eta)``-th best of the n trials that reached it."""
+    study = state.study
+    key = curve_key(study.metric)
+    curves = [[(records.get(c.key) or {}).get("curve") or [] for c in t.cells]
+              for t in state.trials]
+    steps = sorted({int(row["step"]) for cs in curves for curve in cs for row in curve
+                    if isinstance(row.get(key), int | float)})
+    budget = study.template.steps
+    rungs = []
+    for k in (2, 1):
+        at = next((s for s in steps if budget / tune.eta ** k <= s < budget), None)
+        if at is not None and at not in rungs:
+            rungs.append(at)
+    sign = 1.0 if study.direction == "min" else -1.0
+    out = {}
+    for rung in rungs:
+        values = []
+        for cs in curves:
+            seen = [next((r[key] for r in curve if r["step"] == rung
+                          and isinstance(r.get(key), int | float)), None) for curve in cs]
+            if seen and all(v is not None and math.isfinite(v) for v in seen):
+                values.append(math.fsum(v for v in seen if v is not None) / len(seen))
+        if values:
+            ranked = sorted(values, key=lambda v: sign * v)
+            out[rung] = ranked[max(1, len(ranked) // tune.eta) - 1]
+    return out
 
 
 def _select(state: StudyState, records: Mapping[str, Mapping[str, Any]]) -> None:

@@ -44,9 +44,11 @@ class Study:
                        schedule_params=tuple(sorted(sched.items())),
                        tune=tuple(sorted(tune.items())))
 
-    def trial_cells(self, trial: int, values: Mapping[str, Any],
-                    seeds: Sequence[int]) -> list[Cell]:
-        tune = {"phase": TRIAL, "trial": trial, "metric": self.metric}
+    def trial_cells(self, trial: int, values: Mapping[str, Any], seeds: Sequence[int],
+                    prune: str = "") -> list[Cell]:
+        tune: dict[str, Any] = {"phase": TRIAL, "trial": trial, "metric": self.metric}
+        if prune:
+            tune["prune"] = prune
         return [self.cell(values, s, tune) for s in seeds]
 
     def final_cells(self, trial: int, values: Mapping[str, Any], seeds: Sequence[int],
