@@ -69,7 +69,8 @@ def test_fail_on_chooses_the_statuses_that_fail_the_run(
 
 @pytest.mark.parametrize(("argv", "words"), [
     (["run", "-m", "regression", "--dry-run", "--fail-on", "eror"],
-     "--fail-on: unknown status 'eror'; known: ok, diverged, timeout, oom, error, skipped, none"),
+     "--fail-on: unknown status 'eror'; known: ok, diverged, timeout, oom, error, skipped, "
+     "pruned, none"),
     (["run", "-m", "regression", "--dry-run", "--fail-on", ","], "--fail-on: expected statuses"),
     (["show", ".", "--status", "none"], "--status: unknown status 'none'"),
 ])
