@@ -8,6 +8,7 @@ metric's name would get wrong).
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +60,13 @@ def test_two_runs_on_one_page(two_runs: tuple[Path, Path],
     assert "--set lr=0.001,0.01" in text
     # the six lr=0.01 cells are in both runs: counted once
     assert "12 recorded, each counted once (6 identical cell(s)" in text
+    # the lr sweep is grouped per optimizer; each configuration has its 3 seeds once
+    configs = pd.read_csv(index.parent / "configurations.csv")
+    assert sorted(configs["arm"]) == ["adam (lr=0.001)", "adam (lr=0.01)", "sgd (lr=0.001)",
+                                      "sgd (lr=0.01)"]
+    assert (configs["seeds"] == 3).all()  # no seed counted twice
     table = pd.read_csv(index.parent / "ranking.csv")
-    assert sorted(table["arm"]) == ["adam (lr=0.001)", "adam (lr=0.01)", "sgd (lr=0.001)",
-                                    "sgd (lr=0.01)"]
-    assert (table["seeds_ok"] == 3).all()  # no seed counted twice
+    assert sorted(table["arm"]) == ["adam", "sgd"] and (table["seeds_ok"] == 3).all()
     run = load_runs([default, sweep])
     assert [src.name for src in run.runs] == ["default", "sweep"]
     assert len(run.runs[0].cells & run.runs[1].cells) == 6
@@ -171,3 +175,139 @@ def test_too_few_seeds_to_separate_is_said_not_a_bare_p(tmp_path: Path) -> None:
     assert shown["sgd"].startswith("too few seeds to separate these arms after Holm's "
                                    "correction for 3 comparisons: p ≥ 0.0938 > 0.05 (needs 7 "
                                    "seeds; unadjusted p 0.0312)")
+
+
+# -- a sweep is not N arms ------------------------------------------------------------------
+def _swept(root: Path, optimizer: str, lr: float, seed: int, val: float, test: float,
+           *, status: str = "ok", better: str = "min", metric: str = "loss") -> None:
+    cell = Cell(problem="toy", optimizer=optimizer, device="cpu", seed=seed, steps=10,
+                batch_size=8, hyper=(("lr", lr),))
+    RunDirectory(root).write_cell(CellResult(cell=cell, status=status, summary={
+        "final_loss": 0.5, f"val_{metric}": val, f"test_{metric}": test,
+        "target_metric": f"test_{metric}", "target_threshold": 0.0 if better == "min" else 2.0,
+        "metric_directions": f"test_{metric}={better},val_{metric}={better}",
+        "validation_metric": f"val_{metric}"}))
+
+
+def test_a_sweep_selects_per_optimizer_on_validation_never_test(tmp_path: Path) -> None:
+    """lr 0.1 is best on validation, lr 0.01 on test: 0.1 is selected; sgd's lr 1.0 has
+    the best validation values but a diverged seed, so it has no value."""
+    from harness.report.sweep import best_configs_toml, sweep
+
+    for seed in range(3):
+        for lr, val, test in ((0.001, 0.9, 0.9), (0.01, 0.5, 0.1), (0.1, 0.3, 0.4)):
+            _swept(tmp_path, "adam", lr, seed, val + 0.01 * seed, test + 0.01 * seed)
+        for lr, val in ((0.01, 0.6), (0.1, 0.5), (1.0, 0.1)):
+            _swept(tmp_path, "sgd", lr, seed, val, val,
+                   status="diverged" if (lr, seed) == (1.0, 2) else "ok")
+    run = ReportRun.load(tmp_path)
+    found = sweep(run)
+    assert found is not None and not found.tuned
+    choices = found.choices.set_index("optimizer")
+    assert choices.loc["adam", "configuration"] == "adam (lr=0.1)"
+    assert choices.loc["adam", "value"] == pytest.approx(0.31)  # mean of 0.30, 0.31, 0.32
+    assert choices.loc["adam", "metric"] == "val_loss"
+    assert choices.loc["adam", "edge"] == "lr=high"
+    assert choices.loc["sgd", "configuration"] == "sgd (lr=0.1)"
+    assert choices.loc["sgd", "edge"] == ""
+    assert choices.loc["adam", "configurations"] == 3
+    configs = found.configs.set_index("arm")
+    assert configs.loc["sgd (lr=1.0)", "failed"] and pd.isna(configs.loc["sgd (lr=1.0)", "value"])
+    # the view: one arm per optimizer, its seeds the selected configuration's
+    assert sorted(found.view.arms()) == ["adam", "sgd"]
+    assert len(found.view.summary) == 6
+    table = ranking(found.view).set_index("arm")
+    assert table.loc["adam", "mean"] == pytest.approx(0.41)  # test_loss of lr 0.1
+    import tomllib
+
+    pasted = tomllib.loads(best_configs_toml(found.choices))
+    assert pasted == {"problems": {"toy": {"adam": {"lr": 0.1}, "sgd": {"lr": 0.1}}}}
+
+
+def test_a_sweep_selects_in_the_metrics_direction(tmp_path: Path) -> None:
+    from harness.report.sweep import sweep
+
+    for seed in range(2):
+        for lr, acc in ((0.01, 0.7), (0.1, 0.9), (1.0, 0.8)):
+            _swept(tmp_path, "adam", lr, seed, acc, acc, better="max", metric="accuracy")
+    found = sweep(ReportRun.load(tmp_path))
+    assert found is not None
+    (choice,) = found.choices.to_dict("records")
+    assert choice["configuration"] == "adam (lr=0.1)" and choice["better"] == "max"
+    assert choice["edge"] == ""
+
+
+def test_no_sweep_leaves_the_page_as_it_was(two_runs: tuple[Path, Path]) -> None:
+    from harness.report.sweep import sweep
+
+    default, _ = two_runs
+    assert sweep(ReportRun.load(default)) is None
+    text = _text(default / "report" / "index.html") if (default / "report").exists() \
+        else _text(build_report(default, workers=1))
+    assert "Configurations tried" not in text and "Sweeps" not in text
+
+
+def test_sweep_report_groups_arms_and_sets_defaults_beside(
+        two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    from harness.report import figures as F
+    from harness.report.sweep import sweep
+
+    default, swept = two_runs
+    index = build_report([default, swept], out_dir=tmp_path / "r", workers=2)
+    folder = index.parent
+    text = _text(index)
+    for words in ("Sweeps", "Configurations tried", "Sensitivity: regression",
+                  "Cost of the search per optimizer", "Defaults against tuned",
+                  "never the test metric", "[problems.regression]"):
+        assert words in text, words
+    table = pd.read_csv(folder / "ranking.csv")
+    assert sorted(table["arm"]) == ["adam", "sgd"]
+    best = pd.read_csv(folder / "best_configs.csv").set_index("optimizer")
+    summary = pd.read_parquet(swept / "summary.parquet")
+    for optimizer in ("sgd", "adam"):
+        means = summary[summary["optimizer"] == optimizer].groupby("hyperparameters")[
+            "val_loss"].mean()
+        assert best.loc[optimizer, "hyperparameters"] in means.idxmin()  # "lr=0.01" etc.
+        assert best.loc[optimizer, "value"] == pytest.approx(means.min())
+    assert len(pd.read_csv(folder / "configurations.csv")) == 4
+    beside = pd.read_csv(folder / "defaults_vs_tuned.csv")
+    assert sorted(beside["optimizer"]) == ["adam", "sgd"]
+    assert beside["default rank"].notna().all() and beside["tuned rank"].notna().all()
+    found = sweep(load_runs([default, swept]))
+    assert found is not None
+    figure = F.convergence_figure(found.view, "regression", F.arm_palette(found.view.arms()))
+    assert figure is not None
+    legend = figure[0].axes[0].get_legend()
+    assert legend is not None
+    # one line per optimizer, not one per configuration
+    assert sorted(t.get_text() for t in legend.get_texts()) == ["adam (n=3)", "sgd (n=3)"]
+    import json
+
+    listed = json.loads((folder / ".harness-figures.json").read_text())
+    assert any("sensitivity-regression" in n for n in listed)
+    assert sorted(listed) == sorted(p.name for p in folder.glob("fig-*.png"))
+
+
+def test_combined_sweep_report_in_headless_chromium(two_runs: tuple[Path, Path],
+                                                   tmp_path: Path) -> None:
+    """The combined page with its sweep sections loads every figure, offline, with no
+    console message, and shows the new sections."""
+    from tests.test_report import _browser_check, _need_chromium, _screenshot
+
+    _need_chromium()
+    default, swept = two_runs
+    index = build_report([default, swept], out_dir=tmp_path / "page", workers=1)
+    try:
+        result = _browser_check(index, tmp_path)
+        shot, console = _screenshot(index, tmp_path, "report-combined-sweep.png")
+    finally:
+        for profile in ("profile-check", "profile-shot"):
+            shutil.rmtree(tmp_path / profile, ignore_errors=True)
+    n_figs = len(list(index.parent.glob("fig-*.png")))
+    assert len(result["images"]) == n_figs > 0, shot
+    assert all(width > 0 for _, width in result["images"]), result["images"]
+    assert result["errors"] == [] and result["alerts"] == [], shot
+    assert result["console"] == [] and console == [], (result["console"], console)
+    for words in ("Sweeps", "Configurations tried", "Defaults against tuned",
+                  "too few seeds to separate these arms", "Run default", "Run sweep"):
+        assert words in result["text"], words

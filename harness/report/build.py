@@ -30,10 +30,13 @@ from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
 from harness.report import html as H
 from harness.report import stats, tables
+from harness.report import tuned as T
 from harness.report.display import ranking_display
 from harness.report.intro import intro as _intro
 from harness.report.model import ReportFigure, ReportRun
 from harness.report.runs import load_runs
+from harness.report.sweep import Sweep, best_configs_toml, default_view, sweep
+from harness.report.sweep import format_pairs_text as fmt_pairs
 from harness.results.schema import NOISY_DISPERSION
 
 #: Where a report of several runs goes by default, inside the first run's folder.
@@ -95,6 +98,9 @@ class _Page:
     palette: dict[str, Any]
     ranking: pd.DataFrame
     overview: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str]
+    sweep: Sweep | None = None
+    #: The whole run (``run`` is a sweep's view of it: one configuration per optimizer).
+    source: ReportRun | None = None
 
 
 _PAGE: _Page | None = None  # set in the parent before its workers fork
@@ -112,7 +118,7 @@ def _draw_part(part: int) -> tuple[list[H.Section], list[dict[str, str]]]:
         else:
             model = page.run.models()[part - 1]
             sections = _problem_sections(page.run, model, writer, page.palette, page.ranking,
-                                         page.host)
+                                         page.host, page.sweep, page.source)
     return sections, writer.errors
 
 
@@ -159,7 +165,9 @@ def build_report(run_dir: Path | str | Sequence[Path | str], *, out_dir: Path | 
     if cost not in tables.COSTS:
         raise UsageError(f"no cost axis {cost!r}; choose one of {', '.join(tables.COSTS)}")
     host = host or get_host()
-    run = load_runs(paths, host)
+    source = load_runs(paths, host)
+    found = sweep(source)
+    run = found.view if found else source  # a sweep ranks one configuration per optimizer
     out = Path(out_dir) if out_dir else paths[0] / ("report" if len(paths) == 1
                                                       else COMBINED)
     make_dir(out)
@@ -175,24 +183,46 @@ def build_report(run_dir: Path | str | Sequence[Path | str], *, out_dir: Path | 
     scores = tables.profile_scores(times)
     profile = stats.performance_profile(times) if not times.empty else pd.DataFrame()
     throughput = tables.throughput(run)
-    failures = tables.failures(run)
+    failures = tables.failures(source)
 
     _write_csv(out, {"ranking": ranking, "time_to_target": ttt, "throughput": throughput,
                      "performance_profile": profile.reset_index() if len(profile) else profile,
                      "profile_scores": scores, "failures": failures})
 
+    defaults = _defaults(source, ranking) if found is not None else None
+    if found is not None:
+        _write_sweep(out, found, defaults)
     page = _Page(run, out, host, palette, ranking,
-                 (ttt, times, scores, profile, throughput, cost))
+                 (ttt, times, scores, profile, throughput, cost), found, source)
     sections, figure_errors = _draw_parts(page, workers)
+    if found is not None:
+        sections.insert(1, T.overview_section(found, defaults))
     _merge_lists(out)
     sections.append(_failures_section(failures, figure_errors))
-    sections.append(_methods_section(cost))
+    sections.append(_methods_section(cost, found))
 
     title = " + ".join(src.name for src in run.runs) if len(run.runs) > 1 else run.path.name
-    html = H.page(f"Benchmark report: {title}", _intro(run), sections)
+    html = H.page(f"Benchmark report: {title}", _intro(source), sections)
     target = out / "index.html"
     write_atomic(target, html)
     return target
+
+
+def _write_sweep(out: Path, found: Sweep, defaults: pd.DataFrame | None) -> None:
+    """A sweep's own files: every configuration, the selections (also as grid-file lines)
+    and, beside a default run, its ranking against the tuned one."""
+    configs = found.configs.drop(columns=["cells"], errors="ignore")
+    if "hyper" in configs:
+        configs = configs.assign(hyper=[fmt_pairs(h) for h in configs["hyper"]])
+    _write_csv(out, {"configurations": configs, "best_configs": found.choices})
+    write_atomic(out / "best_configs.toml", best_configs_toml(found.choices))
+    if defaults is not None:
+        _write_csv(out, {"defaults_vs_tuned": defaults})
+
+
+def _defaults(source: ReportRun, ranking: pd.DataFrame) -> pd.DataFrame | None:
+    default = default_view(source)
+    return T.defaults_beside(default, ranking) if default is not None else None
 
 
 def _merge_lists(out: Path) -> None:
@@ -304,7 +334,8 @@ def _cost_axes(run: ReportRun, cost: str) -> str:
 
 # -- per problem ---------------------------------------------------------------------------
 def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict[str, Any],
-                      ranking: pd.DataFrame, host: PluginHost) -> list[H.Section]:
+                      ranking: pd.DataFrame, host: PluginHost, found: Sweep | None = None,
+                      source: ReportRun | None = None) -> list[H.Section]:
     sec = H.Section(f"problem-{safe_name(model)}", f"Problem: {model}")
     rows = run.summary[run.summary["model"] == model]
     if run.descriptions.get(model):
@@ -331,6 +362,9 @@ def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict
             f"{stats.ALPHA:g} with the seeds there are, the table says so instead of a p-value, "
             "with how many seeds would do."))
         sec.blocks.append(H.table(ranking_display(ranking[ranking["problem"] == problem])))
+        if found is not None:
+            sec.blocks.extend(T.problem_blocks(found, source or run, str(problem), writer,
+                                               palette))
         result = F.convergence_figure(run, str(problem), palette)
         if result is not None:
             fig, caption = result
@@ -411,9 +445,17 @@ def _failures_section(failures: pd.DataFrame,
     return sec
 
 
-def _methods_section(cost: str) -> H.Section:
+def _methods_section(cost: str, found: Sweep | None = None) -> H.Section:
     sec = H.Section("methods", "How the numbers were computed")
-    sec.blocks.append(H.bullet_list([
+    sweeps = [] if found is None else [
+        "Sweeps and tuning: an optimizer's configurations on a problem (a swept or tuned "
+        "hyperparameter) are one group. Each configuration's value is the mean of the "
+        "problem's validation metric over its seeds (the training loss where the problem has "
+        "no validation split), in the metric's recorded direction; the best is selected "
+        "(in a tuning run, by the tuner) and only it is ranked and drawn, under the "
+        "optimizer's name. The test metric never selects. A selection at the smallest or "
+        "largest value tried is flagged: a better value may lie beyond."]
+    sec.blocks.append(H.bullet_list([*sweeps,
         "Seeds are the replicates. An optimizer given the same seed on the same problem gets "
         "the same initialisation and data order, so comparisons pair seeds.",
         "Intervals of a mean: Student's t, mean ± t(n−1)·s/√n; unavailable with fewer than "

@@ -318,6 +318,27 @@ def label_cells(records: Iterable[Mapping[str, Any]],
     return out
 
 
+def group_labels(records: Iterable[Mapping[str, Any]],
+                 capabilities: Mapping[str, Sequence[str]] | None = None) -> dict[str, str]:
+    """cell_id -> the cell's optimizer group: its arm label without the hyperparameters and
+    the schedule's settings (what a sweep or a tuning study varies), so the arms of one
+    sweep share a group (``sgd``) and arms of other schedules or role optimizers do not."""
+    cells = {str(r["cell_id"]): Cell.from_dict(r["cell"]) for r in records}
+    keys = _varying(cells.values(), "optimizer", _group_values)
+    out: dict[str, str] = {}
+    for cid, c in cells.items():
+        caps = (capabilities or {}).get(c.optimizer)
+        named = f"{c.optimizer} [{', '.join(caps)}]" if caps else c.optimizer
+        out[cid] = _name_with(named, _group_values(c), keys[c.optimizer])
+    return out
+
+
+def _group_values(c: Cell) -> dict[str, Any]:
+    values = {k: v for k, v in _arm_values(c).items() if k == _ROLES}
+    values["schedule"] = c.schedule or "constant"
+    return values
+
+
 def _arm_values(c: Cell) -> dict[str, Any]:
     """Hyperparameters, plus the roles trained by another optimizer (a GAN's discriminator)."""
     values: dict[str, Any] = dict(c.hyper)
