@@ -57,6 +57,10 @@ class Cell:
     #: ``edge`` (the selected values on an edge of their space). Empty outside tuning,
     #: and then not in the content key.
     tune: Pairs = ()
+    #: 0: the cell's own run, the one its record holds. 1 to K: one of the ``--repeats K``
+    #: timing runs of the same cell, each in a fresh worker process, of which only the
+    #: throughput is kept (on the cell's record). Never in the content key.
+    timing_run: int = 0
 
     @property
     def scheduled(self) -> bool:
@@ -66,7 +70,7 @@ class Cell:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for name in ("schedule", "schedule_params", "role_schedules", "role_schedule_params",
-                     "tune"):
+                     "tune", "timing_run"):
             del d[name]
         if self.tune:  # only then: every other cell keeps the content key it had
             d["tune"] = dict(self.tune)

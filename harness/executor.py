@@ -177,7 +177,10 @@ ResultCallback = Callable[[CellResult], None]
 class Executor(Protocol):
     def run(self, cells: Iterable[Cell], on_start: StartCallback, on_window: WindowCallback,
             on_result: ResultCallback) -> None:
-        """Run every cell; call ``on_result`` exactly once per cell, from this thread."""
+        """Run every cell; call ``on_result`` exactly once per cell, from this thread.
+
+        A cell with ``timing_run`` above 0 (``--repeats``) runs in a process that ran no
+        other cell (:meth:`harness.WorkerPool.run` starts a fresh worker for it)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "workers_per_device": (1, 1024),
     "max_memory_mb": (1, 2**30),
     "loader_workers": (0, 4096),
+    "repeats": (0, 1000),
 }
 
 #: ``--timeout`` in seconds: more than 0 and less than this.

@@ -9,6 +9,7 @@ the new run must never read "regressed"; a plugin whose step sleeps must.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import shutil
 from pathlib import Path
@@ -97,6 +98,8 @@ def test_a_slowdown_the_load_can_explain_is_inconclusive() -> None:
 
 def test_repeats_are_runs() -> None:
     assert parse_rates("812.5 790 bad -1") == [812.5, 790.0]
+    assert parse_rates(812.5) == [812.5] and parse_rates(math.nan) == [] \
+        and parse_rates(None) == []
     side = Speed()
     side.add({"samples_per_s": 800.0, "throughput_repeat_rates": "810 790"}, [])
     assert side.runs == [800.0, 810.0, 790.0] and side.repeats

@@ -34,7 +34,8 @@ FLAGS = {"steps": ["--steps"], "batch_size": ["--batch-size"],
          "checkpoint_every": ["--checkpoint-every"], "windows": ["--windows"],
          "workers": ["--workers"], "threads": ["--threads"],
          "workers_per_device": ["--workers-per-device"], "max_memory_mb": ["--max-memory-mb"],
-         "loader_workers": ["--loader", "dataloader", "--loader-workers"]}
+         "loader_workers": ["--loader", "dataloader", "--loader-workers"],
+         "repeats": ["--repeats"]}
 
 
 @pytest.mark.parametrize("dest", list(PARSER_DEFAULTS))
@@ -99,7 +100,7 @@ def _run_with(tmp_path: Path, where: str, value: Any) -> Path:
 
 def test_the_manifest_check_bounds_every_option_resume_takes() -> None:
     assert set(BOUNDED_OPTIONS) == {"windows", "checkpoint_every", "speed.loader_workers",
-                                    "grid_spec.steps", "grid_spec.batch_size"}
+                                    "grid_spec.steps", "grid_spec.batch_size", "repeats"}
 
 
 @pytest.mark.parametrize("where", list(BOUNDED_OPTIONS))

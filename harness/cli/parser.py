@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cuda-mps", action="store_true",
                      help="run the GPU workers under a private NVIDIA MPS daemon, so packed "
                           "cells (--workers-per-device N) run their kernels side by side")
+    run.add_argument("--repeats", metavar="K",
+                     help="measure each cell's throughput in K more runs, each in a fresh "
+                          "worker process (pyperf's approach): the summary gets "
+                          "throughput_repeats, throughput_repeat_rates and their dispersion, "
+                          "and harness compare tests them (default 0)")
     run.add_argument("--threads", default=str(CellLimits.threads),
                      help=f"torch threads per worker (default {CellLimits.threads}, so CPU "
                           "results do not depend on the number of workers)")

@@ -239,6 +239,11 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     check_executor(host, args.executor, executor_settings, execution)
     local = local_settings(executor_settings, execution) if args.executor == "local" else None
     _check_cuda_mps(local, grid)
+    repeats = start.repeats(None if args.repeats is None
+                            else parse_bounded(args.repeats, "--repeats", "repeats"))
+    if repeats and local is not None and local.workers == 0:
+        raise UsageError("--repeats times each cell again in fresh worker processes; it "
+                         "cannot be used with --workers 0")
     speed = start.speed(speed_options(args))  # checked before a dry run too
     execution = start.execution(execution)
     every = start.checkpoint_every(
@@ -263,13 +268,13 @@ def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "data_dir": str(options.data_dir), "download": options.download,
         "windows": options.windows, "skip_unavailable": start.skip_unavailable,
         "checkpoint_every": every, "save_models": save_models,
-        "speed": speed, "plugin_files": list(host.plugin_files()),
+        "speed": speed, "plugin_files": list(host.plugin_files()), "repeats": repeats,
     }
     request = RunRequest(
         grid, out, options, execution, executor=args.executor,
         executor_settings=executor_settings, spec=start.spec, argv=argv,
         manifest_options=manifest_options, resume=start.resumed, extension=start.extension,
-        rerun_failed=args.rerun_failed, progress=not args.quiet,
+        rerun_failed=args.rerun_failed, progress=not args.quiet, repeats=repeats,
     )
     if tune is None:
         return _report(run_grid(request, host), len(grid.cells), fail_on, args.errors)

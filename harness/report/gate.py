@@ -85,7 +85,10 @@ class Speed:
 
 
 def parse_rates(text: Any) -> list[float]:
-    """The throughputs of :data:`REPEAT_RATES` (space-separated numbers)."""
+    """The throughputs of :data:`REPEAT_RATES` (space-separated numbers; a table reader may
+    have read a single one as a number)."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        text = str(text)
     if not isinstance(text, str):
         return []
     out = []

@@ -116,6 +116,13 @@ COLUMNS: tuple[Column, ...] = (
            always=False),
     Column("other_cpu_share", "number",
            "share of the machine's CPU time other processes used during the cell", always=False),
+    Column("throughput_repeats", "number",
+           "--repeats: the cell's timing runs, each in a fresh worker, that finished ok",
+           always=False),
+    Column("throughput_repeat_rates", "text",
+           "--repeats: the timing runs' samples_per_s, space-separated", always=False),
+    Column("throughput_repeat_dispersion", "number",
+           "--repeats: IQR / median of throughput_repeat_rates", always=False),
     Column("cpus", "text", "the cores the worker was pinned to (--pin-cpus)", always=False),
     Column("tune_phase", "derived",
            "a tuning run's cell: trial (searching) or final (the selected configuration on a "

@@ -139,6 +139,7 @@ RESUME_OPTIONS: dict[str, tuple[Any, str]] = {
     "execution": (dict[str, Any], "an object"),
     "grid_spec": (dict[str, Any], "an object"),
     "plugin_files": (list[str], "a list of paths"),
+    "repeats": (int, "an integer"),
 }
 
 
@@ -158,7 +159,7 @@ class ExecutionRecord(CellLimits):
 #: whose range :data:`harness.limits.BOUNDS` gives.
 BOUNDED_OPTIONS = {"windows": "windows", "checkpoint_every": "checkpoint_every",
                    "speed.loader_workers": "loader_workers", "grid_spec.steps": "steps",
-                   "grid_spec.batch_size": "batch_size"}
+                   "grid_spec.batch_size": "batch_size", "repeats": "repeats"}
 
 
 def options_problem(data: Any) -> str | None:

@@ -199,6 +199,8 @@ class Worker:
     cell: Cell | None = None
     started: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: Cells submitted to it so far: a timing run (``--repeats``) wants a worker at 0.
+    cells_run: int = 0
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,7 @@ class WorkerPool:
         if worker not in self._workers or not worker.ready or worker.cell is not None:
             raise ValueError("submit needs an idle, ready worker of this pool")
         worker.cell, worker.started, worker.rows = cell, time.monotonic(), []
+        worker.cells_run += 1
         worker.conn.send(cell)
 
     def stop(self, worker: Worker) -> None:
@@ -310,11 +313,19 @@ class WorkerPool:
             self.start(worker.device, worker.cpus)
         return self._partial(worker, status, error) if cell is not None else None
 
+    def renew(self, worker: Worker) -> Worker:
+        """Stop an idle worker and start a fresh one in its place (same device and CPUs):
+        a timing run (``cell.timing_run``) runs in a process that ran nothing else."""
+        self.stop(worker)
+        return self.start(worker.device, worker.cpus)
+
     def run(self, cell: Cell, on_window: WindowRow | None = None) -> CellResult:
         """Run one cell on a worker of its device, started if there is none (idle workers
-        of other devices are stopped), and return its result; the worker is kept."""
+        of other devices are stopped, and for a timing run those that ran a cell), and
+        return its result; the worker is kept."""
         key = device_key(cell.device)
-        for other in [w for w in self._workers if w.device != key and w.cell is None]:
+        for other in [w for w in self._workers if w.cell is None and (
+                w.device != key or (cell.timing_run and w.cells_run))]:
             self.stop(other)
         if not any(w.device == key for w in self._workers):
             self.start(key)

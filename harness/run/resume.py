@@ -218,6 +218,13 @@ class Start:
     def save_models(self, flag: bool) -> bool:
         return flag or bool(self.saved.get("save_models"))
 
+    def repeats(self, given: int | None) -> int:
+        """``--repeats``: as given, else the resumed run's, else 0."""
+        if given is not None or not self.resumed:
+            return given or 0
+        saved = self.saved.get("repeats")
+        return saved if isinstance(saved, int) else 0
+
 
 def resume(out: Path, skip_unavailable: bool, windows: int, data_dir: Path) -> Start:
     """The run in ``out``, continued: its grid and options from its manifest.

@@ -30,6 +30,7 @@ from harness.plugins import PluginHost
 from harness.results import RunDirectory, skipped_result
 from harness.run.manifest import build_manifest
 from harness.run.progress import Progress
+from harness.run.repeats import Collector, with_timing_runs
 from harness.run.resume import plan, prepare_output_dir, record_resume, set_aside_corrupt
 from harness.run.scheduling import CostBook, longest_first
 
@@ -147,6 +148,8 @@ class RunRequest:
     #: A later round of the same command (a tuning run's next trials): the manifest's list
     #: of resumes is kept as it is.
     continues: bool = False
+    #: ``--repeats K``: K timing runs of each cell in fresh workers (:mod:`harness.run.repeats`).
+    repeats: int = 0
 
 
 def _context(host: PluginHost, settings: Mapping[str, str], book: CostBook) -> ExecutorContext:
@@ -193,7 +196,13 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
         ran = 0
         interrupted: str | None = None
 
+        def on_start(cell: Cell) -> None:
+            if not cell.timing_run:
+                bar.start(cell)
+
         def on_window(cell: Cell, row: Mapping[str, Any], steps: int) -> None:
+            if cell.timing_run:
+                return
             book.observe(cell, int(row["step"]), float(row["elapsed_s"]))  # the probe
             bar.window(row, steps)
 
@@ -219,7 +228,8 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
         late: list[str] = []  # signals while the tables are written
         try:
             with _signals():
-                executor.run(runnable, bar.start, on_window, on_result)
+                executor.run(with_timing_runs(runnable, request.repeats), on_start, on_window,
+                             Collector(request.repeats, on_result))
         except (Interrupted, KeyboardInterrupt) as exc:
             interrupted = exc.signame if isinstance(exc, Interrupted) else "SIGINT"
         except RecordNotWritten:

@@ -143,6 +143,10 @@ class ProcessExecutor:
                 waiting = queues.get(worker.device)
                 if waiting:
                     cell = order.next(waiting)
+                    if cell.timing_run and worker.cells_run:  # a fresh process for it
+                        waiting.appendleft(cell)
+                        pool.renew(worker)
+                        continue
                     pool.submit(worker, cell)
                     on_start(cell)
             for event in pool.wait():

@@ -94,8 +94,13 @@ def run_cell(
 ) -> CellResult:
     """Train one cell and return its record. Never raises for a failure of the cell itself.
 
-    ``role_specs`` maps the optimizer names of ``cell.roles`` to their specs.
+    ``role_specs`` maps the optimizer names of ``cell.roles`` to their specs. A timing run
+    (``cell.timing_run``, ``--repeats``) neither checkpoints nor saves its networks: the
+    cell's own run does, under the same cell id.
     """
+    if cell.timing_run:
+        options = replace(options, checkpoint_every=None, checkpoint_dir=None,
+                          models_dir=None)
     t_start = time.perf_counter()
     device = torch.device(cell.device)
     curve: list[dict[str, Any]] = []
