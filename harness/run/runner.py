@@ -160,12 +160,29 @@ def _context(host: PluginHost, settings: Mapping[str, str], book: CostBook) -> E
                            plugin_sources=host.plugin_sources())
 
 
+def _write_manifest(request: RunRequest, host: PluginHost, run_dir: RunDirectory) -> None:
+    """The run's manifest: a new one, or a resumed run's continued."""
+    previous = run_dir.manifest()
+    spec = request.spec
+    manifest = build_manifest(request.argv, request.grid, host, {
+        **request.manifest_options, "execution": asdict(request.limits),
+        "executor": {"name": request.executor, "settings": dict(request.executor_settings)},
+        "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
+    })
+    record_resume(manifest, previous, request.argv, request.extension)
+    if request.continues:
+        manifest.pop("resumed", None)
+        if "resumed" in previous:
+            manifest["resumed"] = previous["resumed"]
+    run_dir.write_manifest(manifest)
+
+
 def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
     """Run what ``request.out`` is missing of ``request.grid``; ``resume`` continues the run
     already there, otherwise it must not hold one. ``out`` is locked while this runs."""
     grid, out, options, execution = request.grid, request.out, request.options, request.limits
     executor_name, executor_settings = request.executor, dict(request.executor_settings)
-    spec, argv, rerun_failed = request.spec, request.argv, request.rerun_failed
+    rerun_failed = request.rerun_failed
     # The executor first: one that cannot start (a missing package, an unreachable
     # scheduler) is a one-line error that leaves nothing behind.
     book = CostBook()
@@ -176,18 +193,7 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
         if not request.resume:  # checked again under the lock: another run may have begun since
             prepare_output_dir(out)
         run_dir = RunDirectory(out)
-        previous = run_dir.manifest()
-        manifest = build_manifest(argv, grid, host, {
-            **request.manifest_options, "execution": asdict(execution),
-            "executor": {"name": executor_name, "settings": executor_settings},
-            "grid_spec": asdict(spec) if spec else previous.get("options", {}).get("grid_spec"),
-        })
-        record_resume(manifest, previous, argv, request.extension)
-        if request.continues:
-            manifest.pop("resumed", None)
-            if "resumed" in previous:
-                manifest["resumed"] = previous["resumed"]
-        run_dir.write_manifest(manifest)
+        _write_manifest(request, host, run_dir)
 
         work = plan(grid, run_dir, rerun_failed=rerun_failed)
         set_aside_corrupt(work, run_dir)
