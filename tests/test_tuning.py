@@ -133,6 +133,8 @@ def test_a_tuning_run_selects_on_validation_and_reruns_on_fresh_seeds(tmp_path: 
         assert len({t["hyper"]["lr"] for t in study["trials"]}) == 4
         assert all(1e-5 <= t["hyper"]["lr"] <= 1.0 for t in study["trials"])
         assert len(study["final_cells"]) == 2
+        assert all(t["at_chance"] == [] for t in study["trials"])
+        assert {t["missed_target"] for t in study["trials"]} <= {True, False}
     # the same quasi-random points for every study with the same space
     sgd = [s for s in tuning["studies"] if s["optimizer"] == "sgd"]
     assert [t["hyper"] for t in sgd[0]["trials"]] == [t["hyper"] for t in sgd[1]["trials"]]

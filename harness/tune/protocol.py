@@ -208,11 +208,18 @@ def trial_record(trial: Trial, metric: str, records: Mapping[str, Mapping[str, A
     state = "pending" if None in statuses else "pruned" if Status.PRUNED in statuses \
         else "ok" if math.isfinite(value) else "failed"
     costs = [cost(r) for r in recs if r]
-    steps = sum(int((r.get("summary") or {}).get("steps_done") or 0) for r in recs if r)
+    summaries = [r.get("summary") or {} for r in recs if r]
+    steps = sum(int(s.get("steps_done") or 0) for s in summaries)
+    chance = sorted({m for s in summaries for m in str(s.get("at_chance") or "").split(",")
+                     if m})
+    targeted = [s for s in summaries if s.get("target_metric")]
+    missed = None if not targeted else not all(
+        isinstance(s.get("time_to_target_s"), int | float)
+        and math.isfinite(s["time_to_target_s"]) for s in targeted)
     return {"trial": trial.number, "origin": trial.origin, "hyper": trial.values,
             "value": value, "state": state, "cells": [c.cell_id for c in trial.cells],
             "train_s": math.fsum(c[0] for c in costs if math.isfinite(c[0])),
             "train_flops": math.fsum(c[1] for c in costs if math.isfinite(c[1])),
-            "steps": steps,
+            "steps": steps, "at_chance": chance, "missed_target": missed,
             "edge": {d.name: side for d in study.dims
                      if (side := d.space.edge(trial.values[d.name])) is not None}}
