@@ -78,3 +78,32 @@ def test_a_cell_records_the_machine_state_around_it(host: PluginHost) -> None:
         burner.wait()
     assert s["load_start"] >= 0 and s["load_end"] >= 0
     assert 0 < s["other_cpu_share"] <= 1  # the burner had a core
+
+
+def test_the_manifest_records_the_machine_around_the_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Per run: load averages at start and end, the CPUs' frequency and governor where Linux
+    exposes them, the usable cores, and the CPU share other processes took while it ran (a
+    burner alongside shows in it; the run's own workers do not)."""
+    import glob
+    import json
+    import subprocess
+    import sys
+
+    from harness.cli import main
+
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        out = tmp_path / "run"
+        assert main(["run", "-m", "regression", "-o", "adam", "-s", "0-1", "--steps", "100",
+                     "--workers", "1", "--out", str(out), "--quiet"]) == 0
+    finally:
+        burner.kill()
+        burner.wait()
+    machine = json.loads((out / "manifest.json").read_text("utf-8"))["machine"]
+    assert len(machine["load_start"]) == 3 and len(machine["load_end"]) == 3
+    assert 0 < machine["other_cpu_share"] <= 1
+    assert machine["usable_cpus"] >= 1 and machine["cpu"]
+    if glob.glob("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"):
+        assert machine["governor"]
+    if glob.glob("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq"):
+        assert machine["cpu_mhz"] > 0

@@ -33,6 +33,7 @@ from harness.run.progress import Progress
 from harness.run.repeats import Collector, with_timing_runs
 from harness.run.resume import plan, prepare_output_dir, record_resume, set_aside_corrupt
 from harness.run.scheduling import CostBook, longest_first
+from harness.train.machine import run_end, run_start
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,10 @@ def _context(host: PluginHost, settings: Mapping[str, str], book: CostBook) -> E
                            plugin_sources=host.plugin_sources())
 
 
-def _write_manifest(request: RunRequest, host: PluginHost, run_dir: RunDirectory) -> None:
-    """The run's manifest: a new one, or a resumed run's continued."""
+def _write_manifest(request: RunRequest, host: PluginHost, run_dir: RunDirectory,
+                    machine: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's manifest, written: a new one, or a resumed run's continued; ``machine``
+    (the machine's state at the start) joins its ``machine``."""
     previous = run_dir.manifest()
     spec = request.spec
     manifest = build_manifest(request.argv, request.grid, host, {
@@ -174,7 +177,9 @@ def _write_manifest(request: RunRequest, host: PluginHost, run_dir: RunDirectory
         manifest.pop("resumed", None)
         if "resumed" in previous:
             manifest["resumed"] = previous["resumed"]
+    manifest["machine"] = {**manifest["machine"], **machine}
     run_dir.write_manifest(manifest)
+    return manifest
 
 
 def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
@@ -193,7 +198,8 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
         if not request.resume:  # checked again under the lock: another run may have begun since
             prepare_output_dir(out)
         run_dir = RunDirectory(out)
-        _write_manifest(request, host, run_dir)
+        machine, machine_state = run_start()
+        manifest = _write_manifest(request, host, run_dir, machine)
 
         work = plan(grid, run_dir, rerun_failed=rerun_failed)
         set_aside_corrupt(work, run_dir)
@@ -248,6 +254,8 @@ def run_grid(request: RunRequest, host: PluginHost) -> RunOutcome:
             bar.close()
             book.save()
         with _signals(late):
+            manifest["machine"] = {**manifest["machine"], **run_end(machine_state)}
+            run_dir.write_manifest(manifest)
             summary, _ = run_dir.write_tables()
         return RunOutcome(out, summary, interrupted or (late[0] if late else None), ran=ran,
                           skipped_done=work.done)

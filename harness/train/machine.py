@@ -1,9 +1,15 @@
-"""The machine's state around one cell: what else ran while it was timed.
+"""The machine's state around one cell, and around a whole run: what else ran while it was timed.
 
 Per cell: the 1-minute load average at its start and end, the CPUs' mean frequency at its
 start where Linux exposes it, and the share of the machine's busy CPU time that other
 processes took during the cell (``/proc/stat``'s busy time minus this process's own, over
 the machine's total). A figure that cannot be read here is left out.
+
+Per run (:func:`run_start`, :func:`run_end`, for the manifest's ``machine``): the load
+averages (1, 5 and 15 minutes) at its start and end, the CPUs' mean frequency and their
+frequency governor(s), the cores this process may use, and the share of the machine's CPU
+time that processes other than the run (the ``harness`` process and its reaped workers)
+took while it ran.
 """
 
 from __future__ import annotations
@@ -66,3 +72,48 @@ class MachineState:
             mine = _own_cpu() - self.own
             out["other_cpu_share"] = min(1.0, max(0.0, (busy - mine) / (end[1] - self.times[1])))
         return out
+
+
+def _governors() -> list[str]:
+    found: set[str] = set()
+    for path in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor"):
+        try:
+            with open(path) as f:
+                found.add(f.read().strip())
+        except OSError:
+            continue
+    return sorted(g for g in found if g)
+
+
+def _loads() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def run_start() -> tuple[dict[str, Any], MachineState]:
+    """The machine at a run's start, for the manifest, and the state :func:`run_end` reads."""
+    out: dict[str, Any] = {}
+    loads = _loads()
+    if loads is not None:
+        out["load_start"] = loads
+    mhz = _mean_mhz()
+    if mhz is not None:
+        out["cpu_mhz"] = round(mhz, 1)
+    governors = _governors()
+    if governors:
+        out["governor"] = ",".join(governors)
+    if hasattr(os, "sched_getaffinity"):
+        out["usable_cpus"] = len(os.sched_getaffinity(0))
+    return out, MachineState()
+
+
+def run_end(state: MachineState) -> dict[str, Any]:
+    """The machine at a run's end: load averages, and other processes' share of the CPU
+    time while it ran (its workers counted as the run's once they were reaped)."""
+    out: dict[str, Any] = {}
+    loads = _loads()
+    if loads is not None:
+        out["load_end"] = loads
+    share = state.summary().get("other_cpu_share")
+    if share is not None:
+        out["other_cpu_share"] = round(share, 4)
+    return out
