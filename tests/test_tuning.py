@@ -72,6 +72,8 @@ def test_harness_list_shows_the_spaces(capsys: pytest.CaptureFixture[str]) -> No
     data = json.loads(capsys.readouterr().out)
     sgd = next(o for o in data["optimizers"] if o["name"] == "sgd")
     assert sgd["space"] == {"lr": {"scale": "log", "low": 1e-4, "high": 1.0}}
+    cosine = next(s for s in data["schedules"] if s["name"] == "warmup-cosine")
+    assert cosine["space"]["warmup"] == {"scale": "linear", "low": 0.0, "high": 0.3}
     assert main(["list", "--verbose"]) == 0
     assert "search space: lr=log[0.0001, 1]" in capsys.readouterr().out
 
@@ -264,3 +266,43 @@ def test_successive_halving_prunes_trials_of_later_rounds_at_a_rung(
     assert main(["run", "--resume", str(out), "--rerun-failed", "--workers", "0",
                  "--quiet"]) == 0
     assert "(7 already done)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_tuning_run_on_dask_selects_what_a_local_one_selects(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    args = ["tune", "-m", "regression", "-o", "sgd", "--steps", "40", "--trials", "3",
+            "--final-seeds", "1", "--quiet"]
+    local = run_cli(*args, "--workers", "1", "--out", "local", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    remote = run_cli(*args, "--executor", "dask", "--executor-option", "n_workers=2",
+                     "--out", "dask", cwd=tmp_path)
+    assert remote.returncode == 0, remote.stderr
+    a, b = _tuning(tmp_path / "local"), _tuning(tmp_path / "dask")
+    assert [(t["hyper"], t["value"]) for t in a["studies"][0]["trials"]] == \
+        [(t["hyper"], t["value"]) for t in b["studies"][0]["trials"]]
+    assert a["studies"][0]["selected"] == b["studies"][0]["selected"]
+
+
+def test_a_schedule_parameter_is_tuned_with_the_learning_rate(tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    assert main(["tune", "-m", "regression", "-o", "sgd", "--steps", "30", "--workers", "0",
+                 "--quiet", "--set", "schedule=warmup-cosine", "--tune-params", "lr,warmup",
+                 "--sampler", "grid", "--trials", "4", "--final-seeds", "1",
+                 "--out", str(out)]) == 0
+    (study,) = _tuning(out)["studies"]
+    assert study["space"]["warmup"]["owner"] == "schedule"
+    assert sorted({t["hyper"]["warmup"] for t in study["trials"]}) == [0.0, 0.3]
+    final = next(r for r in _summary(out) if r["tune_phase"] == "final")
+    record = json.loads((out / "cells" / f"{final['cell_id']}.json").read_text())
+    assert record["cell"]["schedule"]["params"]["warmup"] == study["selected"]["hyper"]["warmup"]
+
+
+def test_a_problem_without_a_validation_split_is_tuned_on_its_training_loss(
+        tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    assert main(["tune", "-m", "gan", "-o", "adam", "--steps", "30", "--workers", "0",
+                 "--quiet", "--trials", "2", "--final-seeds", "1", "--out", str(out)]) == 0
+    (study,) = _tuning(out)["studies"]
+    assert (study["metric"], study["split"]) == ("final_loss", "training")
+    assert {r["tune_split"] for r in _summary(out)} == {"training"}

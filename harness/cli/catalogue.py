@@ -48,9 +48,14 @@ def catalogue(host: PluginHost) -> dict[str, Any]:
     executors = [{"name": e.name, "description": e.description,
                   "plugin": host.executors.owner(e.name).name, "settings": list(e.settings)}
                  for e in host.executors]
+    schedules = [{"name": s.name, "description": s.description,
+                  "plugin": host.schedules.owner(s.name).name, "defaults": dict(s.defaults),
+                  "space": {k: v.to_dict() for k, v in s.space.items()}}
+                 for s in host.schedules]
     return {
         "problems": problems,
         "optimizers": optimizers,
+        "schedules": schedules,
         "executors": executors,
         "plugins": [asdict(p) for p in host.plugins],
     }
