@@ -25,7 +25,7 @@ import pandas as pd
 from harness.atomic import make_dir, write_atomic
 from harness.cell import safe_name
 from harness.errors import UsageError
-from harness.outcome import PEAK_MEM_METHODS, Status
+from harness.outcome import PEAK_MEM_METHODS
 from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
 from harness.report import html as H
@@ -33,6 +33,7 @@ from harness.report import stats, tables
 from harness.report import tuned as T
 from harness.report.display import ranking_display
 from harness.report.intro import intro as _intro
+from harness.report.methods import failures_section, methods_section
 from harness.report.model import ReportFigure, ReportRun
 from harness.report.runs import load_runs
 from harness.report.sweep import Sweep, best_configs_toml, default_view, sweep
@@ -198,8 +199,8 @@ def build_report(run_dir: Path | str | Sequence[Path | str], *, out_dir: Path | 
     if found is not None:
         sections.insert(1, T.overview_section(found, defaults))
     _merge_lists(out)
-    sections.append(_failures_section(failures, figure_errors))
-    sections.append(_methods_section(cost, found))
+    sections.append(failures_section(failures, figure_errors))
+    sections.append(methods_section(cost, found))
 
     title = " + ".join(src.name for src in run.runs) if len(run.runs) > 1 else run.path.name
     html = H.page(f"Benchmark report: {title}", _intro(source), sections)
@@ -418,76 +419,3 @@ def _figure_error(blocks: list[str], writer: _Writer, plugin: str, model: str,
     writer.errors.append({"plugin": plugin, "problem": model, "error": error})
     blocks.append(f'<p class="error">Figure from plugin <code>{H.esc(plugin)}</code> failed: '
                   f"{H.esc(error)}</p>")
-
-
-# -- failures and methods ---------------------------------------------------------------------
-def _failures_section(failures: pd.DataFrame,
-                      figure_errors: list[dict[str, str]]) -> H.Section:
-    sec = H.Section("failures", "Cells not ok and figure errors")
-    if failures.empty:
-        sec.blocks.append(H.paragraph("Every cell finished ok."))
-    else:
-        skipped = int((failures["status"] == Status.SKIPPED).sum()) if "status" in failures else 0
-        ran = len(failures) - skipped
-        parts = []
-        if ran:
-            parts.append(f"{ran} cell(s) did not finish ok. They count as misses for "
-                         "time-to-target and are left out of the curves and the ranking "
-                         "statistics.")
-        if skipped:
-            parts.append(f"{skipped} cell(s) were skipped (a device this machine lacks): they "
-                         "never ran and appear nowhere else in this report.")
-        sec.blocks.append(H.paragraph(" ".join(parts)))
-        sec.blocks.append(H.table(failures))
-    if figure_errors:
-        sec.blocks.append("<h3>Figure errors</h3>")
-        sec.blocks.append(H.table(pd.DataFrame(figure_errors)))
-    return sec
-
-
-def _methods_section(cost: str, found: Sweep | None = None) -> H.Section:
-    sec = H.Section("methods", "How the numbers were computed")
-    sweeps = [] if found is None else [
-        "Sweeps and tuning: an optimizer's configurations on a problem (a swept or tuned "
-        "hyperparameter) are one group. Each configuration's value is the mean of the "
-        "problem's validation metric over its seeds (the training loss where the problem has "
-        "no validation split), in the metric's recorded direction; the best is selected "
-        "(in a tuning run, by the tuner) and only it is ranked and drawn, under the "
-        "optimizer's name. The test metric never selects. A selection at the smallest or "
-        "largest value tried is flagged: a better value may lie beyond."]
-    sec.blocks.append(H.bullet_list([*sweeps,
-        "Seeds are the replicates. An optimizer given the same seed on the same problem gets "
-        "the same initialisation and data order, so comparisons pair seeds.",
-        "Intervals of a mean: Student's t, mean ± t(n−1)·s/√n; unavailable with fewer than "
-        f"{stats.MIN_SEEDS} seeds. (A percentile bootstrap is too narrow for a handful of "
-        "seeds: with 3 it is their range, which holds the mean about 76% of the time.)",
-        "Curves: each seed's curve is linearly interpolated onto a common axis spanning the "
-        "range every seed covers; the line is the median over seeds and the band, at each "
-        "point, the distribution-free interval of the median from the seeds' order "
-        "statistics: 95% or more from 6 seeds, and below that the seeds' range, which holds "
-        "the median with confidence 1 − 2/2ⁿ (75% for 3 seeds, 87.5% for 4, 93.8% for 5). "
-        "A log scale is used when the values span two decades or more.",
-        "Paired test: two-sided sign-flip permutation test of the mean per-seed difference "
-        f"(exact over all 2ⁿ sign patterns up to {stats.EXACT_MAX_PAIRS} seeds). It assumes "
-        "no distribution; its smallest possible p-value is 2/2ⁿ (each pair whose difference "
-        "is exactly zero doubles it): 0.25 with 3 seeds, 0.0625 with 5, so a claim at the "
-        f"{stats.ALPHA:g} level needs at least {stats.seeds_needed(stats.ALPHA)} seeds. "
-        "Holm's correction adjusts the p-values of one problem's m comparisons for their "
-        "number, and none of them can then go below m times the smallest floor: 5 "
-        f"comparisons need {stats.seeds_needed(stats.ALPHA, 5)} seeds. Where the floor (or "
-        f"the floor after Holm) is above {stats.ALPHA:g}, no outcome could separate the two "
-        "arms: the table says \"too few seeds to separate these arms\" with the floor and the "
-        "seeds needed, instead of a p-value that would read as evidence of no difference.",
-        f"Performance profile (AlgoPerf), here on {tables.COSTS[cost].label}: per problem, each "
-        "optimizer's median cost to target over seeds, a miss counting as infinite; ρ(τ) is "
-        "the fraction of problems within τ of the best; the score is the exact area under ρ "
-        "for τ in [1, 4] divided by 3. An optimizer is scored over the problems it was run "
-        "on, a problem it was not run on is not a miss (the score table gives the count).",
-        "Cost to target: the steps, samples (in the problem's unit), FLOPs and training "
-        "seconds (evaluation excluded) until the problem's target metric first crossed its "
-        "threshold at an evaluation. FLOPs to target is steps to target times the FLOPs of "
-        "one training step, forward and backward, counted once per cell by "
-        "torch.utils.flop_counter.FlopCounterMode on a copy of the model and optimizer (it "
-        "counts matrix products, convolutions and attention).",
-    ]))
-    return sec

@@ -122,15 +122,28 @@ def default_view(run: ReportRun) -> ReportRun | None:
     return None
 
 
-def _cost(record: Mapping[str, Any]) -> tuple[float, float]:
-    """A cell's training seconds (its curve's last ``elapsed_s``) and FLOPs."""
+def _cost(record: Mapping[str, Any]) -> tuple[float, float, float, float]:
+    """A cell's training seconds (its curve's last ``elapsed_s``) and FLOPs, and for a
+    trial the pruner stopped, what the steps it did not run would have cost: FLOPs exactly
+    (FLOPs per step x steps left), seconds at the cell's own rate (an estimate)."""
     curve = record.get("curve") or []
     last = curve[-1].get("elapsed_s") if curve else None
+    seconds = float(last) if isinstance(last, int | float) else math.nan
     summary = record.get("summary") or {}
-    per_step, done = summary.get("flops_per_step"), summary.get("steps_done")
-    flops = float(per_step) * float(done) if isinstance(per_step, int | float) \
-        and isinstance(done, int | float) else math.nan
-    return (float(last) if isinstance(last, int | float) else math.nan), flops
+    per_step = _number(summary.get("flops_per_step"))
+    done = _number(summary.get("steps_done"))
+    flops = per_step * done
+    saved_s = saved_flops = 0.0
+    steps = _number((record.get("cell") or {}).get("steps"))
+    if record.get("status") == PRUNED and done > 0 and steps > done:
+        saved_s = seconds * (steps - done) / done
+        saved_flops = per_step * (steps - done)
+    return seconds, flops, saved_s, saved_flops
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else math.nan
 
 
 def selection_metric(run: ReportRun, problem: str) -> tuple[str, str]:
@@ -141,7 +154,8 @@ def selection_metric(run: ReportRun, problem: str) -> tuple[str, str]:
 
 
 def _configurations(run: ReportRun, problem: str, cells: pd.DataFrame,
-                    hyper: Mapping[str, Any], costs: Mapping[str, tuple[float, float]],
+                    hyper: Mapping[str, Any],
+                    costs: Mapping[str, tuple[float, float, float, float]],
                     ) -> list[dict[str, Any]]:
     """One row per configuration of one (problem, group): trials in a tuning study, arms in
     a sweep; final cells are not configurations."""
@@ -169,6 +183,8 @@ def _configurations(run: ReportRun, problem: str, cells: pd.DataFrame,
             "missed": target is not None and bool(ok.any()) and not bool(reached[ok].any()),
             "train_s": float(np.nansum([costs[c][0] for c in ids])),
             "flops": float(np.nansum([costs[c][1] for c in ids])),
+            "saved_s": float(np.nansum([costs[c][2] for c in ids])),
+            "saved_flops": float(np.nansum([costs[c][3] for c in ids])),
             "tune_selected": bool(g.get("tune_selected", pd.Series(False, g.index))
                                   .fillna(False).astype(bool).any()),
             "cells": ids,

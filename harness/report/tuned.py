@@ -89,6 +89,8 @@ def cost_table(sw: Sweep) -> pd.DataFrame:
             "FLOPs": float(g["flops"].sum()),
             "pruned": int(g["pruned"].sum()), "without a value": int(
                 g["value"].isna().sum()),
+            "seconds saved by pruning (est.)": float(g["saved_s"].sum()),
+            "FLOPs saved by pruning": float(g["saved_flops"].sum()),
         })
     return pd.DataFrame(rows)
 
@@ -107,10 +109,13 @@ def overview_section(sw: Sweep, defaults: pd.DataFrame | None) -> H.Section:
     sec.blocks.append(H.paragraph(
         "Training seconds (evaluation excluded) and FLOPs (FLOPs of a step × steps trained) "
         "over the configurations tried, all problems together"
-        + (f"; {pruned} trial(s) stopped early by the pruner cost only what they ran."
-           if pruned else "; no trial was pruned.")))
-    sec.blocks.append(H.table(cost, {"training seconds": H.fmt_number,
-                                     "FLOPs": H.fmt_number}))
+        + (f"; {pruned} trial(s) stopped early by the pruner cost only what they ran. "
+           "Saved: the FLOPs of the steps they did not run (exact), and those steps at each "
+           "trial's own rate in seconds (an estimate)." if pruned else
+           "; no trial was pruned.")))
+    if not pruned and len(cost):
+        cost = cost.drop(columns=["seconds saved by pruning (est.)", "FLOPs saved by pruning"])
+    sec.blocks.append(H.table(cost))
     sec.blocks.append("<h3>Best configuration per problem and optimizer</h3>")
     edges = int((sw.choices["edge"] != "").sum())
     sec.blocks.append(H.paragraph(
