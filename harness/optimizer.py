@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from harness.errors import UsageError
-from harness.space import SearchSpace, check_spaces
+from harness.space import SearchSpace, check_spaces, element
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
@@ -180,9 +180,15 @@ def check_spec(spec: OptimizerSpec) -> None:
                                 f"of {_label(factory)}{_hint(key, takes)}")
     allowed = sorted(declared) if declared is not None else sorted(takes)
     for key in spec.space:
-        if key not in allowed and key not in spec.defaults and var is None:
+        base, index = element(key)
+        if base not in allowed and base not in spec.defaults and var is None:
             raise TypeError(f"{where}: search space for {key!r}, which is not a "
-                            f"hyperparameter of {_label(factory)}{_hint(key, allowed)}")
+                            f"hyperparameter of {_label(factory)}{_hint(base, allowed)}")
+        default = spec.defaults.get(base)
+        if index is not None and not (isinstance(default, tuple | list)
+                                      and index < len(default)):
+            raise TypeError(f"{where}: search space for {key!r}: {base} has no default "
+                            f"with an element {index} (got {default!r})")
     for key in spec.defaults:
         if key not in allowed:
             what = "a declared hyperparameter" if declared is not None else "an argument"

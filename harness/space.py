@@ -170,6 +170,15 @@ class SearchSpace:
             raise UsageError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
 
 
+def element(name: str) -> tuple[str, int | None]:
+    """``"betas[0]"`` as ``("betas", 0)`` (an element of a tuple-valued hyperparameter);
+    ``"lr"`` as ``("lr", None)``."""
+    base, sep, rest = name.partition("[")
+    if sep and rest.endswith("]") and rest[:-1].isdigit():
+        return base, int(rest[:-1])
+    return name, None
+
+
 def check_spaces(spaces: Any, owner: str) -> None:
     """A plugin's declared spaces: a mapping of names to :class:`SearchSpace` (TypeError)."""
     if not isinstance(spaces, Mapping) or not all(

@@ -20,7 +20,7 @@ from harness.cli import main
 from harness.errors import UsageError
 from harness.grid import GridSpec, apply_toml, expand
 from harness.plugins import PluginHost
-from harness.space import SearchSpace
+from harness.space import SearchSpace, element
 from tests.helpers import pythonpath, run_cli, wait_for
 
 TINY = ["-m", "regression,classification", "-o", "sgd,adam", "--steps", "40",
@@ -58,8 +58,10 @@ def test_the_built_in_spaces_hold_the_tutorials_values(host: PluginHost) -> None
     spaced = 0
     for opt in host.optimizers:
         for name, space in opt.space.items():
-            default = opt.defaults.get(name, inspect.signature(opt.factory)
-                                       .parameters[name].default)  # torch's own (eps)
+            base, index = element(name)
+            default = opt.defaults.get(base, inspect.signature(opt.factory)
+                                       .parameters[base].default)  # torch's own (eps)
+            default = default if index is None else default[index]  # betas[0]
             assert space.contains(default), (opt.name, name)
             spaced += 1
     assert spaced >= 10
@@ -306,3 +308,17 @@ def test_a_problem_without_a_validation_split_is_tuned_on_its_training_loss(
     (study,) = _tuning(out)["studies"]
     assert (study["metric"], study["split"]) == ("final_loss", "training")
     assert {r["tune_split"] for r in _summary(out)} == {"training"}
+
+
+def test_an_element_of_adams_betas_is_tuned_and_pasted_whole(tmp_path: Path) -> None:
+    out = tmp_path / "t"
+    assert main(["tune", "-m", "regression", "-o", "adam", "--steps", "30", "--workers", "0",
+                 "--quiet", "--tune-params", "lr,betas[0]", "--trials", "2",
+                 "--final-seeds", "1", "--out", str(out)]) == 0
+    (study,) = _tuning(out)["studies"]
+    assert study["space"]["betas[0]"]["scale"] == "one-minus-log"
+    beta1 = study["selected"]["hyper"]["betas[0]"]
+    (row,) = _best(out)
+    assert row["grid"] == f"adam.betas = [{beta1!r}, 0.99]; adam.lr = {row['hp.lr']}"
+    final = next(r for r in _summary(out) if r["tune_phase"] == "final")
+    assert final["hp.betas"] == f"[{beta1},0.99]"

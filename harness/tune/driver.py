@@ -21,6 +21,7 @@ from harness.plugins import PluginHost
 from harness.results import RunDirectory, write_json_atomic
 from harness.results.tuning import BEST_CONFIGS_FILE, TUNING_FILE, grid_line, split_of
 from harness.run.runner import RunOutcome, RunRequest, run_grid
+from harness.space import element
 from harness.tune.protocol import (
     ENDED,
     StudyState,
@@ -88,7 +89,8 @@ def write_files(out: Path, tune: TuneSpec, states: Sequence[StudyState],
     protocol = {**asdict(tune), "final_seeds": list(final_seeds)}
     studies = [_study_json(s, records) for s in states]
     write_json_atomic(out / TUNING_FILE, {"protocol": protocol, "studies": studies})
-    rows = [_best_row(s) for s in studies if s["selected"] is not None]
+    rows = [_best_row(s, _pasted(st)) for s, st in zip(studies, states, strict=True)
+            if s["selected"] is not None]
     buffer = io.StringIO()
     names = sorted({k for r in rows for k in r if k.startswith("hp.")})
     head = ["model", "params", "optimizer", "schedule", "device", "metric", "split",
@@ -118,10 +120,18 @@ def _study_json(state: StudyState, records: Mapping[str, Mapping[str, Any]]) -> 
     }
 
 
-def _best_row(study: Mapping[str, Any]) -> dict[str, Any]:
+def _pasted(state: StudyState) -> dict[str, Any]:
+    """The selected optimizer hyperparameters as a grid file sets them (a tuned element
+    of a tuple as the whole tuple: ``betas = [0.85, 0.99]``)."""
+    if state.selected is None:
+        return {}
+    cell = state.study.cell(state.selected.values, state.study.template.seed, {})
+    names = {element(d.name)[0] for d in state.study.dims if d.owner == "optimizer"}
+    return {k: v for k, v in cell.hyper if k in names}
+
+
+def _best_row(study: Mapping[str, Any], hyper: Mapping[str, Any]) -> dict[str, Any]:
     sel = study["selected"]
-    hyper = {k: v for k, v in sel["hyper"].items()
-             if study["space"][k]["owner"] == "optimizer"}
     value = sel["value"]
     return {
         "model": study["model"], "params": study["params"], "optimizer": study["optimizer"],

@@ -13,7 +13,7 @@ from harness.errors import UsageError
 from harness.grid.tune import TuneSpec
 from harness.registry import OptimizerRegistry, ProblemRegistry, ScheduleRegistry
 from harness.results.tuning import FINAL, TRAINING_METRICS, TRIAL, study_id
-from harness.space import SearchSpace
+from harness.space import SearchSpace, element
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,13 @@ class Study:
         """The study's cell with ``values`` on ``seed``, tagged ``tune``."""
         hyper, sched = dict(self.template.hyper), dict(self.template.schedule_params)
         for dim in self.dims:
-            (hyper if dim.owner == "optimizer" else sched)[dim.name] = values[dim.name]
+            target = hyper if dim.owner == "optimizer" else sched
+            base, index = element(dim.name)
+            if index is None:
+                target[base] = values[dim.name]
+            else:  # one element of a tuple-valued hyperparameter (betas[0])
+                target[base] = tuple(values[dim.name] if i == index else v
+                                     for i, v in enumerate(target[base]))
         return replace(self.template, seed=seed, hyper=tuple(sorted(hyper.items())),
                        schedule_params=tuple(sorted(sched.items())),
                        tune=tuple(sorted(tune.items())))
@@ -93,7 +99,8 @@ def _dim(cell: Cell, name: str, tune: TuneSpec, optimizers: OptimizerRegistry,
          schedules: ScheduleRegistry | None) -> Dim:
     opt = optimizers.get(cell.optimizer)
     accepted = opt.accepted()
-    if name in opt.defaults or name in opt.space or (accepted is not None and name in accepted):
+    base, _ = element(name)
+    if base in opt.defaults or name in opt.space or (accepted is not None and base in accepted):
         space = tune.spaces_for(opt.name).get(name) or opt.space.get(name)
         if space is None:
             raise UsageError(f"tune: optimizer {opt.name!r} declares no search space for "

@@ -20,6 +20,8 @@ LR = 0.01
 SGD_LR = SearchSpace.log(1e-4, 1.0)
 ADAPTIVE_LR = SearchSpace.log(1e-5, 0.1)
 BETA = SearchSpace.one_minus_log(0.5, 0.999)
+#: Adam's second-moment decay (betas[1]): 1 - x log-uniform over 0.9 ... 0.9999.
+BETA2 = SearchSpace.one_minus_log(0.9, 0.9999)
 
 
 @hookimpl
@@ -35,12 +37,14 @@ def register_optimizers(registry: OptimizerRegistry) -> None:
                        space={"lr": ADAPTIVE_LR, "alpha": BETA}, lr=LR, alpha=0.9)
     registry.add_torch(
         "adam", torch.optim.Adam, "Adam, betas (0.9, 0.99)",
-        space={"lr": ADAPTIVE_LR, "eps": SearchSpace.log(1e-10, 1e-6)},
+        space={"lr": ADAPTIVE_LR, "betas[0]": BETA, "betas[1]": BETA2,
+               "eps": SearchSpace.log(1e-10, 1e-6)},
         lr=LR, betas=(0.9, 0.99),
     )
     registry.add_torch(
         "adamw", torch.optim.AdamW, "AdamW, decoupled weight decay 0.01",
-        space={"lr": ADAPTIVE_LR, "weight_decay": SearchSpace.log(1e-5, 0.1)},
+        space={"lr": ADAPTIVE_LR, "betas[0]": BETA, "betas[1]": BETA2,
+               "weight_decay": SearchSpace.log(1e-5, 0.1)},
         lr=LR, betas=(0.9, 0.99), weight_decay=0.01,
     )
     # A few inner iterations with a line search: robust on mini-batches, and each
