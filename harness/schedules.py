@@ -28,6 +28,11 @@ Multiplier = Callable[..., float]
 #: The schedule every cell has unless the grid says otherwise: the learning rate as set.
 CONSTANT = "constant"
 
+#: What a schedule declares of a multiplier (its last step's, its first warm-up step's): the
+#: name of the parameter that gives it (``"final_lr_ratio"``), a number, or a function
+#: ``declared(steps, **params) -> float``.
+Declared = str | float | Callable[..., float]
+
 
 @dataclass(frozen=True)
 class ScheduleSpec:
@@ -41,6 +46,17 @@ class ScheduleSpec:
     #: Never rises after its warm-up (its ``warmup`` parameter, if any); checked by the
     #: conformance kit.
     monotone: bool = True
+    #: The multiplier at the last step (:data:`Declared`); None: not declared. The
+    #: conformance kit checks the multiplier against it.
+    final: Declared | None = None
+    #: The parameter that holds its warm-up, read by :func:`warmup_steps` (below 1 a
+    #: fraction of the steps, else a count); None: no warm-up (a parameter named
+    #: ``warmup`` still counts as one for ``monotone``). The conformance kit checks that
+    #: the multiplier rises over the warm-up to 1.
+    warmup: str | None = None
+    #: The multiplier at the first step of the warm-up (:data:`Declared`); None: not
+    #: declared.
+    warmup_start: Declared | None = None
     #: Where a tuning run samples each tunable parameter (docs/tuning.md).
     space: Mapping[str, SearchSpace] = field(default_factory=dict)
 
@@ -59,6 +75,22 @@ class ScheduleSpec:
     def at(self, step: int, steps: int, params: Mapping[str, Any]) -> float:
         """The multiplier at ``step`` of ``steps`` with ``params``."""
         return float(self.multiplier(step, steps, **params))
+
+    def declared(self, which: str, steps: int, params: Mapping[str, Any]) -> float | None:
+        """What the schedule declares of ``which`` (``"final"`` or ``"warmup_start"``) for a
+        cell of ``steps`` with ``params``; None when it declares nothing."""
+        value = self.final if which == "final" else self.warmup_start
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return float(params[value])
+        if callable(value):
+            return float(value(steps, **params))
+        return float(value)
+
+    def warmup_parameter(self) -> str | None:
+        """The parameter that holds the warm-up: :attr:`warmup`, else one named ``warmup``."""
+        return self.warmup or ("warmup" if "warmup" in self.defaults else None)
 
 
 def _check_value(key: str, value: Any, default: Any, where: str) -> None:
@@ -91,6 +123,11 @@ def check_schedule(spec: ScheduleSpec) -> None:
                         f"{exc}") from None
     except ValueError:
         pass  # a signature that cannot be read: trust it
+    for field_name in ("final", "warmup_start", "warmup"):
+        declared = getattr(spec, field_name)
+        if isinstance(declared, str) and declared not in spec.defaults:
+            raise TypeError(f"{where}: {field_name}={declared!r} is not one of its parameters "
+                            f"({', '.join(sorted(spec.defaults)) or 'none'})")
     value = spec.multiplier(0, 10, **spec.defaults)
     if not isinstance(value, int | float) or not math.isfinite(value):
         raise TypeError(f"{where}: multiplier(0, 10) returned {value!r}, not a finite number")

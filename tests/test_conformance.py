@@ -30,6 +30,7 @@ from harness.plugins import PluginHost
 from harness.testing.conformance import (
     OPTIMIZER_CHECKS,
     PROBLEM_CHECKS,
+    SCHEDULE_CHECKS,
     CheckContext,
     ConformanceFailure,
     ConformanceSkip,
@@ -408,7 +409,11 @@ def test_suite_passes_on_the_builtins_and_the_example(kit_site: Path, host: Plug
         assert "opts out of" in message or "takes no lr" in message \
             or "declares no capability" in message \
             or "supports one parameter group only" in message \
-            or "a line search in its closure steps" in message, (name, message)
+            or "a line search in its closure steps" in message \
+            or "declares no warm-up" in message, (name, message)
+    # The built-in schedules were checked too (issue 19).
+    assert {f"test_schedule_{c}[{n}]" for c in SCHEDULE_CHECKS
+            for n in host.schedules.names()} <= set(outcomes.results)
     # The example's own tests ran too, with the fixtures.
     assert outcomes.results["test_lion_trains_digits"][0] == "passed"
     assert outcomes.results["test_digits_step_speed"][0] == "passed"
@@ -428,7 +433,7 @@ def test_a_broken_plugin_fails_the_suite_naming_the_check(kit_site: Path,
     assert ("conformance check 'honours_lr' failed for optimizer 'lr-blind'"
             in failed["test_optimizer_honours_lr[lr-blind]"])
     skipped = {k: v for k, v in outcomes.named("skipped").items()
-               if "declares no capability" not in v}
+               if "declares no capability" not in v and "register no schedules" not in v}
     assert list(skipped) == ["test_problem_loss_decreases[two-roles]"]
     assert "two-roles opts out to show how a skip is reported" in next(iter(skipped.values()))
     # The two-role Task passed everything else, state_dict round trip included.

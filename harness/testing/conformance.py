@@ -4,7 +4,8 @@ Each check is a plain function of one problem (or one optimizer spec) and a
 :class:`CheckContext`; it returns nothing when the contract holds and raises
 :class:`ConformanceFailure` when it does not, with a message that names the check
 and the problem or optimizer. The pytest suite (:mod:`harness.testing.suite`)
-turns every check into a test; nothing here needs pytest.
+turns every check into a test; nothing here needs pytest. Learning-rate schedules
+(``register_schedules``) have checks of their own (:mod:`harness.testing.schedule_checks`).
 
 The checks run on the CPU with few steps and small batches: a plugin author's CI
 (and ours, over every built-in) should run the whole suite in about a minute.
@@ -33,6 +34,7 @@ from harness.cell import Cell
 from harness.executor import RunOptions
 from harness.optimizer import OptimizerSpec
 from harness.problem import Problem, check_name
+from harness.schedules import ScheduleSpec
 from harness.testing.cells import build_optimizers, default_data_dir, step_function
 from harness.train.loop import build_task
 
@@ -97,11 +99,14 @@ class CheckContext:
 
 ProblemCheck = Callable[[Problem, CheckContext], None]
 OptimizerCheck = Callable[[OptimizerSpec, CheckContext], None]
+ScheduleCheck = Callable[[ScheduleSpec, CheckContext], None]
 
 #: Problem checks by name, in the order the suite runs them.
 PROBLEM_CHECKS: dict[str, ProblemCheck] = {}
 #: Optimizer checks by name, in the order the suite runs them.
 OPTIMIZER_CHECKS: dict[str, OptimizerCheck] = {}
+#: Learning-rate schedule checks by name, in the order the suite runs them.
+SCHEDULE_CHECKS: dict[str, ScheduleCheck] = {}
 
 
 def _problem_check(fn: ProblemCheck) -> ProblemCheck:
@@ -111,6 +116,11 @@ def _problem_check(fn: ProblemCheck) -> ProblemCheck:
 
 def _optimizer_check(fn: OptimizerCheck) -> OptimizerCheck:
     OPTIMIZER_CHECKS[fn.__name__.removeprefix("optimizer_")] = fn
+    return fn
+
+
+def _schedule_check(fn: ScheduleCheck) -> ScheduleCheck:
+    SCHEDULE_CHECKS[fn.__name__.removeprefix("schedule_")] = fn
     return fn
 
 
@@ -146,6 +156,12 @@ def check_optimizer(spec: OptimizerSpec, check: str, context: CheckContext | Non
     if reason is not None:
         raise ConformanceSkip(f"optimizer {spec.name!r} opts out of {check!r}: {reason}")
     OPTIMIZER_CHECKS[check](spec, context or CheckContext())
+
+
+def check_schedule(spec: ScheduleSpec, check: str, context: CheckContext | None = None) -> None:
+    """Run one learning-rate schedule check; raise ConformanceFailure, or ConformanceSkip
+    when the schedule declares nothing for the check to verify."""
+    SCHEDULE_CHECKS[check](spec, context or CheckContext())
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -233,3 +249,4 @@ def _check_identity(fail: Callable[[str], ConformanceFailure], kind: str, name: 
 # The checks live in their own modules; importing them registers them.
 from harness.testing import optimizer_checks as _optimizer_checks  # noqa: E402, F401
 from harness.testing import problem_checks as _problem_checks  # noqa: E402, F401
+from harness.testing import schedule_checks as _schedule_checks  # noqa: E402, F401

@@ -18,6 +18,7 @@ from harness.plugins import HOST_DISTRIBUTION, PluginHost
 from harness.plugins.host import _matches
 from harness.problem import Problem
 from harness.registry import PluginInfo
+from harness.schedules import ScheduleSpec
 from harness.testing.conformance import CheckContext, Settings
 
 ALL = "all"
@@ -37,11 +38,12 @@ class Selection:
     problems: tuple[Problem, ...]
     optimizers: tuple[OptimizerSpec, ...]
     context: CheckContext
+    schedules: tuple[ScheduleSpec, ...] = ()
 
     def describe(self) -> str:
         plugins = ", ".join(f"{p.name} ({p.distribution or 'in-process'})" for p in self.plugins)
-        return (f"{len(self.problems)} problems, {len(self.optimizers)} optimizers "
-                f"from {plugins}")
+        return (f"{len(self.problems)} problems, {len(self.optimizers)} optimizers, "
+                f"{len(self.schedules)} schedules from {plugins}")
 
 
 def select(values: Iterable[str], settings: Settings | None = None,
@@ -66,6 +68,8 @@ def select(values: Iterable[str], settings: Settings | None = None,
                      if host.problems.owner(n).name in names)
     optimizers = tuple(host.optimizers.get(n) for n in host.optimizers.names()
                        if host.optimizers.owner(n).name in names)
+    schedules = tuple(host.schedules.get(n) for n in host.schedules.names()
+                      if host.schedules.owner(n).name in names)
     # Optimizers are tried on the problems under test and on the built-ins, whose
     # parameter groups (convolutions, LSTMs, batch norm, several roles) vary.
     builtins = tuple(host.problems.get(n) for n in host.problems.names()
@@ -73,5 +77,5 @@ def select(values: Iterable[str], settings: Settings | None = None,
     reference = problems + tuple(p for p in builtins if p not in problems)
     return Selection(
         patterns=patterns, host=host, plugins=tuple(chosen), problems=problems,
-        optimizers=optimizers, context=CheckContext(settings, reference),
+        optimizers=optimizers, context=CheckContext(settings, reference), schedules=schedules,
     )

@@ -5,6 +5,7 @@ this file to the run). Test names say the check and the subject::
 
     suite.py::test_problem_state_dict_round_trip[digits]
     suite.py::test_optimizer_honours_lr[lion]
+    suite.py::test_schedule_final_rate[warmup-cosine]
 
 so ``-k state_dict`` or ``-k lion`` select as expected. The checks themselves live
 in :mod:`harness.testing.conformance`; this module only parametrizes them.
@@ -20,10 +21,12 @@ import pytest
 from harness.testing.conformance import (
     OPTIMIZER_CHECKS,
     PROBLEM_CHECKS,
+    SCHEDULE_CHECKS,
     ConformanceFailure,
     ConformanceSkip,
     check_optimizer,
     check_problem,
+    check_schedule,
 )
 from harness.testing.selection import Selection
 
@@ -43,6 +46,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for argname, names, what in (
         ("harness_problem", [p.name for p in chosen.problems], "problems"),
         ("harness_optimizer", [o.name for o in chosen.optimizers], "optimizers"),
+        ("harness_schedule", [s.name for s in chosen.schedules], "schedules"),
         ("harness_plugin", [p.name for p in chosen.plugins], "plugins"),
     ):
         if argname not in metafunc.fixturenames:
@@ -106,7 +110,24 @@ def _optimizer_test(check: str) -> Callable[[str, Selection], None]:
     return test
 
 
+def _schedule_test(check: str) -> Callable[[str, Selection], None]:
+    def test(harness_schedule: str, harness_conformance: Selection) -> None:
+        spec = harness_conformance.host.schedules.get(harness_schedule)
+        try:
+            check_schedule(spec, check, harness_conformance.context)
+        except ConformanceSkip as skip:
+            pytest.skip(str(skip))
+        except ConformanceFailure as failure:
+            _report(failure)
+
+    test.__name__ = test.__qualname__ = f"test_schedule_{check}"
+    test.__doc__ = SCHEDULE_CHECKS[check].__doc__
+    return test
+
+
 for _check in PROBLEM_CHECKS:
     globals()[f"test_problem_{_check}"] = _problem_test(_check)
 for _check in OPTIMIZER_CHECKS:
     globals()[f"test_optimizer_{_check}"] = _optimizer_test(_check)
+for _check in SCHEDULE_CHECKS:
+    globals()[f"test_schedule_{_check}"] = _schedule_test(_check)

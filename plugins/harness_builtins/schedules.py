@@ -40,28 +40,44 @@ def linear(step: int, steps: int, final_lr_ratio: float = 0.0) -> float:
     return 1.0 + (final_lr_ratio - 1.0) * t
 
 
+def _period(every: float, steps: int) -> int:
+    return max(1, round(every * steps) if every < 1 else int(every))
+
+
 def step_decay(step: int, steps: int, every: float = 0.3, gamma: float = 0.1) -> float:
-    period = max(1, round(every * steps) if every < 1 else int(every))
-    return float(gamma ** (step // period))
+    return float(gamma ** (step // _period(every, steps)))
+
+
+# What each schedule declares, for the conformance kit to check against the multipliers.
+def _step_final(steps: int, every: float, gamma: float) -> float:
+    return float(gamma ** ((steps - 1) // _period(every, steps)))
+
+
+def _warmup_start(steps: int, warmup: float, final_lr_ratio: float) -> float:
+    w = min(warmup_steps(warmup, steps), steps - 1)
+    return 1.0 / w if w > 0 else 1.0
 
 
 @hookimpl
 def register_schedules(registry: ScheduleRegistry) -> None:
     registry.add(ScheduleSpec("constant", constant, {},
-                              "the learning rate as the optimizer sets it (the default)"))
+                              "the learning rate as the optimizer sets it (the default)",
+                              final=1.0))
     ratio = {"final_lr_ratio": SearchSpace.linear(0.0, 0.5)}
     registry.add(ScheduleSpec("cosine", cosine, {"final_lr_ratio": 0.0},
                               "cosine decay to final_lr_ratio x lr at the last step",
-                              space=ratio))
+                              space=ratio, final="final_lr_ratio"))
     registry.add(ScheduleSpec(
         "warmup-cosine", warmup_cosine, {"warmup": 0.05, "final_lr_ratio": 0.0},
         "linear warm-up over warmup (a fraction of the steps below 1, else a count), then "
         "cosine decay to final_lr_ratio x lr",
-        space={"warmup": SearchSpace.linear(0.0, 0.3), **ratio}))
+        space={"warmup": SearchSpace.linear(0.0, 0.3), **ratio},
+        final="final_lr_ratio", warmup="warmup", warmup_start=_warmup_start))
     registry.add(ScheduleSpec("linear", linear, {"final_lr_ratio": 0.0},
                               "linear decay to final_lr_ratio x lr at the last step",
-                              space=ratio))
+                              space=ratio, final="final_lr_ratio"))
     registry.add(ScheduleSpec("step", step_decay, {"every": 0.3, "gamma": 0.1},
                               "multiply by gamma every `every` steps (a fraction below 1)",
                               space={"every": SearchSpace.linear(0.1, 0.5),
-                                     "gamma": SearchSpace.log(0.01, 0.9)}))
+                                     "gamma": SearchSpace.log(0.01, 0.9)},
+                              final=_step_final))
