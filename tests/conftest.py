@@ -8,8 +8,6 @@ package installs it on purpose (see ``installed_packages``).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ os.environ.pop("HARNESS_BLOCK_PLUGINS", None)
 os.environ["HARNESS_CACHE_DIR"] = tempfile.mkdtemp(prefix="harness-test-cache-")
 
 from harness.plugins import PluginHost, get_host, reset_host
-from tests.helpers import PACKAGES
+from tests.helpers import PACKAGES, pip_install
 
 
 @pytest.fixture(autouse=True)
@@ -59,10 +57,5 @@ def installed_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
     for pkg in ("harness-sampleplugin", "harness-brokenplugin", "harness-faultplugin",
                 "harness-optimizerzoo"):
-        build = tmp_path_factory.mktemp(f"build-{pkg}")
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-             "--no-build-isolation", "--no-index", "--target", str(target), str(PACKAGES / pkg)],
-            check=True, cwd=build, env={**os.environ, "PIP_NO_CACHE_DIR": "1"},
-        )
+        pip_install(PACKAGES / pkg, target, tmp_path_factory.mktemp(f"build-{pkg}"))
     return target

@@ -23,6 +23,22 @@ def pythonpath(*paths: Path | str) -> str:
     return os.pathsep.join(p for p in given if p)
 
 
+def pip_install(source: Path, target: Path, workdir: Path) -> None:
+    """pip-install the package at ``source`` into the private directory ``target``, built
+    from a copy in ``workdir``: a build writes ``build/`` and ``*.egg-info`` next to its
+    sources, and two test processes (pytest-xdist) may build the same package at once."""
+    import shutil
+
+    copy = workdir / source.name
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("build", "*.egg-info",
+                                                                "__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(copy)],
+        check=True, cwd=workdir, env={**os.environ, "PIP_NO_CACHE_DIR": "1"},
+    )
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run ``harness`` in a subprocess, as a user would."""

@@ -39,7 +39,7 @@ from harness.testing.conformance import (
     check_problem,
 )
 from harness.testing.selection import select
-from tests.helpers import PACKAGES
+from tests.helpers import PACKAGES, pip_install
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "examples" / "harness-plugin-example"
@@ -337,12 +337,7 @@ def kit_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example package and the non-conforming one, pip-installed into a private dir."""
     target = tmp_path_factory.mktemp("kit-site")
     for source in (EXAMPLE, BAD):
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-             "--no-build-isolation", "--no-index", "--target", str(target), str(source)],
-            check=True, cwd=tmp_path_factory.mktemp("build"),
-            env={**os.environ, "PIP_NO_CACHE_DIR": "1"},
-        )
+        pip_install(source, target, tmp_path_factory.mktemp("build"))
     return target
 
 

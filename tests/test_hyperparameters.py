@@ -5,9 +5,6 @@ an entry point, tests/packages/harness-pytorchopt. Conformance opt-outs given at
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 
 from harness.plugins import PluginHost, reset_host
 from harness.testing.conformance import ConformanceSkip, check_optimizer
-from tests.helpers import PACKAGES, pythonpath, run_cli
+from tests.helpers import PACKAGES, pip_install, pythonpath, run_cli
 
 pytest.importorskip("pytorch_optimizer")
 
@@ -24,12 +21,7 @@ pytest.importorskip("pytorch_optimizer")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """harness-pytorchopt pip-installed into a private target directory."""
     target = tmp_path_factory.mktemp("site-po")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(PACKAGES / "harness-pytorchopt")],
-        check=True, cwd=tmp_path_factory.mktemp("build-po"),
-        env={**os.environ, "PIP_NO_CACHE_DIR": "1"},
-    )
+    pip_install(PACKAGES / "harness-pytorchopt", target, tmp_path_factory.mktemp("build-po"))
     return target
 
 

@@ -176,7 +176,7 @@ def test_broken_plugins_are_recorded_and_others_work(with_installed: Path) -> No
 def test_cli_lists_load_errors_and_runs_the_installed_plugin(
     with_installed: Path, tmp_path: Path
 ) -> None:
-    env = {"PYTHONPATH": str(with_installed)}
+    env = {"PYTHONPATH": pythonpath(with_installed)}
     listed = run_cli("list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     data = json.loads(listed.stdout)
@@ -436,7 +436,7 @@ def test_unknown_name_without_failed_plugins_is_unchanged(host: PluginHost) -> N
 
 @pytest.mark.slow
 def test_cli_unknown_model_names_the_failed_plugin(with_installed: Path) -> None:
-    env = {"PYTHONPATH": str(with_installed)}
+    env = {"PYTHONPATH": pythonpath(with_installed)}
     ran = run_cli("run", "-m", "late-model", "-o", "sgd", "--dry-run", env=env)
     assert ran.returncode == 2
     assert "Traceback" not in ran.stderr
