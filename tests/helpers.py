@@ -23,6 +23,13 @@ def pythonpath(*paths: Path | str) -> str:
     return os.pathsep.join(p for p in given if p)
 
 
+def outer_pytest_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a pytest run in a subprocess, without what
+    pytest-xdist sets in its workers (pytest-benchmark disables timing when it sees them)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    return {**env, **extra}
+
+
 def pip_install(source: Path, target: Path, workdir: Path) -> None:
     """pip-install the package at ``source`` into the private directory ``target``, built
     from a copy in ``workdir``: a build writes ``build/`` and ``*.egg-info`` next to its

@@ -39,7 +39,7 @@ from harness.testing.conformance import (
     check_problem,
 )
 from harness.testing.selection import select
-from tests.helpers import PACKAGES, pip_install
+from tests.helpers import PACKAGES, outer_pytest_env, pip_install
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "examples" / "harness-plugin-example"
@@ -342,13 +342,13 @@ def kit_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_pytest(site: Path, plugins: str, *args: str, cwd: Path,
-               timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], Outcomes]:
+               timeout: float = 900) -> tuple[subprocess.CompletedProcess[str], Outcomes]:
     """pytest in a fresh interpreter that sees ``site``; ``-P`` keeps cwd off sys.path,
     so packages come from their installed copies."""
     xml = cwd / f"junit-{os.getpid()}-{abs(hash(args))}.xml"
     # the tree under test stays importable (a checkout run with PYTHONPATH set)
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "PYTHONPATH": path, "HARNESS_PLUGINS": plugins}
+    env = outer_pytest_env(PYTHONPATH=path, HARNESS_PLUGINS=plugins)
     proc = subprocess.run(
         [sys.executable, "-P", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
          f"--junitxml={xml}", *args],
@@ -498,7 +498,7 @@ def test_harness_cell_is_timed_by_pytest_benchmark(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--benchmark-enable",
          f"--benchmark-json={out}", "test_speed.py"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        capture_output=True, text=True, cwd=tmp_path, timeout=900, env=outer_pytest_env(),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     [bench] = json.loads(out.read_text())["benchmarks"]
