@@ -106,6 +106,7 @@ def test_a_problems_table_for_an_unknown_optimizer_is_one_line(tmp_path: Path) -
     ('hyperparameters = ["nope"]', "takes no hyperparameter 'nope'"),
     ("final_seeds = [0]", "final seed 0 is also a trial seed"),
     ("space.lr = { low = 0.0, high = 1.0 }", "a log scale needs low > 0"),
+    ("[optimizer.sgd]\nlr = [0.1, 0.01]", "several values of a tuned hyperparameter (lr)"),
 ])
 def test_bad_tune_tables_are_one_line(tmp_path: Path, table: str, message: str,
                                       capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,6 +117,20 @@ def test_bad_tune_tables_are_one_line(tmp_path: Path, table: str, message: str,
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_grid_file_overrides_one_optimizers_space(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text('models = ["regression"]\noptimizers = ["sgd", "adam"]\n[tune]\n'
+                    'trials = 4\n[tune.space.sgd]\nlr = { low = 0.1, high = 0.5 }\n')
+    assert main(["run", str(grid), "--dry-run"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " seed " in line]
+    lrs = {o: [float(w[3:]) for line in lines if f" {o} " in line
+               for w in line.split() if w.startswith("lr=")] for o in ("sgd", "adam")}
+    assert len(lrs["sgd"]) == 4 and all(0.1 <= lr <= 0.5 for lr in lrs["sgd"])
+    assert len(lrs["adam"]) == 4 and all(1e-5 <= lr <= 0.1 for lr in lrs["adam"])
+    assert not all(lr >= 0.1 for lr in lrs["adam"])  # adam keeps its declared space
+
+
 def test_the_tune_quick_preset_is_8_trials_and_3_final_seeds(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tune", "--preset", "tune-quick", "--dry-run"]) == 0
@@ -124,9 +139,12 @@ def test_the_tune_quick_preset_is_8_trials_and_3_final_seeds(
 
 
 # -- tuning runs --------------------------------------------------------------------------
-def test_a_tuning_run_selects_on_validation_and_reruns_on_fresh_seeds(tmp_path: Path) -> None:
+def test_a_tuning_run_selects_on_validation_and_reruns_on_fresh_seeds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "t"
     assert main(["tune", *TINY, "--trials", "4", "--final-seeds", "2", "--out", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert " trial 3 " in shown and " final " in shown  # show's tune column; * = selected
     tuning = _tuning(out)
     assert len(tuning["studies"]) == 4
     for study in tuning["studies"]:

@@ -77,6 +77,12 @@ def build_studies(cells: Sequence[Cell], tune: TuneSpec, problems: ProblemRegist
     for cell in cells:
         sid = study_id(cell)
         if sid in studies:
+            if _tuned(studies[sid].template, studies[sid].dims) != _tuned(
+                    cell, studies[sid].dims):
+                names = ", ".join(d.name for d in studies[sid].dims)
+                raise UsageError(f"tune: the grid gives several values of a tuned "
+                                 f"hyperparameter ({names}) for {sid!r}; a tuned value comes "
+                                 "from its search space ([tune.space] sets that)")
             if _untuned(studies[sid].template, studies[sid].dims) != _untuned(
                     replace(cell, seed=studies[sid].template.seed), studies[sid].dims):
                 raise UsageError(f"tune: study {sid!r} has an axis over a value it does not "
@@ -89,8 +95,14 @@ def build_studies(cells: Sequence[Cell], tune: TuneSpec, problems: ProblemRegist
     return list(studies.values())
 
 
+def _tuned(cell: Cell, dims: Sequence[Dim]) -> tuple[Any, ...]:
+    names = {element(d.name)[0] for d in dims}
+    return (tuple(p for p in cell.hyper if p[0] in names),
+            tuple(p for p in cell.schedule_params if p[0] in names))
+
+
 def _untuned(cell: Cell, dims: Sequence[Dim]) -> tuple[Any, ...]:
-    names = {d.name for d in dims}
+    names = {element(d.name)[0] for d in dims}
     return (tuple(p for p in cell.hyper if p[0] not in names),
             tuple(p for p in cell.schedule_params if p[0] not in names), cell.seed)
 
