@@ -391,6 +391,7 @@ def test_suite_passes_on_the_builtins_and_the_example(kit_site: Path, host: Plug
     proc, outcomes = run_pytest(
         kit_site, "harness,harness-plugin-example", "tests",
         "--harness-conformance=harness,harness-plugin-example", cwd=EXAMPLE,
+        timeout=600,  # at load 12 on the 2-core machine this test took 287 s (default: 300)
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     builtins = sorted(host.problems.names())
