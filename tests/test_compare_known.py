@@ -1,0 +1,328 @@
+"""``harness compare`` on hand-made runs: verdicts, numbers and the printed lines worked out
+in advance (issue 23, item 7: tests that would notice a wrong number)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.errors import UsageError
+from harness.report.compare import Thresholds, compare_runs, format_comparison, match_key
+from harness.report.gate import GateSettings, Speed, format_rates, judge, parse_rates
+from tests.known_runs import accuracy_summary, cell, result, write_run
+
+SEEDS = (0, 1, 2)
+BASE_ACC = (0.80, 0.82, 0.84)
+
+
+def _runs(tmp_path: Path, new_acc: tuple[float, ...], **kw: Any) -> tuple[Path, Path]:
+    base = write_run(tmp_path / "base", [result("sgd", s, summary=accuracy_summary(a))
+                                         for s, a in zip(SEEDS, BASE_ACC, strict=True)])
+    new = write_run(tmp_path / "new", [result("sgd", s, summary=accuracy_summary(a))
+                                       for s, a in zip(SEEDS, new_acc, strict=True)], **kw)
+    return base, new
+
+
+def _only(cmp: Any) -> dict[str, Any]:
+    assert len(cmp.table) == 1
+    return dict(cmp.table.iloc[0])
+
+
+def test_a_ten_percent_accuracy_drop_on_every_seed_regresses(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, new = _runs(tmp_path, tuple(0.9 * a for a in BASE_ACC))
+    row = _only(compare_runs(base, new))
+    # differences −0.080, −0.082, −0.084: shift −0.082 = −10 % of the base median 0.82;
+    # threshold max(0.05 · 0.82, 2 · sd 0.002) = 0.041, 5 % of 0.82
+    assert (row["metric"], row["metric_direction"]) == ("accuracy", "max")
+    assert row["metric_verdict"] == "regressed" and row["metric_noise"] == "paired seeds"
+    assert row["metric_change"] == pytest.approx(-0.10)
+    assert row["metric_threshold"] == pytest.approx(0.05)
+    assert (row["metric_base"], row["metric_new"]) == (pytest.approx(0.82),
+                                                       pytest.approx(0.738))
+    assert row["regressed"] and row["status_verdict"] == "unchanged"
+    assert row["seeds"] == "3/3 → 3/3"
+    assert main(["compare", str(base), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("1 of 1 matched cell group(s) regressed.")
+    assert "No regression" not in out
+    assert "accuracy (max)" in out and "-10.0%" in out and "±5.0%" in out
+
+
+def test_a_ten_percent_accuracy_gain_is_an_improvement(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base, new = _runs(tmp_path, tuple(1.1 * a for a in BASE_ACC))
+    row = _only(compare_runs(base, new))
+    assert row["metric_verdict"] == "improved" and not row["regressed"]
+    assert row["metric_change"] == pytest.approx(0.10)
+    assert main(["compare", str(base), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("No regression in 1 matched cell group(s).")
+    assert "regressed" not in out
+
+
+def test_a_change_within_the_floor_is_unchanged(tmp_path: Path) -> None:
+    base, new = _runs(tmp_path, tuple(a - 0.03 for a in BASE_ACC))  # 3.7 %, floor 5 %
+    row = _only(compare_runs(base, new))
+    assert row["metric_verdict"] == "unchanged" and not row["regressed"]
+    # a lower floor and k make the same change a regression
+    th = Thresholds(metric_floor=0.01, k=0.0)
+    assert _only(compare_runs(base, new, th))["metric_verdict"] == "regressed"
+
+
+def test_the_paired_threshold_is_k_times_the_spread_of_the_differences(tmp_path: Path) -> None:
+    # differences +0.00, −0.10, −0.20 (loss: lower is better, so +... is worse):
+    base = write_run(tmp_path / "b", [result("sgd", s, summary={"final_loss": v})
+                                      for s, v in zip(SEEDS, (1.0, 1.0, 1.0), strict=True)])
+    new = write_run(tmp_path / "n", [result("sgd", s, summary={"final_loss": v})
+                                     for s, v in zip(SEEDS, (1.0, 1.1, 1.2), strict=True)])
+    row = _only(compare_runs(base, new))
+    # shift 0.1, sd 0.1: threshold max(0.05, 2 · 0.1) = 0.2 -> unchanged
+    assert (row["metric"], row["metric_direction"]) == ("final_loss", "min")
+    assert row["metric_threshold"] == pytest.approx(0.2)
+    assert row["metric_change"] == pytest.approx(0.1)
+    assert row["metric_verdict"] == "unchanged"
+    row = _only(compare_runs(base, new, Thresholds(k=0.5)))  # threshold 0.05
+    assert row["metric_verdict"] == "regressed" and row["metric_threshold"] == pytest.approx(
+        0.05)
+
+
+def test_negative_metrics_use_their_magnitude(tmp_path: Path) -> None:
+    # returns (higher is better) of −100, −110, −120 falling to 1.2 × those: −22 on the
+    # median, −20 % of |−110|; threshold max(0.05 · 110, 2 · 2) = 5.5, 5 %
+    def summary(ret: float) -> dict[str, Any]:
+        return {"episode_return": ret, "target_metric": "episode_return",
+                "target_mode": "max", "target_threshold": 0.0,
+                "metric_directions": "episode_return=max"}
+    base = write_run(tmp_path / "b", [result("dqn", s, summary=summary(v))
+                                      for s, v in zip(SEEDS, (-100, -110, -120), strict=True)])
+    new = write_run(tmp_path / "n", [result("dqn", s, summary=summary(1.2 * v))
+                                     for s, v in zip(SEEDS, (-100, -110, -120), strict=True)])
+    row = _only(compare_runs(base, new))
+    assert row["metric_verdict"] == "regressed"
+    assert row["metric_change"] == pytest.approx(-0.2)
+    assert row["metric_threshold"] == pytest.approx(0.05)
+    assert row["metric_base"] == -110 and row["metric_new"] == pytest.approx(-132)
+
+
+def test_without_shared_seeds_the_seeds_are_pooled(tmp_path: Path) -> None:
+    # base seeds 0-2 losses 1, 2, 3; new seeds 3-5. Pooled sd 1: threshold max(0.1, 2) = 2
+    base = write_run(tmp_path / "b", [result("sgd", s, summary={"final_loss": v})
+                                      for s, v in zip(SEEDS, (1.0, 2.0, 3.0), strict=True)])
+    near = write_run(tmp_path / "n1", [result("sgd", s + 3, summary={"final_loss": v})
+                                       for s, v in zip(SEEDS, (1.5, 2.5, 3.5), strict=True)])
+    row = _only(compare_runs(base, near))
+    assert row["metric_noise"] == "seeds" and row["metric_verdict"] == "unchanged"
+    assert row["metric_change"] == pytest.approx(0.25)
+    assert row["metric_threshold"] == pytest.approx(1.0)
+    far = write_run(tmp_path / "n2", [result("sgd", s + 3, summary={"final_loss": v})
+                                      for s, v in zip(SEEDS, (4.0, 5.0, 6.0), strict=True)])
+    row = _only(compare_runs(base, far))
+    assert row["metric_verdict"] == "regressed" and row["metric_change"] == pytest.approx(1.5)
+    better = write_run(tmp_path / "n3", [result("sgd", s + 3, summary={"final_loss": v})
+                                         for s, v in zip(SEEDS, (-2.5, -1.5, -0.5), strict=True)])
+    assert _only(compare_runs(base, better))["metric_verdict"] == "improved"
+
+
+def test_one_seed_a_side_uses_the_floor_only(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", [result("sgd", 0, summary={"final_loss": 2.0})])
+    new = write_run(tmp_path / "n", [result("sgd", 0, summary={"final_loss": 2.2})])
+    row = _only(compare_runs(base, new))
+    assert row["metric_noise"] == "floor only" and row["metric_threshold"] == pytest.approx(0.05)
+    assert row["metric_verdict"] == "regressed" and row["metric_change"] == pytest.approx(0.1)
+    assert row["throughput_verdict"] == "n/a"
+    zero = write_run(tmp_path / "z", [result("sgd", 0, summary={"final_loss": 0.0})])
+    row = _only(compare_runs(zero, new))
+    assert math.isnan(row["metric_change"]) and math.isnan(row["metric_threshold"])
+    assert row["metric_verdict"] == "regressed"  # 2.2 above 0 by more than 0
+
+
+def test_a_side_without_ok_seeds_is_no_verdict_on_the_metric(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", [result("sgd", s, summary={"final_loss": 1.0})
+                                      for s in SEEDS])
+    new = write_run(tmp_path / "n", [result("sgd", s, "diverged", summary={"final_loss": 1.0})
+                                     for s in SEEDS])
+    row = _only(compare_runs(base, new))
+    assert row["metric_verdict"] == "n/a" and math.isnan(row["metric_new"])
+    assert row["metric_noise"] == "floor only" and math.isnan(row["metric_change"])
+    assert row["metric_threshold"] == pytest.approx(0.05)
+    assert row["status_verdict"] == "regressed" and row["regressed"]
+    assert row["seeds"] == "3/3 → 0/3"
+
+
+def _statuses(tmp_path: Path, name: str, statuses: dict[int, str]) -> Path:
+    return write_run(tmp_path / name, [result("sgd", s, st, summary={"final_loss": 1.0})
+                                       for s, st in statuses.items()])
+
+
+def test_the_per_seed_failure_rule(tmp_path: Path) -> None:
+    base = _statuses(tmp_path, "b", {0: "diverged", 1: "ok", 2: "ok"})
+    # the same fraction ok, but seed 1 stopped finishing: regressed
+    swapped = _statuses(tmp_path, "n1", {0: "ok", 1: "diverged", 2: "ok"})
+    assert _only(compare_runs(base, swapped))["status_verdict"] == "regressed"
+    # the seed that failed in the base fails again, and a new seed fails: no seed that
+    # finished in the base stopped (the fraction rule would say 2/3 -> 2/4 regressed)
+    more = _statuses(tmp_path, "n2", {0: "diverged", 1: "ok", 2: "ok", 3: "timeout"})
+    row = _only(compare_runs(base, more))
+    assert row["status_verdict"] == "unchanged" and not row["regressed"]
+
+
+def test_the_fraction_rule_without_shared_seeds(tmp_path: Path) -> None:
+    base = _statuses(tmp_path, "b", {0: "ok", 1: "ok", 2: "diverged"})
+    fewer = _statuses(tmp_path, "n1", {3: "ok", 4: "diverged", 5: "diverged"})
+    assert _only(compare_runs(base, fewer))["status_verdict"] == "regressed"  # 1/3 < 2/3
+    same = _statuses(tmp_path, "n2", {3: "ok", 4: "ok", 5: "diverged", 6: "ok", 7: "ok",
+                                      8: "diverged"})
+    assert _only(compare_runs(base, same))["status_verdict"] == "unchanged"  # 4/6 = 2/3
+
+
+def test_throughput_through_the_gate(tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    seeds = (0, 1, 2, 3)
+    fast, slow = (1000.0, 1010.0, 990.0, 1005.0), (850.0, 858.0, 842.0, 851.0)
+    base = write_run(tmp_path / "b", [result("sgd", s, summary=accuracy_summary(0.8, r))
+                                      for s, r in zip(seeds, fast, strict=True)])
+    new = write_run(tmp_path / "n", [result("sgd", s, summary=accuracy_summary(0.8, r))
+                                     for s, r in zip(seeds, slow, strict=True)])
+    row = _only(compare_runs(base, new))
+    assert row["throughput_verdict"] == "regressed" and row["throughput_evidence"] == "runs"
+    assert row["throughput_p"] == pytest.approx(2 / 70)
+    assert (row["throughput_base"], row["throughput_new"]) == (1002.5, 850.5)
+    assert row["throughput_threshold"] == pytest.approx(0.10)
+    assert row["regressed"] and row["metric_verdict"] == "unchanged"
+    assert main(["compare", str(base), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert "1,002" in out and "850.5" in out and "0.029" in out and "-15.2%" in out
+    # another CPU model in the new run: inconclusive, not a failure, with the reason
+    other = write_run(tmp_path / "o", [result("sgd", s, summary=accuracy_summary(0.8, r))
+                                       for s, r in zip(seeds, slow, strict=True)], cpu="cpu-b")
+    cmp = compare_runs(base, other)
+    assert not cmp.regressed and not cmp.failed()
+    reason = "the runs ran on different CPUs (cpu-a and cpu-b)"
+    assert cmp.inconclusive == [f"toy | sgd | cpu: {reason}"]
+    text = format_comparison(cmp)
+    assert "\n1 cell group(s) with an inconclusive throughput change (not a failure):\n" \
+        f"  toy | sgd | cpu: {reason}\n" in text
+    assert text.endswith("\nNo regression in 1 matched cell group(s).")
+    # a manifest without a CPU model does not count as another machine
+    unknown = write_run(tmp_path / "u", [result("sgd", s, summary=accuracy_summary(0.8, r))
+                                         for s, r in zip(seeds, slow, strict=True)], cpu=None)
+    assert _only(compare_runs(base, unknown))["throughput_verdict"] == "regressed"
+
+
+def test_metric_option(tmp_path: Path) -> None:
+    base, new = _runs(tmp_path, BASE_ACC)
+    row = _only(compare_runs(base, new, Thresholds(metric="final_loss")))
+    assert (row["metric"], row["metric_direction"]) == ("final_loss", "min")
+    row = _only(compare_runs(base, new, Thresholds(metric="accuracy")))
+    assert (row["metric"], row["metric_direction"]) == ("accuracy", "max")
+    with pytest.raises(UsageError, match=r"^--metric 'nope': the base run has no such column$"):
+        compare_runs(base, new, Thresholds(metric="nope"))
+
+
+def test_lost_cells_and_the_lines_that_name_them(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", [
+        *(result("sgd", s, summary={"final_loss": 1.0}) for s in SEEDS),
+        *(result("adam", s, summary={"final_loss": 1.0}) for s in SEEDS)])
+    extra = cell("lion", 0).to_dict()
+    new = write_run(tmp_path / "n", [
+        result("sgd", 0, summary={"final_loss": 1.0}),
+        result("sgd", 1, "error", error="boom\nTraceback..."),
+        result("sgd", 2, "error", error=None),
+        result("rmsprop", 0, summary={"final_loss": 1.0})],
+        manifest={"cells": [{**extra, "cell_id": cell("lion", 0).cell_id},
+                            {"cell_id": "x"},
+                            {**cell("sgd", 0).to_dict(), "cell_id": cell("sgd", 0).cell_id}]})
+    cmp = compare_runs(base, new)
+    assert cmp.only_base == ["toy | adam | cpu"]
+    assert len(cmp.only_new) == 1 and cmp.only_new[0].startswith("toy | rmsprop | cpu: ")
+    assert cmp.missing == ["toy | adam | cpu | seed 0", "toy | adam | cpu | seed 1",
+                           "toy | adam | cpu | seed 2", "toy | lion | cpu | seed 0"]
+    assert cmp.errors == ["toy | sgd | cpu | seed 1: boom", "toy | sgd | cpu | seed 2: no message"]
+    assert cmp.lost and cmp.regressed and cmp.failed(allow_missing=True)
+    text = format_comparison(cmp)
+    assert "\n1 cell group(s) only in base (not compared):\n  toy | adam | cpu\n" in text
+    assert f"\n1 cell group(s) only in new (not compared):\n  {cmp.only_new[0]}\n" in text
+    assert "\n4 cell(s) missing from the new run; the gate fails:\n" \
+           "  toy | adam | cpu | seed 0\n" in text
+    assert "\n2 cell(s) ended error in the new run; the gate fails:\n" \
+           "  toy | sgd | cpu | seed 1: boom\n  toy | sgd | cpu | seed 2: no message\n" in text
+    allowed = format_comparison(cmp, allow_missing=True)
+    assert "missing from the new run; accepted (--allow-missing):" in allowed
+    # sgd: seeds 1 and 2 stopped finishing
+    assert text.endswith("\n1 of 1 matched cell group(s) regressed.")
+
+
+def test_lost_cells_fail_the_gate_unless_allowed(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    base = write_run(tmp_path / "b", [result("sgd", s, summary={"final_loss": 1.0})
+                                      for s in SEEDS])
+    new = write_run(tmp_path / "n", [result("sgd", s, summary={"final_loss": 1.0})
+                                     for s in SEEDS[:2]])
+    cmp = compare_runs(base, new)
+    assert cmp.missing == ["toy | sgd | cpu | seed 2"] and cmp.errors == []
+    assert cmp.lost and not cmp.regressed
+    assert cmp.failed() and not cmp.failed(allow_missing=True)
+    assert main(["compare", str(base), str(new)]) == 1
+    assert "1 cell(s) missing from the new run; the gate fails:" in capsys.readouterr().out
+    assert main(["compare", str(base), str(new), "--allow-missing"]) == 0
+    complete = write_run(tmp_path / "c", [result("sgd", s, summary={"final_loss": 1.0})
+                                          for s in SEEDS])
+    cmp = compare_runs(base, complete)
+    assert not cmp.lost and not cmp.failed() and cmp.inconclusive == []
+
+
+def test_nothing_in_common_names_at_most_three_new_groups(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", [result("sgd", 0, summary={"final_loss": 1.0})])
+    new = write_run(tmp_path / "n", [result(o, 0, summary={"final_loss": 1.0})
+                                     for o in ("adam", "lion", "rmsprop", "adagrad")])
+    with pytest.raises(UsageError) as info:
+        compare_runs(base, new)
+    message = str(info.value)
+    assert message.startswith(f"nothing to compare: no cell group of {str(new)!r} matches one "
+                              f"of {str(base)!r}; toy | ")
+    assert message.endswith("; and 1 more new group(s)")
+    assert message.count(": closest base group toy | sgd | cpu differs in optimizer") == 3
+
+
+def test_match_key_leaves_out_the_seed_and_versions() -> None:
+    a = cell("sgd", 0, versions=(("harness", "1"),)).to_dict()
+    b = cell("sgd", 5, versions=(("harness", "2"),)).to_dict()
+    assert match_key(a) == match_key(b)
+    assert match_key(a) != match_key(cell("adam", 0).to_dict())
+    assert '"seed"' not in match_key(a) and " " not in match_key(a)
+
+
+def test_number_formats(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", [result("sgd", 0, summary={"final_loss": 1234.5,
+                                                                "samples_per_s": 0.123456})])
+    new = write_run(tmp_path / "n", [result("sgd", 0, summary={"final_loss": 1234.5,
+                                                               "samples_per_s": math.nan})])
+    text = format_comparison(compare_runs(base, new))
+    header, line = text.splitlines()[:2]
+    assert header.split() == ["cell", "seeds", "ok", "per", "s", "base", "per", "s", "new",
+                              "change", "p", "throughput", "metric", "base", "new", "m",
+                              "change", "m", "thr", "final", "metric", "status"]
+    assert line.split() == ["toy", "|", "sgd", "|", "cpu", "1/1", "→", "1/1", "0.1235", "-",
+                            "-", "-", "n/a", "final_loss", "(min)", "1,234", "1,234", "+0.0%",
+                            "±5.0%", "unchanged", "unchanged"]
+
+
+def test_gate_words_known_answers() -> None:
+    assert format_rates([1234567.0, 0.5, 812.25]) == "1.23457e+06 0.5 812.25"
+    assert parse_rates(format_rates([1234567.0, 0.5])) == [1234570.0, 0.5]
+    # not significant (overlapping runs): the reason adds the cells' noise when over 10 %
+    base, new = [1000.0, 700.0, 1300.0, 900.0], [800.0, 650.0, 1200.0, 700.0]
+    for b_disp, n_disp, note in ((0.25, 0.05, "; noisy cells (dispersion ±25%)"),
+                                 (0.05, 0.3, "; noisy cells (dispersion ±30%)"),
+                                 (0.10, 0.10, ""), (None, None, "")):
+        t = judge(Speed(runs=base, dispersion=[] if b_disp is None else [b_disp]),
+                  Speed(runs=new, dispersion=[] if n_disp is None else [n_disp]),
+                  GateSettings())
+        assert t["verdict"] == "inconclusive"
+        assert t["reason"] == f"not significant (Mann-Whitney U p={t['p']:.3g} on 4 and 4 runs)" \
+            + note
