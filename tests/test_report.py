@@ -100,13 +100,15 @@ def test_report_contents(seeds_report: Path) -> None:
     assert set(ranking["arm"]) == {"sgd", "adam"}
     assert (ranking["seeds_ok"] == 3).all()
     assert ranking["ci_low"].notna().all()  # three seeds: intervals available
-    # the t interval of the mean over the three seeds (the seeds' range would be too narrow)
+    # positive losses: the log-scale t interval over the three seeds (never below zero; the
+    # seeds' range would be too narrow)
     from harness.report import stats
     summary = __import__("pandas").read_parquet(folder.parent / "summary.parquet")
     for _, r in ranking.iterrows():
         values = summary[(summary["model"] == r["problem"])
                          & (summary["optimizer"] == r["arm"])][r["metric"]].to_numpy()
-        assert (r["ci_low"], r["ci_high"]) == pytest.approx(stats.t_interval(values))
+        assert (r["ci_low"], r["ci_high"]) == pytest.approx(stats.log_t_interval(values))
+        assert r["ci_method"] == stats.INTERVAL_LOG_T and r["ci_low"] > 0
         assert r["ci_low"] < values.min() and r["ci_high"] > values.max()
     assert "order statistics (75% with 3 seeds)" in page  # the bands say how sure they are
     others = ranking[~ranking["is_best"]]

@@ -352,8 +352,10 @@ def _problem_sections(run: ReportRun, model: str, writer: _Writer, palette: dict
                                           f"{H.fmt_number(target.threshold)}."))
         better = "lower" if mode == "min" else "higher"
         sec.blocks.append(H.paragraph(
-            f"Ranking by the final {metric} ({better} is better): mean, median and a 95% "
-            "t interval of the mean over the seeds that finished ok with a final value "
+            f"Ranking by the final {metric} ({better} is better): mean, median and a "
+            f"{stats.LEVEL:.0%} interval of the mean over the seeds that finished ok with a "
+            "final value (its method is named in each row and under 'How the numbers were "
+            "computed') "
             "(a cell can finish ok without one, e.g. a DQN that has not played enough "
             "episodes for its moving average). An optimizer with a seed that diverged, "
             "failed or timed out ranks after every optimizer without one. The best "

@@ -41,7 +41,8 @@ def ranking_display(frame: pd.DataFrame) -> pd.DataFrame:
     for _, r in frame.iterrows():
         n_ok, n = int(r["seeds_ok"]), int(r["seeds"])
         if math.isfinite(r["ci_low"]):
-            ci = f"[{H.fmt_number(r['ci_low'])}, {H.fmt_number(r['ci_high'])}]"
+            ci = (f"[{H.fmt_number(r['ci_low'])}, {H.fmt_number(r['ci_high'])}] "
+                  f"({r['ci_method']})")
         else:
             ci = f"unavailable (n={n_ok} < {stats.MIN_SEEDS})"
         if r["is_best"]:
@@ -54,7 +55,7 @@ def ranking_display(frame: pd.DataFrame) -> pd.DataFrame:
             "optimizer": r["arm"], "seeds ok with a value": f"{n_ok}/{n}"
             + (f" ({int(r['seeds_failed'])} failed)" if int(r["seeds_failed"]) else ""),
             "mean": H.fmt_number(r["mean"]), "median": H.fmt_number(r["median"]),
-            "95% CI of the mean": ci, "Δ mean vs best (paired)": diff,
+            f"{stats.LEVEL:.0%} interval of the mean": ci, "Δ mean vs best (paired)": diff,
             "p (Holm); smallest possible": p,
         })
     return pd.DataFrame(out)

@@ -168,7 +168,7 @@ def band_caption(seed_counts: list[int]) -> str:
     levels = ", ".join(f"{100 * stats.median_level(n):.3g}% with {n} seeds" for n in counts)
     text = ("Bands: distribution-free confidence interval of the median from the seeds' "
             f"order statistics ({levels})")
-    if any(stats.median_level(n) < 0.95 for n in counts):
+    if any(stats.median_level(n) < stats.LEVEL for n in counts):
         text += "; with fewer than 6 seeds no band reaches 95%, so the band is the seeds' range"
     return text + "."
 

@@ -6,13 +6,18 @@ can check known answers.
 
 Choices, and why:
 
-* **The interval of a mean** is Student's t interval, mean ± t(n−1) · s/√n. Seed
-  counts are small (3 to 10), and there a percentile bootstrap is far too narrow: with
-  3 seeds it is the seeds' own minimum and maximum, which holds the true mean about
-  76 % of the time, not 95 % (83 % with 5 seeds). The t interval holds its level
-  exactly for normal values and stays close for moderately skewed ones. With fewer
-  than :data:`MIN_SEEDS` seeds an interval says nothing useful, so it is reported as
-  unavailable (NaN) rather than drawn.
+* **The interval of a mean** respects the metric's range (:func:`range_interval`). Seeds
+  that are all positive (a loss, an accuracy, a time) get the **log-scale t** interval:
+  Student's t interval of the mean of the logarithms, exp(mean(log x) ± t(n−1) · s_log/√n),
+  an interval for the geometric mean that never reaches zero, and multiplicative, as the
+  spread of a loss over seeds tends to be. Seeds that may be negative (a return) get
+  **Student's t** interval, mean ± t(n−1) · s/√n; non-negative seeds with a zero among
+  them, that interval cut at zero (**Student's t truncated at 0**: the true mean lies in
+  the range, so cutting keeps the level). Seed counts are small (3 to 10), and there a
+  percentile bootstrap is far too narrow: with 3 seeds it is the seeds' own minimum and
+  maximum, which holds the true mean about 76 % of the time, not 95 % (83 % with 5 seeds).
+  With fewer than :data:`MIN_SEEDS` seeds an interval says nothing useful, so it is
+  reported as unavailable (NaN) rather than drawn.
 * **The band of a median curve** is the distribution-free interval of a median from
   order statistics: the k-th smallest and k-th largest seed, k as large as the level
   allows (Binomial(n, ½)). It needs no distribution at all, but small n cannot reach
@@ -55,6 +60,16 @@ from numpy.typing import ArrayLike, NDArray
 
 #: Fewer seeds than this: intervals and tests are reported as unavailable.
 MIN_SEEDS = 3
+#: The confidence level of every interval and band.
+LEVEL = 0.95
+#: The names of the intervals :func:`range_interval` chooses from (the report's methods
+#: section and ranking.csv's ``ci_method`` use them).
+INTERVAL_LOG_T = "log-scale t"
+INTERVAL_T = "Student's t"
+INTERVAL_T_TRUNCATED = "Student's t truncated at 0"
+#: The names of the paired test and its correction.
+PAIRED_TEST = "sign-flip permutation test"
+CORRECTION = "Holm"
 #: The significance level the report's verdicts use.
 ALPHA = 0.05
 #: Up to this many pairs the permutation test enumerates every sign pattern.
@@ -81,7 +96,7 @@ def finite(values: ArrayLike) -> Floats:
     return out
 
 
-def t_interval(values: ArrayLike, *, level: float = 0.95,
+def t_interval(values: ArrayLike, *, level: float = LEVEL,
                min_n: int = MIN_SEEDS) -> tuple[float, float]:
     """Student's t interval for the mean of the finite ``values``.
 
@@ -97,7 +112,35 @@ def t_interval(values: ArrayLike, *, level: float = 0.95,
     return (mean - half, mean + half)
 
 
-def median_rank(n: int, level: float = 0.95) -> tuple[int, float]:
+def log_t_interval(values: ArrayLike, *, level: float = LEVEL,
+                   min_n: int = MIN_SEEDS) -> tuple[float, float]:
+    """The t interval of the mean of ``log(values)``, back-transformed: an interval for the
+    geometric mean of positive values, always above zero.
+
+    :raises ValueError: a finite value is not positive.
+    """
+    x = finite(values)
+    if (x <= 0).any():
+        raise ValueError("log_t_interval needs positive values")
+    lo, hi = t_interval(np.log(x), level=level, min_n=min_n)
+    return (math.exp(lo), math.exp(hi)) if math.isfinite(lo) else (math.nan, math.nan)
+
+
+def range_interval(values: ArrayLike, *, level: float = LEVEL,
+                   min_n: int = MIN_SEEDS) -> tuple[float, float, str]:
+    """The interval of the seeds' values that respects their range, and its name: log-scale t
+    when all are positive, Student's t cut at zero when none is negative, Student's t
+    otherwise (see the module docstring). ``(nan, nan, name)`` with fewer than ``min_n``."""
+    x = finite(values)
+    if len(x) and (x > 0).all():
+        return (*log_t_interval(x, level=level, min_n=min_n), INTERVAL_LOG_T)
+    lo, hi = t_interval(x, level=level, min_n=min_n)
+    if len(x) and (x >= 0).all():
+        return (max(lo, 0.0) if math.isfinite(lo) else lo, hi, INTERVAL_T_TRUNCATED)
+    return (lo, hi, INTERVAL_T)
+
+
+def median_rank(n: int, level: float = LEVEL) -> tuple[int, float]:
     """For ``n`` values: the largest k (1-based) such that the k-th smallest and the
     k-th largest value hold the median with at least ``level`` confidence, and that
     confidence; with too few values for ``level``, k = 1 (the full range) and its
@@ -113,7 +156,7 @@ def median_rank(n: int, level: float = 0.95) -> tuple[int, float]:
     return best
 
 
-def median_level(n: int, level: float = 0.95) -> float:
+def median_level(n: int, level: float = LEVEL) -> float:
     """The confidence of :func:`median_band`'s band over ``n`` seeds: ``level`` or more
     when n allows it (6 seeds or more for 95 %), less otherwise."""
     return median_rank(n, level)[1]
@@ -122,7 +165,7 @@ def median_level(n: int, level: float = 0.95) -> float:
 def median_band(
     matrix: ArrayLike,
     *,
-    level: float = 0.95,
+    level: float = LEVEL,
     min_n: int = MIN_SEEDS,
 ) -> tuple[Floats, Floats, Floats]:
     """Median over seeds (rows) at each point (column), with its order-statistic band.

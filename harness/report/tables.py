@@ -67,7 +67,8 @@ def _ok(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranking(run: ReportRun) -> pd.DataFrame:
-    """Per problem and arm: the final metric's mean, median and 95% t interval of the
+    """Per problem and arm: the final metric's mean, median and interval (its range's,
+    :func:`stats.range_interval`, named in ``ci_method``) of the
     mean over seeds, and a paired test against the problem's best arm.
 
     ``seeds_ok`` counts the ``ok`` seeds with a finite final value, ``seeds`` all
@@ -102,14 +103,14 @@ def ranking(run: ReportRun) -> pd.DataFrame:
         for arm, v in values.items():
             seeds_total = int((group["arm"] == arm).sum())
             x = stats.finite(v.to_numpy())
-            lo, hi = stats.t_interval(x)
+            lo, hi, ci_method = stats.range_interval(x)
             row: dict[str, object] = {
                 "problem": problem, "arm": arm, "metric": metric, "better": mode,
                 "rank": ranked.index(arm) + 1 if arm in ranked else math.nan,
                 "seeds_ok": len(x), "seeds": seeds_total, "seeds_failed": failed[arm],
                 "mean": float(x.mean()) if len(x) else math.nan,
                 "median": float(np.median(x)) if len(x) else math.nan,
-                "ci_low": lo, "ci_high": hi,
+                "ci_low": lo, "ci_high": hi, "ci_method": ci_method,
                 "diff_vs_best": math.nan, "pairs": 0, "p_value": math.nan,
                 "min_p": math.nan, "is_best": arm == best,
             }
@@ -129,9 +130,9 @@ def ranking(run: ReportRun) -> pd.DataFrame:
                                          r["rank"]))
         rows.extend(problem_rows)
     columns = ["problem", "arm", "metric", "better", "rank", "seeds_ok", "seeds",
-               "seeds_failed", "mean",
-               "median", "ci_low", "ci_high", "diff_vs_best", "pairs", "p_value", "p_holm",
-               "min_p", "min_p_holm", "separable", "is_best"]
+               "seeds_failed", "mean", "median", "ci_low", "ci_high", "ci_method",
+               "diff_vs_best", "pairs", "p_value", "p_holm", "min_p", "min_p_holm",
+               "separable", "is_best"]
     return pd.DataFrame(rows, columns=columns)
 
 
