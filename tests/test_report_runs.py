@@ -311,3 +311,60 @@ def test_combined_sweep_report_in_headless_chromium(two_runs: tuple[Path, Path],
     for words in ("Sweeps", "Configurations tried", "Defaults against tuned",
                   "too few seeds to separate these arms", "Run default", "Run sweep"):
         assert words in result["text"], words
+
+
+def _configured(root: Path, problem: str, optimizer: str, lr: float, seed: int, val: float,
+                status: str = "ok") -> None:
+    cell = Cell(problem=problem, optimizer=optimizer, device="cpu", seed=seed, steps=10,
+                batch_size=8, hyper=(("lr", lr),))
+    RunDirectory(root).write_cell(CellResult(cell=cell, status=status, summary={
+        "final_loss": val, "val_loss": val, "test_loss": val, "validation_metric": "val_loss",
+        "metric_directions": "test_loss=min,val_loss=min"},
+        curve=({"step": 5, "elapsed_s": 0.1, "loss": 1.0}, {"step": 10, "elapsed_s": 0.2,
+                                                            "loss": val})))
+
+
+def test_settings_per_problem_rank_under_the_optimizers_name(tmp_path: Path) -> None:
+    """adam at lr 0.1 on one problem and 0.01 on another (a pasted-back configuration):
+    one optimizer across problems, no selection made, the settings said."""
+    from harness.report.sweep import sweep
+
+    for seed in range(3):
+        _configured(tmp_path, "left", "adam", 0.1, seed, 0.2 + seed)
+        _configured(tmp_path, "right", "adam", 0.01, seed, 0.3 + seed)
+        for problem in ("left", "right"):
+            _configured(tmp_path, problem, "sgd", 0.05, seed, 0.5 + seed)
+    run = ReportRun.load(tmp_path)
+    assert sorted(run.arms()) == ["adam (lr=0.01)", "adam (lr=0.1)", "sgd"]
+    found = sweep(run)
+    assert found is not None and not found.searched
+    assert sorted(found.view.arms()) == ["adam", "sgd"] and len(found.view.summary) == 12
+    index = build_report(tmp_path, workers=1)
+    text = _text(index)
+    assert "Settings on this problem" in text and "adam (lr=0.1)" in text
+    assert "Sweeps" not in text and not (index.parent / "best_configs.csv").exists()
+    scores = pd.read_csv(index.parent / "ranking.csv")
+    assert sorted(set(scores["arm"])) == ["adam", "sgd"]
+
+
+def test_a_sweep_whose_every_configuration_failed_a_seed_still_ranks_one(
+        tmp_path: Path) -> None:
+    """No configuration has a value: the one with the fewest failed seeds is ranked (and
+    ranks after the optimizers without a failure), never dropped from the page."""
+    from harness.report.sweep import sweep
+
+    for seed in range(3):
+        _configured(tmp_path, "toy", "adam", 0.1, seed, 0.2,
+                    status="diverged" if seed < 2 else "ok")
+        _configured(tmp_path, "toy", "adam", 1.0, seed, 0.4,
+                    status="diverged" if seed == 0 else "ok")
+        _configured(tmp_path, "toy", "sgd", 0.05, seed, 0.5 + seed)
+        _configured(tmp_path, "toy", "sgd", 0.5, seed, 0.6 + seed)
+    found = sweep(ReportRun.load(tmp_path))
+    assert found is not None
+    choice = found.choices.set_index("optimizer").loc["adam"]
+    assert choice["configuration"].startswith("adam (lr=1.0) (no configuration finished ok")
+    assert pd.isna(choice["value"]) and choice["edge"] == ""
+    table = ranking(found.view).set_index("arm")
+    assert table.loc["sgd", "rank"] == 1 and table.loc["adam", "rank"] == 2
+    assert table.loc["adam", "seeds_failed"] == 1

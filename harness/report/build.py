@@ -190,17 +190,18 @@ def build_report(run_dir: Path | str | Sequence[Path | str], *, out_dir: Path | 
                      "performance_profile": profile.reset_index() if len(profile) else profile,
                      "profile_scores": scores, "failures": failures})
 
-    defaults = _defaults(source, ranking) if found is not None else None
-    if found is not None:
+    searched = found is not None and found.searched
+    defaults = _defaults(source, ranking) if searched else None
+    if found is not None and searched:
         _write_sweep(out, found, defaults)
     page = _Page(run, out, host, palette, ranking,
                  (ttt, times, scores, profile, throughput, cost), found, source)
     sections, figure_errors = _draw_parts(page, workers)
-    if found is not None:
+    if found is not None and searched:
         sections.insert(1, T.overview_section(found, defaults))
     _merge_lists(out)
     sections.append(failures_section(failures, figure_errors))
-    sections.append(methods_section(cost, found))
+    sections.append(methods_section(cost, found if searched else None))
 
     title = " + ".join(src.name for src in run.runs) if len(run.runs) > 1 else run.path.name
     html = H.page(f"Benchmark report: {title}", _intro(source), sections)

@@ -56,6 +56,13 @@ class Sweep:
     #: Whether any study is a tuning run's (trial and final cells).
     tuned: bool
 
+    @property
+    def searched(self) -> bool:
+        """Whether anything was searched: a tuning study, or several configurations of an
+        optimizer on a problem (else only settings that differ per problem were grouped)."""
+        return self.tuned or bool((self.choices.get("configurations", pd.Series(
+            dtype=int)) > 1).any())
+
 
 def groups(run: ReportRun) -> dict[str, str]:
     """cell_id -> optimizer group, with the ``[run: NAME]`` of an arm told apart by run."""
@@ -82,8 +89,12 @@ def sweep(run: ReportRun) -> Sweep | None:
     s = s.assign(group=[group_of.get(str(c), "") for c in s["cell_id"]], phase=phases(run))
     s = s[s["status"] != Status.SKIPPED]
     tuned = bool((s["phase"] != "").any())
-    multi = s[s["phase"] == ""].groupby(["problem", "group"], sort=False)["arm"].nunique()
-    if not tuned and not (multi > 1).any():
+    plain = s[s["phase"] == ""]
+    multi = plain.groupby(["problem", "group"], sort=False)["arm"].nunique()
+    # settings per problem (a tuned configuration pasted back): one arm per problem, but
+    # not the same on every problem; ranked under the optimizer's name across problems
+    spread = plain.groupby("group", sort=False)["arm"].nunique()
+    if not tuned and not (multi > 1).any() and not (spread > 1).any():
         return None
     hyper = {str(r["cell_id"]): Cell.from_dict(r["cell"]).hyper for r in run.records}
     costs = {str(r["cell_id"]): _cost(r) for r in run.records}
@@ -177,6 +188,8 @@ def _configurations(run: ReportRun, problem: str, cells: pd.DataFrame,
             "arm": arm, "hyper": dict(hyper.get(ids[0], ())), "seeds": len(g),
             "metric": metric, "split": split,
             "value": float(values.mean()) if all_ok else math.nan,
+            "ok_value": float(values[ok].mean()) if values[ok].notna().any() else math.nan,
+            "n_failed": int((~status.isin((Status.OK, PRUNED))).sum()),
             "pruned": bool((status == PRUNED).any()),
             "failed": bool((~status.isin((Status.OK, PRUNED))).any()),
             "at_chance": bool((chance != "").any()),
@@ -205,10 +218,12 @@ def _choice(run: ReportRun, problem: str, group: str, cells: pd.DataFrame,
         edge = ",".join(sorted({str(e) for e in finals.get("tune_edge", pd.Series(dtype=str))
                                 .dropna() if str(e)}))
     else:
-        picked = min(valued, key=lambda r: r["value"] if mode == "min" else -r["value"]) \
-            if valued else None
-        keep = list(picked["cells"]) if picked else []
-        edge = _edge(picked, rows) if picked else ""
+        sign = 1.0 if mode == "min" else -1.0
+        picked = min(valued, key=lambda r: sign * r["value"]) if valued else min(
+            rows, key=lambda r: (r["n_failed"], sign * r["ok_value"]
+                                 if math.isfinite(r["ok_value"]) else math.inf))
+        keep = list(picked["cells"])
+        edge = _edge(picked, rows) if valued and len(rows) > 1 else ""
     for r in rows:
         r["selected"] = r is picked
     varied = _varied(rows)
@@ -216,7 +231,10 @@ def _choice(run: ReportRun, problem: str, group: str, cells: pd.DataFrame,
     model = str(cells["model"].iloc[0])
     return ({
         "problem": problem, "model": model, "optimizer": group,
-        "configuration": picked["arm"] if picked else "none selected",
+        "configuration": (picked["arm"] if picked else "none selected")
+        + ("" if valued or len(finals) or len(rows) == 1 else
+           " (no configuration finished ok on every seed: the one with the fewest failed "
+           "seeds is ranked)"),
         "configurations": len(rows), "metric": metric, "split": split, "better": mode,
         "value": picked["value"] if picked else math.nan, "edge": edge,
         "final_seeds": len(finals), "hyperparameters": format_pairs_text(chosen),

@@ -57,6 +57,12 @@ def problem_blocks(sw: Sweep, run: ReportRun, problem: str, writer: Any,
     """The configurations block of one problem's section (empty outside sweeps)."""
     if sw.choices.empty or problem not in set(sw.choices["problem"]):
         return []
+    rows = sw.choices[sw.choices["problem"] == problem]
+    single = bool((rows["configurations"] == 1).all()) and not rows["final_seeds"].any()
+    if not sw.searched or single:
+        return [H.paragraph("Settings on this problem (each optimizer ran one configuration "
+                            "here, ranked under its name): "
+                            + "; ".join(str(c) for c in rows["configuration"]) + ".")]
     blocks = ["<h3>Configurations tried</h3>", H.paragraph(selection_text(sw, problem)),
               H.table(choices_table(sw, problem))]
     model = str(sw.choices.loc[sw.choices["problem"] == problem, "model"].iloc[0])
