@@ -213,3 +213,12 @@ def test_a_metric_is_judged_on_its_better_side(tmp_path: Path) -> None:
         ("test_loss", "min")
     assert loss.table.iloc[0]["metric_verdict"] == "regressed"
     assert main(["compare", str(base), str(base), "--metric", "nope"]) == 2
+
+
+def test_on_a_saturated_machine_one_more_process_is_a_load_difference() -> None:
+    """Others at 93 % of the CPU time, then 96 %: the cell's free time fell by 40 %, which a
+    clip at 95 % would have hidden."""
+    base, new = [1000.0, 1010.0, 990.0, 1005.0], [700.0, 708.0, 692.0, 701.0]
+    assert load_ratio(0.93, 0.96) == pytest.approx(0.04 / 0.07)
+    t = judge(_speed(base, share=0.93), _speed(new, share=0.96), GateSettings())
+    assert t["verdict"] == "inconclusive" and "load differed" in t["reason"]

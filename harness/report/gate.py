@@ -18,7 +18,7 @@
    change smaller than twice that dispersion inconclusive.
 3. **The same machine, similarly loaded.** The runs ran on the same CPU model (the
    manifests' ``machine.cpu``), and the CPU time other processes left free did not shrink:
-   with ``s`` the median ``other_cpu_share`` of the group's cells on a side (clipped to 0.95),
+   with ``s`` the median ``other_cpu_share`` of the group's cells on a side (clipped to 0.99),
    ``q = (1 − s_new) / (1 − s_base)``; the load **differed** when ``q < 1 − load_tolerance``
    (``--load-tolerance``, default 0.10). Then only a slowdown beyond what the load could
    explain counts: throughput falling below ``q / 2`` of the base's (the cell's share of the
@@ -48,8 +48,10 @@ DEFAULT_LOAD_TOLERANCE = 0.10
 MIN_WINDOWS = 5
 #: Dispersion (IQR / median) above which a cell's throughput is noisy (as ``show`` flags).
 NOISY = 0.10
-#: ``other_cpu_share`` is clipped to this, so that ``q`` stays finite.
-MAX_SHARE = 0.95
+#: ``other_cpu_share`` is clipped to this, so that ``q`` stays finite. Close to 1: on a
+#: saturated machine (a 1-thread cell among 7 runnable threads on 2 cores sees 0.93) the
+#: little CPU time left free is what one more process takes away.
+MAX_SHARE = 0.99
 #: The summary column holding a cell's ``--repeats`` timing runs' throughputs.
 REPEAT_RATES = "throughput_repeat_rates"
 
