@@ -11,8 +11,15 @@ import pytest
 
 from harness.cli import main
 from harness.errors import UsageError
-from harness.report.compare import Thresholds, compare_runs, format_comparison, match_key
-from harness.report.gate import GateSettings, Speed, format_rates, judge, parse_rates
+from harness.report.compare import (
+    Thresholds,
+    _judge,
+    _pooled_sd,
+    compare_runs,
+    format_comparison,
+    match_key,
+)
+from harness.report.gate import GateSettings, Speed, format_rates, judge, min_p, parse_rates
 from tests.known_runs import accuracy_summary, cell, result, write_run
 
 SEEDS = (0, 1, 2)
@@ -326,3 +333,64 @@ def test_gate_words_known_answers() -> None:
         assert t["verdict"] == "inconclusive"
         assert t["reason"] == f"not significant (Mann-Whitney U p={t['p']:.3g} on 4 and 4 runs)" \
             + note
+
+
+def test_pooled_sd_and_the_windows_fallback_known_answers() -> None:
+    # variances 1 (3 values) and 20/3 (4 values): pooled (2 · 1 + 3 · 20/3) / 5 = 4.4
+    assert _pooled_sd([1, 2, 3], [2, 4, 6, 8]) == pytest.approx(math.sqrt(4.4))
+    assert _pooled_sd([2, 4, 6, 8], [1, 2, 3]) == pytest.approx(math.sqrt(4.4))
+    assert _pooled_sd([1, 3], [2, 4]) == pytest.approx(math.sqrt(2))  # two a side is enough
+    assert _pooled_sd([1, None, 3], [2, 4, math.nan]) == pytest.approx(math.sqrt(2))
+    assert math.isnan(_pooled_sd([1.0], [1, 2, 3])) and math.isnan(_pooled_sd([1, 2, 3], [1]))
+    # one value a side and a spread from elsewhere (the windows): k · sd joins the floor
+    j = _judge([1.0], [1.2], "min", 0.05, 2.0, fallback_sd=0.15)
+    assert j["noise"] == "windows" and j["threshold"] == pytest.approx(0.3)
+    assert j["verdict"] == "unchanged"
+    j = _judge([1.0], [1.2], "min", 0.05, 2.0)
+    assert j["noise"] == "floor only" and j["verdict"] == "regressed"
+
+
+def _flat(rate: float, n: int = 4, share: float | None = None,
+          windows: int = 0) -> Speed:
+    return Speed(runs=[rate] * n, windows=[rate / 10] * windows,
+                 other_share=[] if share is None else [share])
+
+
+def test_min_p_edges() -> None:
+    assert min_p(1, 1) == 1.0 and min_p(5, 0) == 1.0
+    assert min_p(1, 5) == pytest.approx(2 / 6) and min_p(5, 1) == pytest.approx(2 / 6)
+
+
+def test_the_gate_at_its_boundaries() -> None:
+    slow = [850.0, 858.0, 842.0, 851.0]
+    base = Speed(runs=[1000.0, 1010.0, 990.0, 1005.0])
+    # a level equal to the smallest p-value 4 and 4 runs can give is out of reach
+    t = judge(base, Speed(runs=slow), GateSettings(alpha=min_p(4, 4)))
+    assert t["verdict"] == "inconclusive" and t["evidence"] == "too few"
+    # exactly MIN_WINDOWS windows a side are enough to test
+    b = Speed(runs=[1000.0], windows=[100.0, 101.0, 99.0, 100.5, 99.5])
+    n = Speed(runs=[800.0], windows=[80.0, 81.0, 79.0, 80.5, 79.5])
+    t = judge(b, n, GateSettings())
+    assert t["evidence"] == "windows" and t["verdict"] == "regressed"
+    # a CPU model known on one side only is not another machine
+    t = judge(base, Speed(runs=slow), GateSettings(), (None, "cpu-b"))
+    assert t["verdict"] == "regressed"
+    t = judge(base, Speed(runs=slow), GateSettings(), ("cpu-a", None))
+    assert t["verdict"] == "regressed"
+
+
+def test_the_machine_load_rule_known_answers() -> None:
+    # q = (1 − 0.1) / (1 − 0) = 0.9: exactly at the tolerance, the load did not differ
+    t = judge(_flat(1000.0, share=0.0), _flat(850.0, share=0.1), GateSettings())
+    assert t["verdict"] == "regressed"
+    # q = 0.5: a slowdown to exactly q / 2 = 25 % can still be the load's; below it cannot
+    t = judge(_flat(1000.0, share=0.0), _flat(250.0, share=0.5), GateSettings())
+    assert t["verdict"] == "inconclusive"
+    t = judge(_flat(1000.0, share=0.0), _flat(200.0, share=0.5), GateSettings())
+    assert t["verdict"] == "regressed"
+    # q = 0.5 / 0.8 = 0.625, q / 2 = 31 %; measured 80 %
+    t = judge(_flat(1000.0, share=0.2), _flat(800.0, share=0.5), GateSettings())
+    assert t["verdict"] == "inconclusive"
+    assert t["reason"] == ("machine load differed: other processes took 20% of the CPU time "
+                           "in the base and 50% in the new run, which can explain a slowdown "
+                           "to 31% (measured 80%)")
