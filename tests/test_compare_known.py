@@ -394,3 +394,46 @@ def test_the_machine_load_rule_known_answers() -> None:
     assert t["reason"] == ("machine load differed: other processes took 20% of the CPU time "
                            "in the base and 50% in the new run, which can explain a slowdown "
                            "to 31% (measured 80%)")
+
+
+def test_unpaired_higher_is_better_and_no_verdict_cases(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", [result("sgd", s, summary=accuracy_summary(a))
+                                      for s, a in zip(SEEDS, BASE_ACC, strict=True)])
+    # other seeds, half the accuracy: b − n = 0.41 worse, beyond max(0.041, 2 · 0.02)
+    half = write_run(tmp_path / "h", [result("sgd", s + 3, summary=accuracy_summary(a / 2))
+                                      for s, a in zip(SEEDS, BASE_ACC, strict=True)])
+    row = _only(compare_runs(base, half))
+    assert row["metric_noise"] == "seeds" and row["metric_verdict"] == "regressed"
+    assert row["regressed"] and row["status_verdict"] == "unchanged"
+    assert row["metric_change"] == pytest.approx(-0.5)
+    double = write_run(tmp_path / "d", [result("sgd", s + 3, summary=accuracy_summary(a * 1.5))
+                                        for s, a in zip(SEEDS, BASE_ACC, strict=True)])
+    row = _only(compare_runs(base, double))
+    assert row["metric_verdict"] == "improved" and not row["regressed"]
+    # the base never recorded the metric: no verdict, and not a regression
+    blank = write_run(tmp_path / "x", [result("sgd", s, summary={"final_loss": None})
+                                       for s in SEEDS])
+    some = write_run(tmp_path / "s", [result("sgd", s, summary={"final_loss": 1.0})
+                                      for s in SEEDS])
+    row = _only(compare_runs(blank, some))
+    assert row["metric_verdict"] == "n/a" and not row["regressed"]
+    assert math.isnan(row["metric_threshold"]) and math.isnan(row["metric_change"])
+    # a base median of 2 and a new run without ok seeds: the floor relative to 2 is 5 %
+    two = write_run(tmp_path / "t", [result("sgd", s, summary={"final_loss": 2.0})
+                                     for s in SEEDS])
+    lost = write_run(tmp_path / "l", [result("sgd", s, "diverged") for s in SEEDS])
+    assert _only(compare_runs(two, lost))["metric_threshold"] == pytest.approx(0.05)
+    zero = write_run(tmp_path / "z", [result("sgd", s, summary={"final_loss": 0.0})
+                                      for s in SEEDS])
+    row = _only(compare_runs(zero, lost))
+    assert row["metric_verdict"] == "n/a" and math.isnan(row["metric_threshold"])
+
+
+def test_an_empty_comparison_prints_so() -> None:
+    import pandas as pd
+
+    from harness.report.compare import Comparison
+    cmp = Comparison(table=pd.DataFrame())
+    assert cmp.inconclusive == [] and not cmp.regressed and not cmp.failed()
+    assert format_comparison(cmp) == "(no cells in common)\n\nNo regression in 0 matched cell " \
+        "group(s)."

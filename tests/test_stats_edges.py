@@ -163,6 +163,7 @@ def test_profile_edges() -> None:
     empty = pd.DataFrame({"A": [], "B": []}, dtype=float)
     profile = stats.performance_profile(empty, taus=[1.0, 2.0])
     assert profile.shape == (2, 2) and profile.isna().all().all()
+    assert (profile.dtypes == np.float64).all()
     assert stats.performance_profile(pd.DataFrame({"A": [1.0]}), taus=[]).shape == (0, 1)
     score = stats.profile_score(empty)
     assert score.empty and score.dtype == np.float64
