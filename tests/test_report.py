@@ -60,8 +60,9 @@ def seeds_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def many_arms_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Sixteen arms (sgd at 16 learning rates), one seed: more arms than the palette has
-    colours."""
+    """sgd at 16 learning rates, one seed: a sweep, which the page groups into one arm per
+    optimizer (its selection and sensitivity figure in the Sweeps section);
+    test_sixteen_arms_look_apart... covers more arms than the palette has colours."""
     lrs = ",".join(f"{0.005 * (i + 1):g}" for i in range(16))
     run = _run(tmp_path_factory.mktemp("arms") / "run", "-m", "regression", "-o", "sgd",
                "-s", "0", "--steps", "20", "--set", f"sgd.lr={lrs}")
@@ -539,6 +540,9 @@ def test_report_in_headless_chromium(seeds_report: Path, failed_report: Path,
         assert result["alerts"] == [], where
         assert result["console"] == [] and console == [], f"{result['console']} {console} {where}"
         assert "Performance profile" in result["text"]
+        if index == many_arms_report:
+            assert "Sensitivity: regression" in result["text"]
+            assert "16" in result["text"].split("configurations tried")[1][:200]
 
 
 def test_escaped_report_in_headless_chromium(script_report: Path, browser_tmp: Path) -> None:
