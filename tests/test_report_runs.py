@@ -122,6 +122,9 @@ def test_the_same_seed_as_different_cells_is_told_apart_by_run(tmp_path: Path) -
     assert table.loc["adam [run: old]", "pairs"] == 3
     # the plugins' view of the cells carries the same labels
     assert {c.arm for c in run.cells("toy")} == set(run.summary["arm"])
+    from harness.report.sweep import sweep
+
+    assert sweep(run) is None  # two runs of one configuration are no sweep
 
 
 def test_run_names_tell_folders_of_one_name_apart(tmp_path: Path) -> None:
