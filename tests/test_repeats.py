@@ -96,6 +96,11 @@ def test_repeats_time_each_cell_in_fresh_workers(tmp_path: Path) -> None:
         assert [r["loss"] for r in a["curve"]] == [r["loss"] for r in b["curve"]]  # type: ignore[index, union-attr]
     manifest = json.loads((tmp_path / "rep" / "manifest.json").read_text("utf-8"))
     assert manifest["options"]["repeats"] == 2
+    # the report's throughput table counts them and gives their largest spread
+    from harness.report import ReportRun, tables
+    table = tables.throughput(ReportRun.load(tmp_path / "rep"))
+    assert list(table["repeats"]) == [4]
+    assert table["repeat_dispersion_max"].iloc[0] == summary["throughput_repeat_dispersion"].max()
 
 
 def test_repeats_need_worker_processes(tmp_path: Path) -> None:

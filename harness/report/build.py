@@ -310,7 +310,9 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
             "samples_per_s_median": "per s (median)", "samples_per_s_min": "per s (min)",
             "samples_per_s_max": "per s (max)", "step_time_ms_median": "step ms (median)",
             "peak_mem_mb_median": "peak MiB (median)", "peak_mem_mb_max": "peak MiB (max)",
-            "dispersion_max": "dispersion (max)", "noisy_seeds": "noisy seeds"})))
+            "dispersion_max": "dispersion (max)", "noisy_seeds": "noisy seeds",
+            "repeats": "timing runs (--repeats)",
+            "repeat_dispersion_max": "their dispersion (max)"})))
     return sec
 
 

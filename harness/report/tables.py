@@ -206,7 +206,8 @@ def throughput(run: ReportRun) -> pd.DataFrame:
     s = _ok(run.summary)
     cols = ["problem", "arm", "device", "device_name", "unit", "seeds", "samples_per_s_median",
             "samples_per_s_min", "samples_per_s_max", "step_time_ms_median",
-            "peak_mem_mb_median", "peak_mem_mb_max", "dispersion_max", "noisy_seeds"]
+            "peak_mem_mb_median", "peak_mem_mb_max", "dispersion_max", "noisy_seeds",
+            "repeats", "repeat_dispersion_max"]
     if s.empty:
         return pd.DataFrame(columns=cols)
     names = run.manifest.get("devices") or {}
@@ -227,8 +228,16 @@ def throughput(run: ReportRun) -> pd.DataFrame:
             "peak_mem_mb_median": mem.median(), "peak_mem_mb_max": mem.max(),
             "dispersion_max": spread.max(),
             "noisy_seeds": int((spread > NOISY_DISPERSION).sum()),
+            # --repeats: the timing runs in fresh workers, and their largest spread
+            "repeats": int(_column(g, "throughput_repeats").fillna(0).sum()),
+            "repeat_dispersion_max": _column(g, "throughput_repeat_dispersion").max(),
         })
     return pd.DataFrame(rows, columns=cols)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A numeric column, NaN where the frame lacks it."""
+    return pd.to_numeric(frame.get(name, pd.Series(math.nan, frame.index)), errors="coerce")
 
 
 def failures(run: ReportRun) -> pd.DataFrame:
