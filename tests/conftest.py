@@ -26,8 +26,17 @@ from tests.helpers import PACKAGES, pip_install
 
 @pytest.fixture(autouse=True)
 def _fresh_host() -> Iterator[None]:
+    """Each test starts with a fresh process-wide host and leaves the ``HARNESS_*``
+    environment as it found it: ``harness.cli.main`` called in-process sets
+    ``HARNESS_PLUGIN_FILES`` for its workers (``--plugin``), which must not reach the
+    next test's host."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith("HARNESS_")}
     reset_host()
     yield
+    for key in [k for k in os.environ if k.startswith("HARNESS_")]:
+        if key not in saved:
+            del os.environ[key]
+    os.environ.update(saved)
     reset_host()
 
 

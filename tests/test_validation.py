@@ -138,17 +138,31 @@ BEFORE = {
     "batchnorm": [{"test_loss": 1172.2420654296875}, {"test_loss": 1175.595458984375},
                   {"test_loss": 1171.631103515625}],
 }
+#: Problems whose trained metrics move by percents with the float arithmetic's order (the
+#: 8-layer saturated batchnorm net: 1134 or 1136 at step 10 with 1 or 2 threads on one
+#: machine): only their evaluation before training is compared.
+CHAOTIC = {"batchnorm"}
 
 
 @pytest.mark.parametrize("name", sorted(BEFORE))
-def test_synthetic_test_metrics_are_bit_identical_to_before(host: PluginHost, name: str) -> None:
+def test_synthetic_test_metrics_are_those_of_before_the_split(host: PluginHost,
+                                                              name: str) -> None:
+    """The validation split took a generator stream of its own, so training and test data
+    are those of runs before it existed. The evaluation before training (test data and
+    initial weights) is bit-identical; trained metrics agree to float32 rounding, which
+    differs in the last bits between CPUs (AVX-512 or AVX2 kernels) and thread counts."""
     problem = host.problems.get(name)
     result = run_cell(make_cell(name, steps=20, seed=1), problem, host.optimizers.get("adam"),
                       RunOptions(windows=2, eval_every=10))
     assert result.status == "ok", result.traceback
     evaluations = [{k: v for k, v in r.items() if k.startswith("test_")}
                    for r in result.curve if "test_loss" in r]
-    assert evaluations == BEFORE[name]
+    assert len(evaluations) == len(BEFORE[name])
+    assert evaluations[0] == BEFORE[name][0]
+    if name in CHAOTIC:
+        return
+    for got, before in zip(evaluations[1:], BEFORE[name][1:], strict=True):
+        assert got == pytest.approx(before, rel=1e-5, abs=0)
 
 
 @pytest.mark.parametrize(("metric", "words"), [

@@ -96,3 +96,53 @@ def test_a_stop_signal_while_a_worker_starts_leaves_no_worker_behind(how: str) -
                           text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "stopped; 0 left", proc.stdout + proc.stderr
+
+
+_INTERRUPTED_SHUTDOWN = r'''
+import multiprocessing, os, signal
+import torch  # noqa: F401
+from harness.executor import CellLimits, RunOptions
+from harness.run import pool as pool_module
+from harness.run.pool import WorkerPool
+
+class Stop(BaseException):
+    pass
+
+def handler(signum, frame):
+    raise Stop
+
+signal.signal(signal.SIGTERM, handler)
+pool = WorkerPool(CellLimits(), RunOptions())
+for _ in range(3):
+    pool.start("cpu")
+while not all(w.ready for w in pool.workers):
+    pool.wait(1.0)
+real_retire = WorkerPool._retire
+
+def retire_then_signal(self, worker, *, kill):
+    real_retire(self, worker, kill=kill)  # the first worker ends; a signal lands
+    WorkerPool._retire = real_retire
+    os.kill(os.getpid(), signal.SIGTERM)
+
+WorkerPool._retire = retire_then_signal
+try:
+    pool.shutdown()
+    print("no stop", flush=True)
+except Stop:
+    print("stopped;", len(multiprocessing.active_children()), "left", flush=True)
+'''
+
+
+def test_a_stop_signal_while_the_pool_shuts_down_leaves_no_worker_behind() -> None:
+    """A SIGTERM that lands while the pool ends its workers (after the last cell, the
+    driver killed at the end of a run): the workers not yet ended are killed, and the
+    process exits instead of waiting for ever in multiprocessing's exit handler (the hang
+    CI saw in test_the_driver_killed_at_a_random_moment, issue 21)."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPTED_SHUTDOWN], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "stopped; 0 left", proc.stdout + proc.stderr

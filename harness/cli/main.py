@@ -81,9 +81,9 @@ def _main(args_list: list[str]) -> int:
         if path is not None:
             print(f"harness: error: cannot write {path}: {_reason(exc)}", file=sys.stderr)
             return 2
-        if isinstance(exc, PermissionError) and exc.filename:  # an input we may not read
-            print(f"harness: error: cannot read {os.fsdecode(exc.filename)}: "
-                  f"{_reason(exc)}", file=sys.stderr)
+        path = _named_path(exc, args, _inputs(args) if args is not None else [])
+        if path is not None and isinstance(exc, PermissionError):  # an input we may not read
+            print(f"harness: error: cannot read {path}: {_reason(exc)}", file=sys.stderr)
             return 2
         raise  # not one of this command's files: a bug to see in full
 
@@ -102,14 +102,32 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
     return []
 
 
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """What this command reads that the user named: results directories, the grid file,
+    the run to resume, plugin files."""
+    named: list[str] = list(getattr(args, "plugin_paths", None) or [])
+    for attr in ("dir", "grid", "resume", "base", "new"):
+        value = getattr(args, attr, None)
+        if isinstance(value, str):
+            named.append(value)
+        elif isinstance(value, list):
+            named += [v for v in value if isinstance(v, str)]
+    return [Path(p) for p in named]
+
+
 def _output_path(exc: OSError, args: argparse.Namespace | None) -> str | None:
     """The path named by ``exc`` when it is, holds or lies in one of the command's outputs
     (creating ``a/b/c`` fails on ``a/b`` when ``a`` is a file)."""
-    if args is None or not exc.filename or not isinstance(exc.filename, str | bytes | Path):
+    return None if args is None else _named_path(exc, args, _outputs(args))
+
+
+def _named_path(exc: OSError, args: argparse.Namespace, paths: list[Path]) -> str | None:
+    """The path named by ``exc`` when it is, holds or lies in one of ``paths``."""
+    if not exc.filename or not isinstance(exc.filename, str | bytes | Path):
         return None
     name = os.fsdecode(exc.filename)
     failed = Path(os.path.abspath(name))
-    for out in _outputs(args):
+    for out in paths:
         out = Path(os.path.abspath(out))
         if failed == out or out in failed.parents or failed in out.parents:
             return name

@@ -298,9 +298,29 @@ class WorkerPool:
         self._retire(worker, kill=worker.cell is not None)
 
     def shutdown(self) -> None:
-        """End every worker."""
+        """End every worker. A signal raised in the driver on the way (SIGINT, SIGTERM)
+        does not leave the rest running: they are killed before it goes on, since a worker
+        waiting for its next cell would keep the driver's exit waiting for ever
+        (multiprocessing joins its children at exit)."""
+        try:
+            for worker in list(self._workers):
+                self.stop(worker)
+        except BaseException:
+            self._kill_all()
+            raise
+
+    def _kill_all(self) -> None:
+        """Kill every worker left; a further signal on the way is raised after the last."""
+        pending: BaseException | None = None
         for worker in list(self._workers):
-            self.stop(worker)
+            for _ in range(3):  # a signal per try at most; SIGKILL and join are quick
+                try:
+                    self._retire(worker, kill=True)
+                    break
+                except BaseException as exc:  # re-raised below
+                    pending = pending or exc
+        if pending is not None:
+            raise pending
 
     def kill(self, worker: Worker, status: Status, error: str, *,
              restart: bool = True) -> CellResult | None:
