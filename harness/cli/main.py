@@ -81,7 +81,7 @@ def _main(args_list: list[str]) -> int:
         if path is not None:
             print(f"harness: error: cannot write {path}: {_reason(exc)}", file=sys.stderr)
             return 2
-        path = _named_path(exc, args, _inputs(args) if args is not None else [])
+        path = _named_path(exc, _inputs(args) if args is not None else [])
         if path is not None and isinstance(exc, PermissionError):  # an input we may not read
             print(f"harness: error: cannot read {path}: {_reason(exc)}", file=sys.stderr)
             return 2
@@ -118,10 +118,10 @@ def _inputs(args: argparse.Namespace) -> list[Path]:
 def _output_path(exc: OSError, args: argparse.Namespace | None) -> str | None:
     """The path named by ``exc`` when it is, holds or lies in one of the command's outputs
     (creating ``a/b/c`` fails on ``a/b`` when ``a`` is a file)."""
-    return None if args is None else _named_path(exc, args, _outputs(args))
+    return None if args is None else _named_path(exc, _outputs(args))
 
 
-def _named_path(exc: OSError, args: argparse.Namespace, paths: list[Path]) -> str | None:
+def _named_path(exc: OSError, paths: list[Path]) -> str | None:
     """The path named by ``exc`` when it is, holds or lies in one of ``paths``."""
     if not exc.filename or not isinstance(exc.filename, str | bytes | Path):
         return None
