@@ -23,6 +23,26 @@ os.environ["HARNESS_CACHE_DIR"] = tempfile.mkdtemp(prefix="harness-test-cache-")
 from harness.plugins import PluginHost, get_host, reset_host
 from tests.helpers import PACKAGES, pip_install
 
+LONG = "--long"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(LONG, action="store_true",
+                     help="also run the long tier (tests marked long: stress, fault "
+                          "injection, cluster loss, real file systems, the gate's load "
+                          "tests; `tox -e long`)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` are skipped, with the reason shown, unless ``--long`` is given:
+    the README's test command stays under CI's time budget, and `tox -e long` runs them."""
+    if config.getoption(LONG):
+        return
+    skip = pytest.mark.skip(reason="long tier: run with --long (tox -e long)")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_host() -> Iterator[None]:

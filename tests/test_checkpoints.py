@@ -189,6 +189,7 @@ def test_a_pickled_module_is_refused(tmp_path: Path) -> None:
     assert checkpoints.load(tmp_path / "missing.pt") is None
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_sigkill_mid_cell_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     # Killed half a second after its first checkpoint, the cell is still some 100 steps

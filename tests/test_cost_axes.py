@@ -91,6 +91,7 @@ def _run(out: Path) -> Path:
     return out
 
 
+@pytest.mark.long
 def test_rerunning_a_cpu_grid_gives_identical_scores_on_counted_axes(tmp_path: Path) -> None:
     runs = [_run(tmp_path / f"run{i}") for i in range(2)]
     for cost in ("steps", "samples", "flops"):

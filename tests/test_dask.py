@@ -132,6 +132,7 @@ def _kill(client: Any, workers: list[str], proc: subprocess.Popen[str]) -> None:
     _wait("the scheduler to notice", lambda: not set(workers) & set(client.processing()), proc)
 
 
+@pytest.mark.long
 def test_a_lost_worker_is_retried_once_then_recorded(cluster: Any, tmp_path: Path) -> None:
     out = tmp_path / "lost"
     proc = subprocess.Popen(
@@ -170,6 +171,7 @@ def fault_env(installed_packages: Path) -> dict[str, str]:
             "HARNESS_PLUGINS": "harness,harness-faultplugin"}
 
 
+@pytest.mark.long
 @needs_dask
 def test_timeout_and_crash_statuses_on_a_cluster_it_starts(fault_env: dict[str, str],
                                                             tmp_path: Path) -> None:
@@ -185,7 +187,8 @@ def test_timeout_and_crash_statuses_on_a_cluster_it_starts(fault_env: dict[str, 
         "fault-hang": "timeout", "fault-abort": "error", "regression": "ok"}
     assert "6 s timeout" in recs["fault-hang"]["error"]
     assert recs["fault-hang"]["curve"], "the curve up to the timeout is recorded"
-    assert 6 <= recs["fault-hang"]["summary"]["wall_s"] < 10
+    # killed at its timeout (the cell hangs for ever), however slow the machine is
+    assert 6 <= recs["fault-hang"]["summary"]["wall_s"] < 60
     assert "SIGABRT" in recs["fault-abort"]["error"]
 
 
@@ -430,6 +433,7 @@ def _run_on(address: str, out: Path, *grid: str, env: dict[str, str]) -> subproc
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=out.parent)
 
 
+@pytest.mark.long
 @needs_dask
 def test_a_scheduler_that_stops_answering_mid_run_ends_the_run(tmp_path: Path) -> None:
     # A suspended scheduler (a hung host) keeps its connections open: Dask's client waited
@@ -456,6 +460,7 @@ def test_a_scheduler_that_stops_answering_mid_run_ends_the_run(tmp_path: Path) -
         "answered there within 4 s); finished cells are kept, resume with --resume"]
 
 
+@pytest.mark.long
 @needs_dask
 def test_ctrl_c_on_its_own_cluster_is_one_line(tmp_path: Path) -> None:
     """Ctrl-C in a terminal signals the whole process group, the LocalCluster's workers
@@ -491,6 +496,7 @@ def test_ctrl_c_on_its_own_cluster_is_one_line(tmp_path: Path) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.long
 @needs_dask
 def test_a_scheduler_that_exits_mid_run_is_one_line_and_keeps_the_finished_cells(
     tmp_path: Path,

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers import run_cli
 
 BASE = ["run", "-m", "regression", "-s", "0-1", "--steps", "20", "--workers", "0", "--quiet"]
@@ -56,6 +58,7 @@ def test_a_finished_run_grows_by_the_new_cells_only(tmp_path: Path) -> None:
     assert len(_manifest(tmp_path / "r")["extended"]) == 2 and len(_records(tmp_path / "r")) == 7
 
 
+@pytest.mark.long
 def test_an_extension_that_changes_what_defines_finished_cells_is_refused(
         tmp_path: Path) -> None:
     first = run_cli(*BASE, "-o", "sgd", "--out", "r", cwd=tmp_path)

@@ -31,7 +31,7 @@ import pytest
 from harness.results import RunDirectory
 from tests.helpers import TESTS, run_cli, run_with_fault, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 GRID = ["-m", "regression", "-o", "sgd,adam", "-s", "0-1", "--steps", "1500",
         "--workers", "2", "--quiet"]

@@ -145,6 +145,7 @@ def _burn() -> None:
         pass
 
 
+@pytest.mark.long
 def test_a_cpu_burner_alongside_the_new_run_never_reads_regressed(tmp_path: Path) -> None:
     base = _run(tmp_path / "base", "-o", "sgd,adam")
     burner = mp.get_context("fork").Process(target=_burn, daemon=True)
@@ -161,6 +162,7 @@ def test_a_cpu_burner_alongside_the_new_run_never_reads_regressed(tmp_path: Path
     assert main(["compare", str(base), str(new)]) == 0
 
 
+@pytest.mark.long
 def test_a_step_that_sleeps_reads_regressed(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     plugin = tmp_path / "sleepy.py"

@@ -14,6 +14,7 @@ import pytest
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gate_false_alarms.py"
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_two_pairs_are_run_compared_and_counted(tmp_path: Path) -> None:
     grid = tmp_path / "grid.toml"

@@ -22,7 +22,7 @@ import pytest
 from harness.results import RunDirectory
 from tests.helpers import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 GRID = ["-m", "regression", "-o", "sgd,adam", "-s", "0-1", "--steps", "200", "--workers",
         "1", "--quiet"]

@@ -113,6 +113,7 @@ def test_repeats_need_worker_processes(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_repeats_with_the_dask_executor(tmp_path: Path) -> None:
     pytest.importorskip("distributed")

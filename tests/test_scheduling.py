@@ -54,6 +54,7 @@ def test_a_running_cells_first_window_is_the_probe(tmp_path: Path) -> None:
     assert book.estimate(cell) == pytest.approx(90.0) and book.version == 2
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_the_grid_reorders_as_soon_as_a_kind_is_probed(

@@ -28,7 +28,9 @@ def finished(host: PluginHost, name: str, steps: int, **options: Any) -> Any:
 
 @pytest.mark.parametrize(("name", "options"), [
     ("regression", {"checkpoint_every": 5, "cuda_graphs": True}),
-    ("regression", {"compile": True, "loader": "dataloader"}),
+    # torch.compile's inductor takes some 40 s on the CPU
+    pytest.param("regression", {"compile": True, "loader": "dataloader"},
+                 marks=pytest.mark.long),
     ("gan", {"cuda_graphs": True, "compile": True}),
     ("dqn", {}),
 ])

@@ -288,6 +288,7 @@ def test_successive_halving_prunes_trials_of_later_rounds_at_a_rung(
     assert "(7 already done)" in capsys.readouterr().out
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_a_tuning_run_on_dask_selects_what_a_local_one_selects(tmp_path: Path) -> None:
     pytest.importorskip("distributed")

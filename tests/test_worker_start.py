@@ -28,6 +28,7 @@ def test_cpu_workers_fork_and_gpu_workers_spawn(monkeypatch: pytest.MonkeyPatch)
         start_method("cpu")
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_forked_and_spawned_workers_give_bit_identical_cells(tmp_path: Path) -> None:
     frames = {}

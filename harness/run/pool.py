@@ -299,28 +299,20 @@ class WorkerPool:
 
     def shutdown(self) -> None:
         """End every worker. A signal raised in the driver on the way (SIGINT, SIGTERM)
-        does not leave the rest running: they are killed before it goes on, since a worker
-        waiting for its next cell would keep the driver's exit waiting for ever
-        (multiprocessing joins its children at exit)."""
+        does not leave the rest waiting for a cell (multiprocessing's exit would wait for
+        them for ever): they are killed first; a further signal then is raised after."""
         try:
             for worker in list(self._workers):
                 self.stop(worker)
-        except BaseException:
-            self._kill_all()
-            raise
-
-    def _kill_all(self) -> None:
-        """Kill every worker left; a further signal on the way is raised after the last."""
-        pending: BaseException | None = None
-        for worker in list(self._workers):
-            for _ in range(3):  # a signal per try at most; SIGKILL and join are quick
-                try:
-                    self._retire(worker, kill=True)
-                    break
-                except BaseException as exc:  # re-raised below
-                    pending = pending or exc
-        if pending is not None:
-            raise pending
+        except BaseException as first:
+            for worker in list(self._workers):
+                for _ in range(3):  # a signal per try at most; SIGKILL and join are quick
+                    try:
+                        self._retire(worker, kill=True)
+                        break
+                    except BaseException:  # another signal: first is raised after
+                        continue
+            raise first
 
     def kill(self, worker: Worker, status: Status, error: str, *,
              restart: bool = True) -> CellResult | None:
