@@ -69,6 +69,7 @@ def test_resume_from_checkpoint_is_bit_identical(host: PluginHost, name: str,
     assert not (tmp_path / "ckpt" / f"{cell.cell_id}.pt").exists()  # removed when done
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("env", ["CartPole-v1", "Acrobot-v1"])
 def test_a_dqn_cell_resumes_mid_episode_as_if_never_stopped(host: PluginHost, env: str,
                                                              tmp_path: Path) -> None:

@@ -165,6 +165,7 @@ def test_dqn_through_the_cli(tmp_path: Path) -> None:
     assert art["solved_return"] == 195
 
 
+@pytest.mark.long
 def test_dqn_same_seed_gives_the_same_returns(host: PluginHost) -> None:
     runs = [train(host, make_cell(host, "dqn", DQN_STEPS, seed=seed), windows=5)
             for seed in (3, 3, 4)]

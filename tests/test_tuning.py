@@ -227,6 +227,7 @@ def _summary(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_a_resumed_tuning_run_selects_what_an_uninterrupted_one_selects(
         tmp_path: Path) -> None:
