@@ -437,3 +437,147 @@ def test_an_empty_comparison_prints_so() -> None:
     assert cmp.inconclusive == [] and not cmp.regressed and not cmp.failed()
     assert format_comparison(cmp) == "(no cells in common)\n\nNo regression in 0 matched cell " \
         "group(s)."
+
+
+def test_match_key_is_the_sorted_compact_json() -> None:
+    key = match_key({"b": [1, 2], "a": "x", "seed": 3, "versions": {"harness": "1"}})
+    assert key == '{"a":"x","b":[1,2]}'
+    assert match_key({"a": "x", "b": [1, 2]}) == key
+
+
+def test_metric_option_judges_the_chosen_column(tmp_path: Path) -> None:
+    # accuracy does not move; the chosen final_loss doubles on every seed
+    base = write_run(tmp_path / "b", [result("sgd", s, summary=accuracy_summary(0.8))
+                                      for s in SEEDS])
+    new = write_run(tmp_path / "n", [result("sgd", s, summary=accuracy_summary(0.8,
+                                                                                final_loss=1.0))
+                                     for s in SEEDS])
+    row = _only(compare_runs(base, new, Thresholds(metric="final_loss")))
+    assert (row["metric_base"], row["metric_new"]) == (0.5, 1.0)
+    assert row["metric_verdict"] == "regressed" and row["metric_change"] == 1.0
+
+
+def _scored(tmp_path: Path, name: str, values: tuple[float, ...], **more: Any) -> Path:
+    return write_run(tmp_path / name, [result("sgd", s, summary={"final_loss": 0.5, **more,
+                                                                 "fid_score": v, "lag": v,
+                                                                 "top5accuracy": v})
+                                       for s, v in zip(SEEDS, values, strict=True)])
+
+
+def test_the_metric_side_the_target_mode_first_then_the_name(tmp_path: Path) -> None:
+    """Records without ``metric_directions``: the target's recorded mode (FID, lower is
+    better) comes before what the name says (``..._score``, higher)."""
+    target = {"target_metric": "fid_score", "target_mode": "min", "target_threshold": 1.0}
+    base = _scored(tmp_path, "b", (10.0, 10.0, 10.0), **target)
+    worse = _scored(tmp_path, "n", (12.0, 12.0, 12.0), **target)
+    row = _only(compare_runs(base, worse))
+    assert (row["metric"], row["metric_direction"]) == ("fid_score", "min")
+    assert row["metric_verdict"] == "regressed"
+    row = _only(compare_runs(base, worse, Thresholds(metric="fid_score")))
+    assert (row["metric_direction"], row["metric_verdict"]) == ("min", "regressed")
+    # another column: its name, read off its end (better_side), else its words
+    for metric, side, verdict in (("top5accuracy", "max", "improved"), ("lag", "min",
+                                                                        "regressed")):
+        row = _only(compare_runs(base, worse, Thresholds(metric=metric)))
+        assert (row["metric"], row["metric_direction"], row["metric_verdict"]) == \
+            (metric, side, verdict)
+    # a metric_directions entry says more than the name
+    said = {**target, "metric_directions": "fid_score=min,lag=max"}
+    base = _scored(tmp_path, "b2", (10.0, 10.0, 10.0), **said)
+    worse = _scored(tmp_path, "n2", (12.0, 12.0, 12.0), **said)
+    row = _only(compare_runs(base, worse, Thresholds(metric="lag")))
+    assert (row["metric_direction"], row["metric_verdict"]) == ("max", "improved")
+
+
+def test_two_shared_seeds_pair_and_a_zero_base_has_no_relative_change() -> None:
+    from harness.report.compare import _judge_paired
+    j = _judge_paired({0: 1.0, 1: 2.0}, {0: 1.5, 1: 2.5}, "min", 0.05, 2.0)
+    # differences 0.5 and 0.5: sd 0, threshold 0.05 · 1.5 (paired, not pooled sd 0.71)
+    assert (j["noise"], j["verdict"], j["base"], j["new"]) == ("paired seeds", "regressed",
+                                                                1.5, 2.0)
+    assert j["change"] == pytest.approx(1 / 3) and j["threshold"] == pytest.approx(0.05)
+    j = _judge_paired({0: 0.0, 1: 0.0}, {0: 1.0, 1: 1.0}, "min", 0.05, 2.0)
+    assert j["verdict"] == "regressed" and j["noise"] == "paired seeds"
+    assert math.isnan(j["change"]) and math.isnan(j["threshold"])
+
+
+def test_a_change_equal_to_the_threshold_is_unchanged() -> None:
+    from harness.report.compare import _verdict
+    assert _verdict(0.5, 0.5) == "unchanged" and _verdict(-0.5, 0.5) == "unchanged"
+    assert _verdict(0.75, 0.5) == "regressed" and _verdict(-0.75, 0.5) == "improved"
+
+
+def test_alpha_and_the_load_tolerance_reach_the_gate(tmp_path: Path) -> None:
+    fast, slow = (1000.0, 1010.0, 990.0, 1005.0), (700.0, 708.0, 692.0, 701.0)
+    seeds = (0, 1, 2, 3)
+    base = write_run(tmp_path / "b", [result("sgd", s, summary=accuracy_summary(
+        0.8, r, other_cpu_share=0.05)) for s, r in zip(seeds, fast, strict=True)])
+    new = write_run(tmp_path / "n", [result("sgd", s, summary=accuracy_summary(
+        0.8, r, other_cpu_share=0.1)) for s, r in zip(seeds, slow, strict=True)])
+    # q = 0.9 / 0.95 = 0.947: within the default tolerance (0.10), not within 0.01
+    assert _only(compare_runs(base, new))["throughput_verdict"] == "regressed"
+    row = _only(compare_runs(base, new, Thresholds(load_tolerance=0.01)))
+    assert row["throughput_verdict"] == "inconclusive"
+    assert row["throughput_reason"].startswith("machine load differed: other processes took 5%")
+    row = _only(compare_runs(base, new, Thresholds(alpha=0.01)))
+    assert (row["throughput_verdict"], row["throughput_evidence"]) == ("inconclusive",
+                                                                       "too few")
+
+
+def test_nothing_in_common_with_up_to_three_new_groups(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", [result("sgd", 0, summary={"final_loss": 1.0})])
+    for optimizers in (("adam",), ("adam", "lion", "rmsprop")):
+        new = write_run(tmp_path / "-".join(optimizers),
+                        [result(o, 0, summary={"final_loss": 1.0}) for o in optimizers])
+        with pytest.raises(UsageError) as info:
+            compare_runs(base, new)
+        shown = "; ".join(f"toy | {o} | cpu: closest base group toy | sgd | cpu differs in "
+                          f"optimizer (base sgd; new {o})" for o in optimizers)
+        assert str(info.value) == (f"nothing to compare: no cell group of {str(new)!r} matches "
+                                   f"one of {str(base)!r}; {shown}")
+
+
+def test_a_cpu_model_that_is_not_a_name_is_unknown(tmp_path: Path) -> None:
+    seeds = (0, 1, 2, 3)
+    fast, slow = (1000.0, 1010.0, 990.0, 1005.0), (850.0, 858.0, 842.0, 851.0)
+    base = write_run(tmp_path / "b", [result("sgd", s, summary=accuracy_summary(0.8, r))
+                                      for s, r in zip(seeds, fast, strict=True)])
+    for name, machine in (("n1", {"cpu": 7}), ("n2", {"cpu": ""}), ("n3", "box")):
+        new = write_run(tmp_path / name, [result("sgd", s, summary=accuracy_summary(0.8, r))
+                                          for s, r in zip(seeds, slow, strict=True)],
+                        manifest={"machine": machine})
+        assert _only(compare_runs(base, new))["throughput_verdict"] == "regressed", machine
+
+
+def test_missing_cells_from_the_manifest_in_order_and_once(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "b", [result("sgd", s, summary={"final_loss": 1.0})
+                                      for s in SEEDS])
+
+    def listed(c: Any) -> dict[str, Any]:  # another key order than the records'
+        return {"cell_id": c.cell_id, **dict(reversed(list(c.to_dict().items())))}
+    new = write_run(tmp_path / "n", [result("sgd", s, summary={"final_loss": 1.0})
+                                     for s in SEEDS[:2]],
+                    manifest={"cells": [listed(cell("sgd", 0)), {"cell_id": "x"},
+                                        listed(cell("sgd", 2)), listed(cell("lion", 0)),
+                                        listed(cell("lion", 1))]})
+    assert compare_runs(base, new).missing == [
+        "toy | sgd | cpu | seed 2", "toy | lion | cpu | seed 0", "toy | lion | cpu | seed 1"]
+
+
+def test_number_and_threshold_formats() -> None:
+    from harness.report.compare import _fmt, _thr
+    assert (_fmt(1000.0), _fmt(-1000.0), _fmt(999.5), _fmt(math.nan)) == \
+        ("1,000", "-1,000", "999.5", "-")
+    assert (_thr(0.05), _thr(math.nan), _thr(math.inf)) == ("±5.0%", "-", "-")
+
+
+def test_medians_and_spreads_of_nothing_warn_nothing() -> None:
+    import warnings
+
+    from harness.report.compare import _median
+    assert _median([1, None, 3]) == 2.0
+    assert _pooled_sd([1, 3], [2, None, 4]) == pytest.approx(math.sqrt(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(_median([])) and math.isnan(_median([None]))
+        assert math.isnan(_pooled_sd([1.0], [1, 2, 3])) and math.isnan(_pooled_sd([], [1, 2]))

@@ -46,7 +46,7 @@ from harness.outcome import Status
 from harness.report.gate import DEFAULT_ALPHA, DEFAULT_LOAD_TOLERANCE, GateSettings, Speed, judge
 from harness.report.matching import explain, group_keys
 from harness.report.model import ReportRun, metric_mode, steady_windows
-from harness.target import parse_directions
+from harness.target import better_side, parse_directions
 
 DEFAULT_K = 2.0
 DEFAULT_THROUGHPUT_FLOOR = 0.10
@@ -287,9 +287,10 @@ def _metrics(run: ReportRun, chosen: str | None = None) -> dict[str, tuple[str, 
     for rec in run.records:
         row = by_id.loc[rec["cell_id"]]
         metric, mode = run.final_metric(str(row["problem"]))
-        if chosen is not None:
-            metric, mode = chosen, mode if chosen == metric else metric_mode(chosen)
-        side = parse_directions(row.get("metric_directions"), [metric]).get(metric, mode)
+        if chosen is not None and chosen != metric:
+            metric, mode = chosen, better_side(chosen) or metric_mode(chosen)
+        # the target's own mode (in ``mode``) comes before what its name says
+        side = parse_directions(row.get("metric_directions")).get(metric, mode)
         out.setdefault(match_key(rec["cell"]), (metric, side))
     return out
 

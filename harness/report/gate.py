@@ -33,6 +33,7 @@ Records without ``other_cpu_share`` (written before it existed) skip check 3.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,7 +90,7 @@ class Speed:
 def parse_rates(text: Any) -> list[float]:
     """The throughputs of :data:`REPEAT_RATES` (space-separated numbers; a table reader may
     have read a single one as a number)."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
+    if isinstance(text, numbers.Real) and not isinstance(text, bool):  # numpy's too
         text = str(text)
     if not isinstance(text, str):
         return []
