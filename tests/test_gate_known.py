@@ -13,6 +13,7 @@ from harness.report.gate import GateSettings, Speed, _median, judge, mann_whitne
 
 BASE = [1000.0, 1010.0, 990.0, 1005.0]  # median 1002.5
 HALF = [500.0, 505.0, 495.0, 502.5]  # median 501.25: exactly half, fully below the base
+FAST, SLOW = [10.0, 11.0, 12.0, 13.0, 14.0], [1.0, 2.0, 3.0, 4.0, 5.0]  # p = 2 / 252
 
 
 def test_add_reads_a_row_and_its_steady_windows() -> None:
@@ -58,6 +59,18 @@ def test_within_the_minimum_effect_names_it() -> None:
     assert t["change"] == -0.25 and t["verdict"] == "regressed"
 
 
+def test_no_change_is_unchanged_even_at_a_floor_of_zero() -> None:
+    # one run a side (equal medians) and windows that differ significantly: at a floor of 0
+    # every change counts, and the median did not change
+    t = judge(Speed(runs=[1000.0], windows=FAST), Speed(runs=[1000.0], windows=SLOW),
+              GateSettings(floor=0.0))
+    assert (t["change"], t["verdict"]) == (0.0, "unchanged")
+    assert t["reason"] == "within the minimum effect (±0%)"
+    t = judge(Speed(runs=[1000.0], windows=FAST), Speed(runs=[999.0], windows=SLOW),
+              GateSettings(floor=0.0))
+    assert (t["evidence"], t["verdict"]) == ("windows", "regressed")
+
+
 def test_the_verdicts_exact_reasons() -> None:
     t = judge(Speed(runs=BASE), Speed(runs=HALF), GateSettings())
     assert (t["verdict"], t["evidence"]) == ("regressed", "runs")
@@ -86,8 +99,6 @@ def _windows(runs: float, windows: list[float], dispersion: float) -> Speed:
     """Three runs (too few for the test) and the windows, with the cells' dispersion."""
     return Speed(runs=[runs] * 3, windows=windows, dispersion=[dispersion])
 
-
-FAST, SLOW = [10.0, 11.0, 12.0, 13.0, 14.0], [1.0, 2.0, 3.0, 4.0, 5.0]  # p = 2 / 252
 
 
 def test_noisy_windows_at_their_boundaries() -> None:

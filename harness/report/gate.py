@@ -142,7 +142,7 @@ def judge(base: Speed, new: Speed, settings: GateSettings,
         return out
     change = n / b - 1
     out.update(change=change)
-    if abs(change) < settings.floor:
+    if abs(change) < settings.floor or change == 0:  # no change counts, even at a floor of 0
         return {**out, "verdict": "unchanged",
                 "reason": f"within the minimum effect (±{100 * settings.floor:.0f}%)"}
     evidence, x, y = _samples(base, new, settings.alpha)
