@@ -312,8 +312,8 @@ def test_a_too_long_integer_in_a_grid_file(toml: str, where: str, tmp_path: Path
     path.write_text(toml)
     with pytest.raises(UsageError) as info:
         load_grid_file(path)
-    message = str(info.value)
-    assert where in message and "5000 digits" in message and len(message) < 200
+    message = str(info.value).replace(str(path), "GRID")  # the path's length is the machine's
+    assert where in message and "5000 digits" in message and len(message) < 170
 
 
 # -- devices ---------------------------------------------------------------------------
