@@ -8,6 +8,7 @@ import math
 import warnings
 
 import numpy as np
+import pytest
 
 from harness.report.gate import GateSettings, Speed, _median, judge, mann_whitney, parse_rates
 
@@ -68,7 +69,7 @@ def test_no_change_is_unchanged_even_at_a_floor_of_zero() -> None:
     assert t["reason"] == "within the minimum effect (±0%)"
     t = judge(Speed(runs=[1000.0], windows=FAST), Speed(runs=[999.0], windows=SLOW),
               GateSettings(floor=0.0))
-    assert (t["evidence"], t["verdict"]) == ("windows", "regressed")
+    assert (t["evidence"], t["verdict"]) == ("windows", "inconclusive")
 
 
 def test_the_verdicts_exact_reasons() -> None:
@@ -101,21 +102,23 @@ def _windows(runs: float, windows: list[float], dispersion: float) -> Speed:
 
 
 
-def test_noisy_windows_at_their_boundaries() -> None:
-    # dispersion 12.5 % and a change of exactly −25 % = twice it: beyond the noise
-    t = judge(_windows(4.0, FAST, 0.125), _windows(3.0, SLOW, 0.0), GateSettings())
-    assert (t["evidence"], t["change"], t["verdict"]) == ("windows", -0.25, "regressed")
-    assert t["reason"] == "Mann-Whitney U p=0.00794 on 5 and 5 windows"
-    # dispersion exactly at the noisy mark (10 %) is not noisy, whatever the change
-    t = judge(_windows(1000.0, FAST, 0.10), _windows(850.0, SLOW, 0.10), GateSettings())
-    assert t["verdict"] == "regressed"
-    # the new side's noise counts as the base's does; the reason names the larger one
-    t = judge(_windows(4.0, FAST, 0.0), _windows(2.0, SLOW, 0.6), GateSettings())
-    assert t["verdict"] == "inconclusive"
-    assert t["reason"] == ("noisy cells (dispersion ±60%) and only windows to test: more "
-                           "seeds or --repeats")
-    t = judge(_windows(4.0, FAST, 0.6), _windows(2.0, SLOW, 0.2), GateSettings())
-    assert t["reason"].startswith("noisy cells (dispersion ±60%)")
+def test_windows_alone_never_give_a_verdict() -> None:
+    """Too few runs for the test: the windows are tested and their p reported, but the
+    windows of one process share its conditions (identical reruns moved by up to 40 %):
+    inconclusive, whatever the dispersion or the direction, with the noise named."""
+    t = judge(_windows(4.0, FAST, 0.0), _windows(3.0, SLOW, 0.0), GateSettings())
+    assert (t["evidence"], t["change"], t["verdict"]) == ("windows", -0.25, "inconclusive")
+    assert t["p"] == pytest.approx(0.00794, abs=1e-5)
+    assert t["reason"] == ("only windows differ (Mann-Whitney U p=0.00794 on 5 and 5 windows), "
+                           "and the windows of one process share its conditions; 3 and 3 runs "
+                           "cannot reach p < 0.05: more seeds or --repeats")
+    t = judge(_windows(3.0, SLOW, 0.0), _windows(4.0, FAST, 0.0), GateSettings())
+    assert (t["change"], t["verdict"]) == (pytest.approx(1 / 3), "inconclusive")
+    t = judge(_windows(4.0, FAST, 0.0), _windows(2.0, SLOW, 0.6), GateSettings(alpha=0.1))
+    assert t["reason"] == ("only windows differ (Mann-Whitney U p=0.00794 on 5 and 5 windows); "
+                           "noisy cells (dispersion ±60%), and the windows of one process share "
+                           "its conditions; 3 and 3 runs cannot reach p < 0.1: more seeds or "
+                           "--repeats")
 
 
 def test_the_not_significant_note_names_the_noise() -> None:
