@@ -2,6 +2,7 @@
 
     python benchmarks/gate_false_alarms.py [--pairs 20] [--grid benchmarks/gate.toml]
         [--out DIR] [--repeats K] [-- extra harness run flags]
+    python benchmarks/gate_false_alarms.py --rejudge DIR   # the kept pairs, today's gate
 
 Runs the grid 2 x PAIRS times (``harness run GRID --quiet``, each in a process of its own,
 one after the other) and compares each pair with ``harness compare`` (in this process:
@@ -53,6 +54,12 @@ def pair(index: int, grid: Path, root: Path, repeats: int, extra: list[str]) -> 
     base, new = root / f"pair-{index:02d}" / "base", root / f"pair-{index:02d}" / "new"
     load_base = _run(grid, base, repeats, extra)
     load_new = _run(grid, new, repeats, extra)
+    return judged(index, base, new, load_base, load_new)
+
+
+def judged(index: int, base: Path, new: Path, load_base: float,
+           load_new: float) -> dict[str, Any]:
+    """A pair's row: today's ``harness compare`` of its two runs."""
     cmp = compare_runs(base, new)
     verdicts = Counter(str(v) for v in cmp.table["throughput_verdict"])
     return {"pair": index, "load_base": load_base, "load_new": load_new,
@@ -90,8 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", type=Path, default=GRID)
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temp dir)")
     parser.add_argument("--repeats", type=int, default=0, help="harness run --repeats K")
+    parser.add_argument("--rejudge", type=Path, metavar="DIR",
+                        help="run nothing: compare again, with today's gate, the pairs an "
+                             "earlier --out DIR kept (its false_alarms.json gives the loads)")
     parser.add_argument("extra", nargs="*", help="more harness run flags, after --")
     args = parser.parse_args(argv)
+    if args.rejudge:
+        kept = json.loads((args.rejudge / "false_alarms.json").read_text("utf-8"))
+        rows = [judged(r["pair"], args.rejudge / f"pair-{r['pair']:02d}" / "base",
+                       args.rejudge / f"pair-{r['pair']:02d}" / "new", r["load_base"],
+                       r["load_new"]) for r in kept["pairs"]]
+        print(f"{args.rejudge}: {len(rows)} pairs (--repeats {kept['repeats']}) judged again")
+        print(table(rows))
+        return 0
     if args.pairs < 1:
         parser.error("--pairs must be at least 1")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

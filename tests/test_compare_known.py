@@ -312,10 +312,11 @@ def test_number_formats(tmp_path: Path) -> None:
     text = format_comparison(compare_runs(base, new))
     header, line = text.splitlines()[:2]
     assert header.split() == ["cell", "seeds", "ok", "per", "s", "base", "per", "s", "new",
-                              "change", "p", "throughput", "metric", "base", "new", "m",
+                              "change", "p", "p", "Holm", "throughput", "metric", "base", "new",
+                              "m",
                               "change", "m", "thr", "final", "metric", "status"]
     assert line.split() == ["toy", "|", "sgd", "|", "cpu", "1/1", "→", "1/1", "0.1235", "-",
-                            "-", "-", "n/a", "final_loss", "(min)", "1,234", "1,234", "+0.0%",
+                            "-", "-", "-", "n/a", "final_loss", "(min)", "1,234", "1,234", "+0.0%",
                             "±5.0%", "unchanged", "unchanged"]
 
 

@@ -38,3 +38,9 @@ def test_two_pairs_are_run_compared_and_counted(tmp_path: Path) -> None:
         assert (out / f"pair-{p['pair']:02d}" / "new" / "summary.csv").exists()
     regressed = sum(p["regressed"] for p in data["pairs"])
     assert f"{regressed} of 4 group comparisons read throughput regressed" in proc.stdout
+    # the kept pairs judged again, running nothing: the same verdicts with today's gate
+    again = subprocess.run([sys.executable, str(SCRIPT), "--rejudge", str(out)],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{out}: 2 pairs (--repeats 0) judged again" in again.stdout
+    assert [ln for ln in again.stdout.splitlines() if ln.startswith(("| 0 |", "| 1 |"))] == rows

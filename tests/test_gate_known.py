@@ -10,7 +10,15 @@ import warnings
 import numpy as np
 import pytest
 
-from harness.report.gate import GateSettings, Speed, _median, judge, mann_whitney, parse_rates
+from harness.report.gate import (
+    GateSettings,
+    Speed,
+    _median,
+    judge,
+    mann_whitney,
+    over_the_family,
+    parse_rates,
+)
 
 BASE = [1000.0, 1010.0, 990.0, 1005.0]  # median 1002.5
 HALF = [500.0, 505.0, 495.0, 502.5]  # median 501.25: exactly half, fully below the base
@@ -144,3 +152,35 @@ def test_median_of_nothing_is_nan_without_a_warning() -> None:
         assert math.isnan(_median([])) and math.isnan(_median([math.nan]))
     assert _median([1, None, 3, math.inf]) == 2.0
 
+
+
+def _verdict(verdict: str, p: float, evidence: str = "runs") -> dict[str, object]:
+    return {"verdict": verdict, "p": p, "evidence": evidence, "reason": "r"}
+
+
+def test_the_family_of_groups_is_holm_corrected() -> None:
+    """Two of six groups at p 0.041 and 0.015 (what identical reruns gave on the idle
+    machine): neither survives Holm over the six tested; p 0.0022 among three does."""
+    family = [_verdict("regressed", 0.041), _verdict("regressed", 0.015),
+              _verdict("inconclusive", 0.589), _verdict("inconclusive", 0.24),
+              _verdict("inconclusive", 0.132), _verdict("unchanged", math.nan, "-")]
+    out = over_the_family(family, 0.05)
+    assert [v["verdict"] for v in out] == ["inconclusive"] * 5 + ["unchanged"]
+    assert out[1]["p_holm"] == pytest.approx(5 * 0.015)
+    assert out[0]["p_holm"] == pytest.approx(4 * 0.041)
+    assert math.isnan(out[5]["p_holm"])
+    assert out[1]["reason"] == ("not significant over the 5 groups tested (Mann-Whitney U "
+                                "p=0.015 on runs, 0.075 after Holm's correction)")
+    kept = over_the_family([_verdict("regressed", 0.0022, "repeats"),
+                            _verdict("improved", 0.3), _verdict("inconclusive", 0.5)], 0.05)
+    assert [v["verdict"] for v in kept] == ["regressed", "inconclusive", "inconclusive"]
+    assert kept[0]["p_holm"] == pytest.approx(0.0066)
+    assert kept[0]["reason"] == "r"  # a verdict that stands keeps its reason
+    # a lone group is its own family; windows and untested groups do not count
+    alone = over_the_family([_verdict("regressed", 0.0286),
+                             _verdict("inconclusive", 1e-20, "windows")], 0.05)
+    assert alone[0]["verdict"] == "regressed" and alone[0]["p_holm"] == pytest.approx(0.0286)
+    assert math.isnan(alone[1]["p_holm"])
+    # an adjusted p equal to alpha is not below it
+    assert over_the_family([_verdict("regressed", 0.025), _verdict("inconclusive", 0.9)],
+                           0.05)[0]["verdict"] == "inconclusive"

@@ -43,7 +43,14 @@ import pandas as pd
 
 from harness.errors import UsageError
 from harness.outcome import Status
-from harness.report.gate import DEFAULT_ALPHA, DEFAULT_LOAD_TOLERANCE, GateSettings, Speed, judge
+from harness.report.gate import (
+    DEFAULT_ALPHA,
+    DEFAULT_LOAD_TOLERANCE,
+    GateSettings,
+    Speed,
+    judge,
+    over_the_family,
+)
 from harness.report.matching import explain, group_keys
 from harness.report.model import ReportRun, metric_mode, steady_windows
 from harness.target import better_side, parse_directions
@@ -238,10 +245,12 @@ def compare_runs(base_dir: Path, new_dir: Path,
     gate = GateSettings(th.throughput_floor, th.alpha, th.load_tolerance)
     cpus = (_cpu(base), _cpu(new))
     rows = []
-    for key in (k for k in b_sides if k in n_sides):
+    keys = [k for k in b_sides if k in n_sides]
+    speeds = over_the_family([judge(b_sides[k].speed, n_sides[k].speed, gate, cpus)
+                              for k in keys], gate.alpha)
+    for key, t in zip(keys, speeds, strict=True):
         b, n = b_sides[key], n_sides[key]
         metric, mode = metric_of[key]
-        t = judge(b.speed, n.speed, gate, cpus)
         m = _judge_paired(b.metric, n.metric, mode, th.metric_floor, th.k)
         status_regressed = _status_regressed(b, n)
         rows.append({
@@ -249,6 +258,7 @@ def compare_runs(base_dir: Path, new_dir: Path,
             "throughput_base": t["base"], "throughput_new": t["new"],
             "throughput_change": t["change"], "throughput_threshold": t["threshold"],
             "throughput_evidence": t["evidence"], "throughput_p": t["p"],
+            "throughput_p_holm": t["p_holm"],
             "throughput_verdict": t["verdict"], "throughput_reason": t["reason"],
             "metric": metric, "metric_direction": mode, "metric_base": m["base"],
             "metric_new": m["new"], "metric_change": m["change"],
@@ -352,7 +362,7 @@ def format_comparison(cmp: Comparison, allow_missing: bool = False) -> str:
             "per s base": t["throughput_base"].map(_fmt),
             "per s new": t["throughput_new"].map(_fmt),
             "change": t["throughput_change"].map(_pct),
-            "p": t["throughput_p"].map(_p),
+            "p": t["throughput_p"].map(_p), "p Holm": t["throughput_p_holm"].map(_p),
             "throughput": t["throughput_verdict"],
             "metric": t["metric"] + " (" + t["metric_direction"] + ")",
             "base": t["metric_base"].map(_fmt), "new": t["metric_new"].map(_fmt),

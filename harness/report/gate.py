@@ -26,8 +26,14 @@
    CPU shrinks with what the others took, and shared caches, memory bandwidth and clocks can
    cost as much again). A smaller slowdown is inconclusive, naming the two shares.
 
-A change that passes 1 but not 2 or 3 is **inconclusive**, with the reason; an inconclusive
-group never fails the gate. A significant speed-up beyond the minimum effect is **improved**.
+4. **Over the family.** A comparison judges many groups at once; their runs' p-values are
+   Holm-adjusted over the groups tested (:func:`over_the_family`), and a verdict stands only
+   when the adjusted p is below ``alpha``: the chance that identical reruns fail the gate
+   somewhere stays at ``alpha``, not ``alpha`` per group.
+
+A change that passes 1 but not 2, 3 or 4 is **inconclusive**, with the reason; an
+inconclusive group never fails the gate. A significant speed-up beyond the minimum effect
+is **improved**.
 Records without ``other_cpu_share`` (written before it existed) skip check 3.
 """
 
@@ -41,6 +47,8 @@ from typing import Any
 
 import numpy as np
 import scipy.stats
+
+from harness.report.stats import holm
 
 #: The test the gate runs on the two sides' throughput samples (named in the output).
 TEST_NAME = "Mann-Whitney U"
@@ -173,6 +181,27 @@ def judge(base: Speed, new: Speed, settings: GateSettings,
         return {**out, "verdict": "inconclusive", "reason": why}
     return {**out, "verdict": "regressed",
             "reason": f"{TEST_NAME} p={p:.3g} on {len(x)} and {len(y)} {evidence}"}
+
+
+def over_the_family(verdicts: Sequence[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
+    """Holm's correction over the groups of one comparison whose runs were tested: a gate
+    judges many groups at once, and at ``alpha`` each, identical reruns would fail it far
+    more often than ``alpha`` (6 groups: up to 26 %). Each verdict gets ``p_holm`` (NaN where
+    no runs were tested); a ``regressed`` or ``improved`` whose adjusted p is not below
+    ``alpha`` becomes inconclusive, saying so."""
+    tested = [v["evidence"] in ("runs", "repeats") and math.isfinite(v["p"]) for v in verdicts]
+    adjusted = holm([v["p"] if t else math.nan for v, t in zip(verdicts, tested, strict=True)])
+    m = sum(tested)
+    out = []
+    for v, q in zip(verdicts, adjusted, strict=True):
+        v = {**v, "p_holm": q}
+        if v["verdict"] in ("regressed", "improved") and math.isfinite(q) and not q < alpha:
+            v.update(verdict="inconclusive",
+                     reason=f"not significant over the {m} groups tested ({TEST_NAME} "
+                            f"p={v['p']:.3g} on {v['evidence']}, {q:.3g} after Holm's "
+                            "correction)")
+        out.append(v)
+    return out
 
 
 def _samples(base: Speed, new: Speed, alpha: float) -> tuple[str, list[float], list[float]]:
