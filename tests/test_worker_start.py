@@ -53,7 +53,9 @@ def test_a_bad_start_method_is_one_line(tmp_path: Path) -> None:
         "harness: error: HARNESS_WORKER_START must be 'fork' or 'spawn', not 'vfork'"]
 
 
-_INTERRUPTED_START = r'''
+#: What both interrupted-pool scripts begin with: a pool, and SIGTERM raising ``Stop`` (as
+#: the driver's handler raises its Interrupted).
+_SIGNALLED_POOL = r'''
 import multiprocessing, multiprocessing.process, os, signal
 import torch  # noqa: F401  (a CPU worker is forked once torch is loaded)
 from harness.executor import CellLimits, RunOptions
@@ -66,6 +68,9 @@ def handler(signum, frame):
     raise Stop
 
 signal.signal(signal.SIGTERM, handler)
+'''
+
+_INTERRUPTED_START = _SIGNALLED_POOL + r'''
 real_start = multiprocessing.process.BaseProcess.start
 
 def start_then_signal(self):
@@ -99,20 +104,7 @@ def test_a_stop_signal_while_a_worker_starts_leaves_no_worker_behind(how: str) -
     assert proc.stdout.strip() == "stopped; 0 left", proc.stdout + proc.stderr
 
 
-_INTERRUPTED_SHUTDOWN = r'''
-import multiprocessing, os, signal
-import torch  # noqa: F401
-from harness.executor import CellLimits, RunOptions
-from harness.run import pool as pool_module
-from harness.run.pool import WorkerPool
-
-class Stop(BaseException):
-    pass
-
-def handler(signum, frame):
-    raise Stop
-
-signal.signal(signal.SIGTERM, handler)
+_INTERRUPTED_SHUTDOWN = _SIGNALLED_POOL + r'''
 pool = WorkerPool(CellLimits(), RunOptions())
 for _ in range(3):
     pool.start("cpu")
