@@ -99,6 +99,58 @@ def test_a_problems_table_for_an_unknown_optimizer_is_one_line(tmp_path: Path) -
     assert "[problems.regression] sgdd" in done.stderr and "'sgd'" in done.stderr
 
 
+def test_problems_tables_set_a_schedule_per_problem(host: PluginHost) -> None:
+    spec = GridSpec()
+    apply_toml(spec, {"models": ["regression", "classification", "cnn"],
+                      "optimizers": ["sgd"], "schedules": ["cosine"],
+                      "schedule": {"cosine": {"final_lr_ratio": 0.1}},
+                      "problems": {"regression": {"schedule": "warmup-cosine",
+                                                  "warmup-cosine": {"warmup": 0.2}},
+                                   "classification": {"cosine": {"final_lr_ratio": 0.3}}}},
+               "g")
+    cells = expand(spec, host.problems, host.optimizers, schedules=host.schedules).cells
+    got = {c.problem: (c.schedule, dict(c.schedule_params)) for c in cells}
+    assert got == {"regression": ("warmup-cosine", {"warmup": 0.2, "final_lr_ratio": 0.0}),
+                   "classification": ("cosine", {"final_lr_ratio": 0.3}),
+                   "cnn": ("cosine", {"final_lr_ratio": 0.1})}
+
+
+def test_set_schedule_overrides_a_problems_own_schedule(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text('models = ["regression"]\noptimizers = ["sgd"]\n[problems.regression]\n'
+                    'schedule = "cosine"\n')
+    assert main(["run", str(grid), "--dry-run"]) == 0
+    assert "schedule=cosine " in capsys.readouterr().out
+    assert main(["run", str(grid), "--dry-run", "--set", "schedule=linear"]) == 0
+    assert "schedule=linear " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    ('schedule = "warmup-cosin"', "[problems.regression] schedule: unknown schedule "
+     "'warmup-cosin' (did you mean 'warmup-cosine'?)"),
+    ("schedule = 3", "[problems.regression] schedule: expected schedule names, got 3"),
+    ("warmup-cosin.warmup = 0.1", "[problems.regression] warmup-cosin: unknown schedule "
+     "'warmup-cosin' (did you mean 'warmup-cosine'?)"),
+    ("nope.warmup = 0.1", "[problems.regression] nope: unknown optimizer 'nope'"),
+    ('schedule = "warmup-cosine"\nwarmup-cosine.warmupp = 0.1',
+     "[problems.regression] warmup-cosine: unknown parameter 'warmupp' (did you mean "
+     "'warmup'?)"),
+    ('schedule = "warmup-cosine"\nwarmup-cosine.warmup = "x"',
+     "[problems.regression] warmup-cosine: warmup must be a number"),
+    ("warmup-cosine.warmup = 0.1", "[problems.regression] warmup-cosine: schedule "
+     "'warmup-cosine' is not selected for problem 'regression'"),
+])
+def test_bad_schedules_in_a_problems_table_are_one_line(
+        tmp_path: Path, lines: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text(f'models = ["regression"]\noptimizers = ["sgd"]\n[problems.regression]\n'
+                    f"{lines}\n")
+    assert main(["run", str(grid), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize(("table", "message"), [
     ("trials = 0", "tune.trials: 0 is out of range"),
     ('sampler = "sobl"', "did you mean 'sobol'"),

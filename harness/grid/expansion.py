@@ -18,6 +18,7 @@ from harness.grid.spec import (
     PROBLEM_SETTINGS,
     GridSpec,
     check_spec,
+    clip,
     did_you_mean,
     is_scalar,
     parse_bounded,
@@ -66,11 +67,12 @@ def expand(
     _check_scoped(spec, model_names, opt_names, problems, optimizers)
     _check_bare(spec, selected_p, selected_o, problems, optimizers)
 
-    _check_problem_settings(spec, model_names, problems, optimizers)
+    _check_problem_settings(spec, model_names, problems, optimizers, schedules)
     opt_variants = {o.name: _optimizer_variants(o, spec) for o in selected_o}
-    sched = _schedule_variants(spec, schedules)
+    _check_schedule_settings(spec, selected_p, optimizers, schedules)
     cells: list[Cell] = []
     for problem in selected_p:
+        sched = _schedule_variants(spec, schedules, problem, optimizers)
         for cell in _problem_cells(spec, problem, selected_o, opt_variants, devices,
                                    problems, optimizers, sched, schedules):
             cells.append(cell)
@@ -174,29 +176,85 @@ def _problem_cells(
                                        role_schedule_params=role_sched_params)
 
 
-def _schedule_variants(spec: GridSpec, schedules: ScheduleRegistry | None) -> list[Variant]:
-    """The schedule axis: each selected schedule x its parameters' axes (constant: None)."""
-    names = spec.schedules or ["constant"]
-    if names == ["constant"] and not spec.schedule:
+def _schedule_variants(spec: GridSpec, schedules: ScheduleRegistry | None,
+                       problem: Problem | None = None,
+                       optimizers: OptimizerRegistry | None = None) -> list[Variant]:
+    """The schedule axis: each selected schedule x its parameters' axes (constant: None);
+    for ``problem``, its own axis and parameters over the grid's (:func:`_own_schedules`)."""
+    names, own = _own_schedules(spec, problem, optimizers, schedules)
+    names = names or spec.schedules or ["constant"]
+    if names == ["constant"] and not spec.schedule and not own:
         return [(None, ())]  # the default needs no plugin: the learning rate as set
     if schedules is None:
         raise UsageError("learning-rate schedules need the schedule registry")
-    for name in spec.schedule:
-        if name not in schedules:
-            raise UsageError(f"settings for schedule {name!r}: {schedules.unknown(name)}")
-        if name not in names:
-            raise UsageError(f"settings for schedule {name!r}: it is not selected "
-                             f"(--set schedule={name} or schedules = [{name!r}])")
     out: list[Variant] = []
     for name in _dedupe(names, "schedules"):
         sched = schedules.get(name)
-        settings = spec.schedule.get(name, {})
+        settings = {**spec.schedule.get(name, {}), **own.get(name, {})}
         keys = sorted(settings)
         axes = [_dedupe(settings[k], f"schedule {name!r}: {k}") for k in keys]
         for combo in itertools.product(*axes):
             params = sched.resolve(dict(zip(keys, combo, strict=True)))
             out.append((None if name == "constant" else name, tuple(sorted(params.items()))))
     return out
+
+
+def _check_schedule_settings(spec: GridSpec, selected_p: Sequence[Problem],
+                             optimizers: OptimizerRegistry,
+                             schedules: ScheduleRegistry | None) -> None:
+    """``[schedule.NAME]`` must name a registered schedule that the grid, or a selected
+    problem's own ``schedule``, selects."""
+    if not spec.schedule:
+        return
+    if schedules is None:
+        raise UsageError("learning-rate schedules need the schedule registry")
+    selected = set(spec.schedules or ["constant"])
+    for problem in selected_p:
+        selected.update(_own_schedules(spec, problem, optimizers, schedules)[0] or ())
+    for name in spec.schedule:
+        if name not in schedules:
+            raise UsageError(f"settings for schedule {name!r}: {schedules.unknown(name)}")
+        if name not in selected:
+            raise UsageError(f"settings for schedule {name!r}: it is not selected "
+                             f"(--set schedule={name} or schedules = [{name!r}])")
+
+
+def _own_schedules(spec: GridSpec, problem: Problem | None,
+                   optimizers: OptimizerRegistry | None, schedules: ScheduleRegistry | None,
+                   ) -> tuple[list[str] | None, dict[str, dict[str, list[Any]]]]:
+    """A problem's own schedule axis, ``[problems.NAME] schedule = "warmup-cosine"`` (None:
+    the grid's), and its own schedule parameters, ``[problems.NAME] warmup-cosine.warmup
+    = 0.1`` (over ``[schedule.warmup-cosine]``), checked: the schedule registered and
+    selected for the problem, its parameters the schedule's."""
+    if problem is None:
+        return None, {}
+    where = f"[problems.{problem.name}]"
+    table = spec.model.get(problem.name, {})
+    names = None
+    if "schedule" in table and problem.param("schedule") is None:
+        names = table["schedule"]
+        for name in names:
+            if not isinstance(name, str):
+                raise UsageError(f"{where} schedule: expected schedule names, got "
+                                 f"{clip(repr(name))}")
+            if schedules is None:
+                raise UsageError("learning-rate schedules need the schedule registry")
+            if name not in schedules:
+                raise UsageError(f"{where} schedule: {schedules.unknown(name)}")
+    if schedules is None:
+        return names, {}
+    own = {k: v for k, v in spec.problems.get(problem.name, {}).items()
+           if k in schedules and (optimizers is None or k not in optimizers)}
+    selected = names or spec.schedules or ["constant"]
+    for name, settings in own.items():
+        if name not in selected:
+            raise UsageError(f"{where} {name}: schedule {name!r} is not selected for problem "
+                             f"{problem.name!r} (schedule = \"{name}\" under {where}, or "
+                             f"schedules = [\"{name}\"])")
+        for key, values in settings.items():
+            for value in values:
+                schedules.get(name).resolve({key: value}, where=f"{where} {name}")
+    return names, own
 
 
 def _role_schedules(problem: Problem, role_cfg: Mapping[str, Mapping[str, Any]],
@@ -237,7 +295,7 @@ def _problem_settings(spec: GridSpec, problem: Problem) -> tuple[int, int]:
             value = parse_bounded(_single(own[key], where), where, key)
             steps, batch = (value, batch) if key == "steps" else (steps, value)
     for key in own:
-        if key not in PROBLEM_SETTINGS and problem.param(key) is None:
+        if key not in PROBLEM_SETTINGS and problem.param(key) is None and key != "schedule":
             names = [p.name for p in problem.params] + list(PROBLEM_SETTINGS)
             raise UsageError(
                 f"model {problem.name!r} has no parameter {key!r}{did_you_mean(key, names)}; "
@@ -343,9 +401,10 @@ def _param_axis(problem: Problem, param: Param, raw: list[Any]) -> list[tuple[st
 
 
 def _check_problem_settings(spec: GridSpec, model_names: Sequence[str],
-                            problems: ProblemRegistry, optimizers: OptimizerRegistry) -> None:
+                            problems: ProblemRegistry, optimizers: OptimizerRegistry,
+                            schedules: ScheduleRegistry | None = None) -> None:
     """``[problems.NAME] OPT.KEY``: NAME a problem (selected, or one the file selected
-    and -m left out), OPT a registered optimizer."""
+    and -m left out), OPT a registered optimizer or schedule."""
     file_p, _ = _file_selection(spec, problems, optimizers)
     for name, tables in spec.problems.items():
         if name not in problems:
@@ -353,8 +412,14 @@ def _check_problem_settings(spec: GridSpec, model_names: Sequence[str],
         if name not in model_names and name not in file_p:
             raise UsageError(f"settings for problem {name!r}: it is not selected")
         for opt in tables:
-            if opt not in optimizers:
-                raise UsageError(f"[problems.{name}] {opt}: {optimizers.unknown(opt)}")
+            if opt in optimizers or (schedules is not None and opt in schedules):
+                continue
+            if schedules is not None and did_you_mean(opt, schedules.names()) \
+                    and not did_you_mean(opt, optimizers.names()):
+                raise UsageError(f"[problems.{name}] {opt}: {schedules.unknown(opt)}")
+            raise UsageError(f"[problems.{name}] {opt}: {optimizers.unknown(opt)}" + (
+                "" if schedules is None else
+                f"; nor a schedule (known: {', '.join(sorted(schedules.names()))})"))
 
 
 def _optimizer_variants(opt: OptimizerSpec, spec: GridSpec,

@@ -24,6 +24,11 @@ A grid file::
     [schedule.warmup-cosine]  # one schedule's parameters
     warmup = [0.05, 0.1]
 
+    [problems.cnn]            # one problem's settings (a pasted tuned configuration)
+    adam.lr = 0.001
+    schedule = "warmup-cosine"
+    warmup-cosine.warmup = 0.1
+
 A preset is a grid file shipped in ``harness/presets/NAME.toml``.
 """
 
@@ -229,7 +234,9 @@ def _settings_table(value: Any, where: str) -> dict[str, list[Any]]:
 
 def _problems_tables(spec: GridSpec, value: Any, where: str) -> None:
     """``[problems.NAME]``: ``OPTIMIZER.KEY = value`` for that problem's cells of that
-    optimizer; a bare ``KEY = value`` is the problem's own setting, as in [model.NAME]."""
+    optimizer, ``SCHEDULE.KEY = value`` for its cells on that schedule (told apart by
+    :func:`harness.grid.expand`); a bare ``KEY = value`` is the problem's own setting, as
+    in [model.NAME], ``schedule = "NAME"`` among them."""
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise UsageError(f"{where}: expected tables like [problems.NAME] with "
                          "OPTIMIZER.KEY = value")

@@ -95,6 +95,8 @@ def apply_sets(spec: GridSpec, assignments: Sequence[str], problems: ProblemRegi
             if not all(isinstance(v, str) for v in values):
                 raise UsageError(f"--set schedule: expected schedule names, got {values!r}")
             spec.schedules = [str(v) for v in values]
+            for table in spec.model.values():  # over [problems.NAME] schedule too
+                table.pop("schedule", None)
     parsed = [p for p in parsed if not (p[0] is None and p[1] == "schedule")]
     assignments = [a for a in assignments if a.split("=", 1)[0].strip() != "schedule"]
     # A bare flag (``lr=0.05``) overrides the grid file's scoped settings of that key

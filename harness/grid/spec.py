@@ -50,7 +50,9 @@ class GridSpec:
     set_keys: list[str] = field(default_factory=list)
     #: Per-problem optimizer settings: ``[problems.cnn] adam.lr = 0.001`` is
     #: ``{"cnn": {"adam": {"lr": [0.001]}}}``; they beat ``[optimizer.adam]`` for that
-    #: problem's cells (a pasted best configuration, docs/tuning.md).
+    #: problem's cells (a pasted best configuration, docs/tuning.md). A schedule's
+    #: parameters are kept the same way (``warmup-cosine.warmup``), and the problem's own
+    #: ``schedule = "NAME"`` in :attr:`model`.
     problems: dict[str, dict[str, dict[str, list[Any]]]] = field(default_factory=dict)
     #: The tuning protocol (``[tune]``, :func:`harness.grid.tune.parse_tune`); None: a
     #: plain grid.
