@@ -11,14 +11,16 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.cell import Cell
 from harness.cli import main
 from harness.errors import UsageError
-from harness.grid import GridSpec, apply_toml, expand
+from harness.grid import GridSpec, apply_toml, expand, load_grid_file
 from harness.plugins import PluginHost
 from harness.space import SearchSpace, element
 from tests.helpers import pythonpath, run_cli, wait_for
@@ -358,18 +360,47 @@ def test_a_tuning_run_on_dask_selects_what_a_local_one_selects(tmp_path: Path) -
     assert a["studies"][0]["selected"] == b["studies"][0]["selected"]
 
 
-def test_a_schedule_parameter_is_tuned_with_the_learning_rate(tmp_path: Path) -> None:
-    out = tmp_path / "t"
+@pytest.fixture(scope="module")
+def scheduled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tuning run of sgd's learning rate and warmup-cosine's warmup on regression."""
+    out = tmp_path_factory.mktemp("scheduled") / "t"
     assert main(["tune", "-m", "regression", "-o", "sgd", "--steps", "30", "--workers", "0",
                  "--quiet", "--set", "schedule=warmup-cosine", "--tune-params", "lr,warmup",
                  "--sampler", "grid", "--trials", "4", "--final-seeds", "1",
                  "--out", str(out)]) == 0
+    return out
+
+
+def test_a_schedule_parameter_is_tuned_with_the_learning_rate(scheduled: Path) -> None:
+    out = scheduled
     (study,) = _tuning(out)["studies"]
     assert study["space"]["warmup"]["owner"] == "schedule"
     assert sorted({t["hyper"]["warmup"] for t in study["trials"]}) == [0.0, 0.3]
     final = next(r for r in _summary(out) if r["tune_phase"] == "final")
     record = json.loads((out / "cells" / f"{final['cell_id']}.json").read_text())
     assert record["cell"]["schedule"]["params"]["warmup"] == study["selected"]["hyper"]["warmup"]
+
+
+def test_a_tuned_schedule_parameter_is_pasted_and_reproduces_its_final_cell(
+        scheduled: Path, tmp_path: Path, host: PluginHost) -> None:
+    (study,) = _tuning(scheduled)["studies"]
+    selected = study["selected"]["hyper"]
+    (row,) = _best(scheduled)
+    assert row["grid"] == (f'sgd.lr = {selected["lr"]!r}; schedule = "warmup-cosine"; '
+                           f'warmup-cosine.warmup = {selected["warmup"]!r}')
+    final = next(r for r in _summary(scheduled) if r["tune_phase"] == "final")
+    grid = tmp_path / "g.toml"
+    grid.write_text(f'models = ["regression"]\noptimizers = ["sgd"]\nseeds = [{final["seed"]}]'
+                    '\nsteps = 30\n[problems.regression]\n' + row["grid"].replace("; ", "\n"))
+    spec = GridSpec()
+    apply_toml(spec, load_grid_file(grid), "g")
+    (cell,) = expand(spec, host.problems, host.optimizers, schedules=host.schedules).cells
+    record = json.loads((scheduled / "cells" / f"{final['cell_id']}.json").read_text())
+    assert cell.key == replace(Cell.from_dict(record["cell"]), tune=()).key
+    assert main(["run", str(grid), "--workers", "0", "--quiet", "--out",
+                 str(tmp_path / "p")]) == 0
+    (pasted,) = _summary(tmp_path / "p")
+    assert (pasted["hp.lr"], pasted["val_loss"]) == (final["hp.lr"], final["val_loss"])
 
 
 def test_a_problem_without_a_validation_split_is_tuned_on_its_training_loss(

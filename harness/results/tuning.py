@@ -121,10 +121,30 @@ def read_tuning(run: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def grid_values(hyper: Mapping[str, Any], schedule: str | None,
+                schedule_params: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration's values under the names :func:`grid_line` takes: the optimizer's
+    hyperparameters by name, the schedule's parameters as ``SCHEDULE.KEY``
+    (``warmup-cosine.warmup``), as a grid file spells them."""
+    if schedule is None:
+        return dict(hyper)
+    return {**hyper, **{f"{schedule}.{k}": v for k, v in schedule_params.items()}}
+
+
 def grid_line(problem: str, optimizer: str, hyper: Mapping[str, Any]) -> str:
     """The selected values as a grid file sets them for one problem:
-    ``[problems.cnn] adam.lr = 0.001, adam.momentum = 0.9`` is written one key a line."""
-    return "; ".join(f"{optimizer}.{k} = {_toml(v)}" for k, v in sorted(hyper.items()))
+    ``[problems.cnn] adam.lr = 0.001, adam.momentum = 0.9`` is written one key a line.
+    A schedule's parameter (a key ``SCHEDULE.KEY``, :func:`grid_values`) is written as it
+    is, after ``schedule = "SCHEDULE"``: ``adam.lr = 0.001; schedule = "warmup-cosine";
+    warmup-cosine.warmup = 0.1``."""
+    own = sorted((k, v) for k, v in hyper.items() if "." not in k)
+    scheduled = sorted((k, v) for k, v in hyper.items() if "." in k)
+    names = sorted({k.split(".", 1)[0] for k, _ in scheduled})
+    lines = [f"{optimizer}.{k} = {_toml(v)}" for k, v in own]
+    if names:
+        lines.append(f"schedule = {_toml(names[0] if len(names) == 1 else names)}")
+    lines += [f"{k} = {_toml(v)}" for k, v in scheduled]
+    return "; ".join(lines)
 
 
 def _toml(value: Any) -> str:
@@ -138,5 +158,5 @@ def _toml(value: Any) -> str:
 
 
 __all__ = ["BEST_CONFIGS_FILE", "FINAL", "TRAINING_METRICS", "TRIAL", "TUNING_FILE", "cost",
-           "grid_line", "metric_value", "read_tuning", "split_of", "study_id",
+           "grid_line", "grid_values", "metric_value", "read_tuning", "split_of", "study_id",
            "trial_values", "tune_columns"]

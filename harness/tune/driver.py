@@ -19,7 +19,13 @@ from harness.grid.tune import TuneSpec
 from harness.outcome import FAILED
 from harness.plugins import PluginHost
 from harness.results import RunDirectory, write_json_atomic
-from harness.results.tuning import BEST_CONFIGS_FILE, TUNING_FILE, grid_line, split_of
+from harness.results.tuning import (
+    BEST_CONFIGS_FILE,
+    TUNING_FILE,
+    grid_line,
+    grid_values,
+    split_of,
+)
 from harness.run.runner import RunOutcome, RunRequest, run_grid
 from harness.space import element
 from harness.tune.protocol import (
@@ -121,13 +127,17 @@ def _study_json(state: StudyState, records: Mapping[str, Mapping[str, Any]]) -> 
 
 
 def _pasted(state: StudyState) -> dict[str, Any]:
-    """The selected optimizer hyperparameters as a grid file sets them (a tuned element
-    of a tuple as the whole tuple: ``betas = [0.85, 0.99]``)."""
+    """The selected values as a grid file sets them (a tuned element of a tuple as the
+    whole tuple: ``betas = [0.85, 0.99]``; a schedule's parameter as
+    ``warmup-cosine.warmup``, :func:`grid_values`)."""
     if state.selected is None:
         return {}
     cell = state.study.cell(state.selected.values, state.study.template.seed, {})
-    names = {element(d.name)[0] for d in state.study.dims if d.owner == "optimizer"}
-    return {k: v for k, v in cell.hyper if k in names}
+    tuned = {owner: {element(d.name)[0] for d in state.study.dims if d.owner == owner}
+             for owner in ("optimizer", "schedule")}
+    return grid_values({k: v for k, v in cell.hyper if k in tuned["optimizer"]},
+                       cell.schedule,
+                       {k: v for k, v in cell.schedule_params if k in tuned["schedule"]})
 
 
 def _best_row(study: Mapping[str, Any], hyper: Mapping[str, Any]) -> dict[str, Any]:
