@@ -16,7 +16,7 @@ from harness.cli import main
 from harness.report import build_report
 from harness.report.runs import load_runs
 from harness.report.sensitivity import scales, sensitivity_figure
-from harness.report.sweep import sweep
+from harness.report.sweep import best_configs_toml, sweep
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,35 @@ def test_tuning_cost_and_what_pruning_saved(runs: tuple[Path, Path]) -> None:
     starred = [c for c in figure.axes[0].collections if c.get_paths()
                and c.get_label() == "selected"]
     assert len(starred) == 1  # the legend's; the second optimizer's star has no label
+
+
+def test_tuned_schedule_parameters_are_drawn_and_pasted(tmp_path: Path) -> None:
+    """A study tuning the step schedule's ``every`` (a linear space) and ``gamma`` (a log
+    space) with the learning rate: a panel for each, on its own space's scale, and the
+    grid-file lines give them as ``[problems.NAME]`` spells a schedule's parameters."""
+    out = tmp_path / "t"
+    assert main(["tune", "-m", "regression", "-o", "sgd", "--steps", "30", "--workers", "0",
+                 "--quiet", "--set", "schedule=step", "--tune-params", "lr,every,gamma",
+                 "--trials", "4", "--final-seeds", "1", "--out", str(out)]) == 0
+    run = load_runs([out])
+    found = sweep(run)
+    assert found is not None
+    assert {k: scales(run)[("regression", "sgd", k)] for k in ("lr", "step.every",
+                                                               "step.gamma")} == \
+        {"lr": "log", "step.every": "linear", "step.gamma": "log"}
+    drawn = sensitivity_figure(found.configs, "regression", {"sgd": "C0"}, scales(run),
+                               "regression")
+    assert drawn is not None
+    figure, keys = drawn
+    assert keys == ["lr", "step.every", "step.gamma"]
+    assert [ax.get_xscale() for ax in figure.axes[:3]] == ["log", "linear", "log"]
+    (study,) = json.loads((out / "tuning.json").read_text("utf-8"))["studies"]
+    selected = study["selected"]["hyper"]
+    (choice,) = found.choices.to_dict("records")
+    assert choice["grid"] == pd.read_csv(out / "best_configs.csv")["grid"][0]
+    pasted = tomllib.loads(best_configs_toml(found.choices))["problems"]["regression"]
+    assert pasted == {"sgd": {"lr": selected["lr"]}, "schedule": "step",
+                      "step": {"every": selected["every"], "gamma": selected["gamma"]}}
 
 
 def test_defaults_beside_tuned(runs: tuple[Path, Path], tmp_path: Path,

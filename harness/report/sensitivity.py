@@ -34,7 +34,8 @@ MARKS = {
 
 def scales(run: ReportRun) -> dict[tuple[str, str, str], str]:
     """(model, optimizer, hyperparameter) -> its search space's scale (``log``, ``linear``,
-    ``one-minus-log``, ...), from each run's ``tuning.json`` where there is one."""
+    ``one-minus-log``, ...), from each run's ``tuning.json`` where there is one; a schedule's
+    parameter is named ``SCHEDULE.KEY``, as the configurations name it."""
     out: dict[tuple[str, str, str], str] = {}
     for src in run.runs:
         try:
@@ -46,6 +47,8 @@ def scales(run: ReportRun) -> dict[tuple[str, str, str], str]:
             space = study.get("space") if isinstance(study, dict) else None
             for key, dim in (space or {}).items() if isinstance(space, dict) else ():
                 if isinstance(dim, dict) and isinstance(dim.get("scale"), str):
+                    if dim.get("owner") == "schedule" and study.get("schedule"):
+                        key = f"{study['schedule']}.{key}"
                     out[(str(study.get("model")), str(study.get("optimizer")), str(key))] = \
                         dim["scale"]
     return out

@@ -35,6 +35,7 @@ import pandas as pd
 from harness.cell import Cell, format_value
 from harness.outcome import Status
 from harness.report.model import ReportRun, capabilities_in, group_labels
+from harness.results.tuning import grid_line, grid_values
 
 _RUN_SUFFIX = re.compile(r" \[run: [^\]]*\]$")
 TRIAL, FINAL = "trial", "final"
@@ -96,7 +97,7 @@ def sweep(run: ReportRun) -> Sweep | None:
     spread = plain.groupby("group", sort=False)["arm"].nunique()
     if not tuned and not (multi > 1).any() and not (spread > 1).any():
         return None
-    hyper = {str(r["cell_id"]): Cell.from_dict(r["cell"]).hyper for r in run.records}
+    hyper = {str(r["cell_id"]): _values(Cell.from_dict(r["cell"])) for r in run.records}
     costs = {str(r["cell_id"]): _cost(r) for r in run.records}
     choices: list[dict[str, Any]] = []
     configs: list[dict[str, Any]] = []
@@ -131,6 +132,13 @@ def default_view(run: ReportRun) -> ReportRun | None:
         if (cells.groupby(["problem", "group"])["arm"].nunique() <= 1).all():
             return _view(run, set(cells["cell_id"].astype(str)), group_of)
     return None
+
+
+def _values(cell: Cell) -> tuple[tuple[str, Any], ...]:
+    """A configuration's values: its hyperparameters, and its schedule's parameters as
+    ``SCHEDULE.KEY`` (a sweep or a study may vary those too)."""
+    return tuple(grid_values(dict(cell.hyper), cell.schedule,
+                             dict(cell.schedule_params)).items())
 
 
 def _cost(record: Mapping[str, Any]) -> tuple[float, float, float, float]:
@@ -239,8 +247,7 @@ def _choice(run: ReportRun, problem: str, group: str, cells: pd.DataFrame,
         "value": picked["value"] if picked else math.nan, "edge": edge,
         "final_seeds": len(finals), "hyperparameters": format_pairs_text(chosen),
         "grid_section": f"[problems.{model}]",
-        "grid": "; ".join(f"{_optimizer(cells)}.{k} = {_toml(v)}"
-                          for k, v in sorted(chosen.items())),
+        "grid": grid_line(problem, _optimizer(cells), chosen),
     }, keep)
 
 
@@ -272,17 +279,6 @@ def _optimizer(cells: pd.DataFrame) -> str:
 
 def format_pairs_text(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={format_value(v)}" for k, v in sorted(values.items()))
-
-
-def _toml(value: Any) -> str:
-    """A value as a grid file (TOML) writes it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)
 
 
 def _view(run: ReportRun, keep: set[str], group_of: Mapping[str, str]) -> ReportRun:
