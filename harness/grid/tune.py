@@ -45,8 +45,10 @@ class TuneSpec:
     extend_trials: int = 0
     #: Trials proposed per round by an adaptive sampler (tpe).
     batch: int = 4
-    #: ``halving``: successive halving, rungs at steps/eta^2 and steps/eta; a trial of a
-    #: later round below the best 1/eta of the earlier rounds' trials at a rung stops.
+    #: ``halving``: successive halving (Optuna's ``SuccessiveHalvingPruner``, reduction
+    #: factor ``eta``, applied between rounds), rungs at about steps/eta^2 and steps/eta;
+    #: a trial of a later round that the pruner, told the earlier rounds' trials in
+    #: order, would stop at a rung stops there.
     pruner: str = "none"
     eta: int = 3
     #: Search-space overrides: ``{"lr": {...}}`` for every optimizer, ``{"adam": {"lr":

@@ -2,8 +2,11 @@
 trial whose selection metric is worse than the rung's threshold stops as ``pruned``.
 
 The thresholds are part of the trial's cell (``tune["prune"]``, ``STEP:VALUE,...``),
-computed by the driver from the recorded trials of earlier rounds, so whether a trial is
-pruned depends on the records only, never on which other trials happen to be running.
+computed by the driver from the recorded trials of earlier rounds (where Optuna's
+``SuccessiveHalvingPruner``, told them in trial order, would prune one more trial:
+:mod:`harness.tune.pruning`), so whether a trial is pruned depends on the records only,
+never on which other trials happen to be running. A value equal to the threshold goes on,
+as with Optuna's pruner.
 """
 
 from __future__ import annotations

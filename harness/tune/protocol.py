@@ -20,6 +20,7 @@ from harness.outcome import FAILED, Status
 from harness.results.tuning import cost, metric_value
 from harness.space import SearchSpace
 from harness.train.rungs import curve_key, format_rungs
+from harness.tune.pruning import rung_steps, thresholds
 from harness.tune.samplers import propose, trial_count
 from harness.tune.studies import Dim, Study
 
@@ -123,34 +124,30 @@ def _derive_one(study: Study, tune: TuneSpec, records: Mapping[str, Mapping[str,
 
 def rung_thresholds(state: StudyState, tune: TuneSpec,
                     records: Mapping[str, Mapping[str, Any]]) -> dict[int, float]:
-    """Successive halving's rule against the recorded trials so far: at each rung (the
-    first evaluation at or after steps/eta^2 and steps/eta), the value of the
-    ``max(1, n // eta)``-th best of the n trials that reached it."""
+    """Each rung's threshold for the next round's trials: Optuna's successive halving
+    pruner (reduction factor eta) told the recorded trials so far in trial order, each
+    reporting its value at each rung (the mean over its cells, when all have a finite
+    one), and asked where it would prune one more (:mod:`harness.tune.pruning`)."""
     study = state.study
     key = curve_key(study.metric)
     curves = [[(records.get(c.key) or {}).get("curve") or [] for c in t.cells]
               for t in state.trials]
-    steps = sorted({int(row["step"]) for cs in curves for curve in cs for row in curve
-                    if isinstance(row.get(key), int | float)})
+    steps = {int(row["step"]) for cs in curves for curve in cs for row in curve
+             if isinstance(row.get(key), int | float)}
     budget = study.template.steps
-    rungs = []
-    for k in (2, 1):
-        at = next((s for s in steps if budget / tune.eta ** k <= s < budget), None)
-        if at is not None and at not in rungs:
-            rungs.append(at)
-    sign = 1.0 if study.direction == "min" else -1.0
-    out = {}
-    for rung in rungs:
-        values = []
-        for cs in curves:
-            seen = [next((r[key] for r in curve if r["step"] == rung
-                          and isinstance(r.get(key), int | float)), None) for curve in cs]
-            if seen and all(v is not None and math.isfinite(v) for v in seen):
-                values.append(math.fsum(v for v in seen if v is not None) / len(seen))
-        if values:
-            ranked = sorted(values, key=lambda v: sign * v)
-            out[rung] = ranked[max(1, len(ranked) // tune.eta) - 1]
-    return out
+    rungs = rung_steps(steps, budget, tune.eta)
+    history = [[_rung_value(cs, rung, key) for rung in rungs] for cs in curves]
+    return thresholds(history, rungs, budget, tune.eta, study.direction)
+
+
+def _rung_value(curves: Sequence[Sequence[Mapping[str, Any]]], rung: int,
+                key: str) -> float | None:
+    """A trial's value at a rung: the mean over its cells' curves, None unless each has a
+    finite one there."""
+    seen = [next((r[key] for r in curve if r["step"] == rung
+                  and isinstance(r.get(key), int | float)), None) for curve in curves]
+    values = [float(v) for v in seen if v is not None and math.isfinite(v)]
+    return math.fsum(values) / len(values) if values and len(values) == len(seen) else None
 
 
 def _select(state: StudyState, records: Mapping[str, Mapping[str, Any]]) -> None:
