@@ -150,9 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--tune-seed", help="the samplers' seed (default 0)")
     tune.add_argument("--edge", help="flag (the default) or extend: widen a space whose edge "
                                      "was selected and run more trials there")
-    tune.add_argument("--prune", help="none (the default) or halving: successive halving, "
-                                      "trials of later rounds stop at a rung where they "
-                                      "trail the earlier rounds' best third")
+    tune.add_argument("--prune", help="none (the default) or halving: Optuna's successive "
+                                      "halving between rounds, trials of later rounds stop "
+                                      "at a rung where it, told the earlier rounds' trials, "
+                                      "would stop them")
 
     # The same flags as run (shared actions: no set_defaults here, it would change run's)
     sub.add_parser("tune", parents=[run], add_help=False,
