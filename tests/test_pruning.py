@@ -246,6 +246,7 @@ def test_a_pruned_tuning_run_resumed_after_each_round_selects_what_a_whole_one_d
             "--trials", "6", "--final-seeds", "1", "--prune", "halving", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     whole = json.loads((tmp_path / "whole" / "tuning.json").read_text())
+    assert "pruned" in {t["state"] for t in whole["studies"][0]["trials"]}
     names = sorted(p.name for p in (tmp_path / "whole" / "cells").glob("*.json"))
     for after in (2, 4):  # rounds of 2: interrupted after the first, then the second round
         cut = tmp_path / f"cut{after}"
