@@ -274,7 +274,7 @@ def compare_runs(base_dir: Path, new_dir: Path,
         shown = "; ".join(f"{n_labels[k]}: {near[k]}" for k in unmatched[:3])
         more = f"; and {len(unmatched) - 3} more new group(s)" if len(unmatched) > 3 else ""
         raise UsageError(f"nothing to compare: no cell group of {str(new_dir)!r} matches one "
-                         f"of {str(base_dir)!r}; {shown or 'the new run holds no cells'}{more}")
+                         f"of {str(base_dir)!r}; {shown}{more}")  # a run holds cells
     return Comparison(
         table=pd.DataFrame(rows),
         only_base=[b_labels[k] for k in b_sides if k not in n_sides],
