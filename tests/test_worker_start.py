@@ -1,15 +1,19 @@
-"""How the local pool's workers start: forked CPU workers (torch and the plugins already
-loaded) give the same numbers as spawned ones, and GPU workers are always spawned."""
+"""How the local pool's workers start: CPU workers forked from the run or from the fork
+server (torch, ``torch._dynamo`` and the plugins already loaded) give the same numbers as
+spawned ones, and GPU workers are always spawned."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from harness.errors import UsageError
-from harness.run.pool import ENV_START, start_method
+from harness.executor import CellLimits, RunOptions
+from harness.run.pool import WorkerPool
+from harness.run.start import ENV_START, fork_server, start_method
 from tests.helpers import run_cli
 
 
@@ -23,16 +27,52 @@ def test_cpu_workers_fork_and_gpu_workers_spawn(monkeypatch: pytest.MonkeyPatch)
     assert start_method("cuda:1") == "spawn"
     monkeypatch.setenv(ENV_START, "spawn")
     assert start_method("cpu") == "spawn"
+    monkeypatch.setenv(ENV_START, "forkserver")
+    assert start_method("cpu") == "forkserver"
+    assert start_method("cuda") == "spawn"
     monkeypatch.setenv(ENV_START, "vfork")
-    with pytest.raises(UsageError, match="HARNESS_WORKER_START must be 'fork' or 'spawn'"):
+    with pytest.raises(UsageError, match="HARNESS_WORKER_START must be one of fork, "
+                                         "forkserver, spawn, not 'vfork'"):
         start_method("cpu")
+
+
+def _parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_in_a_fork_server_block_cpu_workers_start_from_the_server(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``harness run``'s block: the server starts, a CPU worker is its child (not this
+    process's); after the block, CPU workers fork from here again. (That the worker
+    takes the run's environment, not the server's, is checked end to end by
+    test_plugin_files: ``harness run`` sets ``HARNESS_PLUGIN_FILES`` after the server
+    started, and the plugin's optimizer still runs in the worker.)"""
+    from multiprocessing import forkserver
+
+    monkeypatch.delenv(ENV_START, raising=False)
+    with fork_server() as started:
+        assert started
+        assert start_method("cpu") == "forkserver"
+        assert start_method("cuda") == "spawn"
+        pool = WorkerPool(CellLimits(), RunOptions())
+        try:
+            worker = pool.start("cpu")
+            while not worker.ready:
+                pool.wait(1.0)
+            assert worker.pid is not None
+            server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+            assert _parent_pid(worker.pid) == server != os.getpid()
+        finally:
+            pool.shutdown()
+    assert start_method("cpu") == "fork"
 
 
 @pytest.mark.long
 @pytest.mark.slow
 def test_forked_and_spawned_workers_give_bit_identical_cells(tmp_path: Path) -> None:
     frames = {}
-    for how in ("fork", "spawn"):
+    for how in ("fork", "forkserver", "spawn"):
         out = tmp_path / how
         proc = run_cli("run", "-m", "regression,classification", "-o", "sgd,adam", "-s", "0",
                        "--steps", "30", "--workers", "2", "--out", str(out), "--quiet",
@@ -42,6 +82,7 @@ def test_forked_and_spawned_workers_give_bit_identical_cells(tmp_path: Path) -> 
         frames[how] = curves.drop(columns=["elapsed_s"]).sort_values(
             ["cell_id", "step"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(frames["fork"], frames["spawn"])
+    pd.testing.assert_frame_equal(frames["forkserver"], frames["spawn"])
 
 
 @pytest.mark.slow
@@ -50,7 +91,8 @@ def test_a_bad_start_method_is_one_line(tmp_path: Path) -> None:
                    "--out", str(tmp_path / "r"), "--quiet", env={ENV_START: "vfork"})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "harness: error: HARNESS_WORKER_START must be 'fork' or 'spawn', not 'vfork'"]
+        "harness: error: HARNESS_WORKER_START must be one of fork, forkserver, spawn, "
+        "not 'vfork'"]
 
 
 #: What both interrupted-pool scripts begin with: a pool, and SIGTERM raising ``Stop`` (as
@@ -88,7 +130,7 @@ except Stop:
 '''
 
 
-@pytest.mark.parametrize("how", ["fork", "spawn"])
+@pytest.mark.parametrize("how", ["fork", "forkserver", "spawn"])
 def test_a_stop_signal_while_a_worker_starts_leaves_no_worker_behind(how: str) -> None:
     """A SIGTERM that lands between a worker's fork and the pool taking it in: the pool
     ends that worker, and the process exits instead of waiting for ever in

@@ -45,6 +45,7 @@ from harness.run.runner import (
     default_output_dir,
     run_grid,
 )
+from harness.run.start import fork_server
 from harness.run.workers import LocalSettings, local_settings
 
 
@@ -221,6 +222,12 @@ def load_plugin_files(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    local = args.executor == "local" and not args.dry_run and str(args.workers) != "0"
+    with fork_server(local):  # its imports overlap this process's (harness.run.start)
+        return _run(args, argv)
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     load_plugin_files(args)
     host = get_host()
     for info in host.errors():

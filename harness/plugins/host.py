@@ -105,6 +105,12 @@ def _entry_points() -> list[_Found]:
     return found
 
 
+def installed_modules() -> list[str]:
+    """The modules the installed plugins' entry points name (imported ahead of time by
+    :mod:`harness.run.preload`)."""
+    return list(dict.fromkeys(found.ep.module for found in _entry_points()))
+
+
 #: What a plugin may raise without taking the harness down: any error, and SystemExit
 #: (a plugin, or a dependency of one, that calls sys.exit). Never KeyboardInterrupt.
 PLUGIN_FAILURES = (Exception, SystemExit)

@@ -3,10 +3,9 @@
 :class:`WorkerPool` is what the ``local`` executor schedules cells onto, and what each
 Dask worker of the ``dask`` executor runs its cell in; a Ray or Slurm executor uses it
 the same way. Each worker has torch and the plugins loaded once, then runs cells one after
-another: a CPU worker is forked from a parent that has them loaded already and has not
-started CUDA (no second import: the one-cell run's main cost before), a GPU worker is a
-spawned process that imports them itself (``HARNESS_WORKER_START=spawn`` spawns every
-worker). It streams each window's curve row to the parent as the cell trains, so a cell
+another: a CPU worker starts from the fork server :mod:`harness.run.start` keeps (inside
+``harness run``) or is forked from a parent that has them loaded, a GPU worker is a spawned
+process that imports them itself (``HARNESS_WORKER_START`` chooses). It streams each window's curve row to the parent as the cell trains, so a cell
 the pool kills at its timeout, or whose worker dies, is still recorded with the curve it
 had reached. A dead or killed worker is replaced by a fresh one on the same device.
 
@@ -27,7 +26,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
 
 from harness.cell import Cell
-from harness.errors import HarnessError, UsageError
+from harness.errors import HarnessError
 from harness.executor import CellLimits, RunOptions
 from harness.outcome import CellResult, Status
 from harness.run import cuda_mps, placement
@@ -38,6 +37,7 @@ from harness.run.execute import (
     configure_process,
     partial_result,
 )
+from harness.run.start import start_method
 
 __all__ = ["PoolEvent", "Worker", "WorkerPool", "device_key"]
 
@@ -66,33 +66,17 @@ def _own_group() -> None:
         os.setsid()
 
 
-#: ``spawn`` or ``fork``: how CPU workers start (see the module's documentation).
-ENV_START = "HARNESS_WORKER_START"
-
-
-def start_method(device: str) -> str:
-    """``fork`` for a CPU worker when this process has loaded torch and not started CUDA
-    (a forked child of a process that started CUDA cannot use it), ``spawn`` otherwise or
-    when ``HARNESS_WORKER_START=spawn``."""
-    import sys
-
-    chosen = os.environ.get(ENV_START, "") or "fork"
-    if chosen not in ("fork", "spawn"):
-        raise UsageError(f"{ENV_START} must be 'fork' or 'spawn', not {chosen!r}")
-    torch = sys.modules.get("torch")
-    if chosen == "spawn" or device_key(device) != "cpu" or torch is None \
-            or "fork" not in mp.get_all_start_methods():
-        return "spawn"
-    return "spawn" if torch.cuda.is_initialized() else "fork"
-
-
 def _worker_main(conn: Connection, limits: CellLimits, run_options: RunOptions,
                  device: str = "cpu", cpus: tuple[int, ...] | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
     _own_group()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker had the parent's handler
     _die_with_parent()
+    if environ is not None:  # from a fork server: the run's environment, not the server's
+        os.environ.clear()
+        os.environ.update(environ)
     os.environ.update(env or {})  # before CUDA starts: MPS is chosen when it does
     if cpus:
         placement.pin(cpus)  # before torch starts its thread pools
@@ -257,11 +241,14 @@ class WorkerPool:
         """Spawn a worker for ``device`` (pinned to ``cpus``); it is ready after a ``ready``
         event (it imports torch and loads the plugins first)."""
         key = device_key(device)
-        context: Any = mp.get_context(start_method(key))
+        method = start_method(key)
+        context: Any = mp.get_context(method)
         parent, child = context.Pipe()
         env = self.mps.env() if self.mps is not None and key.startswith("cuda") else None
+        environ = dict(os.environ) if method == "forkserver" else None
         process = context.Process(
-            target=_worker_main, args=(child, self.limits, self.run_options, key, cpus, env),
+            target=_worker_main,
+            args=(child, self.limits, self.run_options, key, cpus, env, environ),
             name="harness-worker", daemon=False,  # may start DataLoader workers itself
         )
         try:
