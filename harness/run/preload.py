@@ -2,18 +2,44 @@
 torch, ``torch._dynamo`` (a torch optimizer's first step imports it), the worker's own
 code and the modules of the installed plugins. The plugin host itself is built in each
 worker, from the environment the run gives it; a module that fails to import here is
-left for the worker to report."""
+left for the worker to report, and what the imports print or warn is dropped (the run's
+own plugin loading has shown it once)."""
 
 import contextlib
 import importlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
 
-import torch
-import torch._dynamo  # noqa: F401
 
-import harness.run.pool
-import harness.train.loop  # noqa: F401  (and pandas, for the cells' summaries)
-from harness.plugins.host import installed_modules
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        sys.stdout.flush()  # what Python buffered goes to /dev/null too
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
 
-for _name in installed_modules():
-    with contextlib.suppress(Exception, SystemExit):
-        importlib.import_module(_name)
+
+with _quiet():
+    import torch
+    import torch._dynamo  # noqa: F401
+
+    import harness.run.pool
+    import harness.train.loop  # noqa: F401  (and pandas, for the cells' summaries)
+    from harness.plugins.host import installed_modules
+
+    for _name in installed_modules():
+        with contextlib.suppress(Exception, SystemExit):
+            importlib.import_module(_name)
