@@ -12,6 +12,9 @@ Better = Literal["min", "max"]
 #: Name endings that say a metric is better low, and better high (:func:`better_side`).
 LOWER_IS_BETTER = ("loss", "error", "distance", "perplexity", "regret", "mse", "mae")
 HIGHER_IS_BETTER = ("accuracy", "return", "reward", "score", "auc", "f1")
+#: The tuning selection metrics on the training split (lower is better), for a problem
+#: without a validation metric.
+TRAINING_METRICS = ("final_loss", "best_loss")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cell import Cell, format_value
+from harness.target import TRAINING_METRICS
 
 #: The run directory's record of the protocol and each study's trials and selection.
 TUNING_FILE = "tuning.json"
@@ -22,8 +23,6 @@ TUNING_FILE = "tuning.json"
 BEST_CONFIGS_FILE = "best_configs.csv"
 #: The phases of a tuning run's cells.
 TRIAL, FINAL = "trial", "final"
-#: The selection metrics on the training split when a problem has no validation metric.
-TRAINING_METRICS = ("final_loss", "best_loss")
 
 
 def study_id(cell: Cell) -> str:

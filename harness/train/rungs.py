@@ -18,7 +18,7 @@ from typing import Any
 from harness.cell import Cell
 from harness.errors import PrunedError
 from harness.problem import Problem
-from harness.results.tuning import TRAINING_METRICS
+from harness.target import TRAINING_METRICS
 
 
 def parse_rungs(text: str) -> dict[int, float]:
