@@ -5,9 +5,10 @@ Dask worker of the ``dask`` executor runs its cell in; a Ray or Slurm executor u
 the same way. Each worker has torch and the plugins loaded once, then runs cells one after
 another: a CPU worker starts from the fork server :mod:`harness.run.start` keeps (inside
 ``harness run``) or is forked from a parent that has them loaded, a GPU worker is a spawned
-process that imports them itself (``HARNESS_WORKER_START`` chooses). It streams each window's curve row to the parent as the cell trains, so a cell
-the pool kills at its timeout, or whose worker dies, is still recorded with the curve it
-had reached. A dead or killed worker is replaced by a fresh one on the same device.
+process that imports them itself (``HARNESS_WORKER_START`` chooses). It streams each
+window's curve row to the parent as the cell trains, so a cell the pool kills at its
+timeout, or whose worker dies, is still recorded with the curve it had reached. A dead
+or killed worker is replaced by a fresh one on the same device.
 
 :func:`harness.execute_cell` runs one cell under the limits in the calling process
 instead (no isolation, no timeout): for an executor whose tasks are processes of their own.

@@ -27,9 +27,11 @@ _baseline_mb: float | None = None
 
 
 def set_baseline() -> None:
-    """This worker's resident set now (after its imports and warm-up): what its cells'
-    CPU peaks are measured above."""
+    """This worker's resident set now (after its imports and warm-up, with what they freed
+    given back, as it is at each cell's start): what its cells' CPU peaks are measured
+    above."""
     global _baseline_mb
+    _release_freed()
     _baseline_mb = rss_mb()
 
 
