@@ -277,3 +277,22 @@ def test_stdout_on_a_full_disk_is_one_line(small_run: Path, tmp_path: Path) -> N
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "harness: error: cannot write <stdout>: No space left on device"]
+
+
+def test_the_executable_runs_the_exit_handlers_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    """``entry`` (``harness``, ``python -m harness``) skips the interpreter's teardown but
+    not the exit handlers, and exits with the command's code."""
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('exit handler ran', flush=True))\n"
+              "sys.argv = ['harness', *sys.argv[1:]]\n"
+              "from harness.cli import entry\n"
+              "entry()\n")
+    ok = subprocess.run([sys.executable, "-c", script, "--help"], capture_output=True,
+                        text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "usage: harness" in ok.stdout and ok.stdout.rstrip().endswith("exit handler ran")
+    bad = subprocess.run([sys.executable, "-c", script, "show", str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert bad.stdout.strip() == "exit handler ran"
+    assert bad.stderr.startswith("harness: error:")

@@ -4,6 +4,6 @@ per command (:mod:`~harness.cli.run`, :mod:`~harness.cli.read`, :mod:`~harness.c
 
 from __future__ import annotations
 
-from harness.cli.main import COMMANDS, SIGPIPE_EXIT, main
+from harness.cli.main import COMMANDS, SIGPIPE_EXIT, entry, main
 
-__all__ = ["COMMANDS", "SIGPIPE_EXIT", "main"]
+__all__ = ["COMMANDS", "SIGPIPE_EXIT", "entry", "main"]

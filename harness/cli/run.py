@@ -45,7 +45,6 @@ from harness.run.runner import (
     default_output_dir,
     run_grid,
 )
-from harness.run.start import fork_server
 from harness.run.workers import LocalSettings, local_settings
 
 
@@ -222,12 +221,8 @@ def load_plugin_files(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    local = args.executor == "local" and not args.dry_run and str(args.workers) != "0"
-    with fork_server(local):  # its imports overlap this process's (harness.run.start)
-        return _run(args, argv)
-
-
-def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``harness run`` (:func:`harness.cli.main._main` has started the fork server its CPU
+    workers start from, before this module imported torch: harness.run.start)."""
     load_plugin_files(args)
     host = get_host()
     for info in host.errors():
