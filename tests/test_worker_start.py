@@ -181,3 +181,24 @@ def test_a_stop_signal_while_the_pool_shuts_down_leaves_no_worker_behind() -> No
                           text=True, timeout=120, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "stopped; 0 left", proc.stdout + proc.stderr
+
+
+def test_the_fork_server_ends_without_the_interpreters_teardown() -> None:
+    """The server ends when the run does; it must not spend a second freeing torch's
+    modules while it still holds a pipe it shares with the run (``harness run | tee``,
+    a caller's captured output), so the preload ends it from its exit handlers: an object
+    only the teardown would free is never finalised."""
+    import subprocess
+    import sys
+
+    script = ("import harness.run.preload\n"
+              "class Finalised:\n"
+              "    def __del__(self):\n"
+              "        print('torn down', flush=True)\n"
+              "kept = Finalised()\n"
+              "print('ending', flush=True)\n"
+              "raise SystemExit(3)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.stdout.split() == ["ending"], proc.stdout + proc.stderr
+    assert proc.returncode == 0  # os._exit(0) from the exit handler

@@ -5,6 +5,7 @@ worker, from the environment the run gives it; a module that fails to import her
 left for the worker to report, and what the imports print or warn is dropped (the run's
 own plugin loading has shown it once)."""
 
+import atexit
 import contextlib
 import importlib
 import os
@@ -31,6 +32,11 @@ def _quiet() -> Iterator[None]:
         for fd in (*saved, devnull):
             os.close(fd)
 
+
+# The server ends when harness run does; ending it without freeing torch's modules one by
+# one (about a second) lets a pipe it shares with the run (`harness run ... | tee`, a
+# caller's captured output) close at once. Forked workers end by os._exit, not by this.
+atexit.register(os._exit, 0)
 
 with _quiet():
     import torch
