@@ -296,3 +296,13 @@ def test_the_executable_runs_the_exit_handlers_and_keeps_the_exit_code(tmp_path:
     assert bad.returncode == 2
     assert bad.stdout.strip() == "exit handler ran"
     assert bad.stderr.startswith("harness: error:")
+
+
+def test_under_a_profiler_the_executable_exits_normally(tmp_path: Path) -> None:
+    """``python -m cProfile -m harness`` gets its profile: a profiler writes it at the
+    normal exit, which ``entry`` skips otherwise."""
+    out = tmp_path / "harness.prof"
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "harness",
+                           "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and out.stat().st_size > 0
