@@ -202,3 +202,21 @@ def test_the_fork_server_ends_without_the_interpreters_teardown() -> None:
                           timeout=300)
     assert proc.stdout.split() == ["ending"], proc.stdout + proc.stderr
     assert proc.returncode == 0  # os._exit(0) from the exit handler
+
+
+def test_the_fork_server_imports_only_the_plugins_a_host_would_load(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin blocked (or not selected) because it breaks or hangs on import must not be
+    imported by the fork server's preload either."""
+    from harness.plugins.host import installed_modules
+
+    monkeypatch.delenv("HARNESS_PLUGINS", raising=False)
+    monkeypatch.delenv("HARNESS_BLOCK_PLUGINS", raising=False)
+    every = installed_modules()
+    assert {"harness_builtins.mnist", "harness_builtins.mlp"} <= set(every)
+    monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "builtin-mnist")
+    assert "harness_builtins.mnist" not in installed_modules()
+    assert set(installed_modules()) == set(every) - {"harness_builtins.mnist"}
+    monkeypatch.delenv("HARNESS_BLOCK_PLUGINS")
+    monkeypatch.setenv("HARNESS_PLUGINS", "builtin-mlp")
+    assert installed_modules() == ["harness_builtins.mlp"]

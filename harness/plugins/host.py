@@ -106,9 +106,15 @@ def _entry_points() -> list[_Found]:
 
 
 def installed_modules() -> list[str]:
-    """The modules the installed plugins' entry points name (imported ahead of time by
-    :mod:`harness.run.preload`)."""
-    return list(dict.fromkeys(found.ep.module for found in _entry_points()))
+    """The modules of the installed plugins a host would load here (imported ahead of time
+    by :mod:`harness.run.preload`): a plugin that ``HARNESS_BLOCK_PLUGINS`` blocks, or that
+    ``HARNESS_PLUGINS`` leaves out, is not imported."""
+    only = _patterns(os.environ.get(ENV_LOAD))
+    block = _patterns(os.environ.get(ENV_BLOCK)) or []
+    return list(dict.fromkeys(
+        found.ep.module for found in _entry_points()
+        if not _matches(block, found.ep.name, found.dist)
+        and (only is None or _matches(only, found.ep.name, found.dist))))
 
 
 #: What a plugin may raise without taking the harness down: any error, and SystemExit
