@@ -7,6 +7,7 @@ own plugin loading has shown it once)."""
 
 import atexit
 import contextlib
+import gc
 import importlib
 import os
 import sys
@@ -49,3 +50,8 @@ with _quiet():
     for _name in installed_modules():
         with contextlib.suppress(Exception, SystemExit):
             importlib.import_module(_name)
+
+# What the imports made lives as long as the server and its workers: out of the collector's
+# sight, a worker's gc.collect() (before its memory baseline and each cell) takes
+# milliseconds instead of 0.14 s, and does not copy the shared pages it would have touched.
+gc.freeze()
