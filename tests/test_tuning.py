@@ -425,3 +425,20 @@ def test_an_element_of_adams_betas_is_tuned_and_pasted_whole(tmp_path: Path) -> 
     assert row["grid"] == f"adam.betas = [{beta1!r}, 0.99]; adam.lr = {row['hp.lr']}"
     final = next(r for r in _summary(out) if r["tune_phase"] == "final")
     assert final["hp.betas"] == f"[{beta1},0.99]"
+
+
+def test_a_problem_without_a_validation_split_gets_a_note_naming_its_metrics(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Selecting a GAN on its training loss picks the runs whose discriminator won
+    (BENCHMARKS.md, tuned rankings): the tuner says which problems it selects on the
+    training loss and which metric ``--tune-metric`` could select on instead, once each."""
+    assert main(["tune", "-m", "gan,regression", "-o", "sgd,adam", "--trials", "2",
+                 "--dry-run"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["harness: note: gan has no validation split, so its studies select on "
+                   "the training loss (final_loss); --tune-metric curve_distance selects on "
+                   "its curve_distance instead (curve_distance, inside_bounds, a_w1 are its "
+                   "metrics)"]
+    assert main(["tune", "-m", "gan", "-o", "sgd", "--trials", "2", "--dry-run",
+                 "--tune-metric", "curve_distance"]) == 0
+    assert capsys.readouterr().err == ""

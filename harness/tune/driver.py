@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -40,8 +41,33 @@ from harness.tune.studies import Study, build_studies
 
 
 def plan_studies(grid: ExpandedGrid, tune: TuneSpec, host: PluginHost) -> list[Study]:
-    """The grid's studies (UsageError for a grid that cannot be tuned as given)."""
-    return build_studies(grid.cells, tune, host.problems, host.optimizers, host.schedules)
+    """The grid's studies (UsageError for a grid that cannot be tuned as given); a note on
+    standard error for each problem whose studies select on the training loss."""
+    studies = build_studies(grid.cells, tune, host.problems, host.optimizers, host.schedules)
+    for line in training_loss_notes(studies, tune, host):
+        print(line, file=sys.stderr)
+    return studies
+
+
+def training_loss_notes(studies: Sequence[Study], tune: TuneSpec,
+                        host: PluginHost) -> list[str]:
+    """One line per problem without a validation metric whose studies therefore select on
+    the training loss: a loss need not rank what the problem measures (a GAN's does not:
+    BENCHMARKS.md, tuned rankings), so the line names the metrics ``--tune-metric`` takes."""
+    if tune.metric != "validation":
+        return []
+    lines = []
+    for name in dict.fromkeys(s.template.problem for s in studies):
+        problem = host.problems.get(name)
+        if problem.validation_metric is not None:
+            continue
+        others = [m for m in problem.metrics if not m.startswith("test_")]
+        lines.append(f"harness: note: {name} has no validation split, so its studies select "
+                     "on the training loss (final_loss)"
+                     + (f"; --tune-metric {others[0]} selects on its "
+                        f"{others[0]} instead ({', '.join(others)} are its metrics)"
+                        if others else ""))
+    return lines
 
 
 def first_cells(grid: ExpandedGrid, tune: TuneSpec, host: PluginHost,
