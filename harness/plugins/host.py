@@ -105,16 +105,21 @@ def _entry_points() -> list[_Found]:
     return found
 
 
-def installed_modules() -> list[str]:
-    """The modules of the installed plugins a host would load here (imported ahead of time
-    by :mod:`harness.run.preload`): a plugin that ``HARNESS_BLOCK_PLUGINS`` blocks, or that
-    ``HARNESS_PLUGINS`` leaves out, is not imported."""
+def _left_out(found: _Found) -> str | None:
+    """``blocked`` (``HARNESS_BLOCK_PLUGINS``), ``not-selected`` (``HARNESS_PLUGINS``) or None."""
+    if _matches(_patterns(os.environ.get(ENV_BLOCK)) or [], found.ep.name, found.dist):
+        return "blocked"
     only = _patterns(os.environ.get(ENV_LOAD))
-    block = _patterns(os.environ.get(ENV_BLOCK)) or []
-    return list(dict.fromkeys(
-        found.ep.module for found in _entry_points()
-        if not _matches(block, found.ep.name, found.dist)
-        and (only is None or _matches(only, found.ep.name, found.dist))))
+    if only is not None and not _matches(only, found.ep.name, found.dist):
+        return "not-selected"
+    return None
+
+
+def installed_modules() -> list[str]:
+    """The modules of the installed plugins a host would load here (:func:`_left_out`),
+    imported ahead of time by :mod:`harness.run.preload`."""
+    return list(dict.fromkeys(found.ep.module for found in _entry_points()
+                              if _left_out(found) is None))
 
 
 #: What a plugin may raise without taking the harness down: any error, and SystemExit
@@ -202,8 +207,6 @@ class PluginHost:
 
     # -- discovery ---------------------------------------------------------
     def load_entrypoints(self) -> None:
-        only = _patterns(os.environ.get(ENV_LOAD))
-        block = _patterns(os.environ.get(ENV_BLOCK)) or []
         for found in _entry_points():
             info = PluginInfo(
                 name=found.ep.name,
@@ -211,11 +214,9 @@ class PluginHost:
                 version=found.version,
                 module=found.ep.value,
             )
-            if _matches(block, found.ep.name, found.dist):
-                self._record(replace(info, status="blocked"))
-                continue
-            if only is not None and not _matches(only, found.ep.name, found.dist):
-                self._record(replace(info, status="not-selected"))
+            left_out = _left_out(found)
+            if left_out is not None:
+                self._record(replace(info, status=left_out))
                 continue
             if found.ep.name in self._infos and self._infos[found.ep.name].status == "loaded":
                 other = self._infos[found.ep.name]

@@ -44,7 +44,7 @@ with _quiet():
     import torch._dynamo  # noqa: F401
 
     import harness.run.pool
-    import harness.train.loop  # noqa: F401  (and pandas, for the cells' summaries)
+    import harness.train.loop  # noqa: F401  (what a cell runs)
     from harness.plugins.host import installed_modules
 
     for _name in installed_modules():

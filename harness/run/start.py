@@ -45,15 +45,15 @@ def _chosen() -> str:
 
 
 @contextlib.contextmanager
-def fork_server(wanted: bool = True) -> Iterator[bool]:
+def fork_server() -> Iterator[bool]:
     """CPU workers started inside this block start from the fork server, which starts
-    now (when ``wanted``) so that it imports what they need while this process goes on;
+    now so that it imports what they need while this process goes on;
     yields whether it runs. Nothing changes where the platform has no fork server, where
     ``HARNESS_WORKER_START`` chooses another method, or on one CPU (the two imports
     would take turns on it). The server outlives the block: a later run uses it again."""
     global _in_use
     chosen = _chosen()
-    started = (wanted and chosen in ("", "forkserver")
+    started = (chosen in ("", "forkserver")
                and "forkserver" in mp.get_all_start_methods()
                and ((os.cpu_count() or 1) >= 2 or chosen == "forkserver"))
     if started:
