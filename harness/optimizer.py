@@ -7,14 +7,15 @@ import inspect
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UsageError
 from harness.space import SearchSpace, check_spaces, element
 
-OptimizerFactory = Callable[..., torch.optim.Optimizer]
+if TYPE_CHECKING:  # torch is imported where an optimizer is built, not with the contract
+    import torch
+
+OptimizerFactory = Callable[..., "torch.optim.Optimizer"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class OptimizerSpec:
               origin: str = "") -> torch.optim.Optimizer:
         """``factory(params, **hyper)``; TypeError, naming the factory and ``origin`` (the
         plugin that registered it, as ``dist version``), if that is no optimizer."""
+        import torch
+
         optimizer = self.factory(params, **hyper)
         if not isinstance(optimizer, torch.optim.Optimizer):
             plugin = "" if not origin else " (registered by an in-process plugin)" \

@@ -16,13 +16,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from harness.params import NAME_PATTERN, Param, ParamValue, check_name
 from harness.target import Better, Target, better_side
+
+if TYPE_CHECKING:  # torch is imported where a cell is built, not with the contract
+    import torch
+    from torch import Tensor, nn
 
 __all__ = [
     "NAME_PATTERN", "BatchSource", "BuildContext", "Param", "ParamValue", "Problem",
@@ -43,10 +44,14 @@ class BuildContext:
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A generator on the cell's device seeded from the cell's seed (plus ``offset``)."""
+        import torch
+
         return torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + offset)
 
     def cpu_generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the cell's seed, for data synthesised on the host."""
+        import torch
+
         return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
 
 
@@ -71,6 +76,8 @@ class ShuffledBatches:
     def __init__(
         self, inputs: Tensor, targets: Tensor, batch_size: int, generator: torch.Generator
     ) -> None:
+        import torch
+
         self.inputs = inputs
         self.targets = targets
         self.n = int(inputs.shape[0])
@@ -82,6 +89,8 @@ class ShuffledBatches:
     def next_indices(self) -> Tensor:
         """The next batch's sample indices (a view of the epoch's permutation)."""
         if self._pos + self.batch_size > self.n:
+            import torch
+
             self._perm = torch.randperm(
                 self.n, device=self.inputs.device, generator=self.generator
             )
