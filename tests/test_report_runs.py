@@ -7,6 +7,7 @@ metric's name would get wrong).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from harness.cell import Cell
 from harness.cli import main
 from harness.errors import UsageError
 from harness.outcome import CellResult
+from harness.plugins import get_host
 from harness.report import ReportRun, build_report
 from harness.report.runs import load_runs, run_names
 from harness.report.tables import ranking
@@ -371,3 +373,22 @@ def test_a_sweep_whose_every_configuration_failed_a_seed_still_ranks_one(
     table = ranking(found.view).set_index("arm")
     assert table.loc["sgd", "rank"] == 1 and table.loc["adam", "rank"] == 2
     assert table.loc["adam", "seeds_failed"] == 1
+
+
+def test_descriptions_come_from_the_run_else_from_the_installed_problem(
+        two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """A run records its problems' descriptions, so a report reads them without the
+    plugins' registration (which imports torch); a run recorded before that gets the
+    installed problem's."""
+    installed = get_host().problems.get("regression").description
+    run = shutil.copytree(two_runs[0], tmp_path / "run")
+    manifest = json.loads((run / "manifest.json").read_text("utf-8"))
+    assert manifest["problems"] == {"regression": {"description": installed}}
+    manifest["problems"]["regression"]["description"] = "as the run recorded it"
+    (run / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    assert ReportRun.load(run, get_host()).descriptions == {
+        "regression": "as the run recorded it"}
+    del manifest["problems"]
+    (run / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    assert ReportRun.load(run, get_host()).descriptions == {"regression": installed}
+    assert ReportRun.load(run).descriptions == {}

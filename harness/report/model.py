@@ -134,12 +134,10 @@ class ReportRun:
         first = {cid: src.name for src in reversed(runs) for cid in src.cells}
         summary["run"] = [first.get(str(c), "") for c in summary["cell_id"]] \
             if "cell_id" in summary.columns else []
-        descriptions = {m: host.problems.get(m).description
-                        for m in dict.fromkeys(summary["model"])
-                        if host is not None and m in host.problems}
         return cls(path=path, manifest=manifest, summary=summary, curves=curves,
                    records=records, targets=_targets(summary, curves, records, host),
-                   descriptions=descriptions, runs=runs, labels=labels)
+                   descriptions=_descriptions(summary, manifest, host), runs=runs,
+                   labels=labels)
 
     # -- what plugins use ------------------------------------------------------------
     def models(self) -> list[str]:
@@ -278,6 +276,23 @@ def _observed_mode(rows: pd.DataFrame, curves: pd.DataFrame, metric: str,
         if len(at) and float(at.iloc[0]) != threshold:
             return "min" if float(at.iloc[0]) < threshold else "max"
     return None
+
+
+def _descriptions(summary: pd.DataFrame, manifest: Mapping[str, Any] | None,
+                  host: PluginHost | None) -> dict[str, str]:
+    """Each problem's one-line description: as its run recorded it (``problems`` in the
+    manifest), else, for a run recorded before that, from the installed problem (the
+    plugins' registration runs then, importing torch)."""
+    recorded = (manifest or {}).get("problems")
+    recorded = recorded if isinstance(recorded, Mapping) else {}
+    out: dict[str, str] = {}
+    for model in dict.fromkeys(summary["model"]) if "model" in summary.columns else ():
+        info = recorded.get(model)
+        if isinstance(info, Mapping) and isinstance(info.get("description"), str):
+            out[model] = info["description"]
+        elif host is not None and model in host.problems:
+            out[model] = host.problems.get(model).description
+    return out
 
 
 # -- labels ----------------------------------------------------------------------------

@@ -95,10 +95,10 @@ def _apart_by_run(records: list[dict[str, Any]], labels: dict[str, tuple[str, st
 
 def combined_manifest(manifests: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The first run's manifest, with what the others add: their grid cells, devices and
-    optimizers (the report reads those across runs)."""
+    problems and optimizers (the report reads those across runs)."""
     out = dict(manifests[0])
     out["cells"] = [c for m in manifests for c in (m.get("cells") or [])]
-    for key in ("devices", "optimizers"):
+    for key in ("devices", "problems", "optimizers"):
         merged: dict[str, Any] = {}
         for m in manifests:
             value = m.get(key)

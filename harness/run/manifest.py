@@ -107,13 +107,18 @@ def build_manifest(
         **provenance(host.distribution_versions()),
         "plugins": [asdict(p) for p in host.plugins],
         "plugins_metadata": host.manifest_metadata(),
-        **_optimizers_and_schedules(grid, host),
+        **_catalogue(grid, host),
     }
 
 
-def _optimizers_and_schedules(grid: ExpandedGrid, host: PluginHost) -> dict[str, Any]:
-    """What the report labels arms with: each optimizer's capabilities (closure,
-    second_order, modes) and each schedule's description, for those the cells use."""
+def _catalogue(grid: ExpandedGrid, host: PluginHost) -> dict[str, Any]:
+    """What the report labels arms and sections with: each problem's description, each
+    optimizer's capabilities (closure, second_order, modes) and description, and each
+    schedule's, for those the cells use (so that reading the run needs no plugin's
+    registration, which imports torch)."""
+    models = dict.fromkeys(c.problem for c in grid.cells)
+    problems = {n: {"description": host.problems.get(n).description}
+                for n in models if n in host.problems}
     names = dict.fromkeys(n for c in grid.cells for n in (c.optimizer, *(r[1] for r in c.roles)))
     optimizers = {n: {"capabilities": list(host.optimizers.get(n).capabilities.labels()),
                       "description": host.optimizers.get(n).description}
@@ -123,7 +128,7 @@ def _optimizers_and_schedules(grid: ExpandedGrid, host: PluginHost) -> dict[str,
     schedules = {n: {"description": host.schedules.get(n).description,
                      "defaults": dict(host.schedules.get(n).defaults)}
                  for n in used if n in host.schedules}
-    return {"optimizers": optimizers, "schedules": schedules}
+    return {"problems": problems, "optimizers": optimizers, "schedules": schedules}
 
 
 #: The options ``--resume`` reads from a manifest, with their shapes and the words for a
