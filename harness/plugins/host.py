@@ -90,10 +90,10 @@ def _entry_points() -> list[_Found]:
     seen: set[tuple[str | None, str]] = set()
     found: list[_Found] = []
     for dist in md.distributions():
-        dist_name = dist.metadata["Name"] if dist.metadata else None
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP:
-                continue
+        ours = [ep for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP]
+        # metadata is parsed (slow) only for the few distributions that have a plugin
+        dist_name = (dist.metadata["Name"] if dist.metadata else None) if ours else None
+        for ep in ours:
             key = (_normalize(dist_name) if dist_name else None, ep.name)
             if key in seen:
                 continue  # the same distribution visible twice on sys.path
