@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from harness_builtins.dqn import MEMORY_CAPACITY, DqnTask
+from harness_builtins.dqn import MEMORY_CAPACITY
+from harness_builtins.nets.dqn import DqnTask
 
 from harness import OptimizerRegistry, OptimizerSpec, hookimpl
 from harness.cell import Cell
@@ -107,7 +108,7 @@ def test_gan_target_is_reached_with_adam_but_not_at_init(host: PluginHost) -> No
 
 
 def test_gan_quality_metrics_score_the_artist_family() -> None:
-    from harness_builtins.gan import (
+    from harness_builtins.nets.gan import (
         artist_works,
         fitted_a,
         nearest_artist_distance,

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 from harness_builtins import batchnorm, dropout, mlp, mnist, rnn
+from harness_builtins.nets import batchnorm as batchnorm_nets
+from harness_builtins.nets import dropout as dropout_nets
+from harness_builtins.nets import mlp as mlp_nets
+from harness_builtins.nets import mnist as mnist_nets
 from torch import Tensor
 
 from harness.data import load_mnist
@@ -78,14 +82,14 @@ def synthetic_splits(name: str, c: BuildContext) -> tuple[set[bytes], set[bytes]
     for stream in (mlp.VALIDATION_STREAM, 1):
         g = c.cpu_generator(stream)
         if name == "regression":
-            held_out.append(rows(*mlp.square_curve(mlp.REGRESSION_TEST, g)))
+            held_out.append(rows(*mlp_nets.square_curve(mlp.REGRESSION_TEST, g)))
         elif name == "classification":
-            held_out.append(rows(*mlp.two_clusters(mlp.CLUSTER_SIZE, g)))
+            held_out.append(rows(*mlp_nets.two_clusters(mlp.CLUSTER_SIZE, g)))
         elif name == "dropout":
-            held_out.append(rows(*dropout.noisy_line(g)))
+            held_out.append(rows(*dropout_nets.noisy_line(g)))
         else:
             x = torch.linspace(*batchnorm.X_RANGE, batchnorm.N_TEST).unsqueeze(1)
-            held_out.append(rows(x, batchnorm.parabola(x, g)))
+            held_out.append(rows(x, batchnorm_nets.parabola(x, g)))
     return train, held_out[0], held_out[1]
 
 
@@ -106,7 +110,7 @@ def test_rnn_validation_streams_differ_from_the_test_streams() -> None:
 
 def test_mnist_validation_is_carved_from_the_training_images(tmp_path: Path) -> None:
     data = load_mnist(tmp_path)
-    train_x, train_y, val_x, val_y = mnist.split_validation(data.train_x, data.train_y)
+    train_x, train_y, val_x, val_y = mnist_nets.split_validation(data.train_x, data.train_y)
     n = data.train_x.shape[0]
     assert val_x.shape[0] == min(mnist.EVAL_LIMIT, int(n * mnist.VALIDATION_FRACTION)) > 0
     assert train_x.shape[0] + val_x.shape[0] == n
