@@ -1,12 +1,13 @@
 """The tutorial's optimizers, with its settings as defaults (LR = 0.01 throughout), and two
-that take a closure: torch's LBFGS and sharpness-aware minimisation (``sam``)."""
+that take a closure: torch's LBFGS and sharpness-aware minimisation (``sam``).
+
+torch (and ``closure_optimizers``, which subclasses its optimizers) is imported when the
+optimizers are registered, the first time a host's optimizer registry is used, not when the
+plugin is loaded."""
 
 from __future__ import annotations
 
-import torch
-
 from harness import Capabilities, OptimizerRegistry, OptimizerSpec, SearchSpace, hookimpl
-from harness_builtins.closure_optimizers import LBFGS, SAM
 
 # The built-in learning-rate schedules come with the built-in optimizers (one plugin, one
 # entry point): their hook is this module's too.
@@ -26,6 +27,10 @@ BETA2 = SearchSpace.one_minus_log(0.9, 0.9999)
 
 @hookimpl
 def register_optimizers(registry: OptimizerRegistry) -> None:
+    import torch
+
+    from harness_builtins.closure_optimizers import LBFGS, SAM
+
     registry.add_torch("sgd", torch.optim.SGD, "plain stochastic gradient descent",
                        space={"lr": SGD_LR}, lr=LR)
     registry.add_torch(
