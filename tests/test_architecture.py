@@ -1,5 +1,6 @@
 """The house keeps its shape (docs/architecture.md): the import contracts hold, the read side
-starts without torch, and modules and functions stay small enough to read."""
+starts without torch, the plugins load without it, and modules and functions stay small
+enough to read."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +81,54 @@ def test_the_read_side_runs_without_torch_or_the_plugins(argv: list[str]) -> Non
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stderr.splitlines() if x.startswith("LOADED="))
     assert json.loads(line.removeprefix("LOADED=")) == []
+
+
+#: Loads the plugin host in a fresh interpreter and says what was imported: with the
+#: plugins loaded (their modules imported, their hooks not called yet), then with the
+#: registries built. For a heavy module imported at load, the harness frames that did it.
+LOAD_HOST = """
+import json, sys, traceback
+HEAVY = ("torch", "torchvision", "gymnasium")
+who = {}
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name in HEAVY and name not in who:
+            who[name] = [f.strip() for f in traceback.format_stack() if "harness" in f][-3:]
+sys.meta_path.insert(0, Spy())
+from harness.plugins.host import PluginHost
+host = PluginHost()
+loaded = {m: who.get(m) for m in HEAVY if m in sys.modules}
+problems, optimizers = host.problems.names(), host.optimizers.names()
+print(json.dumps({"at_load": loaded, "plugins": {p.name: p.status for p in host.plugins},
+                  "built": [m for m in HEAVY if m in sys.modules],
+                  "problems": problems, "optimizers": optimizers}))
+"""
+
+
+@pytest.fixture(scope="module")
+def host_load() -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", LOAD_HOST], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_loading_the_plugins_imports_no_torch_torchvision_or_gymnasium(
+        host_load: dict[str, Any]) -> None:
+    """``harness list`` and ``harness report`` load every plugin: a built-in problem
+    module says what its problems are and imports its networks (harness_builtins.nets,
+    torch) only when a cell is built; the optimizers import torch when registered."""
+    assert host_load["at_load"] == {}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    builtins = pyproject["project"]["entry-points"]["harness"]
+    assert {name: host_load["plugins"].get(name) for name in builtins} == \
+        dict.fromkeys(builtins, "loaded")
+
+
+def test_the_registries_build_after_a_torch_free_load(host_load: dict[str, Any]) -> None:
+    """Building the registries calls the hooks: torch is imported then, gymnasium only when
+    a DQN cell is built."""
+    assert host_load["built"] == ["torch"]
+    assert {"regression", "cnn", "rnn-regression", "dropout", "batchnorm", "gan",
+            "dqn"} <= set(host_load["problems"])
+    assert {"sgd", "adam", "lbfgs", "sam"} <= set(host_load["optimizers"])

@@ -67,6 +67,19 @@ def test_problem_parameters_change_the_model(host: PluginHost, name: str,
     assert result.status == "ok", result.traceback
 
 
+def test_activation_choices_name_the_networks_activations() -> None:
+    """A problem module spells its choices without torch; the nets module maps each name."""
+    from harness_builtins import batchnorm, mlp
+    from harness_builtins.nets import batchnorm as batchnorm_nets
+    from harness_builtins.nets import mlp as mlp_nets
+
+    assert mlp.ACTIVATION.choices == mlp.ACTIVATION_NAMES
+    assert mlp.ACTIVATION_NAMES == tuple(mlp_nets.ACTIVATIONS) == tuple(mlp_nets.ACTIVATION_MODULES)
+    activation = batchnorm.BatchNorm().param("activation")
+    assert activation is not None and activation.choices == batchnorm.ACTIVATION_NAMES
+    assert tuple(batchnorm_nets.ACTIVATIONS) == batchnorm.ACTIVATION_NAMES
+
+
 def test_classification_reaches_its_target_with_adam(host: PluginHost) -> None:
     result = train(host, make_cell("classification", steps=200))
     assert result.summary["test_accuracy"] >= 0.95
