@@ -66,21 +66,40 @@ READ_COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("argv", READ_COMMANDS, ids=lambda a: a[0])
-def test_the_read_side_runs_without_torch_or_the_plugins(argv: list[str]) -> None:
-    """What import-linter checks statically, checked at run time as a user runs it."""
+def _loaded_by(argv: list[str], watched: tuple[str, ...]) -> list[str]:
+    """Run ``harness ARGV`` in a fresh interpreter: which of ``watched`` it imported."""
     code = ("import json, sys\nfrom harness.cli import main\n"
             f"try:\n    code = main({argv!r})\n"
             "finally:\n"
-            "    loaded = [m for m in ('torch', 'harness.plugins', 'harness.train', "
-            "'harness.run') if m in sys.modules]\n"
+            f"    loaded = [m for m in {watched!r} if m in sys.modules]\n"
             "    print('LOADED=' + json.dumps(loaded), file=sys.stderr)\n"
             "sys.exit(code)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT)
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stderr.splitlines() if x.startswith("LOADED="))
-    assert json.loads(line.removeprefix("LOADED=")) == []
+    return list(json.loads(line.removeprefix("LOADED=")))
+
+
+@pytest.mark.parametrize("argv", READ_COMMANDS, ids=lambda a: a[0])
+def test_the_read_side_runs_without_torch_or_the_plugins(argv: list[str]) -> None:
+    """What import-linter checks statically, checked at run time as a user runs it."""
+    assert _loaded_by(argv, ("torch", "harness.plugins", "harness.train", "harness.run")) == []
+
+
+def test_a_report_of_the_built_in_problems_imports_no_torch(tmp_path: Path) -> None:
+    """The report loads the plugins for their figures; the built-in figure plugin registers
+    nothing and the run recorded its problems' descriptions, so no registration runs (the
+    optimizers' would import torch)."""
+    from harness.cli import main
+
+    run = tmp_path / "run"
+    assert main(["run", "-m", "regression", "-o", "sgd", "-s", "0", "--steps", "10",
+                 "--workers", "0", "--quiet", "--out", str(run)]) == 0
+    argv = ["report", str(run), "--workers", "1"]
+    assert _loaded_by(argv, ("torch", "torchvision", "gymnasium", "harness.train")) == []
+    assert (run / "report" / "index.html").is_file()
+    assert any((run / "report").glob("fig-*-regression-builtin-figures-*.png"))
 
 
 #: Loads the plugin host in a fresh interpreter and says what was imported: with the

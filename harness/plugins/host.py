@@ -24,9 +24,7 @@ import fnmatch
 import importlib.metadata as md
 import os
 import re
-import sys
-import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import pluggy
 from harness import hookspecs
 from harness.executor import PluginSource
 from harness.plugins import files, provenance
+from harness.plugins.diagnostics import error_text, load_error, trace_hook_calls
 from harness.registry import (
     ExecutorRegistry,
     OptimizerRegistry,
@@ -137,58 +136,6 @@ _REGISTRY_OF = {"register_problems": 0, "register_models": 0, "register_optimize
 UNSUPPORTED_OPTIONS = ("hookwrapper", "wrapper", "tryfirst", "trylast")
 
 
-#: Modules whose frames are never "where a plugin failed": the host, the registries and
-#: contracts that raise on a plugin's behalf, pluggy, and the import machinery.
-_MACHINERY = ("harness", "pluggy", "importlib", "_frozen_importlib", "runpy")
-
-
-def _load_error(exc: BaseException, module: str | None) -> tuple[str, str]:
-    """A plugin's load error: one line that ends with where it failed (``(at FILE:LINE)``),
-    and the full traceback."""
-    text = _error_text(exc)
-    where = _where(exc, module)
-    if where and where not in text:
-        text = f"{text} (at {where})"
-    return text, "".join(traceback.format_exception(exc))
-
-
-def _where(exc: BaseException, module: str | None) -> str | None:
-    """``file:line`` of the failing frame: the innermost in the plugin's own package (its
-    entry point's top-level module), else the innermost outside :data:`_MACHINERY`; a
-    SyntaxError's own file and line."""
-    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        return f"{_shown(exc.filename)}:{exc.lineno}"
-    top = (module or "").split(":")[0].split(".")[0]
-    frames: list[tuple[str, str, int]] = []
-    tb = exc.__traceback__
-    while tb is not None:
-        name = str(tb.tb_frame.f_globals.get("__name__", ""))
-        frames.append((name, tb.tb_frame.f_code.co_filename, tb.tb_lineno))
-        tb = tb.tb_next
-    own = [f for f in frames if top and (f[0] == top or f[0].startswith(top + "."))]
-    outside = [f for f in frames if f[0].split(".")[0] not in _MACHINERY
-               and not f[1].startswith("<frozen")]
-    chosen = own or outside or frames
-    return f"{_shown(chosen[-1][1])}:{chosen[-1][2]}" if chosen else None
-
-
-def _shown(filename: str) -> str:
-    """A file's path relative to the working directory where it lies under it."""
-    try:
-        relative = os.path.relpath(filename)
-    except ValueError:  # another drive (Windows)
-        return filename
-    return filename if relative.startswith("..") else relative
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit):
-        text = f"SystemExit: the plugin called sys.exit({exc.code!r})"
-    else:
-        text = f"{type(exc).__name__}: {exc}".strip()
-    return " ".join(text.split())  # one line
-
-
 class PluginHost:
     """A pluggy manager with the harness's specs, plus the registries built from it."""
 
@@ -196,7 +143,7 @@ class PluginHost:
         self.pm = pluggy.PluginManager("harness")
         self.pm.add_hookspecs(hookspecs)
         if os.environ.get(ENV_TRACE, "") not in ("", "0"):
-            _trace_hook_calls(self.pm)
+            trace_hook_calls(self.pm)
         self._infos: dict[str, PluginInfo] = {}
         self._order: list[str] = []
         self._sources: dict[str, PluginSource] = {}
@@ -229,7 +176,7 @@ class PluginHost:
             try:
                 plugin = found.ep.load()
             except PLUGIN_FAILURES as exc:
-                self._record_error(info, *_load_error(exc, found.ep.value))
+                self._record_error(info, *load_error(exc, found.ep.value))
                 continue
             source = provenance.module_source(found.ep.module) \
                 if found.local and _normalize(found.dist or "") != HOST_DISTRIBUTION else None
@@ -261,7 +208,7 @@ class PluginHost:
             try:
                 plugin = files.import_file(path)
             except PLUGIN_FAILURES as exc:
-                self._record_error(info, *_load_error(exc, info.module),
+                self._record_error(info, *load_error(exc, info.module),
                                    key=f"{name} ({path})" if name in self._infos else None)
                 continue
             self.register(plugin, info)
@@ -289,7 +236,7 @@ class PluginHost:
                 self.pm.unregister(name=info.name)
                 raise
         except (ValueError, pluggy.PluginValidationError) as exc:
-            return self._record_error(info, _error_text(exc))
+            return self._record_error(info, error_text(exc))
         self._record(info)
         return info
 
@@ -323,8 +270,7 @@ class PluginHost:
         """
         registries = (ProblemRegistry(), OptimizerRegistry(), ExecutorRegistry(),
                       ScheduleRegistry())
-        implementers = {hook: {i.plugin_name for i in getattr(self.pm.hook, hook).get_hookimpls()}
-                        for hook in REGISTRATION_HOOKS}
+        implementers = self._implementers(REGISTRATION_HOOKS)
         for key in self._order:
             info = self._infos[key]
             if info.status != "loaded":
@@ -337,13 +283,17 @@ class PluginHost:
                         failing = hook
                         self.call_one(hook, key, registry=registries[_REGISTRY_OF[hook]])
             except PLUGIN_FAILURES as exc:
-                text, trace = _load_error(exc, info.module)
+                text, trace = load_error(exc, info.module)
                 self._infos[key] = replace(info, status="error", error=f"{failing}: {text}",
                                            traceback=trace)
         failed = [self._infos[k] for k in self._order if self._infos[k].status == "error"]
         for registry in registries:
             registry._note_failures(failed)
         return registries
+
+    def _implementers(self, hooks: Sequence[str]) -> dict[str, set[str]]:
+        return {hook: {i.plugin_name for i in getattr(self.pm.hook, hook).get_hookimpls()}
+                for hook in hooks}
 
     def _ensure(self) -> _Registries:
         if self._registries is None:
@@ -393,7 +343,7 @@ class PluginHost:
             try:
                 value = self.call_one("manifest_metadata", impl.plugin_name)
             except PLUGIN_FAILURES as exc:
-                value = {"error": _error_text(exc)}
+                value = {"error": error_text(exc)}
             if value is not None:
                 out[impl.plugin_name] = value
         return out
@@ -411,10 +361,15 @@ class PluginHost:
         """Call one hook on every loaded plugin, one at a time, in load order.
 
         Each plugin's return value or error is kept separately, so one plugin that
-        raises never hides the others' results (the report's figures use this).
+        raises never hides the others' results (the report's figures use this). A plugin
+        whose registration failed contributes nothing, so the registries are built first
+        when one of the hook's plugins registers something (and only then: a report whose
+        figure plugins register nothing never runs the optimizers' registration, which
+        imports torch).
         """
-        self._ensure()
         impls = {i.plugin_name: i for i in getattr(self.pm.hook, hook_name).get_hookimpls()}
+        if set(impls) & set().union(*self._implementers(REGISTRATION_HOOKS).values()):
+            self._ensure()
         names = [n for n in self._order if n in impls and self._infos[n].status == "loaded"]
         names += [n for n in impls if n not in names and n not in self._infos]
         calls: list[HookCall] = []
@@ -422,7 +377,7 @@ class PluginHost:
             try:
                 value = self.call_one(hook_name, name, **kwargs)
             except PLUGIN_FAILURES as exc:
-                calls.append(HookCall(name, None, _error_text(exc)))
+                calls.append(HookCall(name, None, error_text(exc)))
                 continue
             calls.append(HookCall(name, value, None))
         return calls
@@ -440,30 +395,6 @@ def _check_options(pm: pluggy.PluginManager, plugin: Any) -> None:
                     plugin, f"{caller.name}: hookimpl option {used[0]}=True is not supported "
                             "(harness calls each plugin's hooks on their own, so there is no "
                             "chain of calls to wrap or to go first in)")
-
-
-def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
-    """Print each hook call on stderr: ``HARNESS_TRACE_HOOKS``, as datasette's
-    ``DATASETTE_TRACE_PLUGINS``."""
-
-    def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        args = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
-        plugins = ", ".join(i.plugin_name for i in impls)
-        print(f"harness: hook {hook_name}({args}) -> plugin {plugins}", file=sys.stderr)
-
-    def after(outcome: Any, hook_name: str, impls: Sequence[Any],
-              kwargs: Mapping[str, Any]) -> None:
-        exc = outcome.exception
-        told = f"raised {_error_text(exc)}" if exc is not None else \
-            f"returned {_short(outcome.get_result())}"
-        print(f"harness: hook {hook_name} {told}", file=sys.stderr)
-
-    pm.add_hookcall_monitoring(before, after)
-
-
-def _short(value: Any, width: int = 80) -> str:
-    text = " ".join(repr(value).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @dataclass(frozen=True)
