@@ -81,8 +81,8 @@ def failed_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_contents(seeds_report: Path) -> None:
     page = seeds_report.read_text("utf-8")
     folder = seeds_report.parent
-    for csv in ("ranking", "time_to_target", "throughput", "performance_profile",
-                "profile_scores", "failures"):
+    for csv in ("ranking", "time_to_target", "cost_to_target", "throughput",
+                "performance_profile", "profile_scores", "failures"):
         assert (folder / f"{csv}.csv").is_file(), csv
     pngs = sorted(p.name for p in folder.glob("fig-*.png"))
     assert pngs and all((folder / p).stat().st_size > 1000 for p in pngs)
@@ -578,22 +578,32 @@ def test_report_workers_below_one_is_one_line(seeds_report: Path,
     assert len(err) == 1 and "--workers must be at least 1" in err[0]
 
 
-def test_an_arm_whose_seeds_all_missed_keeps_its_row() -> None:
+def test_an_arm_whose_seeds_all_missed_keeps_its_lane() -> None:
     import pandas as pd
 
     from harness.report import figures as F
+    from harness.report import overview as O
 
     arms = ["sgd", "momentum", "adam"]  # the gan's quick-preset result: only sgd reached
     ttt = pd.DataFrame({"problem": ["p"] * 6, "arm": [a for a in arms for _ in (0, 1)],
                         "reached": [True, True, False, False, False, False],
                         "time_s": [2.7, 1.9] + [float("nan")] * 4})
     with F.theme():
-        fig = F.time_to_target_figure(ttt, F.arm_palette(arms))
-    assert fig is not None
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == arms
+        drawn = O.time_to_target_figure(ttt, F.arm_palette(arms))
+    assert drawn is not None and drawn.left_out == 0
+    (ax,) = drawn.figure.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["p"]
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == [*arms, "median", "missed the target"]
+    crosses = [c for c in ax.collections
+               if len(c.get_offsets()) == 4 and c.get_facecolor()[0][0] > 0.7]  # red
+    assert len(crosses) == 1
+    ys = crosses[0].get_offsets()[:, 1]
     lo, hi = sorted(ax.get_ylim())
-    assert lo < 2 < hi  # adam's misses (row 2) are inside the axes
+    assert lo < min(ys) and max(ys) < hi  # inside the axes, adam's below momentum's
+    adam = O._Lanes({"p": 0}, arms).centre("p", "adam")
+    assert sorted(ys)[-2:] == pytest.approx([adam] * 2, abs=0.1)
 
 
 def test_margin_layout_fits_every_label_in_the_figure_without_overlap() -> None:

@@ -1,19 +1,198 @@
-"""How the report draws: saving lays a figure out itself and draws it once, without the minor
-ticks nobody sees, pixel for pixel as before."""
+"""How the report draws: the overview's figures across problems (one axes, a row per
+problem, values relative to the best optimizer's median), their tables, and the saving that
+draws each figure once, without the minor ticks nobody sees, pixel for pixel as before."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import matplotlib.image as mimage
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from harness.cell import Cell
+from harness.outcome import CellResult
+from harness.report import build_report, tables
 from harness.report import figures as F
+from harness.report import overview as O
+from harness.results import RunDirectory
+
+ARMS = ["sgd", "momentum", "adam"]
+
+
+# -- values relative to the best optimizer ---------------------------------------------------
+def test_relative_to_best_divides_by_the_best_median_of_each_row() -> None:
+    frame = pd.DataFrame({
+        "problem": ["a"] * 4 + ["b"] * 4,
+        "arm": ["sgd", "sgd", "adam", "adam"] * 2,
+        "v": [2.0, 4.0, 10.0, 30.0, 1.0, 3.0, 0.0, -1.0]})
+    lower = O.relative_to_best(frame, "v", higher_better=False)
+    # a: medians sgd 3, adam 20 -> best 3; b: sgd 2, adam has no positive value -> best 2
+    assert lower.tolist()[:6] == pytest.approx([2 / 3, 4 / 3, 10 / 3, 10.0, 0.5, 1.5])
+    assert lower.iloc[6:].isna().all()  # not positive: no place on a log axis
+    higher = O.relative_to_best(frame, "v", higher_better=True)
+    assert higher.tolist()[:4] == pytest.approx([0.1, 0.2, 0.5, 1.5])  # best: adam's 20
+    none = O.relative_to_best(frame.assign(v=0.0), "v", higher_better=True)
+    assert none.isna().all()
+
+
+def _summary(problems: list[str], devices: tuple[str, ...] = ("cpu",)) -> pd.DataFrame:
+    rows = []
+    for p_i, problem in enumerate(problems):
+        for device in devices:
+            label = f"{problem} @ {device}" if len(devices) > 1 else problem
+            for a_i, arm in enumerate(ARMS):
+                for seed in (0, 1):
+                    rows.append({"problem": label, "variant": problem, "arm": arm,
+                                 "device": device, "seed": seed, "status": "ok",
+                                 "samples_per_s": 1000.0 * (p_i + 1) * (a_i + 1) + seed,
+                                 "peak_mem_mb": 10.0 + a_i})
+    return pd.DataFrame(rows)
+
+
+def test_throughput_is_one_axes_with_a_row_per_problem_and_a_lane_per_optimizer(
+        tmp_path: Path) -> None:
+    problems = [f"problem-{i}" for i in range(11)]
+    with F.theme():
+        drawn = O.per_seed_figure(_summary(problems), "samples_per_s", "throughput",
+                                  F.arm_palette(ARMS), higher_better=True)
+        assert drawn is not None and drawn.left_out == 0
+        (ax,) = drawn.figure.axes  # one axes, not one per problem
+        assert [t.get_text() for t in ax.get_yticklabels()] == problems
+        assert ax.get_xscale() == "log"
+        assert ax.get_xlabel() == "× the best optimizer's median throughput"
+        F.save(drawn.figure, tmp_path / "throughput.png")
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all(label.endswith("×") for label in labels) and "1×" in labels
+    # adam is the fastest everywhere: its dots sit around 1×, sgd's at a third of it
+    dots = {c.get_facecolor()[0][:3].round(3).tobytes(): np.asarray(c.get_offsets())[:, 0]
+            for c in ax.collections if len(c.get_offsets()) == 22}
+    colours = F.arm_palette(ARMS)
+    sgd = dots[np.round(np.array(colours["sgd"]), 3).tobytes()]
+    adam = dots[np.round(np.array(colours["adam"]), 3).tobytes()]
+    assert np.median(adam) == pytest.approx(1.0, abs=1e-3)
+    assert np.median(sgd) == pytest.approx(1 / 3, abs=1e-3)
+
+
+def test_two_devices_get_a_row_each() -> None:
+    with F.theme():
+        drawn = O.per_seed_figure(_summary(["toy"], ("cpu", "cuda")), "peak_mem_mb",
+                                  "peak memory", F.arm_palette(ARMS), higher_better=False)
+    assert drawn is not None
+    (ax,) = drawn.figure.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["toy @ cpu", "toy @ cuda"]
+
+
+def _fig_height(problems: int, tmp_path: Path) -> tuple[float, float]:
+    """The figure's height and one row's height, in inches, for this many problems."""
+    with F.theme():
+        drawn = O.per_seed_figure(_summary([f"p{i}" for i in range(problems)]),
+                                  "samples_per_s", "throughput", F.arm_palette(ARMS),
+                                  higher_better=True)
+        assert drawn is not None
+        fig = drawn.figure
+        F.save(fig, tmp_path / f"rows-{problems}.png")
+    (ax,) = fig.axes
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    legend = ax.get_legend()
+    assert legend is not None
+    box, frame = legend.get_window_extent(renderer), fig.bbox
+    assert box.y0 >= ax.bbox.y1 - 1 and box.y1 <= frame.y1 + 1  # above the axes, in the figure
+    assert ax.get_tightbbox(renderer).y0 >= frame.y0 - 1  # type: ignore[union-attr]
+    return fig.get_figheight(), ax.bbox.height / fig.dpi / problems
+
+
+def test_the_figure_grows_with_its_rows_and_stays_readable_for_one(tmp_path: Path) -> None:
+    one, row_one = _fig_height(1, tmp_path)
+    eleven, row_eleven = _fig_height(11, tmp_path)
+    assert eleven > one >= 1.5
+    assert row_one >= row_eleven >= 0.3  # each optimizer's lane keeps its room
+
+
+# -- cost to target ---------------------------------------------------------------------------
+def _ttt() -> pd.DataFrame:
+    """Two problems; on "b", sgd misses both seeds and momentum one."""
+    rows = []
+    for problem, costs in (("a", {"sgd": (100, 300), "momentum": (200, 200), "adam": (50, 70)}),
+                           ("b", {"sgd": (None, None), "momentum": (4000, None),
+                                  "adam": (1000, 3000)})):
+        for arm, pair in costs.items():
+            for seed, cost in enumerate(pair):
+                rows.append({"problem": problem, "arm": arm, "seed": seed,
+                             "reached": cost is not None,
+                             "steps": math.nan if cost is None else float(cost)})
+    return pd.DataFrame(rows)
+
+
+def test_cost_to_target_table_gives_medians_and_seeds_that_reached() -> None:
+    table = tables.cost_to_target(_ttt(), "steps").set_index(["problem", "arm"])
+    assert table.loc[("a", "sgd"), "median"] == 200
+    assert table.loc[("b", "momentum"), "median"] == 4000  # over the seeds that reached it
+    assert math.isnan(table.loc[("b", "sgd"), "median"])
+    assert table["reached"].tolist() == [2, 2, 2, 0, 1, 2]
+    assert (table["seeds"] == 2).all() and (table["cost"] == "steps").all()
+
+
+def test_cost_to_target_misses_sit_right_of_every_seed() -> None:
+    with F.theme():
+        drawn = O.time_to_target_figure(_ttt(), F.arm_palette(ARMS), "steps", "steps to target")
+    assert drawn is not None
+    (ax,) = drawn.figure.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    red = [c for c in ax.collections if c.get_offsets().shape[0] == 3
+           and tuple(np.round(c.get_edgecolor()[0][:3], 3)) == (0.753, 0.224, 0.169)]
+    assert len(red) == 1  # sgd's two misses and momentum's one, all on row b
+    misses = red[0].get_offsets()
+    assert (np.abs(misses[:, 1] - 1) < 0.5).all()
+    dots = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections if c not in red])
+    assert misses[:, 0].min() > dots.max() and misses[:, 0].max() < ax.get_xlim()[1]
+    # b's best median over the seeds that reached is adam's 2000: momentum's seed at 2×
+    assert any(np.isclose(dots, 2.0)) and any(np.isclose(dots, 0.5))
+
+
+def _write(run_dir: RunDirectory, device: str, optimizer: str, seed: int, rate: float,
+           reached: bool) -> None:
+    cell = Cell(problem="toy", optimizer=optimizer, device=device, seed=seed, steps=20,
+                batch_size=4)
+    run_dir.write_cell(CellResult(cell=cell, status="ok", summary={
+        "final_loss": 0.5, "samples_per_s": rate, "peak_mem_mb": 5.0 + seed,
+        "step_time_ms": 1.0, "target_metric": "final_loss", "target_threshold": 0.6,
+        "target_mode": "min", "time_to_target_s": 0.2 if reached else None,
+        "steps_to_target": 10 if reached else None}))
+
+
+def test_a_two_device_report_keeps_devices_apart_and_tables_the_costs(tmp_path: Path) -> None:
+    run_dir = RunDirectory(tmp_path / "run")
+    for device, rate in (("cpu", 100.0), ("cuda", 5000.0)):
+        for optimizer in ("sgd", "adam"):
+            for seed in (0, 1):
+                _write(run_dir, device, optimizer, seed, rate * (1 + seed),
+                       reached=optimizer == "adam" or seed == 0)
+    index = build_report(tmp_path / "run", workers=1)
+    page = index.read_text("utf-8")
+    through = pd.read_csv(index.parent / "throughput.csv")
+    assert sorted(set(through["device"])) == ["cpu", "cuda"]
+    assert set(through["problem"]) == {"toy"}
+    assert through.groupby("device")["samples_per_s_median"].first().to_dict() == \
+        {"cpu": 150.0, "cuda": 7500.0}  # the absolute numbers the figure no longer shows
+    assert "one row per problem and device" in page
+    cost = pd.read_csv(index.parent / "cost_to_target.csv")
+    assert set(cost["problem"]) == {"toy @ cpu", "toy @ cuda"}
+    assert cost.set_index(["problem", "arm"]).loc[("toy @ cpu", "sgd"), "reached"] == 1
+    assert "<td>1/2</td>" in page and "<td>2/2</td>" in page  # the panels' old k/n
+    assert "median steps to target (seeds that reached it)" in page
+    names = sorted(p.name for p in index.parent.glob("fig-00-*.png"))
+    assert [n.split("-", 3)[3] for n in names] == [
+        "performance-profile.png", "cost-to-target-steps.png", "throughput.png",
+        "peak-memory.png"]
+    shapes = {n: mimage.imread(index.parent / n).shape for n in names}
+    assert all(h < w for h, w, _ in shapes.values())  # one axes: wider than tall
 
 
 # -- saving: drawn once, minor ticks nobody sees dropped, the same pixels ------------------------

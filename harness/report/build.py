@@ -29,6 +29,7 @@ from harness.outcome import PEAK_MEM_METHODS
 from harness.plugins import PluginHost, get_host
 from harness.report import figures as F
 from harness.report import html as H
+from harness.report import overview as O
 from harness.report import stats, tables
 from harness.report import tuned as T
 from harness.report.display import ranking_display
@@ -186,7 +187,8 @@ def build_report(run_dir: Path | str | Sequence[Path | str], *, out_dir: Path | 
     throughput = tables.throughput(run)
     failures = tables.failures(source)
 
-    _write_csv(out, {"ranking": ranking, "time_to_target": ttt, "throughput": throughput,
+    _write_csv(out, {"ranking": ranking, "time_to_target": ttt,
+                     "cost_to_target": tables.cost_to_target(ttt, cost), "throughput": throughput,
                      "performance_profile": profile.reset_index() if len(profile) else profile,
                      "profile_scores": scores, "failures": failures})
 
@@ -273,38 +275,38 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
             "problems_reached": "problems reached", "problems": "problems"})))
 
     sec.blocks.append(f"<h3>{H.esc(axis.label.capitalize())}</h3>")
-    fig = F.time_to_target_figure(ttt, palette, axis.column, axis.label) if len(ttt) else None
-    if fig is None:
-        sec.blocks.append(H.paragraph("No problem in this run has a target."))
-    else:
-        name = writer.save(fig, f"cost-to-target-{cost}")
-        sec.blocks.append(H.figure(
-            name, axis.label.capitalize(),
-            f"The {axis.label}: until the target metric first crossed its threshold, one dot "
-            "per seed (box plot with at least 3 seeds). Red crosses at the right edge are seeds "
-            "that never reached it (or did not finish ok); the fraction at the right counts "
-            "the seeds that did."))
+    sec.blocks.extend(_cost_blocks(writer, palette, ttt, cost))
 
     sec.blocks.append("<h3>Throughput and memory</h3>")
-    fig = F.per_seed_figure(run.summary, "samples_per_s", "{unit} per second", palette)
-    if fig is None:
+    drawn = O.per_seed_figure(run.summary, "samples_per_s", "throughput", palette,
+                              higher_better=True)
+    if drawn is None:
         sec.blocks.append(H.paragraph("No cell finished ok: no throughput to show."))
     else:
-        name = writer.save(fig, "throughput")
+        name = writer.save(drawn.figure, "throughput")
         sec.blocks.append(H.figure(
             name, "Throughput",
-            "Steady-state throughput (after the warm-up) per optimizer: the bar is the median "
-            "over seeds, the error bar the range, each dot one seed. The table's dispersion "
-            "is a seed's IQR / median over its steady windows; a seed above "
+            "Steady-state throughput (after the warm-up) of each seed as a multiple of the "
+            "best optimizer's on its problem (the highest median over seeds; log scale), so "
+            "problems counted in different units share one axis: one row per problem"
+            + (" and device" if run.summary["device"].nunique() > 1 else "")
+            + ", one lane per optimizer, a dot per seed, a tick at the optimizer's median."
+            + _left_out(drawn.left_out, "a throughput that is not positive")
+            + " The table below gives the throughput in each problem's own unit. Its "
+            "dispersion is a seed's IQR / median over its steady windows; a seed above "
             f"{NOISY_DISPERSION:.0%} is counted noisy: its figure moved by more than that "
             "within the cell itself."))
-        fig = F.per_seed_figure(run.summary, "peak_mem_mb", "peak memory (MiB)", palette)
-        if fig is not None:
-            name = writer.save(fig, "peak-memory")
+        drawn = O.per_seed_figure(run.summary, "peak_mem_mb", "peak memory", palette,
+                                  higher_better=False)
+        if drawn is not None:
+            name = writer.save(drawn.figure, "peak-memory")
             sec.blocks.append(H.figure(
                 name, "Peak memory",
-                "Each cell's own peak memory, median over seeds with the range. Measured as "
-                + _memory_methods(run.summary) + "."))
+                "Each cell's own peak memory as a multiple of the best optimizer's on its "
+                "problem (the lowest median over seeds; log scale), drawn as throughput is; "
+                "in MiB in the table below."
+                + _left_out(drawn.left_out, "a peak memory that is not positive")
+                + " Measured as " + _memory_methods(run.summary) + "."))
         sec.blocks.append(H.table(throughput.rename(columns={
             "arm": "optimizer", "device_name": "device name",
             "samples_per_s_median": "per s (median)", "samples_per_s_min": "per s (min)",
@@ -314,6 +316,40 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
             "repeats": "timing runs (--repeats)",
             "repeat_dispersion_max": "their dispersion (max)"})))
     return sec
+
+
+def _cost_blocks(writer: _Writer, palette: dict[str, Any], ttt: pd.DataFrame,
+                 cost: str) -> list[str]:
+    """The cost-to-target figure across problems and its table of medians in the axis's
+    unit, with how many seeds reached the target."""
+    axis = tables.COSTS[cost]
+    drawn = O.time_to_target_figure(ttt, palette, axis.column, axis.label) if len(ttt) else None
+    if drawn is None:
+        return [H.paragraph("No problem in this run has a target.")]
+    name = writer.save(drawn.figure, f"cost-to-target-{cost}")
+    caption = (f"The {axis.label} of each seed (until the target metric first crossed its "
+               "threshold) as a multiple of the best optimizer's on its problem (the lowest "
+               "median over the seeds that reached the target; log scale), so problems of "
+               "different sizes share one axis: one row per problem, one lane per optimizer, "
+               "a dot per seed, a tick at the optimizer's median over the seeds that reached "
+               "it. Red crosses in the missed column at the right are seeds that never "
+               "reached it (or did not finish ok)."
+               + _left_out(drawn.left_out, f"{axis.label} that is zero or was not counted")
+               + f" The table below gives each median in {axis.label} and how many seeds "
+               "reached the target.")
+    table = tables.cost_to_target(ttt, cost)
+    table = table.assign(reached=[f"{k}/{n}" for k, n in zip(table["reached"], table["seeds"],
+                                                              strict=True)])
+    return [H.figure(name, axis.label.capitalize(), caption),
+            H.table(table.drop(columns=["cost", "seeds"]).rename(columns={
+                "arm": "optimizer", "median": f"median {axis.label} (seeds that reached it)",
+                "reached": "seeds that reached it"}))]
+
+
+def _left_out(n: int, what: str) -> str:
+    """The caption's note of the seeds a log axis cannot show."""
+    return (f" {n} seed(s) with {what} cannot be drawn on a log scale: they are only in "
+            "the table." if n else "")
 
 
 def _memory_methods(summary: pd.DataFrame) -> str:

@@ -18,7 +18,6 @@ if "matplotlib.pyplot" not in sys.modules:  # never switch a backend someone cho
 
 import io
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,12 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib import MatplotlibDeprecationWarning
 from matplotlib.axes import Axes
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter, NullLocator
+from matplotlib.ticker import NullLocator
 
 from harness.atomic import write_atomic
 from harness.outcome import Status
@@ -277,95 +275,6 @@ def convergence_figure(
     if dropped:
         caption += f" {dropped} cell(s) that did not finish ok are left out (see below)."
     return fig, caption
-
-
-# -- time to target ---------------------------------------------------------------
-def time_to_target_figure(ttt: pd.DataFrame, palette: dict[str, Any], column: str = "time_s",
-                          label: str = "training seconds to target") -> Figure | None:
-    """Per problem: the cost to target (``column`` of the table, ``label`` on the axis) for
-    each seed, misses drawn at the right edge."""
-    problems = list(dict.fromkeys(ttt["problem"]))
-    if not problems:
-        return None
-    fig, axes = _grid(len(problems))
-    for ax, problem in zip(axes, problems, strict=True):
-        sub = ttt[ttt["problem"] == problem]
-        arms = list(dict.fromkeys(sub["arm"]))
-        hit = sub[sub["reached"] & sub[column].notna()]  # FLOPs may be uncounted
-        miss = sub[~sub["reached"]]
-        right = float(hit[column].max()) if len(hit) else 1.0
-        x_miss = right * 1.2 if right > 0 else 1.0
-        if len(hit):
-            counts = hit.groupby("arm")[column].count()
-            boxed = hit[hit["arm"].isin(counts[counts >= stats.MIN_SEEDS].index)]
-            if len(boxed):
-                with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's old `vert`
-                    warnings.simplefilter("ignore", MatplotlibDeprecationWarning)
-                    sns.boxplot(data=boxed, x=column, y="arm", order=arms, ax=ax,
-                                color="0.92", fliersize=0, linewidth=0.8)
-            sns.stripplot(data=hit, x=column, y="arm", order=arms, hue="arm",
-                          palette=palette, legend=False, ax=ax, size=5, jitter=0.15)
-        # every arm gets its row, also one whose seeds all missed (seaborn's categorical
-        # axis ends at the last arm with a point)
-        ax.set_yticks(range(len(arms)), arms)
-        ax.set_ylim(len(arms) - 0.5, -0.5)
-        if len(miss):
-            rng = np.random.default_rng(0)
-            ys = [arms.index(a) + rng.uniform(-0.15, 0.15) for a in miss["arm"]]
-            ax.scatter([x_miss] * len(miss), ys, marker="x", color="#c0392b", s=30, zorder=3)
-            ax.axvline(right * 1.1 if right > 0 else 0.9, color="0.6", ls=":", lw=1)
-            ax.annotate("missed", (x_miss, 1.0), xycoords=("data", "axes fraction"),
-                        xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
-                        fontsize="x-small", color="#c0392b")
-        for i, arm in enumerate(arms):
-            n = int((sub["arm"] == arm).sum())
-            k = int((sub["arm"] == arm).sum() - (hit["arm"] == arm).sum())
-            ax.annotate(f"{n - k}/{n}", (1.0, i), xycoords=("axes fraction", "data"),
-                        xytext=(3, 0), textcoords="offset points", va="center",
-                        fontsize="x-small", color="0.3")
-        ax.set_xlim(left=0, right=x_miss * 1.1)
-        ax.set_xlabel(label)
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.set_ylabel("")
-        ax.set_title(problem, fontsize="small")
-    return fig
-
-
-# -- throughput and memory ------------------------------------------------------------
-def per_seed_figure(summary: pd.DataFrame, column: str, xlabel: str,
-                    palette: dict[str, Any]) -> Figure | None:
-    """Per problem: the median over seeds as a bar, the range as an error bar, each seed
-    as a dot; one colour per device when the run has several."""
-    ok = summary[summary["status"] == Status.OK].copy()
-    ok[column] = pd.to_numeric(ok[column], errors="coerce")
-    ok = ok.dropna(subset=[column])
-    variants = list(dict.fromkeys(ok["variant"]))
-    if not variants:
-        return None
-    several = ok["device"].nunique() > 1
-    fig, axes = _grid(len(variants))
-    for ax, variant in zip(axes, variants, strict=True):
-        sub = ok[ok["variant"] == variant]
-        arms = list(dict.fromkeys(sub["arm"]))
-        hue = "device" if several else "arm"
-        levels = list(dict.fromkeys(sub[hue]))
-        pal = dict(zip(levels, sns.color_palette("deep", len(levels)), strict=True)) \
-            if several else palette
-        sns.barplot(data=sub, x=column, y="arm", order=arms, hue=hue, hue_order=levels,
-                    palette=pal, estimator="median", errorbar=("pi", 100), ax=ax, alpha=0.55,
-                    legend=several, err_kws={"linewidth": 1})
-        sns.stripplot(data=sub, x=column, y="arm", order=arms, hue=hue, hue_order=levels,
-                      palette=dict.fromkeys(levels, "0.25"), dodge=several, legend=False,
-                      ax=ax, size=4)
-        if several:
-            ax.legend(title="device", fontsize="x-small", title_fontsize="x-small")
-        unit = sub["sample_unit"].dropna().iloc[0] if "sample_unit" in sub and \
-            sub["sample_unit"].notna().any() else "samples"
-        ax.set_xlabel(xlabel.format(unit=unit))
-        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.set_ylabel("")
-        ax.set_title(variant, fontsize="small")
-    return fig
 
 
 # -- performance profile ----------------------------------------------------------------

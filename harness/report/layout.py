@@ -8,7 +8,8 @@ out every grid of subplots in a figure (the figure's own and a suptitle above it
 outside a grid (colorbars, insets) keep their position.
 
 Only the widest tick label of each axis (the one with the most characters) is measured;
-titles and axis labels count as one line of text each.
+titles and axis labels count as one line of text each. A legend placed above an axes
+(``loc="lower left", bbox_to_anchor=(0, 1)``) is measured, and its height added on top.
 """
 
 from __future__ import annotations
@@ -50,9 +51,25 @@ def _needs(ax: Axes, renderer: Any, dpi: float) -> tuple[float, float, float, fl
         bottom += LINE_IN if ax.get_xticklabels() else 0.0
     if ax.get_xlabel():
         bottom += LINE_IN + 0.04
-    top = PAD_IN + (LINE_IN + 0.06 if ax.get_title() else 0.0)
+    top = PAD_IN + (LINE_IN + 0.06 if ax.get_title() else 0.0) + _legend_above(ax, renderer,
+                                                                             dpi)
     right = PAD_IN + 0.08  # the last tick label reaches past the axes' right edge
     return left, bottom, right, top
+
+
+def _legend_above(ax: Axes, renderer: Any, dpi: float) -> float:
+    """Inches of a legend anchored on the axes' top edge or above it and placed above
+    the anchor (``loc="lower ..."``, ``bbox_to_anchor=(x, 1)``); 0 for any other legend."""
+    legend = ax.get_legend()
+    if legend is None or not legend.get_visible():
+        return 0.0
+    anchor = legend.get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+    if anchor.y0 < 1 - 1e-9:  # inside the axes (never measured: "best" would search)
+        return 0.0
+    if renderer is None:
+        return LINE_IN * len(legend.get_texts())
+    box = legend.get_window_extent(renderer)
+    return float(box.height) / dpi + 0.04 if box.y0 >= ax.bbox.y1 - 1 else 0.0
 
 
 class MarginLayout(LayoutEngine):

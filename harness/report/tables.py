@@ -185,6 +185,22 @@ def profile_times(ttt: pd.DataFrame, cost: str = "time") -> pd.DataFrame:
     return table.astype(float)
 
 
+def cost_to_target(ttt: pd.DataFrame, cost: str = DEFAULT_COST) -> pd.DataFrame:
+    """Per problem and arm: the median cost to target (``cost``, a key of :data:`COSTS`)
+    over the seeds that reached it (NaN when none did), and how many of how many seeds
+    reached it (a cell that did not finish ``ok`` is a miss)."""
+    cols = ["problem", "arm", "cost", "median", "reached", "seeds"]
+    if ttt.empty:
+        return pd.DataFrame(columns=cols)
+    value = pd.to_numeric(ttt[COSTS[cost].column], errors="coerce").where(ttt["reached"])
+    frame = ttt.assign(value=value, hit=ttt["reached"].astype(bool))
+    grouped = frame.groupby(["problem", "arm"], sort=False)
+    out = grouped.agg(median=("value", "median"), reached=("hit", "sum"),
+                      seeds=("hit", "size")).reset_index()
+    out.insert(2, "cost", cost)
+    return out.astype({"reached": int, "seeds": int})[cols]
+
+
 def profile_scores(times: pd.DataFrame) -> pd.DataFrame:
     """The AlgoPerf-style score per arm, with the number of problems it reached the
     target on and the number it was run on (its score is over those)."""
