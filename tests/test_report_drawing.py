@@ -4,6 +4,8 @@ draws each figure once, without the minor ticks nobody sees, pixel for pixel as 
 
 from __future__ import annotations
 
+import gc
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from harness.cell import Cell
+from harness.hookspecs import hookimpl
 from harness.outcome import CellResult
 from harness.report import build_report, tables
 from harness.report import figures as F
 from harness.report import overview as O
+from harness.report.model import ReportRun
 from harness.results import RunDirectory
 
 ARMS = ["sgd", "momentum", "adam"]
@@ -241,6 +245,51 @@ def test_a_figure_is_drawn_once_to_save_it(tmp_path: Path) -> None:
         F.save(fig, tmp_path / "once.png")
     assert len(draws) == 1  # savefig with a layout engine draws twice
     assert fig.get_layout_engine() is not None  # put back
+
+
+def test_pngs_are_encoded_at_the_report_compress_level(tmp_path: Path) -> None:
+    with F.theme():
+        ours = _log_figure(1e4)
+        F.save(ours, tmp_path / "ours.png")
+        default = io.BytesIO()
+        again = _log_figure(1e4)
+        F.save(again, tmp_path / "again.png")
+        again.savefig(default, format="png", dpi=F.DPI)  # zlib's default level
+    data = (tmp_path / "ours.png").read_bytes()
+    assert data == (tmp_path / "again.png").read_bytes()
+    assert data != default.getvalue()
+    default.seek(0)
+    assert np.array_equal(mimage.imread(tmp_path / "ours.png"), mimage.imread(default))
+
+
+# -- drawing away from the garbage collector ------------------------------------------------------
+class _FreezeProbe:
+    """A figures plugin that records whether the report froze its objects while drawing."""
+
+    def __init__(self) -> None:
+        self.counts: list[int] = []
+
+    @hookimpl
+    def report_figures(self, run: ReportRun, problem: str) -> None:
+        self.counts.append(gc.get_freeze_count())
+
+
+def test_drawing_runs_with_the_loaded_objects_frozen(tmp_path: Path, register_plugin: Any) -> None:
+    run_dir = RunDirectory(tmp_path / "run")
+    for optimizer in ("sgd", "adam"):
+        _write(run_dir, "cpu", optimizer, 0, 100.0, True)
+    probe = _FreezeProbe()
+    register_plugin(probe, "freeze-probe")
+    assert gc.get_freeze_count() == 0
+    build_report(tmp_path / "run", workers=1)
+    assert probe.counts and all(n > 0 for n in probe.counts)
+    assert gc.get_freeze_count() == 0  # unfrozen after
+    gc.freeze()  # a caller's own frozen objects stay frozen
+    try:
+        build_report(tmp_path / "run", out_dir=tmp_path / "again", workers=1)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_minor_ticks_with_a_mark_or_a_grid_line_are_kept(tmp_path: Path) -> None:

@@ -43,6 +43,9 @@ from harness.report.model import ReportRun
 _CURVE_KEYS = {"cell_id", "model", "optimizer", "device", "seed", "step", "elapsed_s",
                "samples", "variant", "arm", "problem"}
 DPI = 100
+#: zlib's level for the PNGs: 3 encodes the quick preset's figures in two thirds of the
+#: time of the default 6, for 7.5 % more bytes.
+PNG_COMPRESS_LEVEL = 3
 
 
 def _rc() -> Any:
@@ -122,7 +125,8 @@ def save(figure: Figure, path: Path) -> Path:
     buffer = io.BytesIO()
     _drop_hidden_minor_ticks(figure)
     engine = _lay_out(figure)
-    figure.savefig(buffer, format="png", dpi=DPI)
+    figure.savefig(buffer, format="png", dpi=DPI,
+                   pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     if engine is not None:
         figure.set_layout_engine(engine)
     write_atomic(path, buffer.getvalue())
@@ -194,8 +198,8 @@ def train_columns(curves: pd.DataFrame) -> list[str]:
 
 def _band(cells: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                           np.ndarray, int]:
-    pieces = [(g[x].to_numpy(), g[y].to_numpy())
-              for _, g in cells.dropna(subset=[y]).groupby("cell_id", sort=False)]
+    kept = cells[["cell_id", x, y]].dropna(subset=[y])  # not every column: it is wide
+    pieces = [(g[x].to_numpy(), g[y].to_numpy()) for _, g in kept.groupby("cell_id", sort=False)]
     axis, matrix = stats.common_axis(pieces)
     if len(axis) == 0:
         empty = np.empty(0)
