@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 from harness.cli import main
+from harness.imports import collector_paused
 from harness.results import SUMMARY_COLUMNS
 from tests.helpers import run_cli
 
@@ -306,3 +310,34 @@ def test_under_a_profiler_the_executable_exits_normally(tmp_path: Path) -> None:
                            "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and out.stat().st_size > 0
+
+
+def test_the_command_module_is_imported_with_the_collector_paused(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """harness.imports: the collections an import sets off walk what it made in vain; the
+    collector is paused while the command's module imports its libraries, then restored."""
+    seen: list[tuple[str, bool]] = []
+    real = importlib.import_module
+
+    def spy(name: str, package: str | None = None) -> Any:
+        seen.append((name, gc.isenabled()))
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", spy)
+    baseline = Path(__file__).parent.parent / "benchmarks" / "baseline"
+    assert main(["show", str(baseline)]) == 0
+    assert ("harness.cli.read", False) in seen
+    assert gc.isenabled()
+
+
+def test_collector_paused_restores_what_it_found() -> None:
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a caller that turned it off keeps it off
+    finally:
+        gc.enable()

@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TextIO
 
 from harness.cli.parser import build_parser
 from harness.errors import HarnessError
+from harness.imports import collector_paused
 
 #: Each command's module, imported only when that command runs: ``show``, ``compare`` and
 #: ``export`` never pay for torch or the plugins.
@@ -84,9 +85,9 @@ def _main(args_list: list[str]) -> int:
             code = 0
         else:
             with _fork_server(args):  # before the command's module imports torch
-                handler = getattr(importlib.import_module(COMMANDS[args.command]),
-                                  f"cmd_{args.command}")
-                code = int(handler(args, args_list))
+                with collector_paused():  # the command's libraries (harness.imports)
+                    module = importlib.import_module(COMMANDS[args.command])
+                code = int(getattr(module, f"cmd_{args.command}")(args, args_list))
         sys.stdout.flush()  # a full disk or a closed pipe shows now, not at exit
         return code
     except HarnessError as exc:

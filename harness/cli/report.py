@@ -10,11 +10,13 @@ from pathlib import Path
 
 from harness.cli.read import results_dir
 from harness.errors import UsageError
+from harness.imports import collector_paused
 from harness.plugins import files, get_host, use_files
 
 
 def cmd_report(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from harness.report import build_report
+    with collector_paused():  # pandas, matplotlib, seaborn (harness.imports)
+        from harness.report import build_report
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")

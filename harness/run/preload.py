@@ -14,6 +14,8 @@ import sys
 import warnings
 from collections.abc import Iterator
 
+from harness.imports import collector_paused
+
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
@@ -39,7 +41,7 @@ def _quiet() -> Iterator[None]:
 # caller's captured output) close at once. Forked workers end by os._exit, not by this.
 atexit.register(os._exit, 0)
 
-with _quiet():
+with _quiet(), collector_paused():  # see harness.imports
     import torch
     import torch._dynamo  # noqa: F401
 
