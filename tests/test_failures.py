@@ -109,3 +109,26 @@ def test_show_filters_by_status_and_says_why(
     assert main(["show", str(out), "--status", "error", "--errors"]) == 0
     shown = capsys.readouterr().out
     assert LONG in shown and "Traceback (most recent call last):" in shown
+
+
+def test_onednn_failing_to_create_a_primitive_is_oom_only_under_a_memory_limit() -> None:
+    """oneDNN reports a CPU convolution's failed allocation as "could not create a
+    primitive" (the cnn under --max-memory-mb 50, test_readme_audit): out of memory where
+    the address space is limited, an error where it is not."""
+    import resource
+
+    from harness.outcome import Status
+    from harness.train.failures import classify
+
+    failure = RuntimeError("could not create a primitive")
+    previous = resource.getrlimit(resource.RLIMIT_AS)
+    assert previous[0] == resource.RLIM_INFINITY
+    assert classify(failure)[0] == Status.ERROR
+    # a finite limit this process stays far below
+    limit = 1 << 45 if previous[1] == resource.RLIM_INFINITY else previous[1]
+    resource.setrlimit(resource.RLIMIT_AS, (limit, previous[1]))
+    try:
+        assert classify(failure)[0] == Status.OOM
+        assert classify(RuntimeError("could not create a tensor"))[0] == Status.ERROR
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, previous)
