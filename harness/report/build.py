@@ -100,7 +100,8 @@ class _Page:
     host: PluginHost
     palette: dict[str, Any]
     ranking: pd.DataFrame
-    overview: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str]
+    overview: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame,
+                    pd.DataFrame, str]
     sweep: Sweep | None = None
     #: The whole run (``run`` is a sweep's view of it: one configuration per optimizer).
     source: ReportRun | None = None
@@ -195,9 +196,10 @@ def build_report(run_dir: Path | str | Sequence[Path | str], *, out_dir: Path | 
     profile = stats.performance_profile(times) if not times.empty else pd.DataFrame()
     throughput = tables.throughput(run)
     failures = tables.failures(source)
+    cost_table = tables.cost_to_target(ttt, cost)
 
     _write_csv(out, {"ranking": ranking, "time_to_target": ttt,
-                     "cost_to_target": tables.cost_to_target(ttt, cost), "throughput": throughput,
+                     "cost_to_target": cost_table, "throughput": throughput,
                      "performance_profile": profile.reset_index() if len(profile) else profile,
                      "profile_scores": scores, "failures": failures})
 
@@ -206,7 +208,7 @@ def build_report(run_dir: Path | str | Sequence[Path | str], *, out_dir: Path | 
     if found is not None and searched:
         _write_sweep(out, found, defaults)
     page = _Page(run, out, host, palette, ranking,
-                 (ttt, times, scores, profile, throughput, cost), found, source)
+                 (ttt, cost_table, times, scores, profile, throughput, cost), found, source)
     sections, figure_errors = _draw_parts(page, workers)
     if found is not None and searched:
         sections.insert(1, T.overview_section(found, defaults))
@@ -254,8 +256,8 @@ def _write_csv(out: Path, frames: dict[str, pd.DataFrame]) -> None:
 
 # -- across problems --------------------------------------------------------------------------
 def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.DataFrame,
-              times: pd.DataFrame, scores: pd.DataFrame, profile: pd.DataFrame,
-              throughput: pd.DataFrame, cost: str) -> H.Section:
+              cost_table: pd.DataFrame, times: pd.DataFrame, scores: pd.DataFrame,
+              profile: pd.DataFrame, throughput: pd.DataFrame, cost: str) -> H.Section:
     sec = H.Section("overview", "Across problems")
     axis = tables.COSTS[cost]
     sec.blocks.append(f"<h3>Performance profile on {H.esc(axis.label)}</h3>")
@@ -284,7 +286,7 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
             "problems_reached": "problems reached", "problems": "problems"})))
 
     sec.blocks.append(f"<h3>{H.esc(axis.label.capitalize())}</h3>")
-    sec.blocks.extend(_cost_blocks(writer, palette, ttt, cost))
+    sec.blocks.extend(_cost_blocks(writer, palette, ttt, cost_table, cost))
 
     sec.blocks.append("<h3>Throughput and memory</h3>")
     drawn = O.per_seed_figure(run.summary, "samples_per_s", "throughput", palette,
@@ -328,9 +330,10 @@ def _overview(run: ReportRun, writer: _Writer, palette: dict[str, Any], ttt: pd.
 
 
 def _cost_blocks(writer: _Writer, palette: dict[str, Any], ttt: pd.DataFrame,
-                 cost: str) -> list[str]:
+                 table: pd.DataFrame, cost: str) -> list[str]:
     """The cost-to-target figure across problems and its table of medians in the axis's
-    unit, with how many seeds reached the target."""
+    unit (:func:`harness.report.tables.cost_to_target`), with how many seeds reached the
+    target."""
     axis = tables.COSTS[cost]
     drawn = O.time_to_target_figure(ttt, palette, axis.column, axis.label) if len(ttt) else None
     if drawn is None:
@@ -346,7 +349,6 @@ def _cost_blocks(writer: _Writer, palette: dict[str, Any], ttt: pd.DataFrame,
                + _left_out(drawn.left_out, f"{axis.label} that is zero or was not counted")
                + f" The table below gives each median in {axis.label} and how many seeds "
                "reached the target.")
-    table = tables.cost_to_target(ttt, cost)
     table = table.assign(reached=[f"{k}/{n}" for k, n in zip(table["reached"], table["seeds"],
                                                               strict=True)])
     return [H.figure(name, axis.label.capitalize(), caption),
