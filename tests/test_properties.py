@@ -154,3 +154,17 @@ def test_any_damage_to_a_record_is_read_or_left_out_never_raised(
         summary_frame(good), curves_frame(good)  # what is read is tabulated
         for reason in run.corrupt_reasons.values():
             assert "\n" not in reason
+
+
+# -- curve points: the written-out check agrees with the general one -------------------------
+CURVE_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                         st.text(max_size=2), st.lists(st.integers(), max_size=2),
+                         st.dictionaries(st.text(max_size=2), st.integers(), max_size=2))
+
+
+@PROPERTY
+@given(st.dictionaries(st.text(max_size=4) | st.integers(), CURVE_VALUES, max_size=5))
+def test_the_curve_point_check_is_the_general_shape_check(point: dict[Any, Any]) -> None:
+    from harness.results.records import Number, _numbers, conforms
+
+    assert _numbers(point) == conforms(point, dict[str, Number])

@@ -301,3 +301,18 @@ def test_minor_ticks_with_a_mark_or_a_grid_line_are_kept(tmp_path: Path) -> None
         F.save(fig, tmp_path / "kept.png")
     assert not isinstance(marked.yaxis.get_minor_locator(), NullLocator)
     assert not isinstance(gridded.yaxis.get_minor_locator(), NullLocator)
+
+
+# -- the theme: seaborn's, as data ----------------------------------------------------------
+def test_the_theme_and_palette_are_what_the_installed_seaborn_gives() -> None:
+    """The report draws in seaborn's whitegrid style, notebook context at 0.8 and
+    colour-blind palette without importing seaborn; the copy must not drift from it."""
+    import seaborn as sns
+    from matplotlib.colors import to_rgb
+
+    theirs = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.8)}
+    assert theirs.pop("image.cmap") == "rocket"  # registered by seaborn on import: left out
+    assert dict(theirs) == F.THEME
+    assert [to_rgb(c) for c in F.PALETTE] == list(sns.color_palette("colorblind"))
+    assert [s.color for s in F.arm_styles([f"a{i}" for i in range(10)]).values()] == \
+        list(sns.color_palette("colorblind"))

@@ -1,4 +1,4 @@
-"""Reports from finished runs: statistics across seeds, seaborn figures, one HTML page.
+"""Reports from finished runs: statistics across seeds, figures in seaborn's look, one HTML page.
 
 Importing this package is cheap (no matplotlib): plugins import
 :class:`ReportFigure` and :class:`ReportRun` from here for their

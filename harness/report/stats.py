@@ -52,10 +52,11 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-import scipy.stats
+import scipy.special
 from numpy.typing import ArrayLike, NDArray
 
 #: Fewer seeds than this: intervals and tests are reported as unavailable.
@@ -107,7 +108,10 @@ def t_interval(values: ArrayLike, *, level: float = LEVEL,
     n = len(x)
     if n < max(min_n, 2):
         return (math.nan, math.nan)
-    half = float(scipy.stats.t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    # Student's t quantile: what scipy.stats.t.ppf computes, without importing scipy.stats
+    # (half a second, and nothing else in a report needs it)
+    quantile = float(scipy.special.stdtrit(n - 1, 0.5 + level / 2))
+    half = quantile * float(x.std(ddof=1)) / math.sqrt(n)
     mean = float(x.mean())
     return (mean - half, mean + half)
 
@@ -147,13 +151,19 @@ def median_rank(n: int, level: float = LEVEL) -> tuple[int, float]:
     confidence 1 − 2/2ⁿ."""
     if n < 1:
         raise ValueError("median_rank needs at least one value")
-    best = (1, float(1 - 2 * scipy.stats.binom.cdf(0, n, 0.5)))
+    best = (1, 1 - 2 * _half_binomial_cdf(0, n))
     for k in range(2, (n + 1) // 2 + 1):
-        confidence = float(1 - 2 * scipy.stats.binom.cdf(k - 1, n, 0.5))
+        confidence = 1 - 2 * _half_binomial_cdf(k - 1, n)
         if confidence < level:
             break
         best = (k, confidence)
     return best
+
+
+def _half_binomial_cdf(k: int, n: int) -> float:
+    """P(X ≤ k) for X ~ Binomial(n, ½), exactly: the sum of C(n, i) for i ≤ k over 2ⁿ,
+    rounded once to a float."""
+    return float(Fraction(sum(math.comb(n, i) for i in range(k + 1)), 2 ** n))
 
 
 def median_level(n: int, level: float = LEVEL) -> float:

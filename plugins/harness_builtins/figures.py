@@ -18,7 +18,7 @@ curves with ``lr`` (``lr.ROLE``)              the learning rate over steps (sche
 
 Each picture uses one seed (the lowest that finished ``ok``) per optimizer, as the
 tutorial shows one run, except the loss curves and returns, which show every seed.
-matplotlib and seaborn are imported only when a report is drawn, so loading this
+matplotlib is imported only when a report is drawn, so loading this
 plugin costs ``harness list`` nothing.
 """
 
@@ -88,15 +88,16 @@ def _panels(n: int, w: float = 3.6, h: float = 3.0, ncols: int = 3,
 
 # -- the autoencoder's codes --------------------------------------------------------------
 def _codes(run: ReportRun, problem: str, cells: Sequence[CellView]) -> list[ReportFigure]:
+    import matplotlib
     import numpy as np
-    import seaborn as sns
 
     from harness.report.figures import theme
 
     chosen = _first_seed_per_panel(cells, "codes", "labels")
     with theme():
         fig, axes = _panels(len(chosen), 3.8, 3.6, projection="3d")
-        palette = sns.color_palette("tab10", 10)
+        tab10 = matplotlib.colormaps["tab10"]  # seaborn's "tab10" is this one
+        palette = [matplotlib.colors.to_rgb(tab10(i)) for i in range(10)]
         for ax, c in zip(axes, chosen, strict=True):
             codes = np.asarray(c.artifacts["codes"], dtype=float).reshape(-1, 3)
             labels = np.asarray(c.artifacts["labels"], dtype=int)
