@@ -225,14 +225,23 @@ def test_the_fork_server_imports_only_the_plugins_a_host_would_load(
 def test_the_fork_servers_imports_are_out_of_the_collectors_sight() -> None:
     """A worker collects garbage before its memory baseline and before each cell; over
     torch's and the plugins' objects that is 0.14 s a time on the 2-core machine, so the
-    preload freezes them (gc.freeze) and a worker's collection sees only its own."""
+    preload freezes them (gc.freeze) and a worker's collection sees only its own. It freezes
+    them before the collector is back on: no collection ever walks the objects the imports
+    made (the first allocation after would set off one over half a million, 0.2 s before
+    the server could fork its first worker)."""
     import subprocess
     import sys
 
-    script = ("import gc, harness.run.preload\n"
-              "print(gc.get_freeze_count(), sum(gc.get_count()))\n")
+    script = ("import gc\n"
+              "pending = []  # the young objects each collection starts with\n"
+              "gc.callbacks.append(lambda phase, info: phase == 'start'\n"
+              "                    and pending.append(gc.get_count()[0]))\n"
+              "import harness.run.preload\n"
+              "[[] for _ in range(10_000)]  # allocations enough to set off collections\n"
+              "print(gc.get_freeze_count(), sum(gc.get_count()), max(pending, default=0))\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
-    frozen, tracked = (int(n) for n in proc.stdout.split())
+    frozen, tracked, largest = (int(n) for n in proc.stdout.split())
     assert frozen > 100_000 and tracked < 1_000
+    assert largest < 10_000

@@ -53,7 +53,10 @@ with _quiet(), collector_paused():  # see harness.imports
         with contextlib.suppress(Exception, SystemExit):
             importlib.import_module(_name)
 
-# What the imports made lives as long as the server and its workers: out of the collector's
-# sight, a worker's gc.collect() (before its memory baseline and each cell) takes
-# milliseconds instead of 0.14 s, and does not copy the shared pages it would have touched.
-gc.freeze()
+    # What the imports made lives as long as the server and its workers: out of the
+    # collector's sight, a worker's gc.collect() (before its memory baseline and each cell)
+    # takes milliseconds instead of 0.14 s, and does not copy the shared pages it would have
+    # touched. Frozen before the collector is back on: otherwise the first allocation after
+    # sets off a collection of the half a million objects the imports made (0.2 s, before
+    # the server can fork its first worker).
+    gc.freeze()
