@@ -9,7 +9,10 @@ run, so a load change on the machine hits both alike. "cold" is each tree's firs
 command (imports not yet in the OS page cache for that tree's files, as far as an earlier
 command left them), "warm" the median of the others. Prints a Markdown table.
 ``--report-run DIR`` adds ``harness report DIR`` (into a scratch folder) for a finished run,
-e.g. of ``harness run --preset quick``.
+e.g. of ``harness run --preset quick``. The last row is no command: the time to start Python
+and import torch and ``torch._dynamo`` (collector off, no interpreter teardown), which every
+worker that steps a torch optimizer needs first: the floor of a one-cell run on the machine
+at that moment.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ from pathlib import Path
 BASELINE = (Path(__file__).parent / "baseline").resolve()
 
 
+#: The floor of a one-cell run: a worker cannot step a torch optimizer before this is done.
+FLOOR = "import gc, os; gc.disable(); import torch, torch._dynamo; os._exit(0)"
+FLOOR_LABEL = "floor: python, import torch and torch._dynamo"
+
+
 def commands(scratch: Path, report_run: Path | None = None) -> dict[str, list[str]]:
     table = {
         "harness --help": ["--help"],
@@ -40,6 +48,7 @@ def commands(scratch: Path, report_run: Path | None = None) -> dict[str, list[st
     if report_run is not None:
         table[f"harness report {report_run.name}"] = [
             "report", str(report_run), "--out", str(scratch / "report-{n}")]
+    table[FLOOR_LABEL] = ["-c", FLOOR]
     return table
 
 
@@ -49,7 +58,9 @@ def once(tree: Path, args: list[str], n: int, cwd: Path) -> float:
     args = [a.replace("{n}", f"{tree.name}-{n}") for a in args]
     t0 = time.perf_counter()
     # not from a checkout: ``python -m`` puts the working directory first on sys.path
-    done = subprocess.run([sys.executable, "-m", "harness", *args], env=env, cwd=cwd,
+    argv = [sys.executable, *args] if args[0] == "-c" else [sys.executable, "-m", "harness",
+                                                              *args]
+    done = subprocess.run(argv, env=env, cwd=cwd,
                           capture_output=True, text=True)
     took = time.perf_counter() - t0
     if done.returncode != 0:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.cli.paths import results_dir
 from harness.errors import UsageError
 from harness.outcome import Status, parse_statuses
 from harness.results import RunDirectory
@@ -231,15 +232,6 @@ def cmd_export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"harness: {len(skipped)} cell(s) not ok or without timing left out",
               file=sys.stderr)
     return 0
-
-
-def results_dir(arg: str) -> Path:
-    path = Path(arg)
-    if not path.is_dir():
-        raise UsageError(f"no results directory at {arg!r}")
-    if not (path / "cells").is_dir():
-        raise UsageError(f"{arg!r} holds no harness results (no cells/ folder)")
-    return path
 
 
 def _fraction(text: str, flag: str) -> float:

@@ -1,20 +1,32 @@
 """Reports from finished runs: statistics across seeds, figures in seaborn's look, one HTML page.
 
-Importing this package is cheap (no matplotlib): plugins import
-:class:`ReportFigure` and :class:`ReportRun` from here for their
-``report_figures`` hook, and :func:`build_report` loads the drawing code on call.
+Importing this package is cheap: plugins import :class:`ReportFigure` and
+:class:`ReportRun` from here for their ``report_figures`` hook (pandas is imported when
+they are first asked for), and :func:`build_report` loads the drawing code on call.
+``harness report`` starts its drawing process (:mod:`harness.report.painter`) before
+anything here imports pandas.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from harness.report.model import CellView, ReportFigure, ReportRun
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harness.plugins import PluginHost
+    from harness.report.model import CellView, ReportFigure, ReportRun
+
+_MODEL = ("CellView", "ReportFigure", "ReportRun")
+
+
+def __getattr__(name: str) -> Any:
+    """The report model's classes, imported (with pandas) when first asked for."""
+    if name in _MODEL:
+        from harness.report import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'harness.report' has no attribute {name!r}")
 
 __all__ = ["CellView", "ReportFigure", "ReportRun", "build_report"]
 
