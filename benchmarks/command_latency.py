@@ -68,6 +68,15 @@ def once(tree: Path, args: list[str], n: int, cwd: Path) -> float:
     return took
 
 
+def calibration_ms() -> float:
+    """A fixed Python loop, in ms: how fast the machine runs at this moment (it drifts)."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(3_000_000):
+        total += i * i
+    return (time.perf_counter() - t0) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", action="append", required=True, metavar="NAME=PATH")
@@ -79,6 +88,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="harness-latency-"))
     table = commands(scratch, opts.report_run.resolve() if opts.report_run else None)
     times: dict[tuple[str, str], list[float]] = {}
+    loops = [calibration_ms() for _ in range(3)]
     for label, args in table.items():
         for n in range(opts.repeat):
             for name, tree in trees.items():
@@ -91,6 +101,9 @@ def main() -> None:
             t = times[(label, name)]
             cells += [f"{t[0]:.2f} s", f"{statistics.median(t[1:] or t):.2f} s"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    loops += [calibration_ms() for _ in range(3)]
+    lines.append(f"\nCPU calibration (a fixed Python loop, before and after): "
+                 f"{min(loops):.0f}-{max(loops):.0f} ms")
     text = "\n".join(lines)
     print(text)
     if opts.out:
