@@ -11,6 +11,29 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+#: The ten-line experiment of the docs ("Quick experiments without a package").
+SIGN_SGD = '''\
+import torch
+from harness import hookimpl
+
+
+class SignSGD(torch.optim.SGD):
+    """SGD on the gradient's sign."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad.sign_()
+        return super().step(closure)
+
+
+@hookimpl
+def register_optimizers(registry):
+    registry.add_torch("signsgd", SignSGD, lr=0.01)
+'''
+
 TESTS = Path(__file__).parent
 #: The small plugin packages the tests install on purpose.
 PACKAGES = TESTS / "packages"

@@ -81,6 +81,17 @@ def test_an_intact_run_reads_without_warnings(base_run: Path, capsys: Capture) -
     assert capsys.readouterr().err == ""
 
 
+def _reader_args(reader: str, base_run: Path, run: Path) -> list[str]:
+    """The command line of ``reader`` on the damaged copy ``run`` of ``base_run``."""
+    return {"show": ["show", str(run)], "report": ["report", str(run)],
+            "export": ["export", str(run), "--format", "pytest-benchmark"],
+            # A floor of 100 %: the intact seed's throughput against the median of both
+            # seeds' is machine noise, which is not what this test is about. The damaged
+            # record is a cell the run lost, which fails the gate unless allowed.
+            "compare": ["compare", str(base_run), str(run), "--throughput-floor", "1",
+                        "--allow-missing"]}[reader]
+
+
 @pytest.mark.parametrize("damage", list(DAMAGE))
 @pytest.mark.parametrize("reader", ["show", "report", "export", "compare"])
 def test_readers_warn_of_a_damaged_record_and_read_the_rest(
@@ -88,13 +99,7 @@ def test_readers_warn_of_a_damaged_record_and_read_the_rest(
 ) -> None:
     run, files = _copy(base_run, tmp_path / "run")
     _edit(files[0], DAMAGE[damage])
-    args = {"show": ["show", str(run)], "report": ["report", str(run)],
-            "export": ["export", str(run), "--format", "pytest-benchmark"],
-            # A floor of 100 %: the intact seed's throughput against the median of both
-            # seeds' is machine noise, which is not what this test is about. The damaged
-            # record is a cell the run lost, which fails the gate unless allowed.
-            "compare": ["compare", str(base_run), str(run), "--throughput-floor", "1",
-                        "--allow-missing"]}[reader]
+    args = _reader_args(reader, base_run, run)
     assert main(args) == 0
     out, err = capsys.readouterr()
     warnings = _warnings(err)
@@ -156,13 +161,7 @@ def test_readers_ignore_a_manifest_that_is_not_an_object(
 ) -> None:
     run, _ = _copy(base_run, tmp_path / "run")
     (run / "manifest.json").write_text(text, "utf-8")
-    args = {"show": ["show", str(run)], "report": ["report", str(run)],
-            "export": ["export", str(run), "--format", "pytest-benchmark"],
-            # A floor of 100 %: the intact seed's throughput against the median of both
-            # seeds' is machine noise, which is not what this test is about. The damaged
-            # record is a cell the run lost, which fails the gate unless allowed.
-            "compare": ["compare", str(base_run), str(run), "--throughput-floor", "1",
-                        "--allow-missing"]}[reader]
+    args = _reader_args(reader, base_run, run)
     assert main(args) == 0
     out, err = capsys.readouterr()
     assert _warnings(err) == [f"harness: warning: {run / 'manifest.json'} holds {what}, "

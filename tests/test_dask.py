@@ -565,7 +565,7 @@ def test_the_client_log_held_back_during_a_run_is_handed_on_unless_the_scheduler
 
 def test_plugin_files_reach_the_dask_workers(cluster: Any, tmp_path: Path) -> None:
     """The cluster's workers were started before the run named the file: the tasks carry it."""
-    from tests.test_plugin_files import SIGN_SGD
+    from tests.helpers import SIGN_SGD
 
     (tmp_path / "sign_sgd.py").write_text(SIGN_SGD)
     result = run_cli("run", "-m", "regression", "-o", "signsgd", "-s", "0-1", "--steps", "20",
@@ -589,7 +589,7 @@ def test_a_plugin_file_runs_on_the_workers_as_the_client_loaded_it(
     from harness.grid import GridSpec, expand
     from harness.plugins import get_host, reset_host
     from harness.run.runner import RunRequest, run_grid
-    from tests.test_plugin_files import SIGN_SGD
+    from tests.helpers import SIGN_SGD
 
     plugin = tmp_path / "exp" / "sign_sgd.py"
     plugin.parent.mkdir()

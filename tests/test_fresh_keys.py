@@ -22,7 +22,7 @@ from harness.hookspecs import hookimpl
 from harness.plugins import PluginHost
 from harness.results import RunDirectory
 from harness.run.resume import plan
-from tests.helpers import PACKAGES
+from tests.helpers import PACKAGES, SIGN_SGD
 
 
 @pytest.fixture
@@ -129,27 +129,6 @@ def test_upgrading_a_wrapped_library_changes_its_cells_keys(
     _installed(site, "2.0")
     new_key, new_origin = key()
     assert new_origin.endswith("; wraps fakewrapped 2.0") and new_key != old_key
-
-
-SIGN_SGD = '''
-import torch
-from harness import hookimpl
-
-
-class SignSGD(torch.optim.SGD):
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.grad.sign_()
-        return super().step(closure)
-
-
-@hookimpl
-def register_optimizers(registry):
-    registry.add_torch("signsgd", SignSGD, lr=0.01)
-'''
 
 
 def test_resume_moves_a_stale_record_aside(tmp_path: Path) -> None:

@@ -124,13 +124,5 @@ def build(ctx: BuildContext) -> Supervised:
             layers.append({"layer": i, **hist})
         return {"pre_activation": layers, "batch_norm": batch_norm}
 
-    return Supervised(
-        model=model,
-        loss_fn=loss_fn,
-        inputs=x,
-        targets=y,
-        evaluate=evaluate,
-        forward=_output,
-        artifacts=artifacts,
-        data_source="synthetic",
-    )
+    return Supervised(model=model, loss_fn=loss_fn, inputs=x, targets=y, evaluate=evaluate,
+                      forward=_output, artifacts=artifacts, data_source="synthetic")

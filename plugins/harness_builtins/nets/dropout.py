@@ -74,11 +74,5 @@ def build(ctx: BuildContext) -> Supervised:
             "prediction": train_prediction,
         }
 
-    return Supervised(
-        model=model,
-        loss_fn=loss_fn,
-        inputs=x,
-        targets=y,
-        evaluate=evaluate,
-        artifacts=artifacts,
-    )
+    return Supervised(model=model, loss_fn=loss_fn, inputs=x, targets=y, evaluate=evaluate,
+                      artifacts=artifacts)

@@ -113,14 +113,8 @@ def build_regression(ctx: BuildContext, make_model: Callable[[str], nn.Module]) 
     def artifacts(m: nn.Module) -> Mapping[str, Any]:
         return curve_artifacts(m, test_x, test_y)
 
-    return Supervised(
-        model=model,
-        loss_fn=loss_fn,
-        inputs=x,
-        targets=y,
-        evaluate=evaluate,
-        artifacts=artifacts,
-    )
+    return Supervised(model=model, loss_fn=loss_fn, inputs=x, targets=y, evaluate=evaluate,
+                      artifacts=artifacts)
 
 
 def two_clusters(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
