@@ -16,8 +16,11 @@ the peak is the process's resident set sampled at window edges, as before.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
+from typing import Any
 
 import torch
 
@@ -49,17 +52,22 @@ def _release_freed() -> bool:
     """Give memory earlier cells freed back to the OS (garbage, and the C heap's free pages
     through glibc's ``malloc_trim``), so that it neither counts in this cell's peak nor
     hides what the cell allocates. Always True (it only helps the measurement)."""
-    import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        _libc().malloc_trim(0)
     return True
+
+
+@functools.cache
+def _libc() -> Any:
+    """The C library, found once: ``find_library`` runs ``ldconfig -p`` each time it is
+    asked (twice a cell, before its memory baseline and as it starts)."""
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 def _high_water_mark_mb() -> float | None:
