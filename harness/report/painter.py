@@ -59,6 +59,13 @@ class Page:
         return len(self.run.models()) + 1
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class DrawingError(HarnessError):
     """The drawing process ended without the page's parts (killed, or out of memory)."""
 
@@ -75,9 +82,7 @@ class Painter:
         self._conn: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._sent = False
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-            else os.cpu_count() or 1
-        if (workers is None or workers > 1) and cpus > 1 \
+        if (workers is None or workers > 1) and usable_cpus() > 1 \
                 and "fork" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("fork")
             self._conn, theirs = context.Pipe()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from harness.report import stats, tables
 from harness.report import tuned as T
 from harness.report.display import ranking_display
 from harness.report.model import ReportFigure, ReportRun
-from harness.report.painter import Page
+from harness.report.painter import Page, usable_cpus
 from harness.report.sweep import Sweep
 from harness.results.schema import NOISY_DISPERSION
 
@@ -86,8 +85,7 @@ def _draw_part(part: int) -> Drawn:
 
 def default_workers(parts: int) -> int:
     """One worker per CPU this process may use, and no more than there are parts."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cpus or 1, parts))
+    return max(1, min(usable_cpus(), parts))
 
 
 def draw_parts(page: Page, host: PluginHost, workers: int | None) -> Drawn:

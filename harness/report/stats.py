@@ -151,19 +151,17 @@ def median_rank(n: int, level: float = LEVEL) -> tuple[int, float]:
     confidence 1 − 2/2ⁿ."""
     if n < 1:
         raise ValueError("median_rank needs at least one value")
-    best = (1, 1 - 2 * _half_binomial_cdf(0, n))
+    # P(X ≤ k - 1) for X ~ Binomial(n, ½), exactly: the sum of C(n, i) for i < k over 2ⁿ,
+    # kept as integers and rounded once to a float
+    below = 1
+    best = (1, 1 - 2 * float(Fraction(below, 2 ** n)))
     for k in range(2, (n + 1) // 2 + 1):
-        confidence = 1 - 2 * _half_binomial_cdf(k - 1, n)
+        below += math.comb(n, k - 1)
+        confidence = 1 - 2 * float(Fraction(below, 2 ** n))
         if confidence < level:
             break
         best = (k, confidence)
     return best
-
-
-def _half_binomial_cdf(k: int, n: int) -> float:
-    """P(X ≤ k) for X ~ Binomial(n, ½), exactly: the sum of C(n, i) for i ≤ k over 2ⁿ,
-    rounded once to a float."""
-    return float(Fraction(sum(math.comb(n, i) for i in range(k + 1)), 2 ** n))
 
 
 def median_level(n: int, level: float = LEVEL) -> float:
